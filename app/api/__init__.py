@@ -1,0 +1,1 @@
+"""HTTP doors: parse the request, call a service, shape the answer."""

@@ -1,0 +1,90 @@
+"""Dependencies shared by the HTTP doors: the server context, bodies, flags, origins."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO
+
+from fastapi import Request
+
+from app.errors import BadJson, PayloadTooLarge
+from app.services.context import ServerContext
+
+
+def get_context(request: Request) -> ServerContext:
+    return request.app.state.context
+
+
+def flag(request: Request, name: str) -> bool:
+    """Orthanc's boolean query arguments: present (``?expand``), ``=1``/``=true`` are true."""
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    return value.strip().lower() not in ("0", "false", "no")
+
+
+def int_param(request: Request, name: str, default: int = 0) -> int:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as error:
+        from app.errors import ParameterOutOfRange
+        raise ParameterOutOfRange(f"Argument {name!r} must be an integer") from error
+    if number < 0:
+        from app.errors import ParameterOutOfRange
+        raise ParameterOutOfRange(f"Argument {name!r} must be positive")
+    return number
+
+
+def rest_origin(request: Request) -> dict[str, str]:
+    client = request.client
+    return {"Origin": "RestApi", "RemoteIP": client.host if client else "",
+            "HttpUsername": request.scope.get("state", {}).get("username", "")}
+
+
+async def read_body(request: Request, context: ServerContext) -> bytes:
+    """The whole body in memory, refusing bodies over the configured limit (413)."""
+    limit = context.settings.max_upload_size
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body ({declared} bytes) is over the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def spool_body(request: Request, context: ServerContext) -> tuple[IO[bytes], int]:
+    """The body in a spooled temporary file (memory below a threshold, disk above)."""
+    limit = context.settings.max_upload_size
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body ({declared} bytes) is over the limit of {limit} bytes")
+    spool = tempfile.SpooledTemporaryFile(max_size=context.settings.ingest_spool_threshold)
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The body is over the limit of {limit} bytes")
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, size
+
+
+async def json_body(request: Request, context: ServerContext) -> object:
+    import orjson
+    raw = await read_body(request, context)
+    try:
+        return orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError as error:
+        raise BadJson(f"The body is not valid JSON: {error}") from error

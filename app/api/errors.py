@@ -1,0 +1,63 @@
+"""Render every error as Orthanc's error JSON, with the right HTTP status."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.responses import JsonResponse
+from app.errors import PharosError
+
+log = logging.getLogger(__name__)
+
+
+def orthanc_error(request: Request, status: int, code: int, message: str,
+                  details: str | None = None) -> JsonResponse:
+    body = {"HttpError": HTTPStatus(status).phrase, "HttpStatus": status, "Message": message,
+            "Method": request.method, "OrthancError": message, "OrthancStatus": code,
+            "Uri": request.url.path}
+    if details and details != message:
+        body = {"Details": details, **body}
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="Orthanc Secure Area"'
+    return JsonResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PharosError)
+    async def _pharos(request: Request, error: PharosError) -> JsonResponse:
+        return orthanc_error(request, error.http_status, error.orthanc_code,
+                             error.orthanc_message, error.details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JsonResponse:
+        if error.status_code == 404:
+            return orthanc_error(request, 404, 17, "Unknown resource", None)
+        if error.status_code == 405:
+            response = orthanc_error(request, 405, 8, "Bad request", "Method not allowed")
+            if error.headers:
+                response.headers.update(error.headers)
+            return response
+        return orthanc_error(request, error.status_code, 8, "Bad request", str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> JsonResponse:
+        return orthanc_error(request, 400, 8, "Bad request", _describe(error))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JsonResponse:
+        log.exception("Unexpected error on %s %s", request.method, request.url.path)
+        return orthanc_error(request, 500, -1, "Internal error", str(error))
+
+
+def _describe(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(x) for x in item.get("loc", ()))
+        parts.append(f"{where}: {item.get('msg')}")
+    return "; ".join(parts) or "Invalid request"

@@ -1,0 +1,105 @@
+"""``POST /instances`` and the routes that read one instance."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from app.api.deps import flag, get_context, rest_origin, spool_body
+from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import InstanceStored, RAW_DICOM_BODY
+from app.errors import BadFileFormat
+from app.services import ingest
+from app.services import instances as instance_service
+
+router = APIRouter(tags=["Instances"])
+
+
+@router.post("/instances", operation_id="store_instance", response_model=None,
+             openapi_extra=RAW_DICOM_BODY,
+             responses={200: {"model": InstanceStored | list[InstanceStored],
+                              "description": "The stored instance, or one entry per DICOM file of a ZIP"}})
+async def store_instance(request: Request) -> JsonResponse:
+    """Store a DICOM file (the raw body), or every DICOM file of a ZIP archive."""
+    context = get_context(request)
+    spool, size = await spool_body(request, context)
+    origin = rest_origin(request)
+    try:
+        if size == 0:
+            raise BadFileFormat("Cannot parse an invalid DICOM file (size: 0 bytes)")
+        head = spool.read(4)
+        spool.seek(0)
+        if ingest.is_zip(head):
+            results = await run_in_threadpool(ingest.ingest_zip, context, spool, origin)
+            return json_answer([r.orthanc_json() for r in results])
+        data = spool.read()
+    finally:
+        spool.close()
+    result = await run_in_threadpool(ingest.ingest_instance, context, data, origin)
+    return json_answer(result.orthanc_json())
+
+
+def _tags_mode(request: Request) -> str:
+    if flag(request, "simplify"):
+        return "simplify"
+    if flag(request, "short"):
+        return "short"
+    return "full"
+
+
+@router.get("/instances/{id}/file", operation_id="get_instance_file",
+            response_class=Response,
+            responses={200: {"content": {"application/dicom": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The DICOM file as stored"}})
+def get_instance_file(id: str, request: Request) -> Response:
+    """Download the DICOM file as it was received."""
+    context = get_context(request)
+    row = instance_service.instance_row(context, id)
+    disposition = f'filename="{row.blob_key}.dcm"'
+    path = context.blobs.local_path(row.blob_key)
+    headers = {"Content-Disposition": disposition}
+    if path is not None:
+        return FileResponse(path, media_type="application/dicom", headers=headers)
+    stream = context.blobs.open(row.blob_key)
+    return StreamingResponse(ingest.iter_chunks(stream), media_type="application/dicom",
+                             headers=headers)
+
+
+@router.get("/instances/{id}/tags", operation_id="get_instance_tags", response_model=None,
+            responses={200: {"description": "Orthanc's tags JSON (full, ?short or ?simplify)"}})
+def get_instance_tags(id: str, request: Request) -> JsonResponse:
+    """The DICOM tags of the instance, in Orthanc's format."""
+    return json_answer(instance_service.tags_json(get_context(request), id, _tags_mode(request)))
+
+
+@router.get("/instances/{id}/simplified-tags", operation_id="get_instance_simplified_tags",
+            response_model=None, responses={200: {"description": "Tags by keyword"}})
+def get_instance_simplified_tags(id: str, request: Request) -> JsonResponse:
+    return json_answer(instance_service.tags_json(get_context(request), id, "simplify"))
+
+
+@router.get("/instances/{id}/header", operation_id="get_instance_header", response_model=None,
+            responses={200: {"description": "The meta header (group 0002) in Orthanc's format"}})
+def get_instance_header(id: str, request: Request) -> JsonResponse:
+    return json_answer(instance_service.header_json(get_context(request), id, _tags_mode(request)))
+
+
+@router.get("/instances/{id}/content", operation_id="list_instance_content",
+            response_model=list[str])
+def list_instance_content(id: str, request: Request) -> JsonResponse:
+    """The top-level tags of the instance as ``gggg-eeee``."""
+    return json_answer(instance_service.content(get_context(request), id, []))
+
+
+@router.get("/instances/{id}/content/{path:path}", operation_id="get_instance_content",
+            response_model=None,
+            responses={200: {"description": "A list (dataset or sequence) or the raw value",
+                             "content": {"application/octet-stream": {}}}})
+def get_instance_content(id: str, path: str, request: Request) -> Response:
+    """Walk into the dataset: ``/content/0008,1140/0/0008,1150``; leaves answer raw bytes."""
+    steps = [s for s in path.split("/") if s]
+    answer = instance_service.content(get_context(request), id, steps)
+    if isinstance(answer, bytes):
+        return Response(answer, media_type="application/octet-stream")
+    return json_answer(answer)

@@ -1,0 +1,19 @@
+"""Response classes: orjson-encoded JSON (Orthanc's content type) and plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_answer(content: Any, status_code: int = 200) -> JsonResponse:
+    return JsonResponse(content, status_code=status_code)

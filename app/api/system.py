@@ -1,0 +1,105 @@
+"""``/system``, ``/statistics``, ``/changes`` and ``/exports``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from app import ORTHANC_API_LEVEL, ORTHANC_API_VERSION, __version__
+from app.api.deps import get_context, int_param, json_body
+from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import JSON_BODY_ANY, Changes, Exports, GlobalStatistics, SystemInfo
+from app.errors import BadRequest
+from app.index import repository
+from app.services import browse, delete
+
+router = APIRouter()
+
+
+@router.get("/system", tags=["System"], operation_id="get_system", response_model=None,
+            responses={200: {"model": SystemInfo}})
+def get_system(request: Request) -> JsonResponse:
+    """Orthanc's system information; ``Version`` is the Orthanc REST API level Pharos answers as."""
+    settings = get_context(request).settings
+    return json_answer({
+        "ApiVersion": ORTHANC_API_LEVEL, "CheckRevisions": settings.check_revisions,
+        "DatabaseBackendPlugin": None, "DatabaseVersion": 6,
+        "DicomAet": settings.dicom_aet, "DicomPort": settings.dicom_port,
+        "HasLabels": True, "HttpPort": settings.http_port, "IsHttpServerSecure": False,
+        "MaximumPatientCount": settings.maximum_patient_count,
+        "MaximumStorageMode": settings.maximum_storage_mode,
+        "MaximumStorageSize": settings.maximum_storage_size,
+        "Name": settings.name, "OverwriteInstances": settings.overwrite_instances,
+        "PluginsEnabled": False, "StorageAreaPlugin": None,
+        "StorageCompression": False, "UserMetadata": settings.user_metadata,
+        "Version": ORTHANC_API_VERSION,
+        "PharosVersion": __version__, "Product": "Pharos",
+    })
+
+
+@router.get("/statistics", tags=["System"], operation_id="get_statistics", response_model=None,
+            responses={200: {"model": GlobalStatistics}})
+def get_statistics(request: Request) -> JsonResponse:
+    with get_context(request).db.read() as conn:
+        return json_answer(browse.global_statistics(conn))
+
+
+@router.get("/changes", tags=["Tracking changes"], operation_id="list_changes",
+            response_model=None, responses={200: {"model": Changes}})
+def list_changes(request: Request) -> JsonResponse:
+    """The change log: ``?since=SEQ&limit=N`` pages (N at most 10,000), ``?last`` the latest."""
+    limit = min(int_param(request, "limit", 100) or 100, 10_000)
+    with get_context(request).db.read() as conn:
+        return json_answer(browse.changes_json(conn, int_param(request, "since"), limit,
+                                               last="last" in request.query_params))
+
+
+@router.delete("/changes", tags=["Tracking changes"], operation_id="clear_changes",
+               response_model=None)
+def clear_changes(request: Request) -> JsonResponse:
+    with get_context(request).db.write() as conn:
+        repository.clear_changes(conn)
+    return json_answer({})
+
+
+@router.get("/exports", tags=["Tracking changes"], operation_id="list_exports",
+            response_model=None, responses={200: {"model": Exports}})
+def list_exports(request: Request) -> JsonResponse:
+    limit = min(int_param(request, "limit", 100) or 100, 10_000)
+    with get_context(request).db.read() as conn:
+        return json_answer(browse.exports_json(conn, int_param(request, "since"), limit))
+
+
+@router.delete("/exports", tags=["Tracking changes"], operation_id="clear_exports",
+               response_model=None)
+def clear_exports(request: Request) -> JsonResponse:
+    with get_context(request).db.write() as conn:
+        repository.clear_exports(conn)
+    return json_answer({})
+
+
+@router.post("/tools/bulk-delete", tags=["System"], operation_id="bulk_delete",
+             response_model=None, openapi_extra=JSON_BODY_ANY)
+async def bulk_delete(request: Request) -> JsonResponse:
+    """Delete many resources: ``{"Resources": [IDs of any level]}``."""
+    context = get_context(request)
+    body = await json_body(request, context)
+    if not isinstance(body, dict) or not isinstance(body.get("Resources"), list) or \
+            not all(isinstance(x, str) for x in body["Resources"]):
+        raise BadRequest('The body must be {"Resources": [list of Orthanc IDs]}')
+    await run_in_threadpool(delete.bulk_delete, context, body["Resources"])
+    return json_answer({})
+
+
+@router.get("/tools/now", tags=["System"], operation_id="get_now", response_model=None)
+def get_now(request: Request) -> JsonResponse:
+    from datetime import datetime, timezone
+    return json_answer(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
+
+
+@router.get("/tools/now-local", tags=["System"], operation_id="get_now_local",
+            response_model=None)
+def get_now_local(request: Request) -> JsonResponse:
+    from app.timeutil import now_stamp
+    return json_answer(now_stamp())
+

@@ -1,0 +1,78 @@
+"""Blobs as files under StorageDirectory, laid out like Orthanc's (``ab/cd/abcd...``).
+
+A blob is written to a temporary name in its final folder, fsynced, then renamed: a
+reader or a crash never sees half a file. The index row that points at a blob is
+written only after ``put`` returns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from app.blobstore.base import BlobKey, BlobStore
+
+_TMP_SUFFIX = ".tmp"
+
+
+class FileSystemBlobStore(BlobStore):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: BlobKey) -> Path:
+        if len(key) < 4 or "/" in key or "\\" in key or key.startswith("."):
+            raise ValueError(f"invalid blob key {key!r}")
+        return self.root / key[0:2] / key[2:4] / key
+
+    def put(self, key: BlobKey, chunks: Iterable[bytes] | bytes) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + _TMP_SUFFIX)
+        size = 0
+        try:
+            with open(temporary, "wb") as stream:
+                if isinstance(chunks, bytes | bytearray | memoryview):
+                    stream.write(chunks)
+                    size = len(chunks)
+                else:
+                    for chunk in chunks:
+                        stream.write(chunk)
+                        size += len(chunk)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return size
+
+    def open(self, key: BlobKey) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def delete(self, key: BlobKey) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for folder in (path.parent, path.parent.parent):
+            try:
+                folder.rmdir()  # only succeeds when empty
+            except OSError:
+                break
+
+    def keys(self) -> Iterator[BlobKey]:
+        for first in self.root.iterdir():
+            if not first.is_dir() or len(first.name) != 2:
+                continue
+            for second in first.iterdir():
+                if not second.is_dir():
+                    continue
+                for file in second.iterdir():
+                    if file.name.endswith(_TMP_SUFFIX):
+                        file.unlink(missing_ok=True)  # an interrupted write
+                    else:
+                        yield file.name
+
+    def local_path(self, key: BlobKey) -> str | None:
+        return str(self._path(key))

@@ -1,0 +1,88 @@
+"""``pharos serve | import DIR | migrate | openapi``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import orjson
+
+from app.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pharos", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the archive (HTTP + DICOM)")
+    serve.add_argument("--config", help="an Orthanc configuration file or folder")
+    serve.add_argument("--host", help="HTTP address to bind (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="HTTP port (overrides HttpPort)")
+    imp = commands.add_parser("import", help="store every DICOM file of a folder")
+    imp.add_argument("directory")
+    imp.add_argument("--config")
+    mig = commands.add_parser("migrate", help="apply the index migrations and exit")
+    mig.add_argument("--config")
+    commands.add_parser("openapi", help="print the OpenAPI document (JSON)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "openapi":
+        sys.stdout.write(openapi_document())
+        return 0
+    overrides = {}
+    if getattr(args, "port", None):
+        overrides["http_port"] = args.port
+    if getattr(args, "host", None):
+        overrides["http_host"] = args.host
+    settings = Settings.from_sources(args.config, overrides=overrides)
+    if args.command == "serve":
+        return serve_forever(settings)
+    if args.command == "migrate":
+        from app.index.db import migrate
+        migrate(settings.effective_database_url)
+        return 0
+    if args.command == "import":
+        return import_directory(settings, Path(args.directory))
+    return 2
+
+
+def openapi_document() -> str:
+    from app.main import create_app
+    document = create_app(Settings()).openapi()
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def serve_forever(settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    host = settings.http_host if settings.remote_access_allowed else settings.http_host
+    uvicorn.run(create_app(settings), host=host, port=settings.http_port,
+                log_level="info", access_log=False, timeout_keep_alive=30)
+    return 0
+
+
+def import_directory(settings: Settings, directory: Path) -> int:
+    from app.errors import PharosError
+    from app.services.context import ServerContext
+    from app.services.ingest import ingest_instance
+    context = ServerContext.open(settings)
+    stored = failed = 0
+    try:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            try:
+                ingest_instance(context, path.read_bytes(), {"Origin": "Unknown"})
+                stored += 1
+            except PharosError as error:
+                failed += 1
+                logging.warning("%s: %s", path, error)
+    finally:
+        context.close()
+    print(f"{stored} stored, {failed} refused")
+    return 0 if stored or not failed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""One exception hierarchy for every door.
+
+Each error carries Orthanc's error code (``OrthancStatus``), its HTTP status and the
+DIMSE status a DIMSE door answers with. The HTTP doors render it once, as Orthanc's
+error JSON (see :mod:`app.api.errors`).
+"""
+
+from __future__ import annotations
+
+
+class PharosError(Exception):
+    """Base class: an Orthanc ``ErrorCode`` with its HTTP and DIMSE statuses."""
+
+    orthanc_code: int = -1
+    orthanc_message: str = "Internal error"
+    http_status: int = 500
+    dimse_status: int = 0xC000  # PS3.4 C.4.2.1.4: "Cannot understand"
+
+    def __init__(self, details: str | None = None) -> None:
+        super().__init__(details or self.orthanc_message)
+        self.details = details
+
+
+class NotImplementedYet(PharosError):
+    orthanc_code, orthanc_message, http_status = 2, "Not implemented yet", 501
+
+
+class ParameterOutOfRange(PharosError):
+    orthanc_code, orthanc_message, http_status = 3, "Parameter out of range", 400
+
+
+class BadParameterType(PharosError):
+    orthanc_code, orthanc_message, http_status = 5, "Bad type for a parameter", 400
+
+
+class InexistentItem(PharosError):
+    orthanc_code, orthanc_message, http_status = 7, "Accessing an inexistent item", 404
+
+
+class BadRequest(PharosError):
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 400
+
+
+class NetworkProtocol(PharosError):
+    orthanc_code, orthanc_message, http_status = 9, "Error in the network protocol", 500
+
+
+class Database(PharosError):
+    orthanc_code, orthanc_message, http_status = 11, "Error with the database engine", 500
+
+
+class UriSyntax(PharosError):
+    orthanc_code, orthanc_message, http_status = 12, "Badly formatted URI", 400
+
+
+class InexistentFile(PharosError):
+    orthanc_code, orthanc_message, http_status = 13, "Inexistent file", 404
+
+
+class CannotWriteFile(PharosError):
+    orthanc_code, orthanc_message, http_status = 14, "Cannot write to file", 500
+    dimse_status = 0xA700  # Out of resources
+
+
+class BadFileFormat(PharosError):
+    orthanc_code, orthanc_message, http_status = 15, "Bad file format", 400
+    dimse_status = 0xC000
+
+
+class UnknownResource(PharosError):
+    orthanc_code, orthanc_message, http_status = 17, "Unknown resource", 404
+
+
+class FullStorage(PharosError):
+    orthanc_code, orthanc_message, http_status = 19, "The file storage is full", 507
+    dimse_status = 0xA700  # Refused: out of resources
+
+
+class CorruptedFile(PharosError):
+    orthanc_code, orthanc_message, http_status = 20, "Corrupted file (e.g. inconsistent MD5 hash)", 500
+
+
+class InexistentTag(PharosError):
+    orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 404
+
+
+class BadJson(PharosError):
+    orthanc_code, orthanc_message, http_status = 28, "Cannot parse a JSON document", 400
+
+
+class Unauthorized(PharosError):
+    orthanc_code, orthanc_message, http_status = 29, "Bad credentials were provided to an HTTP request", 401
+
+
+class PayloadTooLarge(PharosError):
+    """A body over the configured limit (Pharos' own; Orthanc has no such limit)."""
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 413
+
+
+class ZipBomb(PharosError):
+    """A ZIP whose declared sizes or compression ratio exceed the configured limits."""
+
+    orthanc_code, orthanc_message, http_status = 15, "Bad file format", 413

@@ -1,0 +1,173 @@
+"""The index schema. Alembic migrations (``migrations/``) create it; never ``create_all``.
+
+One table per level with typed, indexed columns for identifiers and common matching keys
+(``*_norm`` columns hold the upper-cased, accent-folded value for case-insensitive
+matching), the Orthanc main tags as JSON text, and per instance the DICOM JSON without
+bulk data so that QIDO-RS and WADO-RS metadata never re-read files.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PublicId = String(44)
+Uid = Text()  # values are Text: malformed files must not overflow a VARCHAR
+Stamp = String(15)  # Orthanc's YYYYMMDDTHHMMSS, lexicographically ordered
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True)
+    patient_id: Mapped[str] = mapped_column(Text(), index=True)
+    patient_name: Mapped[str | None] = mapped_column(Text())
+    patient_name_norm: Mapped[str | None] = mapped_column(Text(), index=True)
+    birth_date: Mapped[str | None] = mapped_column(Text(), index=True)
+    sex: Mapped[str | None] = mapped_column(Text())
+    main_tags: Mapped[bytes] = mapped_column(LargeBinary)
+    last_update: Mapped[str] = mapped_column(Stamp)
+    is_stable: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Recycling order (Orthanc recycles the least recently stored patient first).
+    recycle_seq: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True)
+    patient_pk: Mapped[int] = mapped_column(ForeignKey("patients.pk", ondelete="CASCADE"),
+                                            index=True)
+    study_uid: Mapped[str] = mapped_column(Uid, index=True)
+    study_date: Mapped[str | None] = mapped_column(Text(), index=True)
+    study_time: Mapped[str | None] = mapped_column(Text())
+    accession: Mapped[str | None] = mapped_column(Text(), index=True)
+    description_norm: Mapped[str | None] = mapped_column(Text())
+    referring_norm: Mapped[str | None] = mapped_column(Text())
+    main_tags: Mapped[bytes] = mapped_column(LargeBinary)
+    last_update: Mapped[str] = mapped_column(Stamp)
+    is_stable: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Series(Base):
+    __tablename__ = "series"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("studies.pk", ondelete="CASCADE"),
+                                          index=True)
+    series_uid: Mapped[str] = mapped_column(Uid, index=True)
+    modality: Mapped[str | None] = mapped_column(Text(), index=True)
+    series_number: Mapped[str | None] = mapped_column(Text())
+    description_norm: Mapped[str | None] = mapped_column(Text())
+    expected_instances: Mapped[int | None] = mapped_column(Integer)
+    main_tags: Mapped[bytes] = mapped_column(LargeBinary)
+    last_update: Mapped[str] = mapped_column(Stamp)
+    is_stable: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.pk", ondelete="CASCADE"),
+                                           index=True)
+    sop_uid: Mapped[str] = mapped_column(Uid, index=True)
+    sop_class_uid: Mapped[str] = mapped_column(Uid, index=True)
+    instance_number: Mapped[str | None] = mapped_column(Text())
+    index_in_series: Mapped[int | None] = mapped_column(Integer)
+    transfer_syntax: Mapped[str] = mapped_column(Uid)
+    blob_key: Mapped[str] = mapped_column(Text())
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(Text())
+    received_at: Mapped[str] = mapped_column(Stamp)
+    origin: Mapped[str] = mapped_column(Text())
+    remote_aet: Mapped[str] = mapped_column(Text(), default="")
+    remote_ip: Mapped[str] = mapped_column(Text(), default="")
+    called_aet: Mapped[str] = mapped_column(Text(), default="")
+    http_username: Mapped[str] = mapped_column(Text(), default="")
+    main_tags: Mapped[bytes] = mapped_column(LargeBinary)
+    dicom_json: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Metadata(Base):
+    """User metadata (``/{level}/{id}/metadata/{name}``), keyed by level and resource pk."""
+
+    __tablename__ = "metadata"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[str] = mapped_column(String(8))
+    resource_pk: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text())
+    value: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    __table_args__ = (UniqueConstraint("level", "resource_pk", "name",
+                                       name="uq_metadata_resource_name"),)
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[str] = mapped_column(String(8))
+    resource_pk: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text(), index=True)
+    __table_args__ = (UniqueConstraint("level", "resource_pk", "label",
+                                       name="uq_labels_resource_label"),)
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change_type: Mapped[str] = mapped_column(Text())
+    level: Mapped[str] = mapped_column(String(8))
+    public_id: Mapped[str] = mapped_column(PublicId)
+    date: Mapped[str] = mapped_column(Stamp)
+
+
+class Export(Base):
+    __tablename__ = "exports"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[str] = mapped_column(String(8))
+    public_id: Mapped[str] = mapped_column(PublicId)
+    remote_modality: Mapped[str] = mapped_column(Text())
+    date: Mapped[str] = mapped_column(Stamp)
+    patient_id: Mapped[str] = mapped_column(Text(), default="")
+    study_uid: Mapped[str] = mapped_column(Uid, default="")
+    series_uid: Mapped[str] = mapped_column(Uid, default="")
+    sop_uid: Mapped[str] = mapped_column(Uid, default="")
+
+
+class GlobalProperty(Base):
+    """Counters and flags that must survive restarts (e.g. the recycling sequence)."""
+
+    __tablename__ = "global_properties"
+    name: Mapped[str] = mapped_column(Text(), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+Index("ix_series_study_uid", Series.study_pk, Series.series_uid)
+Index("ix_instances_series_index", Instance.series_pk, Instance.index_in_series)
+Index("ix_metadata_resource", Metadata.level, Metadata.resource_pk)
+Index("ix_labels_resource", Label.level, Label.resource_pk)

@@ -1,0 +1,366 @@
+"""All SQL of the archive's core: store, look up, walk the hierarchy, delete, changes.
+
+Functions take a SQLAlchemy ``Connection`` inside a transaction opened by the caller
+(``Database.write()`` / ``Database.read()``), so that a service can group several of
+them in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Row, Table, and_, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.dicom.levels import Level
+from app.dicom.parse import ParsedInstance
+from app.dicom.text import normalize
+from app.index import models
+
+PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
+STUDIES: Table = models.Study.__table__  # type: ignore[assignment]
+SERIES: Table = models.Series.__table__  # type: ignore[assignment]
+INSTANCES: Table = models.Instance.__table__  # type: ignore[assignment]
+CHANGES: Table = models.Change.__table__  # type: ignore[assignment]
+EXPORTS: Table = models.Export.__table__  # type: ignore[assignment]
+METADATA: Table = models.Metadata.__table__  # type: ignore[assignment]
+LABELS: Table = models.Label.__table__  # type: ignore[assignment]
+
+TABLE: dict[Level, Table] = {Level.PATIENT: PATIENTS, Level.STUDY: STUDIES,
+                             Level.SERIES: SERIES, Level.INSTANCE: INSTANCES}
+PARENT_FK: dict[Level, str] = {Level.STUDY: "patient_pk", Level.SERIES: "study_pk",
+                               Level.INSTANCE: "series_pk"}
+
+
+@dataclass(slots=True)
+class StoreOutcome:
+    status: str  # "Success" | "AlreadyStored"
+    instance_pk: int
+    replaced_blob_key: str | None = None
+
+
+def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: concurrent writers may create the same parent."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).values(values).on_conflict_do_nothing(
+            index_elements=["public_id"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).values(values).on_conflict_do_nothing(
+            index_elements=["public_id"])
+    else:  # pragma: no cover
+        statement = insert(table).values(values)
+    conn.execute(statement)
+
+
+def _get_or_create(conn: Connection, level: Level, public_id: str, values: dict[str, Any],
+                   now: str, changes: list[tuple[str, Level, str]]) -> int:
+    table = TABLE[level]
+    row = conn.execute(select(table.c.pk).where(table.c.public_id == public_id)).first()
+    if row is None:
+        _insert_ignore(conn, table, {"public_id": public_id, "last_update": now,
+                                     "is_stable": False, **values})
+        row = conn.execute(select(table.c.pk).where(table.c.public_id == public_id)).one()
+        changes.append((f"New{level.value}", level, public_id))
+    return row[0]
+
+
+def _pack(tags: dict[str, str]) -> bytes:
+    return orjson.dumps(tags, option=orjson.OPT_SORT_KEYS)
+
+
+def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
+                   md5: str, now: str, origin: dict[str, str], overwrite: bool) -> StoreOutcome:
+    """Index one instance whose blob is already durable (one transaction, by the caller)."""
+    ids = parsed.ids
+    existing = conn.execute(select(INSTANCES.c.pk, INSTANCES.c.blob_key)
+                            .where(INSTANCES.c.public_id == ids.instance)).first()
+    replaced: str | None = None
+    if existing is not None:
+        if not overwrite:
+            return StoreOutcome("AlreadyStored", existing.pk)
+        conn.execute(delete(INSTANCES).where(INSTANCES.c.pk == existing.pk))
+        replaced = existing.blob_key
+
+    changes: list[tuple[str, Level, str]] = []
+    patient = parsed.main_tags[Level.PATIENT]
+    study = parsed.main_tags[Level.STUDY]
+    series = parsed.main_tags[Level.SERIES]
+    instance = parsed.main_tags[Level.INSTANCE]
+    patient_pk = _get_or_create(conn, Level.PATIENT, ids.patient, {
+        "patient_id": parsed.patient_id,
+        "patient_name": patient.get("PatientName"),
+        "patient_name_norm": normalize(patient.get("PatientName")),
+        "birth_date": patient.get("PatientBirthDate"),
+        "sex": patient.get("PatientSex"),
+        "main_tags": _pack(patient),
+        "is_protected": False,
+        "recycle_seq": time.time_ns(),
+    }, now, changes)
+    study_pk = _get_or_create(conn, Level.STUDY, ids.study, {
+        "patient_pk": patient_pk,
+        "study_uid": parsed.study_uid,
+        "study_date": study.get("StudyDate"),
+        "study_time": study.get("StudyTime"),
+        "accession": study.get("AccessionNumber"),
+        "description_norm": normalize(study.get("StudyDescription")),
+        "referring_norm": normalize(study.get("ReferringPhysicianName")),
+        "main_tags": _pack(study),
+    }, now, changes)
+    series_pk = _get_or_create(conn, Level.SERIES, ids.series, {
+        "study_pk": study_pk,
+        "series_uid": parsed.series_uid,
+        "modality": series.get("Modality"),
+        "series_number": series.get("SeriesNumber"),
+        "description_norm": normalize(series.get("SeriesDescription")),
+        "expected_instances": parsed.expected_instances,
+        "main_tags": _pack(series),
+    }, now, changes)
+    result = conn.execute(insert(INSTANCES).values(
+        public_id=ids.instance, series_pk=series_pk, sop_uid=parsed.sop_uid,
+        sop_class_uid=parsed.sop_class_uid, instance_number=instance.get("InstanceNumber"),
+        index_in_series=parsed.index_in_series, transfer_syntax=parsed.transfer_syntax,
+        blob_key=blob_key, file_size=file_size, md5=md5, received_at=now,
+        origin=origin.get("Origin", "Unknown"), remote_aet=origin.get("RemoteAET", ""),
+        remote_ip=origin.get("RemoteIP", ""), called_aet=origin.get("CalledAET", ""),
+        http_username=origin.get("HttpUsername", ""), main_tags=_pack(instance),
+        dicom_json=parsed.dicom_json))
+    instance_pk = result.inserted_primary_key[0]
+    # Touch the parents: LastUpdate and stability restart with every new instance.
+    conn.execute(update(SERIES).where(SERIES.c.pk == series_pk)
+                 .values(last_update=now, is_stable=False))
+    conn.execute(update(STUDIES).where(STUDIES.c.pk == study_pk)
+                 .values(last_update=now, is_stable=False))
+    conn.execute(update(PATIENTS).where(PATIENTS.c.pk == patient_pk)
+                 .values(last_update=now, is_stable=False, recycle_seq=time.time_ns()))
+    # Orthanc logs NewInstance first, then the new parents from the bottom up.
+    log = [("NewInstance", Level.INSTANCE, ids.instance)] + list(reversed(changes))
+    add_changes(conn, log, now)
+    return StoreOutcome("Success", instance_pk, replaced)
+
+
+def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now: str) -> None:
+    if entries:
+        conn.execute(insert(CHANGES), [
+            {"change_type": kind, "level": level.value, "public_id": public_id, "date": now}
+            for kind, level, public_id in entries])
+
+
+# --- look-ups -----------------------------------------------------------------------------
+
+def get_row(conn: Connection, level: Level, public_id: str) -> Row | None:
+    table = TABLE[level]
+    return conn.execute(select(table).where(table.c.public_id == public_id)).first()
+
+
+def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[Row]:
+    table = TABLE[level]
+    rows = conn.execute(select(table).where(table.c.pk.in_(pks))).all()
+    order = {pk: i for i, pk in enumerate(pks)}
+    return sorted(rows, key=lambda r: order[r.pk])
+
+
+def list_public_ids(conn: Connection, level: Level, *, since: int = 0,
+                    limit: int = 0) -> list[Row]:
+    table = TABLE[level]
+    query = select(table.c.pk, table.c.public_id).order_by(table.c.pk)
+    if since:
+        query = query.offset(since)
+    if limit:
+        query = query.limit(limit)
+    return list(conn.execute(query).all())
+
+
+def child_ids(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, list[str]]:
+    """For each parent pk at *level*, the public IDs of its children (ordered by pk)."""
+    child = level.child
+    if child is None or not pks:
+        return {}
+    table = TABLE[child]
+    fk = table.c[PARENT_FK[child]]
+    answer: dict[int, list[str]] = {pk: [] for pk in pks}
+    for parent_pk, public_id in conn.execute(
+            select(fk, table.c.public_id).where(fk.in_(pks)).order_by(table.c.pk)):
+        answer[parent_pk].append(public_id)
+    return answer
+
+
+def parent_row(conn: Connection, level: Level, row: Row) -> Row:
+    parent = level.parent
+    assert parent is not None
+    table = TABLE[parent]
+    return conn.execute(select(table).where(
+        table.c.pk == getattr(row, PARENT_FK[level]))).one()
+
+
+def descendant_pks(conn: Connection, level: Level, pk: int, target: Level) -> list[int]:
+    """The pks at *target* level below (or equal to) the resource *pk* at *level*."""
+    pks = [pk]
+    current = level
+    while current != target:
+        child = current.child
+        assert child is not None
+        table = TABLE[child]
+        fk = table.c[PARENT_FK[child]]
+        pks = [r[0] for r in conn.execute(
+            select(table.c.pk).where(fk.in_(pks)).order_by(table.c.pk))]
+        current = child
+        if not pks:
+            break
+    return pks
+
+
+def instances_below(conn: Connection, level: Level, pk: int) -> list[Row]:
+    """Instance rows below a resource, in hierarchy then pk order."""
+    instance_pks = descendant_pks(conn, level, pk, Level.INSTANCE)
+    if not instance_pks:
+        return []
+    return list(conn.execute(select(INSTANCES).where(INSTANCES.c.pk.in_(instance_pks))
+                             .order_by(INSTANCES.c.pk)))
+
+
+def count_children(conn: Connection, level: Level, pk: int) -> dict[Level, int]:
+    counts: dict[Level, int] = {}
+    pks = [pk]
+    current = level
+    while current.child is not None:
+        child = current.child
+        table = TABLE[child]
+        fk = table.c[PARENT_FK[child]]
+        pks = [r[0] for r in conn.execute(select(table.c.pk).where(fk.in_(pks)))] if pks else []
+        counts[child] = len(pks)
+        current = child
+    return counts
+
+
+def storage_totals(conn: Connection, instance_pks: Iterable[int] | None = None) -> tuple[int, int]:
+    """(count, total bytes) of instances, all of them or the given ones."""
+    query = select(func.count(INSTANCES.c.pk), func.coalesce(func.sum(INSTANCES.c.file_size), 0))
+    if instance_pks is not None:
+        query = query.where(INSTANCES.c.pk.in_(list(instance_pks)))
+    count, total = conn.execute(query).one()
+    return int(count), int(total)
+
+
+def count_level(conn: Connection, level: Level) -> int:
+    return int(conn.execute(select(func.count()).select_from(TABLE[level])).scalar_one())
+
+
+# --- deletion -----------------------------------------------------------------------------
+
+def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str], tuple[Level, str] | None]:
+    """Delete a resource, its descendants and the ancestors it leaves empty.
+
+    Returns the blob keys to remove once the transaction commits, and the remaining
+    ancestor (level, public ID), if any. Like Orthanc, deletions are not logged in
+    ``/changes``.
+    """
+    blob_keys = [r.blob_key for r in instances_below(conn, level, pk)]
+    row = conn.execute(select(TABLE[level]).where(TABLE[level].c.pk == pk)).one()
+    _delete_attached(conn, level, [pk])
+    for child_level in _levels_below(level):
+        child_pks = descendant_pks(conn, level, pk, child_level)
+        _delete_attached(conn, child_level, child_pks)
+    conn.execute(delete(TABLE[level]).where(TABLE[level].c.pk == pk))  # cascades down
+    remaining: tuple[Level, str] | None = None
+    current, current_row = level, row
+    while current.parent is not None:
+        parent = current.parent
+        parent_pk = getattr(current_row, PARENT_FK[current])
+        table = TABLE[current]
+        still = conn.execute(select(table.c.pk).where(
+            table.c[PARENT_FK[current]] == parent_pk).limit(1)).first()
+        parent_row_ = conn.execute(select(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk)).one()
+        if still is not None:
+            remaining = (parent, parent_row_.public_id)
+            break
+        _delete_attached(conn, parent, [parent_pk])
+        conn.execute(delete(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk))
+        current, current_row = parent, parent_row_
+    return blob_keys, remaining
+
+
+def _levels_below(level: Level) -> list[Level]:
+    out = []
+    current = level.child
+    while current is not None:
+        out.append(current)
+        current = current.child
+    return out
+
+
+def _delete_attached(conn: Connection, level: Level, pks: Sequence[int]) -> None:
+    if not pks:
+        return
+    for table in (METADATA, LABELS):
+        conn.execute(delete(table).where(and_(table.c.level == level.value,
+                                              table.c.resource_pk.in_(list(pks)))))
+
+
+# --- stability and recycling ----------------------------------------------------------------
+
+def mark_stable(conn: Connection, threshold: str, now: str) -> int:
+    """Resources untouched since *threshold* become stable; log Stable* changes."""
+    entries: list[tuple[str, Level, str]] = []
+    for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
+        table = TABLE[level]
+        rows = conn.execute(select(table.c.pk, table.c.public_id).where(
+            and_(table.c.is_stable.is_(False), table.c.last_update <= threshold))).all()
+        if rows:
+            conn.execute(update(table).where(table.c.pk.in_([r.pk for r in rows]))
+                         .values(is_stable=True))
+            entries.extend((f"Stable{level.value}", level, r.public_id) for r in rows)
+    add_changes(conn, entries, now)
+    return len(entries)
+
+
+def oldest_unprotected_patient(conn: Connection, exclude_public_id: str) -> Row | None:
+    return conn.execute(select(PATIENTS.c.pk, PATIENTS.c.public_id).where(and_(
+        PATIENTS.c.is_protected.is_(False), PATIENTS.c.public_id != exclude_public_id))
+        .order_by(PATIENTS.c.recycle_seq).limit(1)).first()
+
+
+# --- changes and exports ------------------------------------------------------------------
+
+def list_changes(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
+    rows = list(conn.execute(select(CHANGES).where(CHANGES.c.seq > since)
+                             .order_by(CHANGES.c.seq).limit(limit + 1)))
+    done = len(rows) <= limit
+    rows = rows[:limit]
+    last = conn.execute(select(func.max(CHANGES.c.seq))).scalar_one() or 0
+    return rows, done, int(rows[-1].seq if rows else last)
+
+
+def last_change(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(CHANGES.c.seq))).scalar_one() or 0)
+
+
+def clear_changes(conn: Connection) -> None:
+    conn.execute(delete(CHANGES))
+
+
+def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
+    rows = list(conn.execute(select(EXPORTS).where(EXPORTS.c.seq > since)
+                             .order_by(EXPORTS.c.seq).limit(limit + 1)))
+    done = len(rows) <= limit
+    rows = rows[:limit]
+    last = conn.execute(select(func.max(EXPORTS.c.seq))).scalar_one() or 0
+    return rows, done, int(rows[-1].seq if rows else last)
+
+
+def clear_exports(conn: Connection) -> None:
+    conn.execute(delete(EXPORTS))
+
+
+def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, list[str]]:
+    answer: dict[int, list[str]] = {pk: [] for pk in pks}
+    if pks:
+        for pk, label in conn.execute(select(LABELS.c.resource_pk, LABELS.c.label).where(and_(
+                LABELS.c.level == level.value, LABELS.c.resource_pk.in_(list(pks))))
+                .order_by(LABELS.c.label)):
+            answer[pk].append(label)
+    return answer

@@ -1,0 +1,64 @@
+"""``create_app(settings)``: the FastAPI application with every door mounted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import __version__
+from app.api import instances, resources, system
+from app.api.errors import install_error_handlers
+from app.api.responses import JsonResponse
+from app.api.security import SecurityMiddleware
+from app.config import Settings
+from app.services.context import ServerContext
+from app.services.stability import StabilityMonitor
+
+log = logging.getLogger(__name__)
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None, *, context: ServerContext | None = None) -> FastAPI:
+    """Build the app. The context (index, blobs) opens in the lifespan unless one is given."""
+    settings = settings or (context.settings if context else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.context is None
+        if own:
+            app.state.context = ServerContext.open(settings)
+        monitor = StabilityMonitor(app.state.context)
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.stop()
+            if own:
+                app.state.context.close()
+                app.state.context = None
+
+    app = FastAPI(
+        title="Pharos",
+        version=__version__,
+        summary="A DICOM archive speaking Orthanc's REST API, DICOMweb and DIMSE",
+        description="Orthanc-compatible REST API. Identifiers, routes and JSON shapes are "
+                    "Orthanc's; see README.md for the differences.",
+        default_response_class=JsonResponse,
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(instances.router)
+    app.include_router(resources.router)
+    app.add_middleware(SecurityMiddleware, settings=settings)
+    return app

@@ -1,0 +1,49 @@
+"""The server context: settings, the index database and the blob store, built once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from app.blobstore import BlobStore, open_blobstore
+from app.config import Settings
+from app.index import repository
+from app.index.db import Database, migrate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings) -> ServerContext:
+        url = settings.effective_database_url
+        migrate(url)
+        context = cls(settings, Database(url),
+                      open_blobstore(settings.blobstore_url, settings.storage_directory))
+        if settings.sweep_orphans_at_start:
+            removed = context.sweep_orphan_blobs()
+            if removed:
+                log.warning("Removed %d orphan blob(s) that no index row referenced", removed)
+        return context
+
+    def sweep_orphan_blobs(self) -> int:
+        """Delete blobs no instance row points at (left by a crash between put and commit)."""
+        with self.db.read() as conn:
+            known = {key for (key,) in conn.execute(select(repository.INSTANCES.c.blob_key))}
+        removed = 0
+        for key in list(self.blobs.keys()):
+            if key not in known:
+                self.blobs.delete(key)
+                removed += 1
+        return removed
+
+    def close(self) -> None:
+        self.db.dispose()

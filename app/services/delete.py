@@ -1,0 +1,45 @@
+"""Deleting resources: index rows first (one transaction), then their blobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.dicom.levels import Level
+from app.errors import UnknownResource
+from app.index import repository
+from app.services.context import ServerContext
+
+
+def delete_resource(context: ServerContext, level: Level, public_id: str) -> dict[str, Any]:
+    """``DELETE /{level}/{id}``: cascade down, remove emptied parents, answer like Orthanc."""
+    with context.db.write() as conn:
+        row = repository.get_row(conn, level, public_id)
+        if row is None:
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
+        blob_keys, remaining = repository.delete_resource(conn, level, row.pk)
+    for key in blob_keys:
+        context.blobs.delete(key)
+    if remaining is None:
+        return {"RemainingAncestor": None}
+    parent_level, parent_id = remaining
+    return {"RemainingAncestor": {"ID": parent_id, "Path": f"/{parent_level.plural}/{parent_id}",
+                                  "Type": parent_level.value}}
+
+
+def bulk_delete(context: ServerContext, public_ids: list[str]) -> None:
+    """``POST /tools/bulk-delete``: IDs of any level; unknown IDs are ignored as in Orthanc."""
+    for public_id in public_ids:
+        level = find_level(context, public_id)
+        if level is not None:
+            try:
+                delete_resource(context, level, public_id)
+            except UnknownResource:
+                pass  # deleted meanwhile, e.g. as the emptied parent of an earlier ID
+
+
+def find_level(context: ServerContext, public_id: str) -> Level | None:
+    with context.db.read() as conn:
+        for level in Level:
+            if repository.get_row(conn, level, public_id) is not None:
+                return level
+    return None

@@ -1,0 +1,184 @@
+"""The one ingest path: REST, STOW-RS and C-STORE all end here.
+
+``ingest_instance`` parses once, writes the blob durably (temporary file, fsync,
+rename), then indexes it in one transaction; if indexing fails the blob is removed, so
+nothing is ever half stored. Storage quotas (MaximumStorageSize, MaximumPatientCount)
+are enforced inside the same transaction, recycling the oldest unprotected patients or
+refusing, as Orthanc does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from sqlalchemy import Connection
+
+from app.blobstore.base import new_key
+from app.dicom.levels import Level
+from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
+from app.errors import BadFileFormat, FullStorage, PharosError, ZipBomb
+from app.index import repository
+from app.services.context import ServerContext
+from app.timeutil import now_stamp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    status: str  # Success | AlreadyStored
+    parsed: ParsedInstance
+
+    def orthanc_json(self) -> dict[str, str]:
+        """The answer of ``POST /instances``."""
+        ids = self.parsed.ids
+        return {"ID": ids.instance, "ParentPatient": ids.patient, "ParentSeries": ids.series,
+                "ParentStudy": ids.study, "Path": f"/instances/{ids.instance}",
+                "Status": self.status}
+
+
+def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
+    """Store one DICOM file held in memory. Raises a PharosError for bad input or full storage."""
+    parsed = parse_instance(data)
+    settings = context.settings
+    if not settings.overwrite_instances:
+        with context.db.read() as conn:
+            if repository.get_row(conn, Level.INSTANCE, parsed.ids.instance) is not None:
+                return IngestResult("AlreadyStored", parsed)
+    key = new_key()
+    context.blobs.put(key, data)
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    recycled: list[str] = []
+    try:
+        with context.db.write() as conn:
+            recycled = _make_room(context, conn, parsed, len(data))
+            outcome = repository.store_instance(
+                conn, parsed, blob_key=key, file_size=len(data), md5=md5, now=now_stamp(),
+                origin=origin, overwrite=settings.overwrite_instances)
+    except BaseException:
+        context.blobs.delete(key)
+        raise
+    if outcome.status == "AlreadyStored":
+        context.blobs.delete(key)  # a concurrent writer stored it first
+    if outcome.replaced_blob_key:
+        recycled.append(outcome.replaced_blob_key)
+    for old_key in recycled:
+        context.blobs.delete(old_key)
+    return IngestResult(outcome.status, parsed)
+
+
+def _make_room(context: ServerContext, conn: Connection, parsed: ParsedInstance,
+               size: int) -> list[str]:
+    """Enforce MaximumPatientCount / MaximumStorageSize; return blob keys to delete."""
+    settings = context.settings
+    max_patients = settings.maximum_patient_count
+    max_bytes = settings.maximum_storage_size * 1024 * 1024
+    if not max_patients and not max_bytes:
+        return []
+    new_patient = repository.get_row(conn, Level.PATIENT, parsed.ids.patient) is None
+    freed: list[str] = []
+    while True:
+        too_many = bool(max_patients) and new_patient and \
+            repository.count_level(conn, Level.PATIENT) >= max_patients
+        too_big = bool(max_bytes) and repository.storage_totals(conn)[1] + size > max_bytes
+        if not (too_many or too_big):
+            return freed
+        if settings.maximum_storage_mode.lower() == "reject":
+            raise FullStorage("The storage is full and MaximumStorageMode is Reject")
+        victim = repository.oldest_unprotected_patient(conn, parsed.ids.patient)
+        if victim is None:
+            raise FullStorage("Cannot recycle more patients: all are protected or in use")
+        log.info("Recycling patient %s to make room", victim.public_id)
+        keys, _ = repository.delete_resource(conn, Level.PATIENT, victim.pk)
+        freed.extend(keys)
+
+
+# --- ZIP archives -------------------------------------------------------------------------
+
+ZIP_MAGIC = b"PK\x03\x04"
+_SKIPPED_NAMES = {"DICOMDIR", ".DS_Store", "Thumbs.db"}
+
+
+def is_zip(head: bytes) -> bool:
+    return head.startswith(ZIP_MAGIC)
+
+
+def _zip_members(archive: zipfile.ZipFile, context: ServerContext) -> list[zipfile.ZipInfo]:
+    """The entries to ingest, after the bomb checks (count, total size, ratio)."""
+    settings = context.settings
+    infos = [i for i in archive.infolist() if not i.is_dir()]
+    if len(infos) > settings.max_zip_entries:
+        raise ZipBomb(f"The ZIP archive has {len(infos)} entries, more than the limit "
+                      f"of {settings.max_zip_entries}")
+    total = 0
+    members = []
+    for info in infos:
+        name = info.filename.rsplit("/", 1)[-1]
+        if info.filename.startswith("__MACOSX/") or name in _SKIPPED_NAMES or not name:
+            continue
+        if info.file_size > settings.max_upload_size:
+            raise ZipBomb(f"ZIP entry {info.filename!r} is larger than the upload limit")
+        if info.compress_size and info.file_size / info.compress_size > settings.max_zip_ratio:
+            raise ZipBomb(f"ZIP entry {info.filename!r} has a compression ratio above "
+                          f"{settings.max_zip_ratio}: refused as a possible ZIP bomb")
+        total += info.file_size
+        members.append(info)
+    if total > settings.max_zip_uncompressed_size:
+        raise ZipBomb("The ZIP archive expands beyond the configured limit")
+    return members
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    with archive.open(info) as stream:
+        # Never trust the declared size: read at most one byte more than it.
+        data = stream.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise ZipBomb(f"ZIP entry {info.filename!r} is larger than it declares")
+    return data
+
+
+def ingest_zip(context: ServerContext, stream: IO[bytes],
+               origin: dict[str, str]) -> list[IngestResult]:
+    """Store every DICOM file of a ZIP, all or nothing as far as parsing goes.
+
+    A first pass checks that every entry (DICOMDIR and OS junk aside) is a DICOM
+    instance, so that a ZIP with a bad entry stores nothing; the second pass ingests.
+    """
+    try:
+        archive = zipfile.ZipFile(stream)
+    except zipfile.BadZipFile as error:
+        raise BadFileFormat(f"Invalid ZIP archive: {error}") from error
+    with archive:
+        members = _zip_members(archive, context)
+        dicom_members = []
+        for info in members:
+            data = _read_member_checked(archive, info)
+            dataset = read_dataset(data, stop_before_pixels=True)
+            if str(getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID", "")) \
+                    == "1.2.840.10008.1.3.10":
+                continue  # a DICOMDIR under another name
+            for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+                if not str(dataset.get(keyword, "")).strip():
+                    raise BadFileFormat(f"ZIP entry {info.filename!r}: missing {keyword}")
+            dicom_members.append(info)
+        return [ingest_instance(context, _read_member_checked(archive, info), origin)
+                for info in dicom_members]
+
+
+def _read_member_checked(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        return _read_member(archive, info)
+    except PharosError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise BadFileFormat(f"ZIP entry {info.filename!r} cannot be read: {error}") from error
+
+
+def iter_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := stream.read(size):
+        yield chunk

@@ -1,0 +1,131 @@
+"""Reading stored instances: the file, its tags, its header, raw content and metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataset import Dataset
+from sqlalchemy import Row
+
+from app.dicom import orthanc_json
+from app.dicom.levels import Level
+from app.dicom.parse import read_dataset
+from app.dicom.tags import parse_tag
+from app.errors import InexistentFile, InexistentItem, UnknownResource
+from app.index import repository
+from app.services.browse import get_row_or_404
+from app.services.context import ServerContext
+
+
+def instance_row(context: ServerContext, public_id: str) -> Row:
+    with context.db.read() as conn:
+        return get_row_or_404(conn, Level.INSTANCE, public_id)
+
+
+def read_file(context: ServerContext, row: Row) -> bytes:
+    try:
+        return context.blobs.read(row.blob_key)
+    except FileNotFoundError as error:
+        raise InexistentFile(f"The file of instance {row.public_id} is missing from the storage") \
+            from error
+
+
+def dataset_of(context: ServerContext, public_id: str, *,
+               stop_before_pixels: bool = False) -> Dataset:
+    row = instance_row(context, public_id)
+    return read_dataset(read_file(context, row), stop_before_pixels=stop_before_pixels)
+
+
+def tags_json(context: ServerContext, public_id: str, mode: str = "full") -> dict[str, Any]:
+    """``/tags`` in Orthanc's ``full``, ``short`` or ``simplify`` format."""
+    full = orthanc_json.dataset_to_json(dataset_of(context, public_id))
+    return format_tags(full, mode)
+
+
+def format_tags(full: dict[str, Any], mode: str) -> dict[str, Any]:
+    if mode == "short":
+        return orthanc_json.to_short(full)
+    if mode == "simplify":
+        return orthanc_json.to_simplified(full)
+    return full
+
+
+def header_json(context: ServerContext, public_id: str, mode: str = "full") -> dict[str, Any]:
+    dataset = dataset_of(context, public_id, stop_before_pixels=True)
+    return format_tags(orthanc_json.header_json(dataset.file_meta), mode)
+
+
+def shared_tags(context: ServerContext, level: Level, public_id: str,
+                mode: str = "full") -> dict[str, Any]:
+    """Tags whose value is the same in every instance below the resource."""
+    with context.db.read() as conn:
+        row = get_row_or_404(conn, level, public_id)
+        instances = repository.instances_below(conn, level, row.pk)
+    shared: dict[str, Any] | None = None
+    for instance in instances:
+        dataset = read_dataset(read_file(context, instance), stop_before_pixels=True)
+        tags = {k: v for k, v in orthanc_json.dataset_to_json(dataset).items()
+                if v["Type"] == "String"}
+        if shared is None:
+            shared = tags
+        else:
+            shared = {k: v for k, v in shared.items() if tags.get(k) == v}
+    return format_tags(shared or {}, mode)
+
+
+def content(context: ServerContext, public_id: str, path: list[str]) -> list[str] | bytes:
+    """``/content/...``: a tag list, a sequence's item indexes, or a leaf's raw value."""
+    node: Any = dataset_of(context, public_id)
+    for step in path:
+        if isinstance(node, Dataset):
+            try:
+                tag = parse_tag(step)
+            except ValueError as error:
+                raise InexistentItem(str(error)) from error
+            if tag not in node:
+                raise UnknownResource(f"Tag {step} is absent")
+            element = node[tag]
+            node = list(element.value) if element.VR == "SQ" else element
+        elif isinstance(node, list):
+            if not step.isdigit() or int(step) >= len(node):
+                raise UnknownResource(f"No item {step} in this sequence")
+            node = node[int(step)]
+        else:
+            raise UnknownResource("A leaf value has no children")
+    if isinstance(node, Dataset):
+        return [f"{e.tag >> 16:04x}-{e.tag & 0xFFFF:04x}" for e in node]
+    if isinstance(node, list):
+        return [str(i) for i in range(len(node))]
+    return raw_value(node)
+
+
+def raw_value(element: Any) -> bytes:
+    value = element.value
+    if isinstance(value, bytes):
+        return value
+    text = orthanc_json.decode_value(element)
+    return (text or "").encode("utf-8")
+
+
+INSTANCE_METADATA = ("IndexInSeries", "ReceptionDate", "RemoteAET", "Origin", "TransferSyntax",
+                     "SopClassUid", "RemoteIP", "HttpUsername", "CalledAET")
+
+
+def instance_metadata(row: Row) -> dict[str, str]:
+    """Orthanc's automatic metadata of an instance, in Orthanc's listing order."""
+    values = {
+        "IndexInSeries": None if row.index_in_series is None else str(row.index_in_series),
+        "ReceptionDate": row.received_at, "RemoteAET": row.remote_aet, "Origin": row.origin,
+        "TransferSyntax": row.transfer_syntax, "SopClassUid": row.sop_class_uid,
+        "RemoteIP": row.remote_ip or None, "HttpUsername": row.http_username
+        if row.origin == "RestApi" else None,
+        "CalledAET": row.called_aet or None,
+    }
+    return {k: v for k in INSTANCE_METADATA if (v := values[k]) is not None}
+
+
+def resource_metadata(level: Level, row: Row) -> dict[str, str]:
+    if level == Level.INSTANCE:
+        return instance_metadata(row)
+    answer = {"LastUpdate": row.last_update}
+    return answer
