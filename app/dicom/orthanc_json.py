@@ -1,71 +1,593 @@
 """Orthanc's JSON views of a dataset: ``/tags`` (full), ``?short``, ``?simplify``, ``/header``.
 
-(First version: the differential tests against Orthanc drive its refinement.)
+This module reproduces, from the bytes pydicom read, what Orthanc 1.10.1 (DCMTK 3.6.7)
+answers.  The rules below come from Orthanc's ``FromDcmtkBridge::DatasetToJson`` /
+``ConvertLeafElement`` / ``Toolbox::ConvertToUtf8`` and were checked against a running
+Orthanc 1.10.1 on the whole test corpus.
+
+Which elements appear (``DicomToJsonFlags_Default``):
+
+* every element of the dataset, private and unknown ones included, in tag order;
+* elements whose VR is OB, OW, UN (or unknown) are left out, except PixelData (7fe0,0010)
+  which is always ``{"Type": "Null", "Value": null}``; at the top level, nothing after
+  PixelData is shown (``StopAfterPixelData``);
+* sequences are ``{"Type": "Sequence", "Value": [item, ...]}``, items in the same format.
+
+Leaf values:
+
+* text VRs (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT): the bytes as stored
+  (DS and IS are *not* reformatted), trailing padding removed (spaces, or NULs for UI),
+  then cut at the first NUL (C string), then converted to UTF-8 with the dataset's
+  character set, multi-values kept as ``a\\b``; leading spaces are kept;
+* US SS UL SL FL FD: the numbers (C++ ``boost::lexical_cast``: ``%.9g`` for floats,
+  ``%.17g`` for doubles), joined with ``\\``; an empty value is ``Null``;
+* AT: ``gggg,eeee`` of the first value; OF, OD, OL, OV, SV, UV and others: ``Null``;
+* a UTF-8 value longer than 256 bytes is ``{"Type": "TooLong", "Value": null}``.
+
+Character sets (``FromDcmtkBridge::DetectEncoding``): only the *first non-empty* term of
+SpecificCharacterSet (0008,0005) of the top-level dataset chooses one decoder for every
+string of the dataset (nested items included); an unsupported term gives ASCII (non-ASCII
+bytes and control characters dropped); no SpecificCharacterSet gives Orthanc's
+``DefaultEncoding`` (Latin1).  With several terms (ISO 2022 code extensions) the decoded
+text is then stripped of ISO 2022 escape sequences and shift codes.
+
+Names are those of DCMTK's dictionaries (``dicom.dic`` and ``private.dic``, which Orthanc
+loads), e.g. ``RETIRED_StudyComments``, ``PrivateCreator``, names of known private tags
+found through their private creator, and ``Unknown Tag & Data`` otherwise.  They are read
+from the DCMTK dictionary files when available (``PHAROS_DCMTK_DICT_DIR``, the
+``dcmtk`` directory next to this module, or ``/usr/share/libdcmtk*``); without them we fall
+back to pydicom's keywords (identical for almost every standard tag, but private tags
+are then ``Unknown Tag & Data`` and retired tags lack the ``RETIRED_`` prefix).
+
+Values are computed from pydicom's *raw* elements (``Dataset.get_item``) whenever they
+are still raw, which is the case for a dataset freshly read with ``pydicom.dcmread`` and
+not yet accessed through ``ds[...]``/``ds.Keyword``.  Already converted elements
+(datasets built in memory) are rendered from their Python values: identical results,
+except that pydicom has already decoded the text with its own (more correct) handling
+of character sets and stripped padding.
+
+Known, accepted differences with Orthanc (none on the test corpus, see
+``tests/unit/test_orthanc_json.py``):
+
+* text decoding uses Python's codecs where Orthanc uses ICU through boost::locale: byte
+  sequences that are invalid in the declared character set may be dropped differently;
+* DCMTK "corrects" a few VRs when reading implicit VR little endian (xs/lt/ox tags) from
+  the dictionary and PixelRepresentation; we follow the same rule for the usual tags.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+import re
+import struct
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
 
-from app.dicom.tags import format_tag, tag_name
-
-BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW", "US or SS or OW"}
 MAX_STRING_LENGTH = 256
+PIXEL_DATA = 0x7FE00010
+SPECIFIC_CHARACTER_SET = 0x00080005
+UNKNOWN_NAME = "Unknown Tag & Data"
+
+# VRs whose elements Orthanc does not show at all (IsBinaryTag), PixelData excepted.
+SKIPPED_VRS = frozenset({"OB", "OW", "UN", "ox", "OB or OW", "US or OW", "US or SS or OW",
+                         "px", "na", "up", "UNKNOWN"})
+TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
+                      "TM", "UC", "UI", "UR", "UT"})
+_NUMBER_FORMATS = {"US": ("H", None), "SS": ("h", None), "UL": ("L", None),
+                   "SL": ("l", None), "FL": ("f", ".9g"), "FD": ("d", ".17g")}
+
+# --------------------------------------------------------------------------------------
+# Character sets
+# --------------------------------------------------------------------------------------
+
+ASCII = "ascii"  # Orthanc's Encoding_Ascii: keep printable 7-bit characters and "\n"
+DEFAULT_ENCODING = "latin_1"  # Orthanc's "DefaultEncoding": "Latin1"
+
+_DICOM_ENCODINGS = {
+    "ISO_IR 6": ASCII, "ISO 2022 IR 6": ASCII,
+    "ISO_IR 192": "utf_8",
+    "ISO_IR 100": "latin_1", "ISO 2022 IR 100": "latin_1",
+    "ISO_IR 101": "iso8859_2", "ISO 2022 IR 101": "iso8859_2",
+    "ISO_IR 109": "iso8859_3", "ISO 2022 IR 109": "iso8859_3",
+    "ISO_IR 110": "iso8859_4", "ISO 2022 IR 110": "iso8859_4",
+    "ISO_IR 148": "iso8859_9", "ISO 2022 IR 148": "iso8859_9",
+    "ISO_IR 144": "iso8859_5", "ISO 2022 IR 144": "iso8859_5",
+    "ISO_IR 127": "iso8859_6", "ISO 2022 IR 127": "iso8859_6",
+    "ISO_IR 126": "iso8859_7", "ISO 2022 IR 126": "iso8859_7",
+    "ISO_IR 138": "iso8859_8", "ISO 2022 IR 138": "iso8859_8",
+    "ISO_IR 166": "tis_620", "ISO 2022 IR 166": "tis_620",
+    "ISO_IR 13": "shift_jis", "ISO 2022 IR 13": "shift_jis",
+    "GB18030": "gb18030", "GBK": "gb18030",
+    "ISO 2022 IR 149": "euc_kr",
+    "ISO 2022 IR 87": "iso2022_jp",
+    "ISO 2022 IR 58": "gb2312",
+}
+
+_ISO2022_CONTROLS = re.compile(
+    "[\x0e\x0f]|\x1b[\x6e\x6f\x4e\x4f\x7c\x7d\x7e]|[\x8e\x8f]\x1b[\x4e\x4f]"
+    "|\x1b[\x20-\x2f]+[\x30-\x7f]")
+_NOT_ASCII = re.compile("[^\n\x20-\x7e]+")
 
 
-def decode_value(elem: DataElement) -> str | None:
-    """Orthanc's string for a leaf element (multi-values joined with ``\\``), None for binary."""
-    if elem.VR in BINARY_VRS or elem.VR == "SQ":
-        return None
+def charset_of(value: Any) -> tuple[str, bool]:
+    """Orthanc's (encoding, has code extensions) for a SpecificCharacterSet value.
+
+    *value* is the raw bytes, a string (``a\\b``), a list of terms, or None (absent).
+    The encoding is a Python codec name, or ``ASCII`` for Orthanc's ASCII filter.
+    """
+    if value is None:
+        return DEFAULT_ENCODING, False
+    if isinstance(value, bytes | bytearray):
+        value = _c_string(bytes(value)).decode("latin_1")
+    if isinstance(value, str):
+        terms = value.split("\\")
+    else:
+        terms = [str(term) for term in value]
+    extensions = len(terms) > 1
+    for term in terms:
+        term = term.strip().upper().replace("ISO_IR_", "ISO_IR ").replace(
+            "ISO_2022_IR_", "ISO 2022 IR ")
+        if term:
+            return _DICOM_ENCODINGS.get(term, ASCII), extensions
+    return DEFAULT_ENCODING, extensions
+
+
+def dataset_charset(ds: Dataset) -> tuple[str, bool]:
+    """The (encoding, code extensions) Orthanc uses for every string of *ds*."""
+    elem = ds.get_item(SPECIFIC_CHARACTER_SET) if SPECIFIC_CHARACTER_SET in ds else None
+    if elem is None:
+        return DEFAULT_ENCODING, False
     value = elem.value
+    if value is None or value == b"" or value == "":
+        return DEFAULT_ENCODING, False
+    return charset_of(value)
+
+
+def _to_utf8(data: bytes, charset: tuple[str, bool]) -> str:
+    encoding, extensions = charset
+    if encoding == ASCII:
+        return _NOT_ASCII.sub("", data.decode("latin_1"))
+    text = data.decode(encoding, "ignore")
+    if extensions:
+        text = _ISO2022_CONTROLS.sub("", text)
+    return text
+
+
+def _c_string(data: bytes) -> bytes:
+    cut = data.find(b"\0")
+    return data if cut < 0 else data[:cut]
+
+
+# --------------------------------------------------------------------------------------
+# DCMTK dictionaries
+# --------------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"^([0-9A-Fa-f]{4})(?:-([oeuOEU])-([0-9A-Fa-f]{4})|-([0-9A-Fa-f]{4}))?$")
+
+
+def _parse_range(text: str) -> tuple[int, int, str]:
+    match = _RANGE.match(text.strip())
+    if match is None:
+        raise ValueError(text)
+    low = int(match.group(1), 16)
+    if match.group(3):
+        return low, int(match.group(3), 16), match.group(2).lower()
+    if match.group(4):
+        return low, int(match.group(4), 16), "e"
+    return low, low, "u"
+
+
+def _in_range(value: int, low: int, high: int, restriction: str) -> bool:
+    if value < low or value > high:
+        return False
+    if restriction == "o":
+        return value % 2 == 1
+    if restriction == "e":
+        return value % 2 == 0
+    return True
+
+
+class _Dictionary:
+    """DCMTK's data dictionary: exact entries, then repeating ranges (narrowest first)."""
+
+    def __init__(self) -> None:
+        self.exact: dict[tuple[str | None, int], tuple[str, str]] = {}
+        self.repeating: list[tuple[Any, ...]] = []
+        self.loaded = False
+
+    def load(self, path: Path) -> None:
+        with open(path, encoding="latin_1") as handle:
+            for line in handle:
+                if not line.strip() or line.startswith("#"):
+                    continue
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) < 3:
+                    continue
+                key, vr, name = fields[0].strip(), fields[1].strip(), fields[2].strip()
+                inner = key[1:-1]
+                creator: str | None = None
+                if '"' in inner:
+                    first = inner.index('"')
+                    last = inner.rindex('"')
+                    creator = inner[first + 1:last]
+                    group_text = inner[:first].rstrip(",")
+                    elem_text = inner[last + 1:].lstrip(",")
+                else:
+                    group_text, elem_text = inner.split(",")
+                try:
+                    g_lo, g_hi, g_r = _parse_range(group_text)
+                    e_lo, e_hi, e_r = _parse_range(elem_text)
+                except ValueError:
+                    continue
+                if g_lo == g_hi and e_lo == e_hi:
+                    self.exact[(creator, (g_lo << 16) | e_lo)] = (vr, name)
+                else:
+                    span = (g_hi - g_lo + 1) * (e_hi - e_lo + 1)
+                    self.repeating.append((span, len(self.repeating), creator, g_lo, g_hi, g_r,
+                                           e_lo, e_hi, e_r, vr, name))
+        self.repeating.sort()
+        self.loaded = True
+
+    def lookup(self, tag: int, creator: str | None) -> tuple[str, str] | None:
+        entry = self.exact.get((creator, tag))
+        if entry is None and creator is not None:
+            entry = self.exact.get((creator, tag & 0xFFFF00FF))
+        if entry is not None:
+            return entry
+        group, element = tag >> 16, tag & 0xFFFF
+        for item in self.repeating:
+            if item[2] != creator:
+                continue
+            if _in_range(group, item[3], item[4], item[5]) and (
+                    _in_range(element, item[6], item[7], item[8])
+                    or (creator is not None and _in_range(element & 0xFF, *item[6:9]))):
+                return item[9], item[10]
+        return None
+
+
+def _dictionary_dirs() -> list[Path]:
+    dirs = []
+    env = os.environ.get("PHAROS_DCMTK_DICT_DIR")
+    if env:
+        dirs.append(Path(env))
+    dirs.append(Path(__file__).with_name("dcmtk"))
+    dirs.extend(Path(p) for p in sorted(glob.glob("/usr/share/libdcmtk*"), reverse=True))
+    dirs.append(Path("/usr/share/dcmtk"))
+    return dirs
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> _Dictionary:
+    dictionary = _Dictionary()
+    for directory in _dictionary_dirs():
+        if (directory / "dicom.dic").is_file():
+            dictionary.load(directory / "dicom.dic")
+            if (directory / "private.dic").is_file():
+                dictionary.load(directory / "private.dic")
+            break
+    return dictionary
+
+
+@lru_cache(maxsize=4096)
+def _entry(tag: int, creator: str | None) -> tuple[str | None, str]:
+    """(dictionary VR or None, Orthanc's name) of *tag* with its private creator."""
+    dictionary = _dictionary()
+    if dictionary.loaded:
+        entry = dictionary.lookup(tag, creator)
+        if entry is None:
+            return None, UNKNOWN_NAME
+        return entry
+    if tag >> 16 & 1:
+        if tag & 0xFFFF == 0:
+            return "UL", "PrivateGroupLength"
+        if 0x10 <= tag & 0xFFFF <= 0xFF:
+            return "LO", "PrivateCreator"
+        return None, UNKNOWN_NAME
+    if tag & 0xFFFF == 0:
+        return "UL", "GenericGroupLength"
+    from pydicom.datadict import dictionary_VR
+    try:
+        return dictionary_VR(tag), keyword_for_tag(tag) or UNKNOWN_NAME
+    except KeyError:
+        return None, UNKNOWN_NAME
+
+
+def tag_name(tag: int, private_creator: str | None = None) -> str:
+    """Orthanc's ``Name`` of a tag (DCMTK dictionary name, ``Unknown Tag & Data``)."""
+    return _entry(int(tag), private_creator)[1]
+
+
+def format_tag(tag: int) -> str:
+    return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
+
+
+# --------------------------------------------------------------------------------------
+# Leaf values
+# --------------------------------------------------------------------------------------
+
+NULL = object()  # Orthanc's DicomValue "null" (Type "Null")
+
+
+def _text_from_bytes(data: bytes, vr: str, charset: tuple[str, bool]) -> str:
+    pad = b"\0" if vr == "UI" else b" "
+    data = _c_string(data.rstrip(pad))
+    if not data:
+        return ""
+    if data.isascii() and charset[0] != ASCII and not charset[1]:
+        return data.decode("ascii")
+    return _to_utf8(data, charset)
+
+
+def _numbers_from_bytes(data: bytes, vr: str, little_endian: bool) -> Any:
+    code, fmt = _NUMBER_FORMATS[vr]
+    size = struct.calcsize(code)
+    if len(data) < size:
+        return NULL
+    count = len(data) // size if len(data) % size == 0 else 1
+    values = struct.unpack(("<" if little_endian else ">") + code * count, data[:size * count])
+    return "\\".join(_format_number(v, fmt) for v in values)
+
+
+def _format_number(value: Any, fmt: str | None) -> str:
+    if fmt is None:
+        return str(int(value))
+    if value != value:  # NaN
+        return "-nan" if str(value).startswith("-") else "nan"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return format(value, fmt)
+
+
+def _leaf_from_raw(raw: RawDataElement, vr: str, charset: tuple[str, bool]) -> Any:
+    data = raw.value
+    if data is None:
+        data = b""
+    if vr in TEXT_VRS:
+        return _text_from_bytes(data, vr, charset)
+    if vr in _NUMBER_FORMATS:
+        return _numbers_from_bytes(data, vr, raw.is_little_endian)
+    if vr == "AT":
+        if len(data) < 4:
+            return NULL
+        group, element = struct.unpack("<HH" if raw.is_little_endian else ">HH", data[:4])
+        return f"{group:04x},{element:04x}"
+    return NULL
+
+
+def _leaf_from_value(elem: DataElement, vr: str, charset: tuple[str, bool]) -> Any:
+    value = elem.value
+    if vr in TEXT_VRS:
+        if value is None:
+            return ""
+        if isinstance(value, bytes):
+            return _text_from_bytes(value, vr, charset)
+        items = value if isinstance(value, MultiValue | list | tuple) else [value]
+        text = "\\".join(_text_item(v) for v in items)
+        text = text.rstrip("\0" if vr == "UI" else " ")
+        cut = text.find("\0")
+        text = text if cut < 0 else text[:cut]
+        if charset[0] == ASCII:
+            text = _NOT_ASCII.sub("", text)
+        return text
+    if vr in _NUMBER_FORMATS:
+        if value is None or value == b"":
+            return NULL
+        if isinstance(value, bytes):
+            return _numbers_from_bytes(value, vr, True)
+        items = value if isinstance(value, MultiValue | list | tuple) else [value]
+        if not items:
+            return NULL
+        fmt = _NUMBER_FORMATS[vr][1]
+        if fmt == ".9g":
+            items = [struct.unpack("<f", struct.pack("<f", v))[0] for v in items]
+        return "\\".join(_format_number(v, fmt) for v in items)
+    if vr == "AT":
+        if value is None:
+            return NULL
+        items = value if isinstance(value, MultiValue | list | tuple) else [value]
+        if not items:
+            return NULL
+        return format_tag(int(items[0]))
+    return NULL
+
+
+def _text_item(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, MultiValue | list | tuple):
-        return "\\".join(_scalar(v) for v in value)
-    return _scalar(value)
-
-
-def _scalar(value: Any) -> str:
+    original = getattr(value, "original_string", None)
+    if isinstance(original, str):
+        return original
     if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value).strip()
+        return value.decode("latin_1")
+    return str(value)
 
 
-def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH) -> dict[str, Any]:
-    """The ``full`` format: ``{"gggg,eeee": {"Name", "Type", "Value"}}``."""
+def _vr_of(elem: DataElement | RawDataElement, dict_vr: str | None,
+           pixel_representation: int) -> str:
+    vr = elem.VR
+    if vr is None or (isinstance(elem, RawDataElement) and getattr(elem, "is_raw", True)
+                      and vr is None):
+        vr = dict_vr or "UN"
+    if vr == "xs":
+        return "SS" if pixel_representation == 1 else "US"
+    if vr in ("lt", "US or SS or OW", "US or OW"):
+        return "US" if elem.tag != 0x00283006 or vr != "lt" else "US"
+    if vr == "US or SS":
+        return "SS" if pixel_representation == 1 else "US"
+    return str(vr)
+
+
+def _element_value(elem: DataElement | RawDataElement, vr: str,
+                   charset: tuple[str, bool]) -> Any:
+    if isinstance(elem, RawDataElement):
+        return _leaf_from_raw(elem, vr, charset)
+    return _leaf_from_value(elem, vr, charset)
+
+
+def decode_value(elem: DataElement | RawDataElement, *,
+                 charset: tuple[str, bool] | None = None,
+                 max_length: int = MAX_STRING_LENGTH) -> str | None:
+    """Orthanc's string for a leaf element, as stored in its MainDicomTags.
+
+    None when Orthanc has no string: binary VRs, sequences, "Null" values (e.g. an empty
+    US) and, as Orthanc's ``ExtractDicomSummary``, values longer than *max_length* UTF-8
+    bytes (0: no limit).  *charset* comes from :func:`dataset_charset` of the top-level
+    dataset; without it, Latin1 (Orthanc's default) is assumed for raw elements.
+    Pass raw elements (``ds.get_item(tag)`` before any ``ds[tag]``) for exact results.
+    """
+    vr = elem.VR
+    if vr is None:
+        vr = _entry(int(elem.tag), None)[0] or "UN"
+    if vr == "SQ" or vr in SKIPPED_VRS and int(elem.tag) != PIXEL_DATA:
+        return None
+    if vr in ("xs", "lt", "US or SS", "US or SS or OW", "US or OW"):
+        vr = "US"
+    value = _element_value(elem, vr, charset or (DEFAULT_ENCODING, False))
+    if value is NULL:
+        return None
+    if max_length and len(value) > max_length and len(value.encode("utf-8")) > max_length:
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Datasets
+# --------------------------------------------------------------------------------------
+
+
+def _private_creator_of(item: Dataset, tag: int, creators: dict[int, str | None]) -> str | None:
+    group = tag >> 16
+    if not group & 1 or group <= 7 or group == 0xFFFF:
+        return None
+    element = tag & 0xFFFF
+    if element < 0x1000:
+        return None
+    block = (group << 16) | (element >> 8)
+    if block not in creators:
+        creator = None
+        if block in item:
+            elem = item.get_item(block)
+            value = elem.value
+            if isinstance(elem, RawDataElement):
+                raw = _c_string((value or b"").rstrip(b" "))
+                creator = raw.decode("latin_1") if raw else None
+            elif value is not None:
+                creator = str(value).rstrip(" ") or None
+        creators[block] = creator
+    return creators[block]
+
+
+def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
+                  pixel_representation: int, top_level: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for elem in ds:
-        if elem.tag == 0x7FE00010:
+    creators: dict[int, str | None] = {}
+    for tag in sorted(item.keys()):
+        tag = int(tag)
+        if top_level and tag > PIXEL_DATA:
+            break
+        if tag >> 16 == 0x0002 and top_level:
             continue
-        key = format_tag(elem.tag)
-        name = tag_name(elem.tag)
-        if elem.VR == "SQ":
-            out[key] = {"Name": name, "Type": "Sequence",
-                        "Value": [dataset_to_json(item, max_length=max_length)
-                                  for item in elem.value]}
+        elem = item.get_item(tag)
+        creator = _private_creator_of(item, tag, creators)
+        dict_vr, name = _entry(tag, creator)
+        vr = elem.VR
+        if vr is None:
+            vr = dict_vr or "UN"
+        key = format_tag(tag)
+        if tag == PIXEL_DATA:
+            out[key] = _leaf_node(name, creator, "Null", None)
             continue
-        text = decode_value(elem)
-        if text is None:
-            out[key] = {"Name": name, "Type": "Null", "Value": None}
-        elif max_length and len(text) > max_length:
-            out[key] = {"Name": name, "Type": "TooLong", "Value": None}
+        if vr == "SQ" or (isinstance(elem, DataElement) and isinstance(elem.value, Sequence)):
+            if isinstance(elem, RawDataElement):
+                elem = item[tag]
+            out[key] = {"Name": name, "Type": "Sequence", "Value": [
+                _item_to_json(child, charset, max_length, pixel_representation, False)
+                for child in (elem.value or [])]}
+            continue
+        if vr in SKIPPED_VRS:
+            continue
+        if vr in ("xs", "US or SS"):
+            vr = "SS" if pixel_representation == 1 else "US"
+        elif vr in ("lt", "US or SS or OW", "US or OW"):
+            vr = "US"
+        value = _element_value(elem, vr, charset)
+        if value is NULL:
+            out[key] = _leaf_node(name, creator, "Null", None)
+        elif max_length and len(value) > max_length and len(value.encode("utf-8")) > max_length:
+            out[key] = _leaf_node(name, creator, "TooLong", None)
         else:
-            out[key] = {"Name": name, "Type": "String", "Value": text}
+            out[key] = _leaf_node(name, creator, "String", value)
     return out
 
 
+def _leaf_node(name: str, creator: str | None, kind: str, value: Any) -> dict[str, Any]:
+    if creator is None:
+        return {"Name": name, "Type": kind, "Value": value}
+    return {"Name": name, "PrivateCreator": creator, "Type": kind, "Value": value}
+
+
+def _pixel_representation(ds: Dataset) -> int:
+    if 0x00280103 not in ds:
+        return 0
+    elem = ds.get_item(0x00280103)
+    value = elem.value
+    if isinstance(value, bytes):
+        if len(value) < 2:
+            return 0
+        return struct.unpack("<H" if elem.is_little_endian else ">H", value[:2])[0]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH) -> dict[str, Any]:
+    """The ``full`` format of ``/instances/{id}/tags``: ``{"gggg,eeee": {Name, Type, Value}}``.
+
+    Private elements whose creator is known also carry ``"PrivateCreator"``.
+    """
+    return _item_to_json(ds, dataset_charset(ds), max_length, _pixel_representation(ds), True)
+
+
+def header_json(file_meta: Dataset | None) -> dict[str, Any]:
+    """``/instances/{id}/header``: the meta header (group 0002) in the ``full`` format."""
+    if file_meta is None:
+        return {}
+    return _item_to_json(file_meta, (ASCII, False), MAX_STRING_LENGTH, 0, False)
+
+
 def to_short(full: dict[str, Any]) -> dict[str, Any]:
-    """``?short``: tag keys, plain values."""
-    return {k: ([to_short(i) for i in v["Value"]] if v["Type"] == "Sequence" else v["Value"])
-            for k, v in full.items()}
+    """``?short``: tag keys, plain values (null for Null, TooLong and Binary)."""
+    out: dict[str, Any] = {}
+    for key, node in full.items():
+        kind = node["Type"]
+        if kind == "Sequence":
+            out[key] = [to_short(item) for item in node["Value"]]
+        elif kind == "String":
+            out[key] = node["Value"]
+        else:
+            out[key] = None
+    return out
 
 
 def to_simplified(full: dict[str, Any]) -> dict[str, Any]:
-    """``?simplify``: keyword keys, plain values."""
-    return {v["Name"]: ([to_simplified(i) for i in v["Value"]] if v["Type"] == "Sequence"
-                        else v["Value"])
-            for v in full.values()}
+    """``?simplify``: names as keys (sorted as JsonCpp does; the last tag wins a clash)."""
+    out: dict[str, Any] = {}
+    for key in sorted(full):
+        node = full[key]
+        kind = node["Type"]
+        if kind == "Sequence":
+            out[node["Name"]] = [to_simplified(item) for item in node["Value"]]
+        elif kind == "String":
+            out[node["Name"]] = node["Value"]
+        else:
+            out[node["Name"]] = None
+    return dict(sorted(out.items()))

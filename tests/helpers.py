@@ -1,0 +1,153 @@
+"""Shared helpers for tests: free ports, synthetic DICOM files, live servers."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("PHAROS_TEST_CORPUS", REPO.parent / "shared" / "data" / "dicom"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_dicom(*, patient_id: str = "PAT1", patient_name: str = "DOE^JOHN",
+               study_uid: str | None = None, series_uid: str | None = None,
+               sop_uid: str | None = None, instance_number: int = 1, modality: str = "CT",
+               size: int = 8, **extra: object) -> bytes:
+    """A small valid CT instance (explicit VR little endian) as Part 10 bytes."""
+    ds = Dataset()
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid or generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.PatientID = patient_id
+    ds.PatientName = patient_name
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "M"
+    ds.StudyDate = "20200102"
+    ds.StudyTime = "101010"
+    ds.AccessionNumber = "ACC1"
+    ds.StudyDescription = "Test study"
+    ds.SeriesDescription = "Test series"
+    ds.Modality = modality
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = instance_number
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = size
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes(range(256)) * (size * size * 2 // 256) + bytes(size * size * 2 % 256)
+    for key, value in extra.items():
+        setattr(ds, key, value)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    storage: Path
+    dicom_port: int
+    process: subprocess.Popen
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+
+
+def _database_url(storage: Path) -> tuple[str | None, str | None]:
+    """A fresh database for one server: on PostgreSQL when PHAROS_TEST_DATABASE_URL is set."""
+    base = os.environ.get("PHAROS_TEST_DATABASE_URL")
+    if not base:
+        return None, None
+    import psycopg
+    name = "pharos_test_" + uuid.uuid4().hex[:12]
+    admin = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    prefix, _, _ = base.rpartition("/")
+    return f"{prefix}/{name}", name
+
+
+def _drop_database(name: str | None) -> None:
+    if not name:
+        return
+    import psycopg
+    base = os.environ["PHAROS_TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def live_server(tmp_path: Path, config: dict | None = None) -> Iterator[LiveServer]:
+    """Run ``pharos serve`` in a subprocess on free ports, on fresh storage and index."""
+    storage = tmp_path / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    http_port, dicom_port = free_port(), free_port()
+    database_url, database_name = _database_url(storage)
+    document = {"Name": "PharosTest", "HttpPort": http_port, "DicomPort": dicom_port,
+                "StorageDirectory": str(storage), "StableAge": 2, **(config or {})}
+    if database_url:
+        document.setdefault("Pharos", {})["DatabaseUrl"] = database_url
+    config_path = tmp_path / "pharos.json"
+    config_path.write_bytes(orjson.dumps(document))
+    log = open(tmp_path / "server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--config", str(config_path),
+         "--host", "127.0.0.1"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        _wait_until_up(url, process, tmp_path / "server.log", document)
+        yield LiveServer(url, storage, dicom_port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        _drop_database(database_name)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, document: dict) -> None:
+    deadline = time.monotonic() + 60
+    users = document.get("RegisteredUsers") or {}
+    auth = next(iter(users.items()), None)
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/system", timeout=1, auth=auth).status_code in (200, 401, 403):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not start: {log.read_text(errors='replace')[-3000:]}")
