@@ -107,16 +107,27 @@ def _drop_database(name: str | None) -> None:
 
 
 @contextmanager
+def pinned_database(tmp_path: Path) -> Iterator[dict]:
+    """Pharos config pinning one index across server restarts (SQLite file or fresh PG db)."""
+    url, name = _database_url(tmp_path)
+    try:
+        yield {"Pharos": {"DatabaseUrl": url}} if url else {}
+    finally:
+        _drop_database(name)
+
+
+@contextmanager
 def live_server(tmp_path: Path, config: dict | None = None) -> Iterator[LiveServer]:
     """Run ``pharos serve`` in a subprocess on free ports, on fresh storage and index."""
     storage = tmp_path / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = free_port(), free_port()
-    database_url, database_name = _database_url(storage)
+    given = (config or {}).get("Pharos", {}).get("DatabaseUrl")
+    database_url, database_name = (None, None) if given else _database_url(storage)
     document = {"Name": "PharosTest", "HttpPort": http_port, "DicomPort": dicom_port,
                 "StorageDirectory": str(storage), "StableAge": 2, **(config or {})}
     if database_url:
-        document.setdefault("Pharos", {})["DatabaseUrl"] = database_url
+        document["Pharos"] = {**document.get("Pharos", {}), "DatabaseUrl": database_url}
     config_path = tmp_path / "pharos.json"
     config_path.write_bytes(orjson.dumps(document))
     log = open(tmp_path / "server.log", "wb")

@@ -61,7 +61,22 @@ def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = 
             raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {size} bytes)")
     except Exception as error:  # noqa: BLE001
         raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
+    if not stop_before_pixels:
+        _check_not_truncated(ds)
     return ds
+
+
+def _check_not_truncated(ds: Dataset) -> None:
+    """pydicom silently keeps a short last value; a truncated upload must be refused."""
+    for elem in reversed(list(ds.elements())):
+        length = getattr(elem, "length", None)
+        value = getattr(elem, "value", None)
+        if length is not None and length != 0xFFFFFFFF and isinstance(value, bytes) \
+                and len(value) < length:
+            raise BadFileFormat(f"Truncated DICOM file: element ({elem.tag.group:04X},"
+                                f"{elem.tag.element:04X}) declares {length} bytes, "
+                                f"{len(value)} present")
+        break
 
 
 def parse_instance(data: bytes) -> ParsedInstance:
