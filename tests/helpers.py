@@ -117,7 +117,8 @@ def pinned_database(tmp_path: Path) -> Iterator[dict]:
 
 
 @contextmanager
-def live_server(tmp_path: Path, config: dict | None = None) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, config: dict | None = None,
+                host: str = "127.0.0.1") -> Iterator[LiveServer]:
     """Run ``pharos serve`` in a subprocess on free ports, on fresh storage and index."""
     storage = tmp_path / "storage"
     storage.mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,7 @@ def live_server(tmp_path: Path, config: dict | None = None) -> Iterator[LiveServ
     log = open(tmp_path / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--config", str(config_path),
-         "--host", "127.0.0.1"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+         "--host", host], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{http_port}"
     try:
         _wait_until_up(url, process, tmp_path / "server.log", document)
