@@ -5,54 +5,75 @@ answers.  The rules below come from Orthanc's ``FromDcmtkBridge::DatasetToJson``
 ``ConvertLeafElement`` / ``Toolbox::ConvertToUtf8`` and were checked against a running
 Orthanc 1.10.1 on the whole test corpus.
 
-Which elements appear (``DicomToJsonFlags_Default``):
+Which elements appear in ``/tags`` (``DicomToJsonFlags_Default``: private, unknown and
+binary elements included, binary converted to null, stop after PixelData):
 
-* every element of the dataset, private and unknown ones included, in tag order;
-* elements whose VR is OB, OW, UN (or unknown) are left out, except PixelData (7fe0,0010)
-  which is always ``{"Type": "Null", "Value": null}``; at the top level, nothing after
-  PixelData is shown (``StopAfterPixelData``);
-* sequences are ``{"Type": "Sequence", "Value": [item, ...]}``, items in the same format.
+* every element of the dataset, in tag order, except (fffc,fffc) which DCMTK drops; at
+  the top level nothing after PixelData (7fe0,0010) is shown;
+* sequences are ``{"Type": "Sequence", "Value": [item, ...]}``, items in the same format;
+* private elements whose creator is known carry ``"PrivateCreator"`` (JsonCpp sorts the
+  keys: Name, PrivateCreator, Type, Value).
 
-Leaf values:
+Leaf values (``ConvertLeafElement``):
 
 * text VRs (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT): the bytes as stored
   (DS and IS are *not* reformatted), trailing padding removed (spaces, or NULs for UI),
   then cut at the first NUL (C string), then converted to UTF-8 with the dataset's
-  character set, multi-values kept as ``a\\b``; leading spaces are kept;
-* US SS UL SL FL FD: the numbers (C++ ``boost::lexical_cast``: ``%.9g`` for floats,
-  ``%.17g`` for doubles), joined with ``\\``; an empty value is ``Null``;
-* AT: ``gggg,eeee`` of the first value; OF, OD, OL, OV, SV, UV and others: ``Null``;
-* a UTF-8 value longer than 256 bytes is ``{"Type": "TooLong", "Value": null}``.
+  character set; multi-values stay ``a\\b``; leading spaces, tabs and CR/LF are kept;
+* US SS UL SL FL FD: the numbers (``boost::lexical_cast``, i.e. ``%.17g`` for FL and FD),
+  joined with ``\\``; a value shorter than one number (empty) is ``Null``;
+* AT: ``gggg,eeee`` of the first value;
+* UN: a ``String`` of the raw bytes if the dictionary knows the tag (with its private
+  creator) as a text VR and the bytes are printable ASCII, else ``Null``;
+* OB, OW, OF, OD, OL, OV, SV, UV, PixelData, and implicit VR "xs"/"lt"/"ox" elements
+  (except the xs tags that ``DcmItem::checkAndUpdateVR`` resolves with PixelRepresentation
+  of the same item): ``Null``;
+* a value of more than 256 UTF-8 bytes is ``{"Type": "TooLong", "Value": null}``.
+
+``/header`` (``DicomToJsonFlags_None``): the meta header without binary elements (so
+without (0002,0001)) nor unknown tags, no length limit, ASCII charset.
+
+``?short`` / ``?simplify`` (``Toolbox::SimplifyDicomAsJson``): ``String`` values as is,
+``Null``/``TooLong``/``Binary`` as null; ``?simplify`` keys are the names, sorted, the
+last tag winning when two share a name (e.g. ``Unknown Tag & Data``).
+
+MainDicomTags (``ExtractDicomSummary``, :func:`decode_value`): the same strings; values
+that are null or longer than 256 UTF-8 bytes are not stored (checked on Orthanc).
 
 Character sets (``FromDcmtkBridge::DetectEncoding``): only the *first non-empty* term of
 SpecificCharacterSet (0008,0005) of the top-level dataset chooses one decoder for every
-string of the dataset (nested items included); an unsupported term gives ASCII (non-ASCII
-bytes and control characters dropped); no SpecificCharacterSet gives Orthanc's
+string of the dataset (nested items included); an unsupported term gives ASCII (only
+printable 7-bit characters and LF kept); no SpecificCharacterSet gives Orthanc's
 ``DefaultEncoding`` (Latin1).  With several terms (ISO 2022 code extensions) the decoded
-text is then stripped of ISO 2022 escape sequences and shift codes.
+text is then stripped of ISO 2022 escape sequences and shift codes.  ICU's Shift_JIS
+(ISO_IR 13) maps 0x5C to YEN SIGN, so even the value separators become ``¥``.
 
 Names are those of DCMTK's dictionaries (``dicom.dic`` and ``private.dic``, which Orthanc
-loads), e.g. ``RETIRED_StudyComments``, ``PrivateCreator``, names of known private tags
-found through their private creator, and ``Unknown Tag & Data`` otherwise.  They are read
-from the DCMTK dictionary files when available (``PHAROS_DCMTK_DICT_DIR``, the
-``dcmtk`` directory next to this module, or ``/usr/share/libdcmtk*``); without them we fall
-back to pydicom's keywords (identical for almost every standard tag, but private tags
-are then ``Unknown Tag & Data`` and retired tags lack the ``RETIRED_`` prefix).
+1.10.1 loads from ``/usr/share/libdcmtk17``), patched by Orthanc's
+``DicomTag::GetMainTagsName`` (e.g. ``OtherPatientIDs`` instead of
+``RETIRED_OtherPatientIDs``): ``RETIRED_StudyComments``, ``PrivateCreator``,
+``GenericGroupLength``, names of private tags found through their private creator, and
+``Unknown Tag & Data`` otherwise.  The files are looked up in ``PHAROS_DCMTK_DICT_DIR``,
+in a ``dcmtk`` directory next to this module, then in ``/usr/share/libdcmtk*``; without
+them we fall back to pydicom's keywords (identical for almost every current standard
+tag, but private tags are then ``Unknown Tag & Data`` and retired tags lack the
+``RETIRED_`` prefix).
 
-Values are computed from pydicom's *raw* elements (``Dataset.get_item``) whenever they
-are still raw, which is the case for a dataset freshly read with ``pydicom.dcmread`` and
-not yet accessed through ``ds[...]``/``ds.Keyword``.  Already converted elements
-(datasets built in memory) are rendered from their Python values: identical results,
-except that pydicom has already decoded the text with its own (more correct) handling
-of character sets and stripped padding.
+Values are computed from pydicom's *raw* elements (``Dataset.get_item``), which is what a
+dataset freshly read with ``pydicom.dcmread`` holds until ``ds[...]``/``ds.Keyword``
+converts them.  Already converted elements (datasets built in memory) are rendered from
+their Python values: the same strings, except that pydicom has already decoded the text
+with its own (more correct) character set handling.
 
-Known, accepted differences with Orthanc (none on the test corpus, see
-``tests/unit/test_orthanc_json.py``):
+Checked against Orthanc 1.10.1 on the 201 DICOM files of the test corpus (plus synthetic
+files, see ``tests/unit/test_orthanc_json.py``): everything matches except
 
-* text decoding uses Python's codecs where Orthanc uses ICU through boost::locale: byte
-  sequences that are invalid in the declared character set may be dropped differently;
-* DCMTK "corrects" a few VRs when reading implicit VR little endian (xs/lt/ox tags) from
-  the dictionary and PixelRepresentation; we follow the same rule for the usual tags.
+* ``TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm``: its meta header group length (172)
+  also covers (0008,0000), which DCMTK therefore puts in ``/header`` and not in
+  ``/tags``; pydicom reads the meta header by group number (not reproduced, malformed
+  file);
+* text bytes invalid in the declared character set are dropped by Python's codecs where
+  ICU (boost::locale) may drop or replace them differently (no case in the corpus).
 """
 
 from __future__ import annotations
@@ -65,8 +86,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -76,13 +97,18 @@ PIXEL_DATA = 0x7FE00010
 SPECIFIC_CHARACTER_SET = 0x00080005
 UNKNOWN_NAME = "Unknown Tag & Data"
 
-# VRs whose elements Orthanc does not show at all (IsBinaryTag), PixelData excepted.
-SKIPPED_VRS = frozenset({"OB", "OW", "UN", "ox", "OB or OW", "US or OW", "US or SS or OW",
-                         "px", "na", "up", "UNKNOWN"})
+TRAILING_PADDING = 0xFFFCFFFC
+# DCMTK's IsBinaryTag(): left out of /header (shown as Null in /tags).
+BINARY_VRS = frozenset({"OB", "OW", "UN", "ox", "OB or OW", "px"})
+# Implicit VR "xs" tags that DcmItem::checkAndUpdateVR() turns into US/SS.
+_XS_BY_PIXEL_REPRESENTATION = frozenset({
+    0x00280120, 0x00280121, 0x00603004, 0x00603006, 0x00189810,
+    0x00280106, 0x00280107, 0x00280108, 0x00280109, 0x00283002, 0x00409211, 0x00409216})
+_ASCII_BYTES = re.compile(rb"[\n\x20-\x7e]*")
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
                       "TM", "UC", "UI", "UR", "UT"})
 _NUMBER_FORMATS = {"US": ("H", None), "SS": ("h", None), "UL": ("L", None),
-                   "SL": ("l", None), "FL": ("f", ".9g"), "FD": ("d", ".17g")}
+                   "SL": ("l", None), "FL": ("f", ".17g"), "FD": ("d", ".17g")}
 
 # --------------------------------------------------------------------------------------
 # Character sets
@@ -156,6 +182,8 @@ def _to_utf8(data: bytes, charset: tuple[str, bool]) -> str:
     if encoding == ASCII:
         return _NOT_ASCII.sub("", data.decode("latin_1"))
     text = data.decode(encoding, "ignore")
+    if encoding == "shift_jis":  # ICU's Shift_JIS: JIS X 0201 Roman in the 7-bit half
+        text = text.replace("\\", "\u00a5").replace("~", "\u203e")
     if extensions:
         text = _ISO2022_CONTROLS.sub("", text)
     return text
@@ -170,7 +198,7 @@ def _c_string(data: bytes) -> bytes:
 # DCMTK dictionaries
 # --------------------------------------------------------------------------------------
 
-_RANGE = re.compile(r"^([0-9A-Fa-f]{4})(?:-([oeuOEU])-([0-9A-Fa-f]{4})|-([0-9A-Fa-f]{4}))?$")
+_RANGE = re.compile(r"^([0-9A-Fa-f]{2,4})(?:-([oeuOEU])-([0-9A-Fa-f]{4})|-([0-9A-Fa-f]{4}))?$")
 
 
 def _parse_range(text: str) -> tuple[int, int, str]:
@@ -211,7 +239,8 @@ class _Dictionary:
                 fields = line.rstrip("\n").split("\t")
                 if len(fields) < 3:
                     continue
-                key, vr, name = fields[0].strip(), fields[1].strip(), fields[2].strip()
+                # DCMTK strips every whitespace of the fields (but not of private creators)
+                key, vr, name = fields[0].strip(), fields[1].strip(), "".join(fields[2].split())
                 inner = key[1:-1]
                 creator: str | None = None
                 if '"' in inner:
@@ -276,6 +305,18 @@ def _dictionary() -> _Dictionary:
     return dictionary
 
 
+# Orthanc's DicomTag::GetMainTagsName(): names that win over the dictionary's.
+_MAIN_TAG_NAMES = {
+    0x00080050: "AccessionNumber", 0x00080018: "SOPInstanceUID", 0x00100020: "PatientID",
+    0x0020000E: "SeriesInstanceUID", 0x0020000D: "StudyInstanceUID", 0x7FE00010: "PixelData",
+    0x00541330: "ImageIndex", 0x00200013: "InstanceNumber", 0x00540081: "NumberOfSlices",
+    0x00280008: "NumberOfFrames", 0x00181090: "CardiacNumberOfImages",
+    0x00201002: "ImagesInAcquisition", 0x00100010: "PatientName",
+    0x00200032: "ImagePositionPatient", 0x00200037: "ImageOrientationPatient",
+    0x00101000: "OtherPatientIDs",
+}
+
+
 @lru_cache(maxsize=4096)
 def _entry(tag: int, creator: str | None) -> tuple[str | None, str]:
     """(dictionary VR or None, Orthanc's name) of *tag* with its private creator."""
@@ -284,6 +325,8 @@ def _entry(tag: int, creator: str | None) -> tuple[str | None, str]:
         entry = dictionary.lookup(tag, creator)
         if entry is None:
             return None, UNKNOWN_NAME
+        if tag in _MAIN_TAG_NAMES:
+            return entry[0], _MAIN_TAG_NAMES[tag]
         return entry
     if tag >> 16 & 1:
         if tag & 0xFFFF == 0:
@@ -321,14 +364,14 @@ def _text_from_bytes(data: bytes, vr: str, charset: tuple[str, bool]) -> str:
     data = _c_string(data.rstrip(pad))
     if not data:
         return ""
-    if data.isascii() and charset[0] != ASCII and not charset[1]:
+    if data.isascii() and charset[0] not in (ASCII, "shift_jis") and not charset[1]:
         return data.decode("ascii")
     return _to_utf8(data, charset)
 
 
 def _numbers_from_bytes(data: bytes, vr: str, little_endian: bool) -> Any:
     code, fmt = _NUMBER_FORMATS[vr]
-    size = struct.calcsize(code)
+    size = struct.calcsize("<" + code)
     if len(data) < size:
         return NULL
     count = len(data) // size if len(data) % size == 0 else 1
@@ -376,6 +419,8 @@ def _leaf_from_value(elem: DataElement, vr: str, charset: tuple[str, bool]) -> A
         text = text if cut < 0 else text[:cut]
         if charset[0] == ASCII:
             text = _NOT_ASCII.sub("", text)
+        elif charset[0] == "shift_jis":
+            text = text.replace("\\", "\u00a5").replace("~", "\u203e")
         return text
     if vr in _NUMBER_FORMATS:
         if value is None or value == b"":
@@ -386,7 +431,7 @@ def _leaf_from_value(elem: DataElement, vr: str, charset: tuple[str, bool]) -> A
         if not items:
             return NULL
         fmt = _NUMBER_FORMATS[vr][1]
-        if fmt == ".9g":
+        if vr == "FL":
             items = [struct.unpack("<f", struct.pack("<f", v))[0] for v in items]
         return "\\".join(_format_number(v, fmt) for v in items)
     if vr == "AT":
@@ -410,31 +455,47 @@ def _text_item(value: Any) -> str:
     return str(value)
 
 
-def _vr_of(elem: DataElement | RawDataElement, dict_vr: str | None,
-           pixel_representation: int) -> str:
-    vr = elem.VR
-    if vr is None or (isinstance(elem, RawDataElement) and getattr(elem, "is_raw", True)
-                      and vr is None):
-        vr = dict_vr or "UN"
-    if vr == "xs":
-        return "SS" if pixel_representation == 1 else "US"
-    if vr in ("lt", "US or SS or OW", "US or OW"):
-        return "US" if elem.tag != 0x00283006 or vr != "lt" else "US"
-    if vr == "US or SS":
-        return "SS" if pixel_representation == 1 else "US"
-    return str(vr)
+def _unknown_vr_text(data: bytes, tag: int, creator: str | None) -> Any:
+    """UN element: a string if the dictionary says so and the bytes are plain ASCII."""
+    dict_vr = _entry(tag, creator)[0]
+    if dict_vr not in TEXT_VRS or not _ASCII_BYTES.fullmatch(data):
+        return NULL
+    return data.decode("ascii")
 
 
-def _element_value(elem: DataElement | RawDataElement, vr: str,
-                   charset: tuple[str, bool]) -> Any:
+def _leaf(elem: DataElement | RawDataElement, vr: str, creator: str | None,
+          charset: tuple[str, bool]) -> Any:
+    """Orthanc's ConvertLeafElement(): a str, or NULL."""
     if isinstance(elem, RawDataElement):
+        if vr == "UN":
+            return _unknown_vr_text(elem.value or b"", int(elem.tag), creator)
         return _leaf_from_raw(elem, vr, charset)
+    if vr == "UN":
+        value = elem.value
+        if isinstance(value, bytes):
+            return _unknown_vr_text(value, int(elem.tag), creator)
+        return NULL
     return _leaf_from_value(elem, vr, charset)
+
+
+def _resolve_vr(item: Dataset, elem: DataElement | RawDataElement, tag: int,
+                dict_vr: str | None) -> str:
+    """The VR DCMTK gives an element: the file's, or (implicit VR) the dictionary's."""
+    vr = elem.VR
+    if vr is None:
+        vr = dict_vr or "UN"
+        if vr == "xs" and tag in _XS_BY_PIXEL_REPRESENTATION:
+            # DcmItem::checkAndUpdateVR(), from PixelRepresentation of the same item
+            representation = _pixel_representation(item)
+            if representation is not None:
+                vr = "SS" if representation == 1 else "US"
+    return str(vr)
 
 
 def decode_value(elem: DataElement | RawDataElement, *,
                  charset: tuple[str, bool] | None = None,
-                 max_length: int = MAX_STRING_LENGTH) -> str | None:
+                 max_length: int = MAX_STRING_LENGTH,
+                 private_creator: str | None = None) -> str | None:
     """Orthanc's string for a leaf element, as stored in its MainDicomTags.
 
     None when Orthanc has no string: binary VRs, sequences, "Null" values (e.g. an empty
@@ -443,17 +504,16 @@ def decode_value(elem: DataElement | RawDataElement, *,
     dataset; without it, Latin1 (Orthanc's default) is assumed for raw elements.
     Pass raw elements (``ds.get_item(tag)`` before any ``ds[tag]``) for exact results.
     """
+    tag = int(elem.tag)
     vr = elem.VR
     if vr is None:
-        vr = _entry(int(elem.tag), None)[0] or "UN"
-    if vr == "SQ" or vr in SKIPPED_VRS and int(elem.tag) != PIXEL_DATA:
+        vr = _entry(tag, private_creator)[0] or "UN"
+    if vr == "SQ" or tag == PIXEL_DATA:
         return None
-    if vr in ("xs", "lt", "US or SS", "US or SS or OW", "US or OW"):
-        vr = "US"
-    value = _element_value(elem, vr, charset or (DEFAULT_ENCODING, False))
+    value = _leaf(elem, vr, private_creator, charset or (DEFAULT_ENCODING, False))
     if value is NULL:
         return None
-    if max_length and len(value) > max_length and len(value.encode("utf-8")) > max_length:
+    if _too_long(value, max_length):
         return None
     return value
 
@@ -485,43 +545,41 @@ def _private_creator_of(item: Dataset, tag: int, creators: dict[int, str | None]
     return creators[block]
 
 
+def _too_long(value: str, max_length: int) -> bool:
+    """More than *max_length* UTF-8 bytes (0: no limit)."""
+    if not max_length or len(value) * 4 <= max_length:
+        return False
+    return len(value) > max_length or len(value.encode("utf-8")) > max_length
+
+
 def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
-                  pixel_representation: int, top_level: bool) -> dict[str, Any]:
+                  top_level: bool, header: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     creators: dict[int, str | None] = {}
     for tag in sorted(item.keys()):
         tag = int(tag)
         if top_level and tag > PIXEL_DATA:
-            break
-        if tag >> 16 == 0x0002 and top_level:
-            continue
+            break  # DicomToJsonFlags_StopAfterPixelData
+        if tag == TRAILING_PADDING:
+            continue  # DCMTK drops (fffc,fffc) while reading
         elem = item.get_item(tag)
         creator = _private_creator_of(item, tag, creators)
         dict_vr, name = _entry(tag, creator)
-        vr = elem.VR
-        if vr is None:
-            vr = dict_vr or "UN"
+        vr = _resolve_vr(item, elem, tag, dict_vr)
         key = format_tag(tag)
-        if tag == PIXEL_DATA:
-            out[key] = _leaf_node(name, creator, "Null", None)
-            continue
         if vr == "SQ" or (isinstance(elem, DataElement) and isinstance(elem.value, Sequence)):
             if isinstance(elem, RawDataElement):
                 elem = item[tag]
             out[key] = {"Name": name, "Type": "Sequence", "Value": [
-                _item_to_json(child, charset, max_length, pixel_representation, False)
+                _item_to_json(child, charset, max_length, False)
                 for child in (elem.value or [])]}
             continue
-        if vr in SKIPPED_VRS:
-            continue
-        if vr in ("xs", "US or SS"):
-            vr = "SS" if pixel_representation == 1 else "US"
-        elif vr in ("lt", "US or SS or OW", "US or OW"):
-            vr = "US"
-        value = _element_value(elem, vr, charset)
+        if header and (vr in BINARY_VRS or dict_vr is None and name == UNKNOWN_NAME):
+            continue  # /header uses DicomToJsonFlags_None: no binary, no unknown tags
+        value = NULL if tag == PIXEL_DATA else _leaf(elem, vr, creator, charset)
         if value is NULL:
             out[key] = _leaf_node(name, creator, "Null", None)
-        elif max_length and len(value) > max_length and len(value.encode("utf-8")) > max_length:
+        elif _too_long(value, max_length):
             out[key] = _leaf_node(name, creator, "TooLong", None)
         else:
             out[key] = _leaf_node(name, creator, "String", value)
@@ -534,19 +592,20 @@ def _leaf_node(name: str, creator: str | None, kind: str, value: Any) -> dict[st
     return {"Name": name, "PrivateCreator": creator, "Type": kind, "Value": value}
 
 
-def _pixel_representation(ds: Dataset) -> int:
-    if 0x00280103 not in ds:
-        return 0
-    elem = ds.get_item(0x00280103)
+def _pixel_representation(item: Dataset) -> int | None:
+    if 0x00280103 not in item:
+        return None
+    elem = item.get_item(0x00280103)
     value = elem.value
     if isinstance(value, bytes):
         if len(value) < 2:
-            return 0
-        return struct.unpack("<H" if elem.is_little_endian else ">H", value[:2])[0]
+            return None
+        little = elem.is_little_endian if isinstance(elem, RawDataElement) else True
+        return struct.unpack("<H" if little else ">H", value[:2])[0]
     try:
         return int(value)
     except (TypeError, ValueError):
-        return 0
+        return None
 
 
 def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH) -> dict[str, Any]:
@@ -554,14 +613,14 @@ def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH) -> dict
 
     Private elements whose creator is known also carry ``"PrivateCreator"``.
     """
-    return _item_to_json(ds, dataset_charset(ds), max_length, _pixel_representation(ds), True)
+    return _item_to_json(ds, dataset_charset(ds), max_length, True)
 
 
 def header_json(file_meta: Dataset | None) -> dict[str, Any]:
     """``/instances/{id}/header``: the meta header (group 0002) in the ``full`` format."""
     if file_meta is None:
         return {}
-    return _item_to_json(file_meta, (ASCII, False), MAX_STRING_LENGTH, 0, False)
+    return _item_to_json(file_meta, (ASCII, False), 0, False, header=True)
 
 
 def to_short(full: dict[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from typing import Any
 
 import orjson
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from app.dicom.identifiers import ResourceIds
 from app.dicom.levels import Level
-from app.dicom.orthanc_json import decode_value
+from app.dicom.orthanc_json import dataset_charset, decode_value
 from app.dicom.tags import MAIN_TAGS
 from app.errors import BadFileFormat
 
@@ -90,21 +91,25 @@ def parse_instance(data: bytes) -> ParsedInstance:
         raise BadFileFormat(f"Cannot decode the DICOM file: {error}") from error
 
 
-def _required(ds: Dataset, keyword: str, allow_empty: bool = False) -> str:
-    elem = ds.get(keyword)
-    value = "" if elem is None else (decode_value(ds[keyword]) or "")
+def _required(ds: Dataset, keyword: str, charset: tuple[str, bool] | None,
+              allow_empty: bool = False) -> str:
+    elem = ds.get_item(tag_for_keyword(keyword))
+    value = "" if elem is None else (decode_value(elem, charset=charset) or "")
     if not value and not allow_empty:
         raise BadFileFormat(f"Missing the DICOM tag {keyword}")
     return value
 
 
-def main_tags_of(ds: Dataset) -> dict[Level, dict[str, str]]:
+def main_tags_of(ds: Dataset, charset: tuple[str, bool] | None = None) -> dict[Level, dict[str, str]]:
+    """Orthanc's MainDicomTags values per level (decoded as Orthanc decodes them)."""
+    if charset is None:
+        charset = dataset_charset(ds)
     tags: dict[Level, dict[str, str]] = {}
     for level, entries in MAIN_TAGS.items():
         values: dict[str, str] = {}
         for tag, keyword in entries:
             if tag in ds:
-                text = decode_value(ds[tag])
+                text = decode_value(ds.get_item(tag), charset=charset)
                 if text is not None:
                     values[keyword] = text
         tags[level] = values
@@ -112,15 +117,16 @@ def main_tags_of(ds: Dataset) -> dict[Level, dict[str, str]]:
 
 
 def _extract(ds: Dataset) -> ParsedInstance:
-    patient_id = _required(ds, "PatientID", allow_empty=True)
-    study_uid = _required(ds, "StudyInstanceUID")
-    series_uid = _required(ds, "SeriesInstanceUID")
-    sop_uid = _required(ds, "SOPInstanceUID")
+    charset = dataset_charset(ds)
+    patient_id = _required(ds, "PatientID", charset, allow_empty=True)
+    study_uid = _required(ds, "StudyInstanceUID", charset)
+    series_uid = _required(ds, "SeriesInstanceUID", charset)
+    sop_uid = _required(ds, "SOPInstanceUID", charset)
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta \
         else "1.2.840.10008.1.2"
-    sop_class = _required(ds, "SOPClassUID", allow_empty=True)
-    main = main_tags_of(ds)
+    sop_class = _required(ds, "SOPClassUID", charset, allow_empty=True)
+    main = main_tags_of(ds, charset)
     return ParsedInstance(
         ids=ResourceIds.compute(patient_id, study_uid, series_uid, sop_uid),
         patient_id=patient_id, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid,

@@ -103,7 +103,7 @@ def raw_value(element: Any) -> bytes:
     value = element.value
     if isinstance(value, bytes):
         return value
-    text = orthanc_json.decode_value(element)
+    text = orthanc_json.decode_value(element, max_length=0)
     return (text or "").encode("utf-8")
 
 
