@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import instances, resources, system
+from app.api import instances, resources, system, tools
 from app.api.errors import install_error_handlers
 from app.api.responses import JsonResponse
 from app.api.security import SecurityMiddleware
@@ -60,5 +60,6 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(system.router)
     app.include_router(instances.router)
     app.include_router(resources.router)
+    app.include_router(tools.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app

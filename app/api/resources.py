@@ -18,7 +18,8 @@ from app.api.schemas import (
 )
 from app.dicom.levels import LEVELS, Level
 from app.errors import InexistentItem, UnknownResource
-from app.services import browse, delete
+from app.index import repository
+from app.services import browse, delete, find
 from app.services import instances as instance_service
 from app.services.browse import get_row_or_404
 
@@ -41,10 +42,17 @@ def _register(level: Level) -> None:
 
     def list_resources(request: Request) -> JsonResponse:
         context = get_context(request)
+        requested = _requested_tags(request)
         with context.db.read() as conn:
-            return json_answer(browse.list_resources(
-                conn, level, expand=flag(request, "expand"),
-                since=int_param(request, "since"), limit=int_param(request, "limit")))
+            answer = browse.list_resources(
+                conn, level, expand=flag(request, "expand") and not requested,
+                since=int_param(request, "since"), limit=int_param(request, "limit"))
+            if requested and flag(request, "expand"):
+                rows = repository.get_rows_by_pk(conn, level, [r.pk for r in repository.list_public_ids(
+                    conn, level, since=int_param(request, "since"),
+                    limit=int_param(request, "limit"))])
+                answer = find.expanded(conn, level, rows, requested)
+            return json_answer(answer)
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
@@ -52,7 +60,11 @@ def _register(level: Level) -> None:
 
     def get_resource(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
+        requested = _requested_tags(request)
         with context.db.read() as conn:
+            if requested:
+                row = get_row_or_404(conn, level, id)
+                return json_answer(find.expanded(conn, level, [row], requested)[0])
             return json_answer(browse.resource_json(conn, level, id))
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
@@ -128,6 +140,15 @@ def _register(level: Level) -> None:
     _add(f"/{plural}/{{id}}/attachments", list_attachments,
          operation_id=f"list_{singular}_attachments", tag=tag, summary="Attachment names",
          responses={200: {"model": list[str]}})
+
+
+def _requested_tags(request: Request) -> list[str]:
+    """``?requestedTags=A;B`` (Orthanc 1.11), also accepted comma-separated."""
+    raw = request.query_params.get("requestedTags") or request.query_params.get("RequestedTags")
+    if not raw:
+        return []
+    return [t for t in raw.replace(",", ";").split(";") if t.strip()] if ";" in raw else \
+        [t for t in [raw.strip()] if t]
 
 
 def _relatives(level: Level, target: Level) -> Callable[..., JsonResponse]:

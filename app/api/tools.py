@@ -1,0 +1,73 @@
+"""``/tools/find``, ``/tools/lookup``, ``/tools/labels`` and the labels of resources."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import get_context, json_body, read_body
+from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import JSON_BODY_ANY
+from app.dicom.levels import LEVELS, Level
+from app.services import find
+
+router = APIRouter()
+
+_TEXT_BODY = {"requestBody": {"required": True, "content": {
+    "text/plain": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/tools/find", tags=["System"], operation_id="tools_find", response_model=None,
+             openapi_extra=JSON_BODY_ANY,
+             responses={200: {"description": "IDs, or resources with Expand"}})
+async def tools_find(request: Request) -> JsonResponse:
+    """Orthanc's find: ``{"Level", "Query", "Expand", "Limit", "Since", "CaseSensitive",
+    "RequestedTags", "Labels", "LabelsConstraint", "Full", "Short"}``."""
+    context = get_context(request)
+    body = await json_body(request, context)
+    return json_answer(await run_in_threadpool(find.tools_find, context, body))
+
+
+@router.post("/tools/lookup", tags=["System"], operation_id="tools_lookup", response_model=None,
+             openapi_extra=_TEXT_BODY)
+async def tools_lookup(request: Request) -> JsonResponse:
+    """Resources whose PatientID, StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is
+    the body."""
+    context = get_context(request)
+    text = (await read_body(request, context)).decode("utf-8", "replace")
+    return json_answer(await run_in_threadpool(find.lookup, context, text))
+
+
+@router.get("/tools/labels", tags=["System"], operation_id="list_all_labels",
+            response_model=list[str])
+def list_all_labels(request: Request) -> JsonResponse:
+    return json_answer(find.all_labels(get_context(request)))
+
+
+def _register(level: Level) -> None:
+    plural, singular = level.plural, level.value.lower()
+    tag = plural.capitalize()
+
+    def get_labels(id: str, request: Request) -> JsonResponse:
+        return json_answer(find.labels_of(get_context(request), level, id))
+
+    def put_label(id: str, label: str, request: Request) -> JsonResponse:
+        find.add_label(get_context(request), level, id, label)
+        return json_answer({})
+
+    def delete_label(id: str, label: str, request: Request) -> JsonResponse:
+        find.remove_label(get_context(request), level, id, label)
+        return json_answer({})
+
+    router.add_api_route(f"/{plural}/{{id}}/labels", get_labels, methods=["GET"],
+                         operation_id=f"list_{singular}_labels", tags=[tag],
+                         response_model=list[str])
+    router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", put_label, methods=["PUT"],
+                         operation_id=f"add_{singular}_label", tags=[tag], response_model=None)
+    router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", delete_label, methods=["DELETE"],
+                         operation_id=f"remove_{singular}_label", tags=[tag],
+                         response_model=None)
+
+
+for _level in LEVELS:
+    _register(_level)
