@@ -102,3 +102,14 @@ class ZipBomb(PharosError):
     """A ZIP whose declared sizes or compression ratio exceed the configured limits."""
 
     orthanc_code, orthanc_message, http_status = 15, "Bad file format", 413
+
+
+class MissingRequiredTag(PharosError):
+    """An upload without StudyInstanceUID/SeriesInstanceUID/SOPInstanceUID.
+
+    Orthanc 1.10.1 answers 404 "Inexistent tag" (code 21) here; a 404 on ``POST
+    /instances`` tells HTTP clients the route does not exist, so Pharos answers 400 with
+    the same Orthanc code 21 in the body (deliberate difference, see README).
+    """
+
+    orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 400

@@ -10,12 +10,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import instances, resources, system, tools
+from app.api import dicomweb, images, instances, jobs, modalities, peers, resources, system, tools
 from app.api.errors import install_error_handlers
 from app.api.responses import JsonResponse
 from app.api.security import SecurityMiddleware
 from app.config import Settings
 from app.services.context import ServerContext
+from app.dimse.scp import start_scp
+from app.jobs.worker import start_workers
 from app.services.stability import StabilityMonitor
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,14 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             app.state.context = ServerContext.open(settings)
         monitor = StabilityMonitor(app.state.context)
         monitor.start()
+        workers = start_workers(app.state.context)
+        scp = start_scp(app.state.context) if settings.dicom_server_enabled else None
         try:
             yield
         finally:
+            if scp is not None:
+                scp.stop()
+            workers.stop()
             monitor.stop()
             if own:
                 app.state.context.close()
@@ -61,5 +68,12 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(instances.router)
     app.include_router(resources.router)
     app.include_router(tools.router)
+    app.include_router(images.router)
+    app.include_router(modalities.router)
+    app.include_router(peers.router)
+    app.include_router(jobs.router)
+    app.include_router(dicomweb.router, prefix="/dicom-web")
+    app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)
+    app.include_router(dicomweb.wado_uri_router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app

@@ -171,3 +171,53 @@ Index("ix_series_study_uid", Series.study_pk, Series.series_uid)
 Index("ix_instances_series_index", Instance.series_pk, Instance.index_in_series)
 Index("ix_metadata_resource", Metadata.level, Metadata.resource_pk)
 Index("ix_labels_resource", Label.level, Label.resource_pk)
+
+
+class Job(Base):
+    """Durable jobs (Orthanc's /jobs): claimed with FOR UPDATE SKIP LOCKED on PostgreSQL."""
+
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)  # submission order
+    type: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # Pending Running Success ...
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the job's input (JSON)
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # Orthanc's "Content" (JSON)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[int] = mapped_column(Integer, default=0)
+    error_description: Mapped[str] = mapped_column(Text, default="Success")
+    creation_time: Mapped[str] = mapped_column(Text)
+    completion_time: Mapped[str | None] = mapped_column(Text)
+    effective_runtime: Mapped[float] = mapped_column(default=0.0)
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    heartbeat: Mapped[float | None] = mapped_column()
+    output_key: Mapped[str | None] = mapped_column(Text)  # a blob the job produced (archive)
+
+
+class StoredModality(Base):
+    """Modalities added through the REST API (DicomModalitiesInDatabase)."""
+
+    __tablename__ = "modalities"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    config: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoredPeer(Base):
+    """Orthanc peers added through the REST API (OrthancPeersInDatabase)."""
+
+    __tablename__ = "peers"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    config: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Query(Base):
+    """A C-FIND issued through ``/modalities/{name}/query``, kept for ``/queries/{id}``."""
+
+    __tablename__ = "queries"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    modality: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(8))
+    query: Mapped[bytes] = mapped_column(LargeBinary)  # the request (JSON)
+    answers: Mapped[bytes] = mapped_column(LargeBinary)  # list of DICOM JSON datasets
+    created: Mapped[float] = mapped_column()

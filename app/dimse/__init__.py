@@ -1,0 +1,1 @@
+"""DIMSE through pynetdicom: the SCP (handlers -> services) and the SCU."""

@@ -1,0 +1,1 @@
+"""Durable jobs in the index database (Orthanc's /jobs)."""
