@@ -8,6 +8,8 @@ WADO-RS metadata and QIDO-RS answer from, and the facts Orthanc keeps as metadat
 from __future__ import annotations
 
 import io
+import re
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from app.dicom.identifiers import ResourceIds
 from app.dicom.levels import Level
 from app.dicom.orthanc_json import dataset_charset, decode_value
 from app.dicom.tags import MAIN_TAGS
-from app.errors import BadFileFormat
+from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 
 # Binary elements larger than this are replaced by a BulkDataURI in the stored DICOM JSON.
 BULK_DATA_THRESHOLD = 1024
@@ -41,6 +43,10 @@ class ParsedInstance:
     dicom_json: bytes
     index_in_series: int | None
     expected_instances: int | None
+    # Orthanc's "IndexInSeries" metadata: the stripped InstanceNumber (else ImageIndex) text.
+    index_in_series_text: str | None = None
+    # Orthanc's "PixelDataOffset" metadata (1.9.1+): file offset of the top-level (7fe0,0010).
+    pixel_data_offset: int | None = None
 
     def tag(self, level: Level, keyword: str) -> str | None:
         return self.main_tags[level].get(keyword)
@@ -59,7 +65,7 @@ def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = 
             raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
         if "SOPInstanceUID" not in ds:
             size = len(data) if isinstance(data, bytes | bytearray) else "?"
-            raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {size} bytes)")
+            raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {size} bytes)") from None
     except Exception as error:  # noqa: BLE001
         raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
     if not stop_before_pixels:
@@ -84,19 +90,27 @@ def parse_instance(data: bytes) -> ParsedInstance:
     """Parse a DICOM file held in memory; raise BadFileFormat for anything unusable."""
     ds = read_dataset(data)
     try:
-        return _extract(ds)
-    except BadFileFormat:
+        parsed = _extract(ds)
+    except PharosError:
         raise
     except Exception as error:  # noqa: BLE001 — malformed values surface while decoding
         raise BadFileFormat(f"Cannot decode the DICOM file: {error}") from error
+    parsed.pixel_data_offset = pixel_data_offset(data)
+    return parsed
 
 
 def _required(ds: Dataset, keyword: str, charset: tuple[str, bool] | None,
               allow_empty: bool = False) -> str:
     elem = ds.get_item(tag_for_keyword(keyword))
+    if elem is None and not allow_empty:
+        # Orthanc's DicomInstanceHasher reads the three UIDs with DicomMap::GetValue(),
+        # which throws InexistentTag (code 21, HTTP 404) when the tag is absent; Pharos
+        # keeps the code but answers 400 (a deliberate difference, see app/errors.py)...
+        raise MissingRequiredTag(f"Missing the DICOM tag {keyword}")
     value = "" if elem is None else (decode_value(elem, charset=charset) or "")
     if not value and not allow_empty:
-        raise BadFileFormat(f"Missing the DICOM tag {keyword}")
+        # ... and BadFileFormat (HTTP 400), with this very message, when it is empty.
+        raise BadFileFormat("missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID")
     return value
 
 
@@ -134,6 +148,7 @@ def _extract(ds: Dataset) -> ParsedInstance:
         dicom_json=orjson.dumps(dicom_json_of(ds)),
         index_in_series=_index_in_series(main[Level.INSTANCE]),
         expected_instances=expected_instances(main[Level.SERIES]),
+        index_in_series_text=index_in_series_text(main[Level.INSTANCE]),
     )
 
 
@@ -150,33 +165,182 @@ def dicom_json_of(ds: Dataset) -> dict[str, Any]:
                            bulk_data_element_handler=handler)
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _int_or_none(text: str | None) -> int | None:
-    if text is None:
+    """``boost::lexical_cast<int64_t>``: a plain integer, nothing else (no spaces, no dot)."""
+    if text is None or not _INTEGER.fullmatch(text):
         return None
-    try:
-        return int(float(text.split("\\")[0]))
-    except ValueError:
-        return None
+    return int(text)
 
 
-def _index_in_series(instance_tags: dict[str, str]) -> int | None:
-    """Orthanc: InstanceNumber, else ImageIndex."""
+def index_in_series_text(instance_tags: dict[str, str]) -> str | None:
+    """Orthanc's IndexInSeries metadata: InstanceNumber if present (even empty), else
+    ImageIndex, with spaces stripped (``StatelessDatabaseOperations::Store``)."""
     for keyword in ("InstanceNumber", "ImageIndex"):
-        value = _int_or_none(instance_tags.get(keyword))
-        if value is not None:
-            return value
+        if keyword in instance_tags:
+            return instance_tags[keyword].strip(" ")
     return None
 
 
+def _index_in_series(instance_tags: dict[str, str]) -> int | None:
+    """The integer of the IndexInSeries metadata, when it is one (``LookupIntegerMetadata``)."""
+    return _int_or_none(index_in_series_text(instance_tags))
+
+
 def expected_instances(series_tags: dict[str, str]) -> int | None:
-    """Orthanc's ``ComputeExpectedNumberOfInstances`` (ServerIndex.cpp)."""
-    images = _int_or_none(series_tags.get("ImagesInAcquisition"))
-    positions = _int_or_none(series_tags.get("NumberOfTemporalPositions"))
-    if images is not None and positions is not None:
-        total = images * positions
-        return total if total > 0 else None
-    for keyword in ("NumberOfSlices", "CardiacNumberOfImages"):
-        value = _int_or_none(series_tags.get(keyword))
-        if value is not None:
-            return value if value > 0 else None
+    """Orthanc's ``ComputeExpectedNumberOfInstances`` (StatelessDatabaseOperations.cpp).
+
+    The first pair of tags present decides, and a value that is not a plain integer
+    aborts the whole computation (``bad_lexical_cast``), as it does in Orthanc.
+    """
+    pairs = (("ImagesInAcquisition", "NumberOfTemporalPositions"),
+             ("NumberOfSlices", "NumberOfTimeSlices"))
+    for first, second in pairs:
+        if first in series_tags and second in series_tags:
+            left, right = (_int_or_none(series_tags[first].strip(" ")),
+                           _int_or_none(series_tags[second].strip(" ")))
+            if left is None or right is None:
+                return None
+            return left * right if left * right > 0 else None
+    if "CardiacNumberOfImages" in series_tags:
+        value = _int_or_none(series_tags["CardiacNumberOfImages"].strip(" "))
+        return value if value is not None and value > 0 else None
+    return None
+
+
+# --- PixelDataOffset (Orthanc's DicomStreamReader::LookupPixelDataOffset) -----------------
+
+_SHORT_EXPLICIT_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_PIXEL_DATA = 0x7FE00010
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_IMPLICIT = "1.2.840.10008.1.2"
+
+
+def pixel_data_offset(data: bytes) -> int | None:
+    """Offset in the file of the top-level PixelData element header, as Orthanc finds it.
+
+    Orthanc's stream reader needs a preamble, "DICM" and a meta header that starts with
+    (0002,0000); it walks the dataset (skipping sequences) and stops at PixelData, then
+    checks that the tag really is at that offset. Any surprise means "no offset".
+    """
+    try:
+        offset = _scan_pixel_data(memoryview(data))
+    except (ValueError, IndexError, struct.error):
+        return None
+    if offset is None:
+        return None
+    head = bytes(data[offset:offset + 4])
+    expected = b"\x7f\xe0\x00\x10" if _scan_big_endian(data) else b"\xe0\x7f\x10\x00"
+    return offset if head == expected else None
+
+
+def _scan_big_endian(data: bytes) -> bool:
+    try:
+        return _meta_transfer_syntax(memoryview(data))[0] == _BIG_ENDIAN
+    except (ValueError, IndexError, struct.error):
+        return False
+
+
+def _meta_transfer_syntax(data: memoryview) -> tuple[str, int]:
+    """(transfer syntax, offset of the dataset) from the preamble and the meta header."""
+    if len(data) < 144 or bytes(data[128:132]) != b"DICM" \
+            or bytes(data[132:138]) != b"\x02\x00\x00\x00UL" \
+            or struct.unpack_from("<H", data, 138)[0] != 4:
+        raise ValueError("no DICOM preamble")
+    length = struct.unpack_from("<I", data, 140)[0]
+    block = data[144:144 + length]
+    if len(block) < length:
+        raise ValueError("truncated meta header")
+    pos, syntax = 0, None
+    while pos + 8 <= len(block):
+        tag = (struct.unpack_from("<H", block, pos)[0] << 16) | struct.unpack_from(
+            "<H", block, pos + 2)[0]
+        vr = bytes(block[pos + 4:pos + 6])
+        if vr in _SHORT_EXPLICIT_VRS:
+            size = struct.unpack_from("<H", block, pos + 6)[0]
+            start = pos + 8
+        elif pos + 12 <= len(block):
+            if struct.unpack_from("<H", block, pos + 6)[0] != 0:
+                break
+            size = struct.unpack_from("<I", block, pos + 8)[0]
+            start = pos + 12
+        else:
+            raise ValueError("bad meta header")
+        if tag == 0x00020010:
+            value = bytes(block[start:start + size])
+            if value[-1:] in (b" ", b"\x00"):
+                value = value[:-1]
+            syntax = value.decode("ascii")
+        pos = start + size
+    if pos != len(block) or syntax is None:
+        raise ValueError("bad meta header")
+    return syntax, 144 + length
+
+
+def _scan_pixel_data(data: memoryview) -> int | None:
+    syntax, pos = _meta_transfer_syntax(data)
+    implicit = syntax == _IMPLICIT
+    endian = ">" if syntax == _BIG_ENDIAN else "<"
+    depth = 0
+    end = len(data)
+    while pos + 8 <= end:
+        group, element = struct.unpack_from(endian + "HH", data, pos)
+        tag = (group << 16) | element
+        header = pos
+        if depth == 0 and tag >= 0xFFFFFFFF:
+            return None
+        if tag in (_ITEM, _ITEM_END, _SEQUENCE_END):
+            length = struct.unpack_from(endian + "I", data, pos + 4)[0]
+            pos += 8
+            if tag == _ITEM:
+                if length != 0xFFFFFFFF:
+                    pos += length  # an item of explicit length is skipped at once
+            else:
+                if length != 0 or depth == 0:
+                    raise ValueError("unexpected delimiter")
+                if tag == _SEQUENCE_END:
+                    depth -= 1
+            continue
+        if implicit:
+            length = struct.unpack_from("<I", data, pos + 4)[0]
+            pos += 8
+            if length == 0xFFFFFFFF:
+                depth += 1
+                continue
+            if depth == 0 and pos + length <= end and tag == _PIXEL_DATA:
+                return header
+            if depth == 0 and tag > _PIXEL_DATA and pos + length <= end:
+                return None
+            pos += length
+            continue
+        vr = bytes(data[pos + 4:pos + 6])
+        if vr == b"SQ":
+            length = struct.unpack_from(endian + "I", data, pos + 8)[0]
+            pos += 12
+            if length != 0xFFFFFFFF:
+                pos += length  # the whole sequence at once
+            else:
+                depth += 1
+            continue
+        if vr in _SHORT_EXPLICIT_VRS:
+            length = struct.unpack_from(endian + "H", data, pos + 6)[0]
+            pos += 8
+            if depth == 0 and pos + length <= end and tag >= _PIXEL_DATA:
+                return header if tag == _PIXEL_DATA else None
+            pos += length
+            continue
+        if struct.unpack_from(endian + "H", data, pos + 6)[0] != 0:
+            raise ValueError("reserved bytes are not zero")
+        length = struct.unpack_from(endian + "I", data, pos + 8)[0]
+        pos += 12
+        if depth == 0 and tag >= _PIXEL_DATA:
+            return header if tag == _PIXEL_DATA else None
+        if length == 0xFFFFFFFF:
+            depth += 1
+        else:
+            pos += length
     return None

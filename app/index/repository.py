@@ -36,6 +36,12 @@ PARENT_FK: dict[Level, str] = {Level.STUDY: "patient_pk", Level.SERIES: "study_p
                                Level.INSTANCE: "series_pk"}
 
 
+# Metadata names starting with this prefix are Pharos' own bookkeeping: never listed.
+INTERNAL_METADATA_PREFIX = "pharos:"
+STUDY_PATIENT_TAGS = "pharos:PatientMainDicomTags"
+PIXEL_DATA_OFFSET = "PixelDataOffset"
+
+
 @dataclass(slots=True)
 class StoreOutcome:
     status: str  # "Success" | "AlreadyStored"
@@ -83,6 +89,7 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     if existing is not None:
         if not overwrite:
             return StoreOutcome("AlreadyStored", existing.pk)
+        _delete_attached(conn, Level.INSTANCE, [existing.pk])
         conn.execute(delete(INSTANCES).where(INSTANCES.c.pk == existing.pk))
         replaced = existing.blob_key
 
@@ -130,6 +137,7 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
         http_username=origin.get("HttpUsername", ""), main_tags=_pack(instance),
         dicom_json=parsed.dicom_json))
     instance_pk = result.inserted_primary_key[0]
+    _store_automatic_metadata(conn, parsed, changes, study_pk, instance_pk)
     # Touch the parents: LastUpdate and stability restart with every new instance.
     conn.execute(update(SERIES).where(SERIES.c.pk == series_pk)
                  .values(last_update=now, is_stable=False))
@@ -143,6 +151,60 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     return StoreOutcome("Success", instance_pk, replaced)
 
 
+def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
+                              changes: list[tuple[str, Level, str]], study_pk: int,
+                              instance_pk: int) -> None:
+    """The facts Orthanc keeps as metadata that no column holds.
+
+    * A new study keeps the patient tags of the instance that created it: Orthanc
+      duplicates them at the study level and answers them as ``PatientMainDicomTags``
+      of the study, even when later instances (or the patient) carry other values.
+    * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+).
+    """
+    rows: list[dict[str, Any]] = []
+    if ("NewStudy", Level.STUDY, parsed.ids.study) in changes:
+        rows.append({"level": Level.STUDY.value, "resource_pk": study_pk,
+                     "name": STUDY_PATIENT_TAGS,
+                     "value": _pack(parsed.main_tags[Level.PATIENT]).decode()})
+    if parsed.pixel_data_offset is not None:
+        rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
+                     "name": PIXEL_DATA_OFFSET, "value": str(parsed.pixel_data_offset)})
+    if rows:
+        conn.execute(insert(METADATA), rows)
+
+
+def study_patient_tags(conn: Connection, study_rows: Sequence[Row]) -> dict[int, dict[str, str]]:
+    """For each study pk, the ``PatientMainDicomTags`` Orthanc answers for it.
+
+    That is the copy taken when the study was created, or (for studies indexed before
+    the copy was kept) the patient's current main tags.
+    """
+    answer: dict[int, dict[str, str]] = {}
+    pks = [r.pk for r in study_rows]
+    if not pks:
+        return answer
+    for pk, value in conn.execute(select(METADATA.c.resource_pk, METADATA.c.value).where(and_(
+            METADATA.c.level == Level.STUDY.value, METADATA.c.name == STUDY_PATIENT_TAGS,
+            METADATA.c.resource_pk.in_(pks)))):
+        answer[pk] = orjson.loads(value)
+    missing = {r.patient_pk for r in study_rows if r.pk not in answer}
+    if missing:
+        patients = dict(conn.execute(select(PATIENTS.c.pk, PATIENTS.c.main_tags)
+                                     .where(PATIENTS.c.pk.in_(missing))).all())
+        for row in study_rows:
+            if row.pk not in answer:
+                answer[row.pk] = orjson.loads(patients[row.patient_pk])
+    return answer
+
+
+def stored_metadata(conn: Connection, level: Level, pk: int) -> dict[str, str]:
+    """Metadata rows of one resource, internal ones (``pharos:``) left out."""
+    return {name: value for name, value in conn.execute(
+        select(METADATA.c.name, METADATA.c.value).where(and_(
+            METADATA.c.level == level.value, METADATA.c.resource_pk == pk))
+        .order_by(METADATA.c.name)) if not name.startswith(INTERNAL_METADATA_PREFIX)}
+
+
 def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now: str) -> None:
     if entries:
         conn.execute(insert(CHANGES), [
@@ -153,8 +215,14 @@ def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now
 # --- look-ups -----------------------------------------------------------------------------
 
 def get_row(conn: Connection, level: Level, public_id: str) -> Row | None:
+    """One resource row; an instance row also carries ``pixel_data_offset`` (metadata)."""
     table = TABLE[level]
-    return conn.execute(select(table).where(table.c.public_id == public_id)).first()
+    query = select(table)
+    if level == Level.INSTANCE:
+        query = select(table, select(METADATA.c.value).where(and_(
+            METADATA.c.level == Level.INSTANCE.value, METADATA.c.resource_pk == table.c.pk,
+            METADATA.c.name == PIXEL_DATA_OFFSET)).scalar_subquery().label("pixel_data_offset"))
+    return conn.execute(query.where(table.c.public_id == public_id)).first()
 
 
 def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[Row]:

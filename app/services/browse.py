@@ -50,9 +50,11 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[
     answers: list[dict[str, Any]] = []
     if level == Level.STUDY:
         patient_pks = sorted({r.patient_pk for r in rows})
-        patients = {r.pk: r for r in conn.execute(
-            select(PATIENTS.c.pk, PATIENTS.c.public_id, PATIENTS.c.main_tags)
-            .where(PATIENTS.c.pk.in_(patient_pks)))}
+        patients = dict(conn.execute(select(PATIENTS.c.pk, PATIENTS.c.public_id)
+                                     .where(PATIENTS.c.pk.in_(patient_pks))).all())
+        # Orthanc answers the patient tags copied when the study was created, not the
+        # patient's: they differ when instances of one PatientID disagree.
+        patient_tags = repository.study_patient_tags(conn, rows)
     if level == Level.SERIES:
         indices: dict[int, list[int | None]] = defaultdict(list)
         for series_pk, index in conn.execute(
@@ -73,10 +75,9 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[
             answer.update(IsStable=bool(row.is_stable), LastUpdate=row.last_update,
                           Studies=children[row.pk])
         elif level == Level.STUDY:
-            patient = patients[row.patient_pk]
             answer.update(IsStable=bool(row.is_stable), LastUpdate=row.last_update,
-                          ParentPatient=patient.public_id,
-                          PatientMainDicomTags=orjson.loads(patient.main_tags),
+                          ParentPatient=patients[row.patient_pk],
+                          PatientMainDicomTags=patient_tags[row.pk],
                           Series=children[row.pk])
         elif level == Level.SERIES:
             answer.update(ExpectedNumberOfInstances=row.expected_instances,
@@ -191,7 +192,26 @@ def exports_json(conn: Connection, since: int, limit: int) -> dict[str, Any]:
 
 
 def series_metadata(conn: Connection, row: Row) -> dict[str, str]:
-    """A series' metadata: LastUpdate, and RemoteAET of the instance that created it."""
+    """A series' metadata: LastUpdate, RemoteAET of the instance that created it, and
+    ExpectedNumberOfInstances when Orthanc could compute it (set at series creation)."""
     first = conn.execute(select(INSTANCES.c.remote_aet).where(INSTANCES.c.series_pk == row.pk)
                          .order_by(INSTANCES.c.pk).limit(1)).first()
-    return {"LastUpdate": row.last_update, "RemoteAET": first.remote_aet if first else ""}
+    # Listed in the order of Orthanc's MetadataType numbers (3, 4, 7).
+    answer = {"RemoteAET": first.remote_aet if first else ""}
+    if row.expected_instances is not None:
+        answer["ExpectedNumberOfInstances"] = str(row.expected_instances)
+    answer["LastUpdate"] = row.last_update
+    answer.update(repository.stored_metadata(conn, Level.SERIES, row.pk))
+    return answer
+
+
+def resource_metadata(conn: Connection, level: Level, row: Row) -> dict[str, str]:
+    """``/{level}/{id}/metadata?expand`` for any level: automatic and stored metadata.
+
+    The route should call this one (inside its read transaction) rather than
+    ``services.instances.resource_metadata``, which cannot see stored metadata.
+    """
+    if level == Level.SERIES:
+        return series_metadata(conn, row)
+    from app.services.instances import resource_metadata as automatic
+    return {**automatic(level, row), **repository.stored_metadata(conn, level, row.pk)}

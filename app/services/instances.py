@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydicom.dataset import Dataset
 from sqlalchemy import Row
 
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
-from app.dicom.parse import read_dataset
+from app.dicom.parse import index_in_series_text, read_dataset
 from app.dicom.tags import parse_tag
 from app.errors import InexistentFile, InexistentItem, UnknownResource
 from app.index import repository
@@ -107,19 +108,27 @@ def raw_value(element: Any) -> bytes:
     return (text or "").encode("utf-8")
 
 
+# In the order of Orthanc's MetadataType numbers, the order in which it lists them.
 INSTANCE_METADATA = ("IndexInSeries", "ReceptionDate", "RemoteAET", "Origin", "TransferSyntax",
-                     "SopClassUid", "RemoteIP", "HttpUsername", "CalledAET")
+                     "SopClassUid", "RemoteIP", "CalledAET", "HttpUsername", "PixelDataOffset")
 
 
 def instance_metadata(row: Row) -> dict[str, str]:
-    """Orthanc's automatic metadata of an instance, in Orthanc's listing order."""
+    """Orthanc's automatic metadata of an instance, in Orthanc's listing order.
+
+    IndexInSeries is Orthanc's text (InstanceNumber, else ImageIndex, stripped), which may
+    be empty or not a number; the integer of ``GET /instances/{id}`` comes from it.
+    PixelDataOffset is present on rows read by ``repository.get_row``.
+    """
+    offset = getattr(row, "pixel_data_offset", None)
     values = {
-        "IndexInSeries": None if row.index_in_series is None else str(row.index_in_series),
+        "IndexInSeries": index_in_series_text(orjson.loads(row.main_tags)),
         "ReceptionDate": row.received_at, "RemoteAET": row.remote_aet, "Origin": row.origin,
         "TransferSyntax": row.transfer_syntax, "SopClassUid": row.sop_class_uid,
         "RemoteIP": row.remote_ip or None, "HttpUsername": row.http_username
         if row.origin == "RestApi" else None,
         "CalledAET": row.called_aet or None,
+        "PixelDataOffset": offset,
     }
     return {k: v for k in INSTANCE_METADATA if (v := values[k]) is not None}
 
