@@ -164,9 +164,7 @@ def _metadata(request: Request, level: Level, public_id: str) -> dict[str, str]:
     context = get_context(request)
     with context.db.read() as conn:
         row = get_row_or_404(conn, level, public_id)
-        if level == Level.SERIES:
-            return browse.series_metadata(conn, row)
-    return instance_service.resource_metadata(level, row)
+        return browse.resource_metadata(conn, level, row)
 
 
 for _level in LEVELS:
