@@ -33,7 +33,7 @@ def free_port() -> int:
 def make_dicom(*, patient_id: str = "PAT1", patient_name: str = "DOE^JOHN",
                study_uid: str | None = None, series_uid: str | None = None,
                sop_uid: str | None = None, instance_number: int = 1, modality: str = "CT",
-               size: int = 8, **extra: object) -> bytes:
+               size: int = 8, pixels: bytes | None = None, **extra: object) -> bytes:
     """A small valid CT instance (explicit VR little endian) as Part 10 bytes."""
     ds = Dataset()
     ds.SOPClassUID = CTImageStorage
@@ -59,7 +59,8 @@ def make_dicom(*, patient_id: str = "PAT1", patient_name: str = "DOE^JOHN",
     ds.BitsStored = 12
     ds.HighBit = 11
     ds.PixelRepresentation = 0
-    ds.PixelData = bytes(range(256)) * (size * size * 2 // 256) + bytes(size * size * 2 % 256)
+    ramp = bytes(range(256)) * (size * size * 2 // 256) + bytes(size * size * 2 % 256)
+    ds.PixelData = ramp if pixels is None else pixels
     for key, value in extra.items():
         setattr(ds, key, value)
     meta = FileMetaDataset()

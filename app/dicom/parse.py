@@ -66,11 +66,26 @@ def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = 
         if "SOPInstanceUID" not in ds:
             size = len(data) if isinstance(data, bytes | bytearray) else "?"
             raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {size} bytes)") from None
+        _record_detected_syntax(ds)
     except Exception as error:  # noqa: BLE001
         raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
     if not stop_before_pixels:
         _check_not_truncated(ds)
     return ds
+
+
+def _record_detected_syntax(ds: Dataset) -> None:
+    """A bare dataset (no meta header): note the transfer syntax pydicom detected."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        meta = ds.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        implicit = getattr(ds, "original_encoding", (None, None))[0]
+        little = getattr(ds, "original_encoding", (None, True))[1]
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else (
+            ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def _check_not_truncated(ds: Dataset) -> None:
