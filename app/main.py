@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import dicomweb, images, instances, jobs, modalities, peers, resources, system, tools
+from app.api import archive, dicomweb, images, instances, jobs, modalities, peers, resources, system, tools
 from app.api.errors import install_error_handlers
 from app.api.responses import JsonResponse
 from app.api.security import SecurityMiddleware
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(resources.router)
     app.include_router(tools.router)
     app.include_router(images.router)
+    app.include_router(archive.router)
     app.include_router(modalities.router)
     app.include_router(peers.router)
     app.include_router(jobs.router)
