@@ -9,8 +9,8 @@ deflating is what makes Orthanc's archives slow.
 from __future__ import annotations
 
 import re
-import time
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
