@@ -1,7 +1,47 @@
-"""Routes of this area are filled in by their issue (see README)."""
+"""``/jobs``: Orthanc's jobs JSON and controls (cancel, pause, resume, resubmit)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
-router = APIRouter()
+from app.api.deps import flag, get_context
+from app.api.responses import JsonResponse, json_answer
+from app.jobs import queue
+from app.jobs.json import job_json
+
+router = APIRouter(tags=["Jobs"])
+
+
+@router.get("/jobs", operation_id="list_jobs", response_model=None)
+def list_jobs(request: Request) -> JsonResponse:
+    """The job IDs, or the jobs with ``?expand``, in submission order."""
+    rows = queue.list_jobs(get_context(request))
+    if flag(request, "expand"):
+        return json_answer([job_json(row) for row in rows])
+    return json_answer([row.id for row in rows])
+
+
+@router.get("/jobs/{id}", operation_id="get_job", response_model=None)
+def get_job(id: str, request: Request) -> JsonResponse:
+    """``{ID, Type, State, Progress, Priority, CreationTime, CompletionTime, EffectiveRuntime,
+    ErrorCode, ErrorDescription, ErrorDetails, Timestamp, Content}``."""
+    return json_answer(queue.job_document(get_context(request), id))
+
+
+def _control(action: str) -> None:
+    operation = getattr(queue, action)
+
+    def control(id: str, request: Request) -> Response:
+        if operation(get_context(request), id):
+            return json_answer({})
+        return Response(status_code=400)  # Orthanc answers an empty 400
+
+    control.__doc__ = f"{action.capitalize()} the job (Orthanc's rules for each state)."
+    router.add_api_route(f"/jobs/{{id}}/{action}", control, methods=["POST"],
+                         operation_id=f"{action}_job", response_model=None,
+                         name=f"{action}_job")
+
+
+for _action in ("cancel", "pause", "resume", "resubmit"):
+    _control(_action)

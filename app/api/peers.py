@@ -1,7 +1,75 @@
-"""Routes of this area are filled in by their issue (see README)."""
+"""``/peers``: Orthanc peers over HTTP (registry, store, store-straight, system)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse, Response
 
-router = APIRouter()
+from app.api.deps import flag, get_context, read_body
+from app.api.modalities import _DICOM_BODY, _TEXT_OR_JSON, text_or_json
+from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import JSON_BODY_ANY
+from app.services import network
+
+router = APIRouter(tags=["Networking"])
+
+
+@router.get("/peers", operation_id="list_peers", response_model=None)
+def list_peers(request: Request) -> JsonResponse:
+    """The symbolic names of the peers, or their configurations with ``?expand``."""
+    found = network.peers(get_context(request))
+    if flag(request, "expand"):
+        return json_answer({name: network.peer_json(p) for name, p in found.items()})
+    return json_answer(list(found))
+
+
+@router.get("/peers/{name}", operation_id="get_peer", response_model=None)
+def get_peer(name: str, request: Request) -> JsonResponse:
+    network.get_peer(get_context(request), name)
+    return json_answer(["configuration", "store", "store-straight", "system"])
+
+
+@router.get("/peers/{name}/configuration", operation_id="get_peer_configuration",
+            response_model=None)
+def get_peer_configuration(name: str, request: Request) -> JsonResponse:
+    return json_answer(network.peer_json(network.get_peer(get_context(request), name)))
+
+
+@router.put("/peers/{name}", operation_id="put_peer", response_model=None,
+            openapi_extra=JSON_BODY_ANY)
+async def put_peer(name: str, request: Request) -> Response:
+    """Add or replace a peer: ``[URL(, user, password)]`` or ``{"Url", "Username", ...}``."""
+    body = await text_or_json(request)
+    await run_in_threadpool(network.put_peer, get_context(request), name, body)
+    return PlainTextResponse("")
+
+
+@router.delete("/peers/{name}", operation_id="delete_peer", response_model=None)
+def delete_peer(name: str, request: Request) -> Response:
+    network.delete_peer(get_context(request), name)
+    return PlainTextResponse("")
+
+
+@router.get("/peers/{name}/system", operation_id="get_peer_system", response_model=None)
+def get_peer_system(name: str, request: Request) -> JsonResponse:
+    """The peer's own ``/system``."""
+    return json_answer(network.peer_system(get_context(request), name))
+
+
+@router.post("/peers/{name}/store", operation_id="store_to_peer", response_model=None,
+             openapi_extra=_TEXT_OR_JSON)
+async def store(name: str, request: Request) -> JsonResponse:
+    """Send resources of any level: an ID, a list of IDs, or ``{Resources, Synchronous}``."""
+    body = await text_or_json(request)
+    return json_answer(await run_in_threadpool(network.peer_store, get_context(request),
+                                               name, body))
+
+
+@router.post("/peers/{name}/store-straight", operation_id="store_straight_to_peer",
+             response_model=None, openapi_extra=_DICOM_BODY)
+async def store_straight(name: str, request: Request) -> JsonResponse:
+    """Send the DICOM file of the body to the peer; answer the peer's answer."""
+    data = await read_body(request, get_context(request))
+    return json_answer(await run_in_threadpool(network.peer_store_straight,
+                                               get_context(request), name, data))

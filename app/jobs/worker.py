@@ -1,11 +1,235 @@
-"""Job workers started by the app's lifespan (filled in by the jobs issue)."""
+"""Job workers: ``ConcurrentJobs`` threads polling the jobs table of the index database.
+
+Each worker claims one Pending job at a time (see :func:`jobs_repository.claim_next`),
+runs its kind, and settles the row. A heartbeat thread stamps the rows this process runs;
+rows whose process died (heartbeat too old, or a dead PID on this host) go back to
+Pending, so a job interrupted by a crash runs again; a clean shutdown asks running jobs to
+stop and puts them back to Pending itself.
+"""
 
 from __future__ import annotations
 
-from app.dimse.scp import Stoppable, _Nothing
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import Row
+
+from app.errors import PharosError
+from app.index import jobs_repository as jobs
+from app.jobs.json import CANCELED_JOB, job_time
+from app.jobs.kinds import JobInterrupted, get_kind, load_kind_modules
+from app.jobs.queue import wakeup_event
 from app.services.context import ServerContext
 
+log = logging.getLogger(__name__)
 
-def start_workers(context: ServerContext) -> Stoppable:
+POLL_INTERVAL = 0.5  # seconds between two polls when idle (a submission wakes workers at once)
+HEARTBEAT_INTERVAL = 5.0
+STALE_AFTER = 30.0  # a running job whose heartbeat is older belongs to a dead process
+PROGRESS_INTERVAL = 0.5  # at most two progress writes per second per job
+CANCEL_CHECK_INTERVAL = 0.25
+SYNC_PROTECTION = 120  # seconds a completed job is kept beyond JobsHistorySize
+
+
+class Workers:
+    """The running worker threads of one process; :meth:`stop` joins them."""
+
+    def __init__(self, context: ServerContext, count: int) -> None:
+        self.context = context
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stopping = threading.Event()
+        self.wakeup = wakeup_event(context)
+        self.running: set[str] = set()
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._work, name=f"pharos-job-{i}", daemon=True)
+                        for i in range(count)]
+        self.threads.append(threading.Thread(target=self._beat, name="pharos-job-heartbeat",
+                                             daemon=True))
+
+    def start(self) -> None:
+        load_kind_modules()
+        self._requeue_at_start()
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wakeup.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    # --- crash recovery ---------------------------------------------------------------
+
+    def _requeue_at_start(self) -> None:
+        """Jobs left Running by a dead process become Pending again."""
+        with self.context.db.write() as conn:
+            if self.context.db.sqlite:
+                count = jobs.requeue_abandoned(conn, None)  # one process owns a SQLite index
+            else:
+                count = jobs.requeue_abandoned(conn, time.time() - STALE_AFTER)
+                count += self._requeue_dead_local(conn)
+        if count:
+            log.warning("Requeued %d job(s) interrupted by a previous stop", count)
+
+    def _requeue_dead_local(self, conn: Any) -> int:
+        """On a shared PostgreSQL: jobs claimed by a dead process of this very host."""
+        count = 0
+        host = socket.gethostname()
+        for row in jobs.list_jobs(conn):
+            if row.state not in jobs.ACTIVE_STATES or not row.claimed_by:
+                continue
+            owner_host, _, rest = row.claimed_by.partition(":")
+            pid = rest.partition(":")[0]
+            if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                count += jobs.transition(conn, row.id, jobs.ACTIVE_STATES, {
+                    "state": jobs.PENDING, "claimed_by": None, "heartbeat": None})
+        return count
+
+    def _beat(self) -> None:
+        while not self.stopping.wait(HEARTBEAT_INTERVAL):
+            try:
+                with self._lock:
+                    running = list(self.running)
+                with self.context.db.write() as conn:
+                    jobs.heartbeat(conn, running, time.time())
+                    if jobs.requeue_abandoned(conn, time.time() - STALE_AFTER):
+                        self.wakeup.set()
+            except Exception:  # noqa: BLE001 - a lost beat must not kill the thread
+                log.exception("Job heartbeat failed")
+
+    # --- the work loop ----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                row = self._claim()
+            except Exception:  # noqa: BLE001 - e.g. database briefly unavailable
+                log.exception("Cannot claim a job")
+                row = None
+            if row is None:
+                self.wakeup.wait(POLL_INTERVAL)
+                self.wakeup.clear()
+                continue
+            self._run(row)
+
+    def _claim(self) -> Row | None:
+        with self.context.db.write() as conn:
+            row = jobs.claim_next(conn, self.identity, time.time())
+        if row is not None:
+            with self._lock:
+                self.running.add(row.id)
+        return row
+
+    def _run(self, row: Row) -> None:
+        started = time.monotonic()
+        runner = _JobRun(self, row)
+        outcome: dict[str, Any]
+        try:
+            kind = get_kind(row.type)
+            if kind is None:
+                raise PharosError(f"No job kind is registered under the type {row.type!r}")
+            content = kind.run(self.context, orjson.loads(row.payload), runner.progress,
+                               runner.should_stop)
+            outcome = {"state": jobs.SUCCESS, "progress": 100, "content": orjson.dumps(content),
+                       "error_code": 0, "error_details": ""}
+        except JobInterrupted:
+            outcome = self._interrupted(row.id)
+        except PharosError as error:
+            log.warning("Job %s (%s) failed: %s", row.id, row.type, error)
+            outcome = {"state": jobs.FAILURE, "progress": None, "content": runner.content,
+                       "error_code": error.orthanc_code, "error_details": str(error)}
+        except Exception as error:  # noqa: BLE001 - a job failure, not a worker failure
+            log.error("Job %s (%s) crashed:\n%s", row.id, row.type, traceback.format_exc())
+            outcome = {"state": jobs.FAILURE, "progress": None, "content": runner.content,
+                       "error_code": -1, "error_details": str(error)}
+        runtime = time.monotonic() - started
+        done = outcome["state"] in jobs.DONE_STATES
+        try:
+            with self.context.db.write() as conn:
+                settled = jobs.settle(
+                    conn, row.id, self.identity, state=outcome["state"],
+                    progress=outcome.get("progress"), content=outcome.get("content"),
+                    error_code=outcome["error_code"], error_details=outcome["error_details"],
+                    completion_time=job_time() if done else None, runtime=runtime)
+                if settled and done:
+                    jobs.prune_history(conn, self.context.settings.jobs_history_size,
+                                       _seconds_ago(SYNC_PROTECTION))
+        finally:
+            with self._lock:
+                self.running.discard(row.id)
+        if not settled:
+            log.warning("Job %s was taken over by another worker; its outcome is dropped", row.id)
+
+    def _interrupted(self, job_id: str) -> dict[str, Any]:
+        """The state a job that stopped early settles in: what was asked of it."""
+        with self.context.db.read() as conn:
+            state = jobs.current_state(conn, job_id)
+        if state == jobs.CANCELLING:
+            return {"state": jobs.FAILURE, "error_code": CANCELED_JOB, "error_details": ""}
+        if state == jobs.PAUSING:
+            return {"state": jobs.PAUSED, "error_code": 0, "error_details": ""}
+        return {"state": jobs.PENDING, "error_code": 0, "error_details": ""}  # shutdown
+
+
+class _JobRun:
+    """Callbacks given to one run: throttled progress writes and stop checks."""
+
+    def __init__(self, workers: Workers, row: Row) -> None:
+        self.workers = workers
+        self.job_id = row.id
+        self.content: bytes | None = None
+        self._last_write = 0.0
+        self._last_check = 0.0
+        self._stop = False
+
+    def progress(self, fraction: float, content: dict[str, Any] | None = None) -> None:
+        if content is not None:
+            self.content = orjson.dumps(content)
+        now = time.monotonic()
+        if now - self._last_write < PROGRESS_INTERVAL and fraction < 1.0:
+            return
+        self._last_write = now
+        percent = max(0, min(100, round(fraction * 100)))
+        with self.workers.context.db.write() as conn:
+            jobs.update_progress(conn, self.job_id, percent, self.content)
+
+    def should_stop(self) -> bool:
+        if self._stop or self.workers.stopping.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._last_check >= CANCEL_CHECK_INTERVAL:
+            self._last_check = now
+            with self.workers.context.db.read() as conn:
+                state = jobs.current_state(conn, self.job_id)
+            self._stop = state in (jobs.PAUSING, jobs.CANCELLING)
+        return self._stop
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _seconds_ago(seconds: int) -> str:
+    from datetime import UTC, datetime, timedelta
+    return job_time(datetime.now(UTC) - timedelta(seconds=seconds))
+
+
+def start_workers(context: ServerContext) -> Workers:
     """Start ConcurrentJobs worker threads; return a handle whose stop() joins them."""
-    return _Nothing()
+    count = context.settings.concurrent_jobs
+    workers = Workers(context, count if count > 0 else (os.cpu_count() or 1))
+    workers.start()
+    return workers

@@ -1,0 +1,84 @@
+"""SQL of the network area: modalities and peers added through the REST API, the answers
+of ``/modalities/{name}/query`` kept for ``/queries/{id}``, and ``/exports`` entries."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Row, Table, delete, insert, select, update
+
+from app.dicom.levels import Level
+from app.index import models
+from app.index.repository import EXPORTS, get_row, parent_row
+
+MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]
+PEERS: Table = models.StoredPeer.__table__  # type: ignore[assignment]
+QUERIES: Table = models.Query.__table__  # type: ignore[assignment]
+
+_TABLES = {"modalities": MODALITIES, "peers": PEERS}
+
+
+# --- modalities and peers (a JSON document per name; b"null" marks a deleted config entry)
+
+def stored_entries(conn: Connection, kind: str) -> dict[str, bytes]:
+    table = _TABLES[kind]
+    return {row.name: row.config for row in conn.execute(select(table))}
+
+
+def put_entry(conn: Connection, kind: str, name: str, config: bytes) -> None:
+    table = _TABLES[kind]
+    if conn.execute(update(table).where(table.c.name == name).values(config=config)).rowcount:
+        return
+    conn.execute(insert(table).values(name=name, config=config))
+
+
+# --- queries --------------------------------------------------------------------------
+
+def insert_query(conn: Connection, *, query_id: str, modality: str, level: str, query: bytes,
+                 answers: bytes, created: float) -> None:
+    conn.execute(insert(QUERIES).values(id=query_id, modality=modality, level=level,
+                                        query=query, answers=answers, created=created))
+
+
+def get_query(conn: Connection, query_id: str) -> Row | None:
+    return conn.execute(select(QUERIES).where(QUERIES.c.id == query_id)).first()
+
+
+def list_queries(conn: Connection) -> list[str]:
+    return [r[0] for r in conn.execute(select(QUERIES.c.id).order_by(QUERIES.c.created))]
+
+
+def forget_old_queries(conn: Connection, keep: int) -> None:
+    """Keep the *keep* most recent queries (Orthanc's QueryRetrieveSize, 100 by default)."""
+    old = [r[0] for r in conn.execute(select(QUERIES.c.id).order_by(QUERIES.c.created.desc())
+                                      .offset(keep))]
+    if old:
+        conn.execute(delete(QUERIES).where(QUERIES.c.id.in_(old)))
+
+
+def delete_query(conn: Connection, query_id: str) -> bool:
+    return bool(conn.execute(delete(QUERIES).where(QUERIES.c.id == query_id)).rowcount)
+
+
+# --- exports --------------------------------------------------------------------------
+
+def log_export(conn: Connection, level: Level, public_id: str, remote: str, date: str) -> None:
+    """One ``/exports`` entry with the DICOM identifiers of the resource and its ancestors."""
+    row = get_row(conn, level, public_id)
+    if row is None:
+        return
+    identifiers = {"patient_id": "", "study_uid": "", "series_uid": "", "sop_uid": ""}
+    current, current_level = row, level
+    while True:
+        if current_level == Level.INSTANCE:
+            identifiers["sop_uid"] = current.sop_uid
+        elif current_level == Level.SERIES:
+            identifiers["series_uid"] = current.series_uid
+        elif current_level == Level.STUDY:
+            identifiers["study_uid"] = current.study_uid
+        else:
+            identifiers["patient_id"] = current.patient_id
+            break
+        current = parent_row(conn, current_level, current)
+        current_level = current_level.parent  # type: ignore[assignment]
+    conn.execute(insert(EXPORTS).values(level=level.value, public_id=public_id,
+                                        remote_modality=remote, date=date, **identifiers))
+

@@ -1,0 +1,161 @@
+"""Submitting, controlling and waiting for jobs (the queue lives in the index database).
+
+Everything here is correct across processes: the database row is the truth, and the
+in-process wake-up event only shortens the workers' polling delay.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import Row
+
+from app.errors import BadRequest, InexistentItem, ParameterOutOfRange
+from app.index import jobs_repository as jobs
+from app.jobs.json import CANCELED_JOB, error_for_code, job_json, job_time
+from app.jobs.kinds import get_kind
+from app.services.context import ServerContext
+
+_WAKEUP_KEY = "jobs.wakeup"
+
+
+def wakeup_event(context: ServerContext) -> threading.Event:
+    """The event workers of this process wait on between two polls."""
+    event = context.extras.get(_WAKEUP_KEY)
+    if not isinstance(event, threading.Event):
+        event = threading.Event()
+        context.extras[_WAKEUP_KEY] = event
+    return event
+
+
+def submit(context: ServerContext, job_type: str, payload: dict[str, Any], *,
+           content: dict[str, Any] | None = None, priority: int = 0) -> str:
+    """Queue a job of a registered kind; answer its ID."""
+    if get_kind(job_type) is None:
+        raise BadRequest(f"Unknown job type: {job_type}")
+    job_id = str(uuid.uuid4())
+    with context.db.write() as conn:
+        jobs.insert_job(conn, job_id=job_id, job_type=job_type, priority=int(priority),
+                        payload=orjson.dumps(payload), content=orjson.dumps(content or {}),
+                        creation_time=job_time())
+    wakeup_event(context).set()
+    return job_id
+
+
+def job_row(context: ServerContext, job_id: str) -> Row:
+    with context.db.read() as conn:
+        row = jobs.get_job(conn, job_id)
+    if row is None:
+        raise InexistentItem(f"Unknown job: {job_id}")
+    return row
+
+
+def list_jobs(context: ServerContext) -> list[Row]:
+    with context.db.read() as conn:
+        return jobs.list_jobs(conn)
+
+
+def wait(context: ServerContext, job_id: str, timeout: float | None = None) -> Row:
+    """Poll until the job succeeds or fails (synchronous REST calls)."""
+    delay = 0.01
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        row = job_row(context, job_id)
+        if row.state in jobs.DONE_STATES:
+            return row
+        if deadline is not None and time.monotonic() > deadline:
+            return row
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+
+
+def run_synchronously(context: ServerContext, job_type: str, payload: dict[str, Any], *,
+                      content: dict[str, Any] | None = None, priority: int = 0) -> dict[str, Any]:
+    """Submit, wait, and answer the content, or raise the job's error (as Orthanc's
+    ``SubmitAndWait``: the job also shows in ``/jobs``)."""
+    row = wait(context, submit(context, job_type, payload, content=content, priority=priority))
+    if row.state != jobs.SUCCESS:
+        raise error_for_code(int(row.error_code), row.error_description)
+    return orjson.loads(row.content) if row.content else {}
+
+
+def submit_or_run(context: ServerContext, job_type: str, payload: dict[str, Any], *,
+                  synchronous: bool, content: dict[str, Any] | None = None,
+                  priority: int = 0) -> dict[str, Any]:
+    """The answer of a REST route that can run a job either way: the job's content when
+    synchronous, ``{"ID", "Path"}`` otherwise (Orthanc's ``OrthancRestApi::SubmitJob``)."""
+    if synchronous:
+        return run_synchronously(context, job_type, payload, content=content, priority=priority)
+    job_id = submit(context, job_type, payload, content=content, priority=priority)
+    return {"ID": job_id, "Path": f"/jobs/{job_id}"}
+
+
+def job_document(context: ServerContext, job_id: str) -> dict[str, Any]:
+    return job_json(job_row(context, job_id))
+
+
+def pause(context: ServerContext, job_id: str) -> bool:
+    """Pending and Retry jobs become Paused; a running one is asked to pause; done jobs
+    are left as they are (all answer true, as in Orthanc's ``JobsRegistry::Pause``)."""
+    with context.db.write() as conn:
+        _exists(conn, job_id)
+        if not jobs.transition(conn, job_id, (jobs.PENDING, jobs.RETRY), {"state": jobs.PAUSED}):
+            jobs.transition(conn, job_id, (jobs.RUNNING,), {"state": jobs.PAUSING})
+    return True
+
+
+def resume(context: ServerContext, job_id: str) -> bool:
+    """Only a Paused job resumes (false otherwise, which the route answers with 400)."""
+    with context.db.write() as conn:
+        _exists(conn, job_id)
+        resumed = jobs.transition(conn, job_id, (jobs.PAUSED,), {"state": jobs.PENDING})
+        if not resumed:
+            # A pause requested on a running job is simply withdrawn.
+            resumed = jobs.transition(conn, job_id, (jobs.PAUSING,), {"state": jobs.RUNNING})
+    if resumed:
+        wakeup_event(context).set()
+    return resumed
+
+
+def cancel(context: ServerContext, job_id: str) -> bool:
+    """Pending, Retry and Paused jobs fail at once with "This job was canceled"; a running
+    one is asked to stop; done jobs are left as they are."""
+    with context.db.write() as conn:
+        _exists(conn, job_id)
+        if not jobs.transition(conn, job_id, (jobs.PENDING, jobs.RETRY, jobs.PAUSED), {
+                "state": jobs.FAILURE, "error_code": CANCELED_JOB, "error_description": "",
+                "completion_time": job_time()}):
+            jobs.transition(conn, job_id, (jobs.RUNNING, jobs.PAUSING),
+                            {"state": jobs.CANCELLING})
+    return True
+
+
+def resubmit(context: ServerContext, job_id: str) -> bool:
+    """Only a failed job is resubmitted: it restarts from its payload, runtime reset."""
+    with context.db.write() as conn:
+        _exists(conn, job_id)
+        done = jobs.transition(conn, job_id, (jobs.FAILURE,), {
+            "state": jobs.PENDING, "progress": 0, "error_code": 0, "error_description": "",
+            "completion_time": None, "effective_runtime": 0.0})
+    if done:
+        wakeup_event(context).set()
+    return done
+
+
+def set_priority(context: ServerContext, job_id: str, priority: int) -> None:
+    if not isinstance(priority, int):
+        raise ParameterOutOfRange("The priority must be an integer")
+    with context.db.write() as conn:
+        _exists(conn, job_id)
+        jobs.transition(conn, job_id, (jobs.PENDING, jobs.PAUSED, jobs.RUNNING, jobs.SUCCESS,
+                                       jobs.FAILURE, jobs.RETRY, jobs.PAUSING, jobs.CANCELLING),
+                        {"priority": priority})
+
+
+def _exists(conn: Any, job_id: str) -> None:
+    if jobs.get_job(conn, job_id) is None:
+        raise InexistentItem(f"Unknown job: {job_id}")

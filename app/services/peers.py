@@ -1,0 +1,72 @@
+"""HTTP client to Orthanc peers (``OrthancPeers``): Orthanc's REST API spoken by httpx.
+
+Any server speaking Orthanc's REST API is a peer: Debian's Orthanc, another Pharos.
+Transport errors become :class:`app.errors.NetworkProtocol` (Orthanc answers "Error in the
+network protocol" with libcurl's message in the details).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from app.config import Peer
+from app.errors import NetworkProtocol
+
+DEFAULT_TIMEOUT = 60.0  # Orthanc's HttpTimeout default
+
+
+def normalized_url(url: str) -> str:
+    """Orthanc keeps peer URLs with a trailing slash."""
+    return url if url.endswith("/") else url + "/"
+
+
+def peer_timeout(peer: Peer) -> float:
+    timeout = peer.properties.get("Timeout", 0) if peer.properties else 0
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = 0.0
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+def open_client(peer: Peer) -> httpx.Client:
+    """A client bound to the peer's URL, credentials and extra HTTP headers."""
+    headers = peer.properties.get("HttpHeaders") if peer.properties else None
+    auth = (peer.username, peer.password or "") if peer.username else None
+    return httpx.Client(base_url=normalized_url(peer.url), auth=auth,
+                        headers=dict(headers) if isinstance(headers, dict) else None,
+                        timeout=peer_timeout(peer))
+
+
+def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as error:
+        raise NetworkProtocol(f"HTTP request to the peer failed: {error}") from error
+    if response.status_code >= 400:
+        raise NetworkProtocol(f"The peer answered HTTP status {response.status_code} to "
+                              f"{method} {path}: {response.text[:500]}")
+    return response
+
+
+def system(peer: Peer) -> Any:
+    """``GET /system`` of the peer, as it answers it."""
+    with open_client(peer) as client:
+        return _decode(_request(client, "GET", "system"))
+
+
+def post_instance(client: httpx.Client, data: bytes) -> Any:
+    """Upload one DICOM file to the peer (``POST /instances``); answer the peer's JSON."""
+    return _decode(_request(client, "POST", "instances", content=data,
+                            headers={"Content-Type": "application/dicom"}))
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content) if response.content.strip() else {}
+    except orjson.JSONDecodeError as error:
+        raise NetworkProtocol(f"The peer answered something that is not JSON: {error}") \
+            from error
