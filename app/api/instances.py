@@ -8,7 +8,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from app.api.deps import flag, get_context, rest_origin, spool_body
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import InstanceStored, RAW_DICOM_BODY
+from app.api.schemas import RAW_DICOM_BODY, InstanceStored
 from app.errors import BadFileFormat
 from app.services import ingest
 from app.services import instances as instance_service

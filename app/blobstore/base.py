@@ -33,8 +33,13 @@ class BlobStore(abc.ABC):
         """Remove; no error when already absent."""
 
     @abc.abstractmethod
-    def keys(self) -> Iterator[BlobKey]:
-        """Every stored key (used by the orphan sweep)."""
+    def keys(self, older_than: float = 0.0) -> Iterator[BlobKey]:
+        """Stored keys whose blob is at least *older_than* seconds old (orphan sweep).
+
+        Abandoned temporary files of that age are removed on the way. The age matters
+        when several processes share the store: a younger blob may belong to an ingest
+        still in flight in another process, between its rename and its index commit.
+        """
 
     def local_path(self, key: BlobKey) -> str | None:
         """A filesystem path for zero-copy responses, when the backend has one."""

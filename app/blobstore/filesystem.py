@@ -8,6 +8,7 @@ written only after ``put`` returns.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -61,7 +62,8 @@ class FileSystemBlobStore(BlobStore):
             except OSError:
                 break
 
-    def keys(self) -> Iterator[BlobKey]:
+    def keys(self, older_than: float = 0.0) -> Iterator[BlobKey]:
+        deadline = time.time() - older_than
         for first in self.root.iterdir():
             if not first.is_dir() or len(first.name) != 2:
                 continue
@@ -69,6 +71,11 @@ class FileSystemBlobStore(BlobStore):
                 if not second.is_dir():
                     continue
                 for file in second.iterdir():
+                    try:
+                        if file.stat().st_mtime > deadline:
+                            continue  # maybe an ingest in flight in another process
+                    except FileNotFoundError:
+                        continue
                     if file.name.endswith(_TMP_SUFFIX):
                         file.unlink(missing_ok=True)  # an interrupted write
                     else:

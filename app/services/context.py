@@ -14,6 +14,9 @@ from app.index.db import Database, migrate
 
 log = logging.getLogger(__name__)
 
+# An ingest holds a blob unindexed for milliseconds; an hour leaves a wide margin.
+ORPHAN_MIN_AGE = 3600.0
+
 
 @dataclass
 class ServerContext:
@@ -34,12 +37,20 @@ class ServerContext:
                 log.warning("Removed %d orphan blob(s) that no index row referenced", removed)
         return context
 
-    def sweep_orphan_blobs(self) -> int:
-        """Delete blobs no instance row points at (left by a crash between put and commit)."""
+    def sweep_orphan_blobs(self, older_than: float = ORPHAN_MIN_AGE) -> int:
+        """Delete blobs no index row points at (left by a crash between put and commit).
+
+        Only blobs older than *older_than* seconds: other processes sharing the store
+        may be between writing a blob and committing its row right now.
+        """
+        candidates = list(self.blobs.keys(older_than))
+        if not candidates:
+            return 0
         with self.db.read() as conn:
             known = {key for (key,) in conn.execute(select(repository.INSTANCES.c.blob_key))}
+            known |= repository.attachment_blob_keys(conn)
         removed = 0
-        for key in list(self.blobs.keys()):
+        for key in candidates:
             if key not in known:
                 self.blobs.delete(key)
                 removed += 1

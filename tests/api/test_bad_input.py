@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -106,8 +108,15 @@ def _restart_sweeps_orphans(tmp_path, pinned):
         orphan.write_bytes(b"left by a crash")
         leftover = live.storage / "ab" / "cd" / "abcd0000-0000-0000-0000-000000000001.tmp"
         leftover.write_bytes(b"an interrupted write")
+        young = live.storage / "ab" / "cd" / "abcd0000-0000-0000-0000-000000000002"
+        young.write_bytes(b"maybe an ingest in flight in another process")
+        old = time.time() - 7200  # the sweep only touches blobs older than an hour
+        os.utime(orphan, (old, old))
+        os.utime(leftover, (old, old))
     with live_server(tmp_path, pinned) as live:
         assert not orphan.exists() and not leftover.exists()
+        assert young.exists()
+        young.unlink()
         assert len(_blob_files(live.storage)) == 1
         with live.client() as http:
             instance = http.get("/instances").json()[0]
