@@ -10,15 +10,27 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app import __version__
-from app.api import archive, dicomweb, images, instances, jobs, modalities, peers, resources, system, tools
+from app.api import (
+    archive,
+    dicomweb,
+    images,
+    instances,
+    jobs,
+    modalities,
+    modify,
+    peers,
+    resources,
+    system,
+    tools,
+)
 from app.api.errors import install_error_handlers
 from app.api.responses import JsonResponse
 from app.api.security import SecurityMiddleware
 from app.config import Settings
-from app.services.context import ServerContext
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
-from app.services.stability import StabilityMonitor
+from app.services.context import ServerContext
+from app.services.stability import ProcessLeadership, StabilityMonitor
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +48,25 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         own = app.state.context is None
         if own:
             app.state.context = ServerContext.open(settings)
-        monitor = StabilityMonitor(app.state.context)
-        monitor.start()
+        # One process of a multi-process server leads: it runs the DIMSE SCP (one port)
+        # and the stability monitor; every process runs job workers (claims are atomic).
+        leader = ProcessLeadership(settings)
+        is_leader = leader.acquire()
+        monitor = StabilityMonitor(app.state.context) if is_leader else None
+        if monitor is not None:
+            monitor.start()
         workers = start_workers(app.state.context)
-        scp = start_scp(app.state.context) if settings.dicom_server_enabled else None
+        scp = start_scp(app.state.context) \
+            if settings.dicom_server_enabled and is_leader else None
         try:
             yield
         finally:
             if scp is not None:
                 scp.stop()
             workers.stop()
-            monitor.stop()
+            if monitor is not None:
+                monitor.stop()
+            leader.release()
             if own:
                 app.state.context.close()
                 app.state.context = None
@@ -73,8 +93,19 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(modalities.router)
     app.include_router(peers.router)
     app.include_router(jobs.router)
+    app.include_router(modify.router)
     app.include_router(dicomweb.router, prefix="/dicom-web")
     app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)
     app.include_router(dicomweb.wado_uri_router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory each worker process of ``pharos serve`` calls (multi-process mode)."""
+    import os
+
+    import orjson
+    overrides = orjson.loads(os.environ.get("PHAROS_SETTINGS_OVERRIDES") or "{}")
+    return create_app(Settings.from_sources(os.environ.get("PHAROS_CONFIG_FILE"),
+                                            overrides=overrides))

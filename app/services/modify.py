@@ -1,0 +1,298 @@
+"""Modify and anonymize instances and whole resources (Orthanc's ResourceModificationJob).
+
+* ``/instances/{id}/modify|anonymize`` answer the modified file and store nothing.
+* ``/{patients|studies|series}/{id}/modify|anonymize`` apply one :class:`Modification` to
+  every instance below the resource, one instance in memory at a time, and store each
+  result through :func:`app.services.ingest.ingest_instance` (Origin ``RestApi``), so the
+  new patient/study/series appear exactly as if the files had been uploaded. The shared
+  identifier map keeps the new UIDs consistent across instances.
+
+A whole-resource run is a plain function (:func:`run_modification`) with the signature of a
+job kind (``context, payload, progress, cancel_check``): the synchronous route calls it
+directly; ``Asynchronous: true`` submits it to the jobs engine when it is available.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from app.dicom.levels import Level
+from app.dicom.modify import (
+    PATIENT_NAME,
+    Modification,
+    check_modify_level,
+    detect_modify_level,
+    parse_anonymization_request,
+    parse_modify_request,
+)
+from app.dicom.parse import read_dataset
+from app.errors import BadFileFormat, BadRequest, ParameterOutOfRange, PharosError
+from app.index import curation_repository, repository
+from app.services import delete as delete_service
+from app.services.browse import get_row_or_404
+from app.services.context import ServerContext
+from app.services.ingest import ingest_instance
+from app.services.instances import instance_row, read_file
+
+log = logging.getLogger(__name__)
+
+ANONYMIZATION_SEQUENCE = "AnonymizationSequence"
+DEFAULT_PRIVATE_CREATOR = "PrivateCreator"  # Orthanc's DefaultPrivateCreator default
+JOB_TYPE = "ResourceModification"
+
+# Transfer syntaxes Pharos can write (pydicom encoders available in this environment).
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+
+
+def _private_creator(context: ServerContext) -> str:
+    return str(getattr(context.settings, "default_private_creator", None)
+               or DEFAULT_PRIVATE_CREATOR)
+
+
+def _anonymized_name(context: ServerContext) -> str:
+    with context.db.write() as conn:
+        return f"Anonymized{curation_repository.next_global_sequence(conn, ANONYMIZATION_SEQUENCE)}"
+
+
+def build_modification(context: ServerContext, request: Any, *, anonymize: bool,
+                       level: Level | None, patient_name: str | None = None) -> Modification:
+    """The Modification for a request; *level* None means ``/instances/{id}/modify``."""
+    creator = _private_creator(context)
+    if anonymize:
+        modification, overridden = parse_anonymization_request(request, creator)
+        if not overridden:
+            modification.replace_tag(PATIENT_NAME, patient_name or _anonymized_name(context),
+                                     safe_for_anonymization=True)
+        return modification
+    modification, _force = parse_modify_request(request, creator)
+    if level is None:
+        modification.level = detect_modify_level(modification)
+    else:
+        modification.level = level
+        if level != Level.PATIENT:
+            modification._mark_not_orthanc_anonymization()
+        check_modify_level(modification, level)
+    return modification
+
+
+def transcode_syntax(request: Any) -> str | None:
+    if not isinstance(request, dict) or "Transcode" not in request:
+        return None
+    value = request["Transcode"]
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest('"Transcode" must be a transfer syntax UID')
+    return value.strip()
+
+
+def encode(ds: Dataset, syntax: str | None) -> bytes:
+    """Write the dataset as a Part 10 file, transcoded to *syntax* when asked."""
+    if syntax is not None:
+        _transcode(ds, syntax)
+    _complete_file_meta(ds)
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as error:  # noqa: BLE001 — a value pydicom cannot encode
+        raise BadRequest(f"Cannot write the modified DICOM file: {error}") from error
+    return buffer.getvalue()
+
+
+def _complete_file_meta(ds: Dataset) -> None:
+    """Orthanc always writes a Part 10 file: preamble, DICM, full file meta information."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        meta = ds.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" not in meta:
+        implicit = getattr(ds, "original_encoding", (None, None))[0]
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    if "SOPClassUID" in ds:
+        meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+
+
+def _transcode(ds: Dataset, syntax: str) -> None:
+    current = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if current == syntax:
+        return
+    from pydicom.uid import UID
+    target = UID(syntax)
+    if not target.is_valid or not target.is_transfer_syntax:
+        raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
+    try:
+        if "PixelData" in ds and UID(current).is_compressed:
+            ds.decompress()
+        if target.is_compressed:
+            if "PixelData" not in ds:
+                raise ParameterOutOfRange("Cannot compress an instance without pixel data")
+            ds.compress(target)
+        else:
+            ds.file_meta.TransferSyntaxUID = target
+    except PharosError:
+        raise
+    except Exception as error:  # noqa: BLE001 — codec missing or unsupported syntax
+        raise ParameterOutOfRange(f"Cannot transcode to transfer syntax {syntax}: {error}") \
+            from error
+
+
+# --- one instance, answered and not stored ------------------------------------------------
+
+def modify_instance(context: ServerContext, public_id: str, request: Any, *,
+                    anonymize: bool) -> bytes:
+    row = instance_row(context, public_id)
+    modification = build_modification(context, request, anonymize=anonymize, level=None)
+    syntax = None if anonymize else transcode_syntax(request)
+    ds = read_dataset(read_file(context, row))
+    modification.apply(ds)
+    return encode(ds, syntax)
+
+
+# --- whole resources ------------------------------------------------------------------------
+
+def prepare_payload(context: ServerContext, level: Level, public_id: str, request: Any, *,
+                    anonymize: bool, origin: dict[str, str]) -> dict[str, Any]:
+    """Validate a request and freeze it into a JSON payload a run (or a job) can replay."""
+    with context.db.read() as conn:
+        get_row_or_404(conn, level, public_id)
+    if request is None:
+        request = {}
+    patient_name = None
+    if anonymize:
+        _, overridden = parse_anonymization_request(request, _private_creator(context))
+        if not overridden:
+            patient_name = _anonymized_name(context)
+    build_modification(context, request, anonymize=anonymize, level=level,
+                       patient_name=patient_name or "check")
+    keep_source = request.get("KeepSource", True) if isinstance(request, dict) else True
+    if not isinstance(keep_source, bool):
+        raise BadFileFormat('"KeepSource" must be a Boolean value')
+    return {"Level": level.value, "ID": public_id, "Anonymize": anonymize,
+            "Request": request, "PatientName": patient_name, "KeepSource": keep_source,
+            "Transcode": transcode_syntax(request), "Origin": origin}
+
+
+def run_modification(context: ServerContext, payload: dict[str, Any],
+                     progress: Callable[..., None] | None = None,
+                     cancel_check: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Modify every instance below the resource; answer Orthanc's ``{ID, Path, PatientID,
+    Type}`` for the new resource."""
+    level = Level(payload["Level"])
+    anonymize = bool(payload["Anonymize"])
+    modification = build_modification(context, payload["Request"], anonymize=anonymize,
+                                       level=level,
+                                       patient_name=payload.get("PatientName"))
+    if anonymize:
+        modification.level = Level.PATIENT
+    with context.db.read() as conn:
+        row = get_row_or_404(conn, level, payload["ID"])
+        instances = [(r.public_id, r.blob_key) for r in
+                     repository.instances_below(conn, level, row.pk)]
+    origin = payload.get("Origin") or {"Origin": "RestApi"}
+    metadata_name = "AnonymizedFrom" if anonymize else "ModifiedFrom"
+    answer: dict[str, Any] | None = None
+    failed = 0
+    for index, (source_id, blob_key) in enumerate(instances):
+        if cancel_check is not None and cancel_check():
+            from app.jobs.kinds import JobInterrupted
+            raise JobInterrupted()
+        try:
+            data = context.blobs.read(blob_key)
+        except FileNotFoundError:
+            log.warning("Skipping instance %s: its file is missing", source_id)
+            failed += 1
+            continue
+        ds = read_dataset(data)
+        modification.apply(ds)
+        result = ingest_instance(context, encode(ds, payload.get("Transcode")), origin)
+        source = _source_ids(context, source_id)
+        _record_origin(context, result.parsed.ids, source, metadata_name)
+        if not payload.get("KeepSource", True):
+            try:
+                delete_service.delete_resource(context, Level.INSTANCE, source_id)
+            except PharosError:
+                pass
+        ids = result.parsed.ids
+        new_id = {Level.PATIENT: ids.patient, Level.STUDY: ids.study,
+                  Level.SERIES: ids.series, Level.INSTANCE: ids.instance}[level]
+        answer = {"ID": new_id, "Path": f"/{level.plural}/{new_id}", "PatientID": ids.patient,
+                  "Type": level.value}
+        if progress is not None:
+            progress((index + 1) / len(instances))
+    if answer is None:
+        raise BadRequest("The resource has no instance to modify")
+    _log_change(context, level, answer["ID"], anonymize)
+    # Orthanc's ResourceModificationJob content, which the synchronous route answers.
+    return {"Description": "REST API", "FailedInstancesCount": failed, **answer,
+            "InstancesCount": len(instances) - failed, "IsAnonymization": anonymize}
+
+
+def _source_ids(context: ServerContext, instance_id: str) -> dict[Level, str]:
+    """Public IDs of an instance and its ancestors (still there when KeepSource is true)."""
+    ids = {Level.INSTANCE: instance_id}
+    with context.db.read() as conn:
+        current_level, current = Level.INSTANCE, repository.get_row(conn, Level.INSTANCE,
+                                                                    instance_id)
+        while current is not None and current_level.parent is not None:
+            current = repository.parent_row(conn, current_level, current)
+            current_level = current_level.parent
+            ids[current_level] = current.public_id
+    return ids
+
+
+def _record_origin(context: ServerContext, new_ids: Any, source: dict[Level, str],
+                   name: str) -> None:
+    """``ModifiedFrom``/``AnonymizedFrom`` metadata, as ResourceModificationJob sets them:
+    on the instance always, on a parent when its identifier changed."""
+    new = {Level.PATIENT: new_ids.patient, Level.STUDY: new_ids.study,
+           Level.SERIES: new_ids.series, Level.INSTANCE: new_ids.instance}
+    with context.db.write() as conn:
+        entries = []
+        for level, public_id in new.items():
+            original = source.get(level)
+            if original is None or (level != Level.INSTANCE and original == public_id):
+                continue
+            row = repository.get_row(conn, level, public_id)
+            if row is not None:
+                entries.append((level, row.pk, name, original))
+        curation_repository.set_metadata_many(conn, entries)
+
+
+def _log_change(context: ServerContext, level: Level, public_id: str, anonymize: bool) -> None:
+    if level == Level.INSTANCE:
+        return
+    from app.timeutil import now_stamp
+    kind = f"{'Anonymized' if anonymize else 'Modified'}{level.value}"
+    with context.db.write() as conn:
+        repository.add_changes(conn, [(kind, level, public_id)], now_stamp())
+
+
+def _run_job(context: ServerContext, payload: dict[str, Any], progress: Any,
+             cancel_check: Callable[[], bool]) -> dict[str, Any]:
+    return run_modification(context, payload, progress, cancel_check)
+
+
+def submit_job(context: ServerContext, payload: dict[str, Any], priority: int = 0) -> str:
+    """Queue the run as a ``ResourceModification`` job (``Asynchronous: true``)."""
+    from app.jobs import queue
+    return queue.submit(context, JOB_TYPE, payload, priority=priority,
+                        content={"Description": "REST API",
+                                 "IsAnonymization": bool(payload["Anonymize"])})
+
+
+def _register_job_kind() -> None:
+    try:
+        from app.jobs.kinds import register
+    except ImportError:  # the jobs engine is not there: synchronous runs only
+        return
+    register(JOB_TYPE, _run_job)
+
+
+_register_job_kind()
