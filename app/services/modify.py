@@ -69,6 +69,9 @@ def build_modification(context: ServerContext, request: Any, *, anonymize: bool,
         if not overridden:
             modification.replace_tag(PATIENT_NAME, patient_name or _anonymized_name(context),
                                      safe_for_anonymization=True)
+            # Deliberately safer than Orthanc 1.10.1, which then leaves PatientName values
+            # nested in sequences untouched: they still get a new (random) value.
+            modification.uids.add(PATIENT_NAME)
         return modification
     modification, _force = parse_modify_request(request, creator)
     if level is None:
