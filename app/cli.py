@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["http_host"] = args.host
     settings = Settings.from_sources(args.config, overrides=overrides)
     if args.command == "serve":
-        return serve_forever(settings)
+        return serve_forever(settings, args.config, overrides)
     if args.command == "migrate":
         from app.index.db import migrate
         migrate(settings.effective_database_url)
@@ -54,13 +54,28 @@ def openapi_document() -> str:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
-def serve_forever(settings: Settings) -> int:
+def serve_forever(settings: Settings, config_path: str | None = None,
+                  overrides: dict | None = None) -> int:
+    """Run uvicorn: in-process with one worker, else as N processes built by a factory
+    from the same configuration (each process opens the shared index and store)."""
+    import os
+
     import uvicorn
 
+    from app.index.db import migrate
     from app.main import create_app
-    host = settings.http_host if settings.remote_access_allowed else settings.http_host
-    uvicorn.run(create_app(settings), host=host, port=settings.http_port,
-                log_level="info", access_log=False, timeout_keep_alive=30)
+    workers = settings.effective_http_workers
+    common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
+              "access_log": False, "timeout_keep_alive": 30}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    migrate(settings.effective_database_url)  # once, before the workers race to it
+    if config_path:
+        os.environ["PHAROS_CONFIG_FILE"] = str(Path(config_path).resolve())
+    os.environ["PHAROS_SETTINGS_OVERRIDES"] = orjson.dumps(overrides or {}).decode()
+    uvicorn.run("app.main:create_app_from_environment", factory=True, workers=workers,
+                **common)
     return 0
 
 

@@ -267,6 +267,15 @@ class Settings:
     max_zip_ratio: int = 200  # uncompressed/compressed size per entry above which a ZIP is refused
     ingest_spool_threshold: int = 8 * 1024**2  # bodies above this are spooled to disk
     sweep_orphans_at_start: bool = True
+    # HTTP worker processes (0: one per core, at most 4). Python runs one request's
+    # parsing at a time per process; several processes share the index and the store.
+    http_workers: int = 0
+
+    @property
+    def effective_http_workers(self) -> int:
+        if self.http_workers > 0:
+            return self.http_workers
+        return max(1, min(os.cpu_count() or 1, 4))
 
     @property
     def effective_authentication(self) -> bool:

@@ -128,6 +128,8 @@ def live_server(tmp_path: Path, config: dict | None = None,
     database_url, database_name = (None, None) if given else _database_url(storage)
     document = {"Name": "PharosTest", "HttpPort": http_port, "DicomPort": dicom_port,
                 "StorageDirectory": str(storage), "StableAge": 2, **(config or {})}
+    # One HTTP process per test server unless a test asks for more (2 cores shared).
+    document["Pharos"] = {"HttpWorkers": 1, **document.get("Pharos", {})}
     if database_url:
         document["Pharos"] = {**document.get("Pharos", {}), "DatabaseUrl": database_url}
     config_path = tmp_path / "pharos.json"

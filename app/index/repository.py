@@ -414,12 +414,13 @@ def mark_stable(conn: Connection, threshold: str, now: str) -> int:
     entries: list[tuple[str, Level, str]] = []
     for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
         table = TABLE[level]
-        rows = conn.execute(select(table.c.pk, table.c.public_id).where(
-            and_(table.c.is_stable.is_(False), table.c.last_update <= threshold))).all()
-        if rows:
-            conn.execute(update(table).where(table.c.pk.in_([r.pk for r in rows]))
-                         .values(is_stable=True))
-            entries.extend((f"Stable{level.value}", level, r.public_id) for r in rows)
+        # One UPDATE ... RETURNING: when several processes run this at once, each row
+        # flips (and is logged) exactly once.
+        rows = conn.execute(update(table).where(and_(
+            table.c.is_stable.is_(False), table.c.last_update <= threshold))
+            .values(is_stable=True).returning(table.c.pk, table.c.public_id)).all()
+        entries.extend((f"Stable{level.value}", level, r.public_id)
+                       for r in sorted(rows, key=lambda r: r.pk))
     add_changes(conn, entries, now)
     return len(entries)
 
