@@ -108,10 +108,11 @@ def current_state(conn: Connection, job_id: str) -> str | None:
 def settle(conn: Connection, job_id: str, worker: str, *, state: str, progress: int | None,
            content: bytes | None, error_code: int, error_details: str,
            completion_time: str | None, runtime: float) -> bool:
-    """Record the end of one run by *worker*; False when the job is no longer its own."""
+    """Record the end of one run by *worker*; False when the job is no longer its own.
+    ``claimed_by`` keeps the name of the last worker (a trace for operators)."""
     values: dict[str, Any] = {
         "state": state, "error_code": error_code, "error_description": error_details,
-        "completion_time": completion_time, "claimed_by": None, "heartbeat": None,
+        "completion_time": completion_time, "heartbeat": None,
         "effective_runtime": JOBS.c.effective_runtime + runtime}
     if progress is not None:
         values["progress"] = progress

@@ -62,8 +62,9 @@ class Workers:
     def stop(self) -> None:
         self.stopping.set()
         self.wakeup.set()
+        deadline = time.monotonic() + 10
         for thread in self.threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
 
     # --- crash recovery ---------------------------------------------------------------
 
@@ -143,12 +144,10 @@ class Workers:
             outcome = self._interrupted(row.id)
         except PharosError as error:
             log.warning("Job %s (%s) failed: %s", row.id, row.type, error)
-            outcome = {"state": jobs.FAILURE, "progress": None, "content": runner.content,
-                       "error_code": error.orthanc_code, "error_details": str(error)}
+            outcome = self._failed(row.id, runner, error.orthanc_code, str(error))
         except Exception as error:  # noqa: BLE001 - a job failure, not a worker failure
             log.error("Job %s (%s) crashed:\n%s", row.id, row.type, traceback.format_exc())
-            outcome = {"state": jobs.FAILURE, "progress": None, "content": runner.content,
-                       "error_code": -1, "error_details": str(error)}
+            outcome = self._failed(row.id, runner, -1, str(error))
         runtime = time.monotonic() - started
         done = outcome["state"] in jobs.DONE_STATES
         try:
@@ -166,6 +165,16 @@ class Workers:
                 self.running.discard(row.id)
         if not settled:
             log.warning("Job %s was taken over by another worker; its outcome is dropped", row.id)
+
+    def _failed(self, job_id: str, runner: _JobRun, code: int, details: str) -> dict[str, Any]:
+        """A failed run; when a cancel or a pause was asked meanwhile, that wins (the
+        failure is most likely the interruption itself)."""
+        with self.context.db.read() as conn:
+            state = jobs.current_state(conn, job_id)
+        if state in (jobs.CANCELLING, jobs.PAUSING):
+            return self._interrupted(job_id)
+        return {"state": jobs.FAILURE, "progress": None, "content": runner.content,
+                "error_code": code, "error_details": details}
 
     def _interrupted(self, job_id: str) -> dict[str, Any]:
         """The state a job that stopped early settles in: what was asked of it."""
