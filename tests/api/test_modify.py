@@ -198,3 +198,88 @@ def test_asynchronous_modification_does_not_block(server: LiveServer) -> None:
         content = state["Content"]
         assert content["Type"] == "Study" and content["IsAnonymization"] is True
         assert client.get(f"/studies/{content['ID']}").status_code == 200
+
+
+# --- /tools/create-dicom ------------------------------------------------------------------
+
+def _png_data_uri(mode: str = "L", size: tuple[int, int] = (5, 3)) -> str:
+    import base64
+
+    from PIL import Image
+    image = Image.new(mode, size, color=200 if mode == "L" else (10, 20, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_create_dicom_with_image_and_sequence(server: LiveServer, tmp_path: Path) -> None:
+    with server.client() as client:
+        answer = client.post("/tools/create-dicom", json={
+            "Tags": {"PatientName": "CREATED^ONE", "PatientID": "CREATED1", "Modality": "OT",
+                     "ProcedureCodeSequence": [{"CodeValue": "A", "CodeMeaning": "B"}],
+                     "0009,1001": "private value"},
+            "PrivateCreator": "PharosTest",
+            "Content": _png_data_uri("RGB")})
+        assert answer.status_code == 200, answer.text
+        created = answer.json()
+        assert created["Path"] == f"/instances/{created['ID']}"
+        data = client.get(f"/instances/{created['ID']}/file").content
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert ds.PatientName == "CREATED^ONE" and ds.PatientID == "CREATED1"
+        assert ds.ProcedureCodeSequence[0].CodeMeaning == "B"
+        assert ds.pixel_array.shape == (3, 5, 3)
+        assert ds[0x00090010].value == "PharosTest"
+        assert client.get(f"/instances/{created['ID']}/metadata/Origin").text == "RestApi"
+        path = tmp_path / "created.dcm"
+        path.write_bytes(data)
+        import subprocess
+        assert subprocess.run(["dcmdump", "-q", str(path)], capture_output=True,
+                              check=False).returncode == 0
+
+
+def test_create_dicom_pdf_attached_to_a_study(server: LiveServer) -> None:
+    from tests.helpers import CORPUS
+    pdf = CORPUS / "HelloWorld.pdf"
+    if not pdf.exists():
+        pytest.skip("HelloWorld.pdf not in the corpus")
+    import base64
+    with server.client() as client:
+        instance = client.post("/instances", content=make_dicom(patient_id="PDFPAT")).json()
+        study = instance["ParentStudy"]
+        answer = client.post("/tools/create-dicom", json={
+            "Tags": {"SeriesDescription": "Report"}, "Parent": study,
+            "Content": "data:application/pdf;base64," + base64.b64encode(pdf.read_bytes()).decode()})
+        assert answer.status_code == 200, answer.text
+        created = client.get(f"/instances/{answer.json()['ID']}").json()
+        series = client.get(f"/series/{created['ParentSeries']}").json()
+        assert series["ParentStudy"] == study
+        ds = pydicom.dcmread(io.BytesIO(client.get(f"/instances/{created['ID']}/file").content))
+        assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
+        assert ds.EncapsulatedDocument.startswith(b"%PDF")
+        assert ds.PatientID == "PDFPAT"
+
+
+def test_create_dicom_series_from_a_content_list(server: LiveServer) -> None:
+    with server.client() as client:
+        answer = client.post("/tools/create-dicom", json={
+            "Tags": {"PatientID": "SERIESPAT"},
+            "Content": [_png_data_uri(), {"Content": _png_data_uri(), "Tags": {
+                "ImageComments": "second"}}]})
+        assert answer.status_code == 200, answer.text
+        series = client.get(answer.json()["Path"]).json()
+        assert len(series["Instances"]) == 2
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"Tags": "x"}, 400), ({"Tags": {"PixelData": "x"}}, 400),
+    ({"Tags": {}, "Content": "not a data uri"}, 400),
+    ({"Tags": {}, "Content": "data:image/png;base64,AAAA"}, 400),
+    ({"Tags": {}, "Content": "data:text/plain;base64,AAAA"}, 400),
+    ({"Tags": {}, "Parent": "nope"}, 404), ({"Tags": {"SOPClassUID": "1.2"}}, 400),
+    ({"Tags": {"NotATag": "x"}}, 400), ({"Tags": {}, "Force": "yes"}, 400),
+    ([1], 400),
+])
+def test_create_dicom_bad_input(server: LiveServer, body: object, status: int) -> None:
+    with server.client() as client:
+        answer = client.post("/tools/create-dicom", json=body)
+        assert answer.status_code == status, answer.text
