@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from app import __version__
 from app.api import (
     archive,
+    curation,
     dicomweb,
     images,
     instances,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(peers.router)
     app.include_router(jobs.router)
     app.include_router(modify.router)
+    app.include_router(curation.router)
     app.include_router(dicomweb.router, prefix="/dicom-web")
     app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)
     app.include_router(dicomweb.wado_uri_router)
