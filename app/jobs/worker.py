@@ -69,18 +69,16 @@ class Workers:
     # --- crash recovery ---------------------------------------------------------------
 
     def _requeue_at_start(self) -> None:
-        """Jobs left Running by a dead process become Pending again."""
+        """Jobs left Running by a dead process become Pending again: a process of this host
+        that no longer runs (or an earlier incarnation with our PID), or any process whose
+        heartbeat stopped. Sibling HTTP worker processes keep theirs."""
         with self.context.db.write() as conn:
-            if self.context.db.sqlite:
-                count = jobs.requeue_abandoned(conn, None)  # one process owns a SQLite index
-            else:
-                count = jobs.requeue_abandoned(conn, time.time() - STALE_AFTER)
-                count += self._requeue_dead_local(conn)
+            count = jobs.requeue_abandoned(conn, time.time() - STALE_AFTER)
+            count += self._requeue_dead_local(conn)
         if count:
             log.warning("Requeued %d job(s) interrupted by a previous stop", count)
 
     def _requeue_dead_local(self, conn: Any) -> int:
-        """On a shared PostgreSQL: jobs claimed by a dead process of this very host."""
         count = 0
         host = socket.gethostname()
         for row in jobs.list_jobs(conn):
@@ -88,7 +86,11 @@ class Workers:
                 continue
             owner_host, _, rest = row.claimed_by.partition(":")
             pid = rest.partition(":")[0]
-            if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            if owner_host != host or not pid.isdigit():
+                continue
+            dead = (row.claimed_by != self.identity if int(pid) == os.getpid()
+                    else not _pid_alive(int(pid)))
+            if dead:
                 count += jobs.transition(conn, row.id, jobs.ACTIVE_STATES, {
                     "state": jobs.PENDING, "claimed_by": None, "heartbeat": None})
         return count

@@ -140,31 +140,67 @@ def _in_database(context: ServerContext, kind: str) -> bool:
 
 
 def _overrides(context: ServerContext, kind: str) -> dict[str, Any]:
-    """REST changes: name -> document (None when a configured entry was deleted)."""
-    if _in_database(context, kind):
-        with context.db.read() as conn:
-            stored = network_index.stored_entries(conn, kind)
-        return {name: orjson.loads(config) for name, config in stored.items()}
+    """REST changes: name -> document (None when a configured entry was deleted).
+
+    Both modes keep the changes in the index database so that every HTTP worker process
+    of the server sees the same registry. Without ``...InDatabase`` the entries carry the
+    prefix of this server's *generation* (see :func:`_generation`) and are forgotten
+    when the server restarts, as Orthanc forgets them.
+    """
+    prefix = _prefix(context, kind)
+    with context.db.read() as conn:
+        stored = network_index.stored_entries(conn, kind)
+    answer: dict[str, Any] = {}
+    for key, config in stored.items():
+        if prefix and key.startswith(prefix):
+            answer[key[len(prefix):]] = orjson.loads(config)
+        elif not prefix and not key.startswith(_VOLATILE):
+            answer[key] = orjson.loads(config)
+    return answer
+
+
+_VOLATILE = "~"
+
+
+def _prefix(context: ServerContext, kind: str) -> str:
+    return "" if _in_database(context, kind) else f"{_VOLATILE}{_generation(context)}:"
+
+
+def _generation(context: ServerContext) -> str:
+    """A token shared by the processes of one running server, new at each server start.
+
+    Every process holds a shared ``flock`` on a file of IndexDirectory for its lifetime;
+    a process that can take it exclusively is alone, so the server (re)starts: it writes
+    a new token. Everyone then reads the token under the shared lock.
+    """
     with _memory_lock:
-        return dict(_memory(context, kind))
-
-
-def _memory(context: ServerContext, kind: str) -> dict[str, Any]:
-    key = f"network.{kind}"
-    table = context.extras.get(key)
-    if not isinstance(table, dict):
-        table = {}
-        context.extras[key] = table
-    return table
+        cached = context.extras.get("network.generation")
+        if isinstance(cached, str):
+            return cached
+        import fcntl
+        directory = context.settings.index_path
+        directory.mkdir(parents=True, exist_ok=True)
+        token_path = directory / ".pharos-registry-generation"
+        handle = open(directory / ".pharos-registry.lock", "ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass
+        else:
+            temporary = token_path.with_suffix(".tmp")
+            temporary.write_text(uuid.uuid4().hex[:12])
+            temporary.replace(token_path)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        token = token_path.read_text().strip()
+        context.extras["network.generation.lock"] = handle  # held until the process exits
+        context.extras["network.generation"] = token
+        return token
 
 
 def _save(context: ServerContext, kind: str, name: str, document: Any) -> None:
-    if _in_database(context, kind):
-        with context.db.write() as conn:
-            network_index.put_entry(conn, kind, name, orjson.dumps(document))
-        return
-    with _memory_lock:
-        _memory(context, kind)[name] = document
+    with context.db.write() as conn:
+        network_index.put_entry(conn, kind, _prefix(context, kind) + name,
+                                orjson.dumps(document))
 
 
 def modalities(context: ServerContext) -> dict[str, Modality]:
