@@ -211,20 +211,29 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
         conn.execute(insert(METADATA), rows)
 
 
-def study_patient_tags(conn: Connection, study_rows: Sequence[Row]) -> dict[int, dict[str, str]]:
+def metadata_values(conn: Connection, level: Level, pks: Sequence[int],
+                    names: Sequence[str]) -> dict[int, dict[str, str]]:
+    """Chosen metadata of many resources of one level, in one query."""
+    answer: dict[int, dict[str, str]] = {pk: {} for pk in pks}
+    if pks and names:
+        for pk, name, value in conn.execute(
+                select(METADATA.c.resource_pk, METADATA.c.name, METADATA.c.value).where(and_(
+                    METADATA.c.level == level.value, METADATA.c.resource_pk.in_(list(pks)),
+                    METADATA.c.name.in_(list(names))))):
+            answer[pk][name] = value
+    return answer
+
+
+def study_patient_tags(conn: Connection, study_rows: Sequence[Row],
+                       metadata: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
     """For each study pk, the ``PatientMainDicomTags`` Orthanc answers for it.
 
-    That is the copy taken when the study was created, or (for studies indexed before
-    the copy was kept) the patient's current main tags.
+    That is the copy taken when the study was created (``metadata``, as read by
+    ``metadata_values`` with STUDY_PATIENT_TAGS), or (for studies indexed before the
+    copy was kept) the patient's current main tags.
     """
-    answer: dict[int, dict[str, str]] = {}
-    pks = [r.pk for r in study_rows]
-    if not pks:
-        return answer
-    for pk, value in conn.execute(select(METADATA.c.resource_pk, METADATA.c.value).where(and_(
-            METADATA.c.level == Level.STUDY.value, METADATA.c.name == STUDY_PATIENT_TAGS,
-            METADATA.c.resource_pk.in_(pks)))):
-        answer[pk] = orjson.loads(value)
+    answer = {pk: orjson.loads(values[STUDY_PATIENT_TAGS])
+              for pk, values in metadata.items() if STUDY_PATIENT_TAGS in values}
     missing = {r.patient_pk for r in study_rows if r.pk not in answer}
     if missing:
         patients = dict(conn.execute(select(PATIENTS.c.pk, PATIENTS.c.main_tags)

@@ -40,6 +40,9 @@ def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
     return "Complete" if len(seen) == expected else "Missing"
 
 
+_ORIGIN_METADATA = ("AnonymizedFrom", "ModifiedFrom")
+
+
 def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[dict[str, Any]]:
     """The ``GET /{level}/{id}`` JSON of each row, in the same order."""
     if not rows:
@@ -47,6 +50,8 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[
     pks = [r.pk for r in rows]
     labels = repository.labels_of(conn, level, pks)
     children = repository.child_ids(conn, level, pks)
+    wanted = _ORIGIN_METADATA + ((repository.STUDY_PATIENT_TAGS,) if level == Level.STUDY else ())
+    metadata = repository.metadata_values(conn, level, pks, wanted)
     answers: list[dict[str, Any]] = []
     if level == Level.STUDY:
         patient_pks = sorted({r.patient_pk for r in rows})
@@ -54,7 +59,7 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[
                                      .where(PATIENTS.c.pk.in_(patient_pks))).all())
         # Orthanc answers the patient tags copied when the study was created, not the
         # patient's: they differ when instances of one PatientID disagree.
-        patient_tags = repository.study_patient_tags(conn, rows)
+        patient_tags = repository.study_patient_tags(conn, rows, metadata)
     if level == Level.SERIES:
         indices: dict[int, list[int | None]] = defaultdict(list)
         for series_pk, index in conn.execute(
@@ -87,6 +92,9 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[
         else:
             answer.update(FileSize=row.file_size, FileUuid=row.blob_key,
                           IndexInSeries=row.index_in_series, ParentSeries=series[row.series_pk])
+        for name in _ORIGIN_METADATA:  # Orthanc shows where a modified resource came from
+            if name in metadata[row.pk]:
+                answer[name] = metadata[row.pk][name]
         answers.append(answer)
     return answers
 
