@@ -13,6 +13,7 @@ import hashlib
 import logging
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -42,16 +43,35 @@ class IngestResult:
                 "Status": self.status}
 
 
+# Blob writes run beside parsing: the fsync (~2 ms here) waits on the disk, not the
+# CPU, so overlapping it with the parse of the same file saves most of the parse time.
+_BLOB_WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pharos-blob")
+
+
+def _write_blob(context: ServerContext, key: str, data: bytes) -> str:
+    """Write durably (temporary name, fsync, rename) and return the MD5 of the file."""
+    context.blobs.put(key, data)
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
-    """Store one DICOM file held in memory. Raises a PharosError for bad input or full storage."""
-    parsed = parse_instance(data)
+    """Store one DICOM file held in memory. Raises a PharosError for bad input or full storage.
+
+    The blob is written (and fsynced) while the file is parsed; it is indexed only once
+    both are done, and removed if parsing or indexing fails: nothing is half stored.
+    """
     settings = context.settings
+    key = new_key()
+    written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
+    try:
+        parsed = parse_instance(data)
+        md5 = written.result()
+    except BaseException:
+        _discard(context, key, written)
+        raise
     # No read-only "already stored?" pre-check: store_instance checks inside its
     # transaction, and a duplicate costing one blob write is cheaper than a read
     # transaction on every instance (measured: benchmarks/experiments_ingest.py).
-    key = new_key()
-    context.blobs.put(key, data)
-    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
     recycled: list[str] = []
     try:
         with context.db.write() as conn:
@@ -69,6 +89,15 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     for old_key in recycled:
         context.blobs.delete(old_key)
     return IngestResult(outcome.status, parsed)
+
+
+def _discard(context: ServerContext, key: str, written: Future[str]) -> None:
+    """Wait for a blob write whose file turned out unusable, then remove the blob."""
+    try:
+        written.result()
+    except Exception:  # noqa: BLE001 — the write failed: put() already removed its temp file
+        return
+    context.blobs.delete(key)
 
 
 def _make_room(context: ServerContext, conn: Connection, parsed: ParsedInstance,
