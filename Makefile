@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench lint openapi clean
+.PHONY: serve test bench lint openapi clean ohif
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -11,10 +11,23 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-serve: $(STAMP)
+# The OHIF viewer served at /ohif/: fetched once from the npm registry into .ohif/dist
+# (scripts/fetch_ohif.py); a stamp makes this a no-op afterwards. Without npm the server
+# runs without the viewer. A failed fetch only warns, except in CI.
+OHIF_VERSION ?= 3.13.2
+OHIF_DIR ?= .ohif/dist
+
+ohif:
+	@if grep -qs '"$(OHIF_VERSION)"' $(OHIF_DIR)/.pharos-ohif.json; then :; \
+	elif ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: skipping the OHIF viewer (/ohif/ will answer 404)"; \
+	else $(PYTHON) scripts/fetch_ohif.py --version $(OHIF_VERSION) --dest $(OHIF_DIR) \
+	  || { echo "warning: could not fetch the OHIF viewer"; [ -z "$$CI" ]; }; fi
+
+serve: $(STAMP) ohif
 	$(VENV)/bin/pharos serve $(if $(CONFIG),--config $(CONFIG))
 
-test: $(STAMP)
+test: $(STAMP) ohif
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -273,6 +273,9 @@ class Settings:
 
     @property
     def effective_http_workers(self) -> int:
+    # The prebuilt OHIF viewer served at /ohif/ (fetched by `make ohif`); default: .ohif/dist
+    # of the source tree. The viewer is off (404 with a hint) when the directory is absent.
+    viewer_directory: str | None = None
         if self.http_workers > 0:
             return self.http_workers
         return max(1, min(os.cpu_count() or 1, 4))

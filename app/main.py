@@ -23,6 +23,7 @@ from app.api import (
     resources,
     system,
     tools,
+    viewer,
 )
 from app.api.errors import install_error_handlers
 from app.api.responses import JsonResponse
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(dicomweb.router, prefix="/dicom-web")
     app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)
     app.include_router(dicomweb.wado_uri_router)
+    app.include_router(viewer.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app
 
