@@ -270,12 +270,12 @@ class Settings:
     # HTTP worker processes (0: one per core, at most 4). Python runs one request's
     # parsing at a time per process; several processes share the index and the store.
     http_workers: int = 0
-
-    @property
-    def effective_http_workers(self) -> int:
     # The prebuilt OHIF viewer served at /ohif/ (fetched by `make ohif`); default: .ohif/dist
     # of the source tree. The viewer is off (404 with a hint) when the directory is absent.
     viewer_directory: str | None = None
+
+    @property
+    def effective_http_workers(self) -> int:
         if self.http_workers > 0:
             return self.http_workers
         return max(1, min(os.cpu_count() or 1, 4))
