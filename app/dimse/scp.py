@@ -1,10 +1,37 @@
-"""The DICOM SCP started by the app's lifespan (filled in by the DIMSE issue)."""
+"""The DICOM SCP: a pynetdicom AE listening on DicomPort as DicomAet, in a background
+thread started by the app's lifespan (``start_scp(context).stop()``).
+
+It accepts C-ECHO, C-STORE for every storage SOP class pynetdicom knows (and unknown
+ones with ``UnknownSopClassAccepted``) in every transfer syntax pydicom knows, C-FIND,
+C-MOVE and C-GET in the Patient Root and Study Root models (PS3.4 C.6.1, C.6.2), with
+the SCP/SCU role selection C-GET needs. Associations time out after DicomScpTimeout
+seconds of silence; sockets run with TCP_NODELAY.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
+from weakref import WeakKeyDictionary
 
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom.transport import ThreadedAssociationServer
+
+from app.dimse import handlers
+from app.dimse.common import (
+    ACCEPTED_TRANSFER_SYNTAXES,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    UNCOMPRESSED,
+    enable_tcp_nodelay,
+    seconds,
+)
+from app.dimse.security import Policy
 from app.services.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+MAX_ASSOCIATIONS = 64  # Orthanc serves associations with a thread pool too
 
 
 class Stoppable(Protocol):
@@ -16,6 +43,74 @@ class _Nothing:
         return None
 
 
+class RunningScp:
+    """The handle the lifespan keeps: stop() closes the port and ends associations."""
+
+    def __init__(self, ae: AE, server: ThreadedAssociationServer) -> None:
+        self.ae = ae
+        self.server = server
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        try:
+            self.server.shutdown()
+        finally:
+            for assoc in list(self.server.active_associations):
+                assoc.abort()
+
+
+def build_ae(context: ServerContext) -> AE:
+    settings = context.settings
+    ae = AE(ae_title=settings.dicom_aet)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    ae.maximum_associations = MAX_ASSOCIATIONS
+    ae.maximum_pdu_size = 0  # no limit on what peers may send us in one PDU
+    timeout = seconds(settings.dicom_scp_timeout)
+    ae.network_timeout = timeout  # type: ignore[assignment]
+    ae.acse_timeout = timeout  # type: ignore[assignment]
+    ae.dimse_timeout = timeout  # type: ignore[assignment]
+    # The called-AET check is the Policy's (Orthanc's rules, logged), not pynetdicom's.
+    ae.require_called_aet = False
+    syntaxes = [str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
+    ae.add_supported_context(handlers.Verification, [str(ts) for ts in UNCOMPRESSED])
+    for sop_class in handlers.SERVICE_OF_SOP_CLASS:
+        if sop_class != handlers.Verification:
+            ae.add_supported_context(sop_class, [str(ts) for ts in UNCOMPRESSED])
+    # scu_role/scp_role: accept a C-GET requestor's proposal to act as storage SCP.
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, syntaxes, scu_role=True, scp_role=True)
+    return ae
+
+
 def start_scp(context: ServerContext) -> Stoppable:
     """Start listening on DicomPort with DicomAet; return a handle whose stop() closes it."""
-    return _Nothing()
+    settings = context.settings
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per PDU otherwise
+    # Unknown (private) SOP classes go to the storage service (pynetdicom's switch is
+    # process-wide; only the SCP process sets it).
+    _config.UNRESTRICTED_STORAGE_SERVICE = bool(settings.unknown_sop_class_accepted)
+    policy = Policy(context)
+    peers: handlers.Peers = WeakKeyDictionary()
+    ae = build_ae(context)
+    bound = [
+        (evt.EVT_CONN_OPEN, enable_tcp_nodelay),
+        (evt.EVT_REQUESTED, handlers.handle_requested, [policy, peers]),
+        (evt.EVT_C_ECHO, handlers.handle_echo, [policy, peers]),
+        (evt.EVT_C_STORE, handlers.handle_store, [context, policy, peers]),
+        (evt.EVT_C_FIND, handlers.handle_find, [context, policy, peers]),
+        (evt.EVT_C_MOVE, handlers.handle_move, [context, policy, peers]),
+        (evt.EVT_C_GET, handlers.handle_get, [context, policy, peers]),
+    ]
+    try:
+        server = ae.start_server(("0.0.0.0", int(settings.dicom_port)), block=False,
+                                 evt_handlers=bound)
+    except OSError as error:
+        log.error("Cannot start the DICOM server on port %s: %s", settings.dicom_port, error)
+        return _Nothing()
+    assert server is not None
+    log.info("DICOM server listening on port %d as %s", settings.dicom_port, settings.dicom_aet)
+    return RunningScp(ae, server)

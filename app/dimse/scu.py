@@ -210,6 +210,20 @@ def echo(modality: Modality, *, local_aet: str, timeout: float) -> None:
 
 # --- C-STORE -------------------------------------------------------------------------------
 
+def storage_contexts(needs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
+    """Presentation contexts for sending files of these (SOP class, transfer syntax):
+    one context per pair (the file goes as is), and per SOP class one with the little
+    endian uncompressed syntaxes (the conversion fallback); at most 128 (PS3.8 9.3.2.2)."""
+    by_class: dict[str, set[str]] = {}
+    for sop_class, syntax in needs:
+        by_class.setdefault(sop_class, set()).add(syntax)
+    answer = []
+    for sop_class in sorted(by_class):
+        answer += [build_context(sop_class, [ts]) for ts in sorted(by_class[sop_class]) if ts]
+        answer.append(build_context(sop_class, [str(ts) for ts in UNCOMPRESSED[:2]]))
+    return answer[:MAX_CONTEXTS]
+
+
 class _StoreSession:
     """One association for a stream of files; reopened with more presentation contexts
     only when a file needs a SOP class / transfer syntax not proposed yet (Orthanc's
@@ -224,13 +238,8 @@ class _StoreSession:
         self.message_id = 0
 
     def contexts(self) -> list[PresentationContext]:
-        """Per SOP class: one context per transfer syntax of its files (sent as is), and
-        one with the little endian uncompressed syntaxes (the conversion fallback)."""
-        answer = []
-        for sop_class, syntaxes in self.proposed.items():
-            answer += [build_context(sop_class, [ts]) for ts in sorted(syntaxes)]
-            answer.append(build_context(sop_class, [str(ts) for ts in UNCOMPRESSED[:2]]))
-        return answer[:MAX_CONTEXTS]
+        return storage_contexts((sop_class, ts) for sop_class, syntaxes in self.proposed.items()
+                                for ts in syntaxes)
 
     def _propose(self, part: Part10) -> bool:
         """Record the needs of a file; True when the association must be (re)opened."""

@@ -1,0 +1,292 @@
+"""One plain function per DIMSE event, bound with its dependencies (pynetdicom's
+``(evt.EVT_C_STORE, handle_store, [deps])``). Each one translates the protocol into a
+call of a service and the answer back into statuses.
+
+Handlers never raise: an exception becomes a failure status and a log line. The one
+exception is a C-MOVE that cannot start (a bad identifier): pynetdicom offers no way
+to answer a failure before the move destination is yielded other than an exception,
+which it turns into a Cxxx "unable to process" failure (PS3.4 C.4.2.1.5).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import evt
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    PatientStudyOnlyQueryRetrieveInformationModelFind,
+    PatientStudyOnlyQueryRetrieveInformationModelGet,
+    PatientStudyOnlyQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from app.config import Modality
+from app.dimse.common import (
+    ae_title,
+    enable_tcp_nodelay,
+    part10_bytes,
+    received_dataset_bytes,
+    same_aet,
+)
+from app.dimse.scu import storage_contexts
+from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
+from app.errors import BadRequest, PharosError
+from app.services.context import ServerContext
+from app.services.dimse_query import FindAnswers
+from app.services.ingest import ingest_instance
+from app.services.retrieve import RetrieveItem, instances_to_retrieve, read_instances
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+PENDING = 0xFF00
+CANCEL = 0xFE00
+PROCESSING_FAILURE = 0x0110  # PS3.7 C.4.? general "Processing failure"
+CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3 / C.4.1.1.4 "Unable to process" range
+IDENTIFIER_MISMATCH = 0xA900  # PS3.4 C.4.1.1.4: "Identifier does not match SOP Class"
+OUT_OF_RESOURCES = 0xA700  # PS3.4 C.4.1.1.4 / B.2.3: "Refused: Out of resources"
+
+SERVICE_OF_SOP_CLASS: dict[str, Service] = {
+    Verification: Service.ECHO,
+    PatientRootQueryRetrieveInformationModelFind: Service.FIND,
+    StudyRootQueryRetrieveInformationModelFind: Service.FIND,
+    PatientStudyOnlyQueryRetrieveInformationModelFind: Service.FIND,
+    PatientRootQueryRetrieveInformationModelMove: Service.MOVE,
+    StudyRootQueryRetrieveInformationModelMove: Service.MOVE,
+    PatientStudyOnlyQueryRetrieveInformationModelMove: Service.MOVE,
+    PatientRootQueryRetrieveInformationModelGet: Service.GET,
+    StudyRootQueryRetrieveInformationModelGet: Service.GET,
+    PatientStudyOnlyQueryRetrieveInformationModelGet: Service.GET,
+}
+
+# The calling side of each live association, as decided at negotiation.
+Peers = WeakKeyDictionary[Any, Peer]
+
+
+def status(code: int, comment: str | None = None) -> Dataset:
+    """A status dataset; ErrorComment is LO, at most 64 characters (PS3.7 C.4)."""
+    answer = Dataset()
+    answer.Status = code
+    if comment:
+        answer.ErrorComment = comment.replace("\\", "/")[:64]
+    return answer
+
+
+def _peer(event: evt.Event, peers: Peers) -> Peer:
+    peer = peers.get(event.assoc)
+    if peer is not None:
+        return peer
+    requestor = event.assoc.requestor
+    return Peer(ae_title(requestor.ae_title), ae_title(event.assoc.acceptor.ae_title),
+                str(requestor.address), None)
+
+
+# --- association ----------------------------------------------------------------------------
+
+def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
+    """EVT_REQUESTED: reject (PS3.8 9.3.4) or accept only the services the caller may use."""
+    assoc = event.assoc
+    try:
+        request = assoc.requestor.primitive
+        calling = ae_title(request.calling_ae_title)
+        called = ae_title(request.called_ae_title)
+        ip = str(assoc.requestor.address)
+        reason = policy.rejection(calling, called, ip)
+        if reason is not None:
+            assoc.acse.send_reject(0x01, 0x01, reason)
+            return
+        peer = Peer(calling, called, ip, policy.lookup(calling, ip))
+        peers[assoc] = peer
+        allowed = {service for service in Service if policy.allows(peer, service)}
+        assoc.acceptor.supported_contexts = [
+            cx for cx in assoc.acceptor.supported_contexts
+            if SERVICE_OF_SOP_CLASS.get(cx.abstract_syntax, Service.STORE) in allowed]
+        log.info("Association from %s (%s) to %s: %s", calling, ip, called,
+                 ", ".join(sorted(allowed)) or "no service")
+    except Exception:  # noqa: BLE001 - fail closed, never raise
+        log.exception("Cannot decide on an association request; rejecting it")
+        try:
+            assoc.acse.send_reject(0x02, 0x02, 0x01)  # transient, no reason given
+        except Exception:  # noqa: BLE001
+            assoc.abort()
+
+
+def handle_echo(event: evt.Event, policy: Policy, peers: Peers) -> Dataset | int:
+    """C-ECHO (PS3.4 A.4)."""
+    try:
+        if not policy.allows(_peer(event, peers), Service.ECHO):
+            return status(NOT_AUTHORIZED, "C-ECHO not allowed for this AET")
+        return SUCCESS
+    except Exception:  # noqa: BLE001
+        log.exception("C-ECHO handler failed")
+        return PROCESSING_FAILURE
+
+
+# --- C-STORE --------------------------------------------------------------------------------
+
+def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
+                 peers: Peers) -> Dataset | int:
+    """C-STORE (PS3.4 B.2.3): the data set is stored byte for byte as received, behind a
+    Pharos file meta header, through the one ingest path."""
+    peer = _peer(event, peers)
+    request = event.request
+    sop_instance = str(request.AffectedSOPInstanceUID or "")
+    try:
+        if not policy.allows(peer, Service.STORE):
+            log.warning("C-STORE from %s refused: not allowed", peer.calling_aet)
+            return status(NOT_AUTHORIZED, "C-STORE not allowed for this AET")
+        data = part10_bytes(
+            received_dataset_bytes(request),
+            sop_class_uid=str(request.AffectedSOPClassUID or ""),
+            sop_instance_uid=sop_instance,
+            transfer_syntax_uid=str(event.context.transfer_syntax),
+            source_aet=peer.calling_aet)
+        ingest_instance(context, data, {
+            "Origin": "DicomProtocol", "RemoteAET": peer.calling_aet,
+            "RemoteIP": peer.ip, "CalledAET": peer.called_aet})
+        return SUCCESS
+    except PharosError as error:
+        log.warning("C-STORE of %s from %s refused: %s", sop_instance, peer.calling_aet, error)
+        return status(error.dimse_status, str(error))
+    except Exception as error:  # noqa: BLE001 - handlers never raise
+        log.exception("C-STORE of %s from %s failed", sop_instance, peer.calling_aet)
+        return status(CANNOT_UNDERSTAND, f"Cannot store: {error}")
+
+
+# --- C-FIND ---------------------------------------------------------------------------------
+
+def handle_find(event: evt.Event, context: ServerContext, policy: Policy,
+                peers: Peers) -> Iterator[tuple[Dataset | int, Dataset | None]]:
+    """C-FIND (PS3.4 C.4.1) through the one matching engine; honours C-CANCEL."""
+    peer = _peer(event, peers)
+    try:
+        if not policy.allows(peer, Service.FIND):
+            yield status(NOT_AUTHORIZED, "C-FIND not allowed for this AET"), None
+            return
+        answers = FindAnswers(context, event.identifier,
+                              retrieve_aet=context.settings.dicom_aet)
+        count = 0
+        for answer in answers:
+            if event.is_cancelled:  # PS3.4 C.4.1.2.2.1: C-CANCEL-FIND
+                yield CANCEL, None
+                return
+            count += 1
+            yield PENDING, answer
+        if answers.truncated:
+            log.warning("C-FIND from %s: answers limited to %d by LimitFind*", peer.calling_aet,
+                        count)
+    except BadRequest as error:
+        yield status(IDENTIFIER_MISMATCH, str(error)), None
+    except PharosError as error:
+        yield status(error.dimse_status, str(error)), None
+    except Exception as error:  # noqa: BLE001
+        log.exception("C-FIND from %s failed", peer.calling_aet)
+        yield status(CANNOT_UNDERSTAND, f"Cannot process the query: {error}"), None
+
+
+# --- C-MOVE and C-GET -----------------------------------------------------------------------
+
+def _destination(context: ServerContext, aet: str) -> Modality | None:
+    from app.services import network  # the registry (configuration + REST changes)
+    for modality in network.modalities(context).values():
+        if same_aet(modality.aet, aet):
+            return modality
+    return None
+
+
+def _sub_operation_dataset(item: RetrieveItem, data: bytes) -> Dataset:
+    """The instance as a Dataset for pynetdicom's C-STORE sub-operation; elements stay
+    raw, so encoding them in the file's own transfer syntax writes the stored bytes."""
+    return dcmread(io.BytesIO(data))
+
+
+def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
+                peers: Peers) -> Iterator[Any]:
+    """C-MOVE (PS3.4 C.4.2): C-STORE sub-operations to a modality known by its AET."""
+    peer = _peer(event, peers)
+    destination_aet = ae_title(event.move_destination)
+    destination = _destination(context, destination_aet)
+    if destination is None or not policy.allows(peer, Service.MOVE):
+        log.warning("C-MOVE from %s refused: %s", peer.calling_aet,
+                    "not allowed" if destination else f"unknown destination {destination_aet!r}")
+        yield None, None  # pynetdicom answers A801 "Move destination unknown"
+        return
+    items = instances_to_retrieve(context, event.identifier)  # may raise: see module doc
+    contexts = storage_contexts({(i.sop_class_uid, i.transfer_syntax_uid) for i in items})
+    yield destination.host, destination.port, {
+        "contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, enable_tcp_nodelay)]}
+    yield len(items)
+    yield from _sub_operations(event, context, items, peer)
+
+
+def handle_get(event: evt.Event, context: ServerContext, policy: Policy,
+               peers: Peers) -> Iterator[Any]:
+    """C-GET (PS3.4 C.4.3): C-STORE sub-operations on the same association, in the
+    contexts the requestor offered with the SCP role (PS3.7 D.3.3.4)."""
+    peer = _peer(event, peers)
+    try:
+        if not policy.allows(peer, Service.GET):
+            yield 1
+            yield status(NOT_AUTHORIZED, "C-GET not allowed for this AET"), None
+            return
+        items = instances_to_retrieve(context, event.identifier)
+    except BadRequest as error:
+        yield 1
+        yield status(IDENTIFIER_MISMATCH, str(error)), None
+        return
+    except Exception as error:  # noqa: BLE001
+        log.exception("C-GET from %s failed", peer.calling_aet)
+        yield 1
+        yield status(CANNOT_UNDERSTAND, f"Cannot process the request: {error}"), None
+        return
+    yield len(items)
+    yield from _sub_operations(event, context, items, peer, same_association=True)
+
+
+def _sub_operations(event: evt.Event, context: ServerContext, items: list[RetrieveItem],
+                    peer: Peer, *, same_association: bool = False) -> Iterator[Any]:
+    """(Pending, dataset) per instance; Cancel on C-CANCEL (PS3.4 C.4.2.3.1)."""
+    for item, data in read_instances(context, items):
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        try:
+            if data is None:
+                raise FileNotFoundError(f"the file of {item.public_id} is missing")
+            dataset = _sub_operation_dataset(item, data)
+            if same_association:
+                dataset = _fit_get_contexts(event.assoc, dataset)
+        except Exception as error:  # noqa: BLE001 - counted as a failed sub-operation
+            log.error("Retrieve for %s: cannot send %s: %s", peer.calling_aet,
+                      item.sop_instance_uid, error)
+            dataset = Dataset()  # pynetdicom counts a failed sub-operation
+        yield PENDING, dataset
+
+
+def _fit_get_contexts(assoc: Any, dataset: Dataset) -> Dataset:
+    """Decompress for a C-GET requestor that accepts no compressed syntax for the
+    SOP class of a compressed instance (PS3.4 C.4.3.1: the SCP may convert)."""
+    syntax = UID(str(dataset.file_meta.TransferSyntaxUID))
+    sop_class = str(dataset.file_meta.MediaStorageSOPClassUID)
+    accepted = {cx.transfer_syntax[0] for cx in assoc.accepted_contexts
+                if cx.abstract_syntax == sop_class}
+    if not syntax.is_compressed or syntax in accepted:
+        return dataset
+    target = ExplicitVRLittleEndian if ExplicitVRLittleEndian in accepted \
+        else ImplicitVRLittleEndian
+    dataset.decompress()
+    dataset.file_meta.TransferSyntaxUID = target
+    return dataset

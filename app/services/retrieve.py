@@ -1,0 +1,98 @@
+"""Which stored instances a C-MOVE or C-GET identifier selects (PS3.4 C.4.2.2, C.4.3.2).
+
+A retrieve identifier names resources by their unique keys: PatientID at the patient
+level, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID below (each may be a UID
+list, PS3.4 C.2.2.2.2). Keys of the levels above narrow the match (relational retrieve
+is not needed for that). Like Orthanc, a study-level identifier without a
+StudyInstanceUID may name studies by AccessionNumber. Matching goes through the one
+find engine; files are opened lazily, one at a time, so that memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+from sqlalchemy import Row
+
+from app.dicom.levels import Level
+from app.errors import BadRequest, InexistentFile
+from app.index import find as index_find
+from app.index import repository
+from app.services.context import ServerContext
+from app.services.dimse_query import element_text, parse_level
+from app.services.find import build_query
+
+UNIQUE_KEYS: dict[Level, str] = {
+    Level.PATIENT: "PatientID",
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.INSTANCE: "SOPInstanceUID",
+}
+
+
+@dataclass(frozen=True)
+class RetrieveItem:
+    """One instance to send: what the C-STORE sub-operation needs, without the bytes."""
+
+    public_id: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    blob_key: str
+
+
+def _item(row: Row) -> RetrieveItem:
+    return RetrieveItem(row.public_id, row.sop_uid, row.sop_class_uid,
+                        row.transfer_syntax or "", row.blob_key)
+
+
+def retrieve_keys(identifier: Dataset) -> tuple[Level, dict[str, str]]:
+    """The level and the unique-key constraints of a retrieve identifier; BadRequest when
+    the level's unique key is missing (PS3.4 C.4.2.2.1: it shall be present)."""
+    level = parse_level(identifier)
+    keys: dict[str, str] = {}
+    for current, keyword in UNIQUE_KEYS.items():
+        if current.depth > level.depth:
+            break
+        value = element_text(identifier, keyword)
+        if value and value != "*":
+            keys[keyword] = value
+    if UNIQUE_KEYS[level] not in keys:
+        accession = element_text(identifier, "AccessionNumber")
+        if level == Level.STUDY and accession and accession != "*":
+            keys["AccessionNumber"] = accession
+        else:
+            raise BadRequest(f"The retrieve identifier has no {UNIQUE_KEYS[level]} "
+                             f"at the {level.value.upper()} level")
+    for keyword, value in keys.items():
+        if "*" in value or "?" in value:
+            raise BadRequest(f"Wildcards are not allowed in the unique key {keyword}")
+    return level, keys
+
+
+def instances_to_retrieve(context: ServerContext, identifier: Dataset) -> list[RetrieveItem]:
+    """The instances below every resource the identifier selects, each once, in
+    hierarchy order."""
+    level, keys = retrieve_keys(identifier)
+    query = build_query(level, keys, case_sensitive=True)
+    seen: set[int] = set()
+    items: list[RetrieveItem] = []
+    with context.db.read() as conn:
+        for pk in index_find.find_pks(conn, query):
+            for row in repository.instances_below(conn, level, pk):
+                if row.pk not in seen:
+                    seen.add(row.pk)
+                    items.append(_item(row))
+    return items
+
+
+def read_instances(context: ServerContext, items: list[RetrieveItem]
+                   ) -> Iterator[tuple[RetrieveItem, bytes | None]]:
+    """Each item with its file, or None when the file vanished (deleted meanwhile)."""
+    for item in items:
+        try:
+            yield item, context.blobs.read(item.blob_key)
+        except (FileNotFoundError, InexistentFile):
+            yield item, None
