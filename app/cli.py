@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     mig = commands.add_parser("migrate", help="apply the index migrations and exit")
     mig.add_argument("--config")
     commands.add_parser("openapi", help="print the OpenAPI document (JSON)")
+    rec = commands.add_parser("reconstruct", help="rebuild the index from the stored files and "
+                              "index the DICOM files no row knows (e.g. a copied Orthanc "
+                              "storage folder); run it while no server uses the storage")
+    rec.add_argument("--config")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "import":
         return import_directory(settings, Path(args.directory))
+    if args.command == "reconstruct":
+        return reconstruct_storage(settings)
     return 2
 
 
@@ -99,5 +105,26 @@ def import_directory(settings: Settings, directory: Path) -> int:
     return 0 if stored or not failed else 1
 
 
+def reconstruct_storage(settings: Settings) -> int:
+    """``pharos reconstruct``: offline, so without the startup orphan sweep (which would
+    remove the un-indexed files of a copied Orthanc storage older than an hour) and
+    adopting files of any age."""
+    from app.blobstore import open_blobstore
+    from app.index.db import Database, migrate
+    from app.services.context import ServerContext
+    from app.services.reconstruct import reconstruct_all
+    url = settings.effective_database_url
+    migrate(url)
+    context = ServerContext(settings, Database(url),
+                            open_blobstore(settings.blobstore_url, settings.storage_directory))
+    try:
+        report = reconstruct_all(context, minimum_age=0.0)
+    finally:
+        context.close()
+    sys.stdout.write(orjson.dumps(report.as_json()).decode() + "\n")
+    return 1 if report.failed else 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

@@ -195,6 +195,7 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "JobsHistorySize": "jobs_history_size",
     "CheckRevisions": "check_revisions",
     "UserMetadata": "user_metadata",
+    "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
 }
 
@@ -257,6 +258,8 @@ class Settings:
     jobs_history_size: int = 10
     check_revisions: bool = False
     user_metadata: dict[str, int] = field(default_factory=dict)
+    # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
+    user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
     # --- Pharos' own options ("Pharos" section, PHAROS_* variables) ---
     database_url: str | None = None  # default: SQLite file in IndexDirectory

@@ -12,11 +12,13 @@ from fastapi.routing import APIRoute
 from app import __version__
 from app.api import (
     archive,
+    attachments,
     curation,
     dicomweb,
     images,
     instances,
     jobs,
+    maintenance,
     modalities,
     modify,
     peers,
@@ -26,6 +28,7 @@ from app.api import (
     viewer,
 )
 from app.api.errors import install_error_handlers
+from app.api.openapi import customize_openapi
 from app.api.responses import JsonResponse
 from app.api.security import SecurityMiddleware
 from app.config import Settings
@@ -83,11 +86,13 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
     )
+    app.openapi = customize_openapi(app)  # type: ignore[method-assign]
     app.state.context = context
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(instances.router)
+    app.include_router(attachments.router)  # before resources: it defers "dicom" there
     app.include_router(resources.router)
     app.include_router(tools.router)
     app.include_router(images.router)
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(jobs.router)
     app.include_router(modify.router)
     app.include_router(curation.router)
+    app.include_router(maintenance.router)
     app.include_router(dicomweb.router, prefix="/dicom-web")
     app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)
     app.include_router(dicomweb.wado_uri_router)

@@ -19,6 +19,7 @@ from app.api.schemas import (
 from app.dicom.levels import LEVELS, Level
 from app.errors import InexistentItem, UnknownResource
 from app.index import repository
+from app.services import attachments as attachment_service
 from app.services import browse, delete, find
 from app.services import instances as instance_service
 from app.services.browse import get_row_or_404
@@ -131,11 +132,12 @@ def _register(level: Level) -> None:
     def list_attachments(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
         with context.db.read() as conn:
-            get_row_or_404(conn, level, id)
-        names = ["dicom"] if level == Level.INSTANCE else []
+            row = get_row_or_404(conn, level, id)
+            user = attachment_service.list_user_attachments(context, conn, level, row.pk)
+        entries = ([("dicom", 1)] if level == Level.INSTANCE else []) + user
         if flag(request, "full"):
-            return json_answer({name: 1 for name in names})
-        return json_answer(names)
+            return json_answer(dict(sorted(entries)))
+        return json_answer([name for name, _ in entries])
 
     _add(f"/{plural}/{{id}}/attachments", list_attachments,
          operation_id=f"list_{singular}_attachments", tag=tag, summary="Attachment names",

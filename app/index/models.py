@@ -221,3 +221,38 @@ class Query(Base):
     query: Mapped[bytes] = mapped_column(LargeBinary)  # the request (JSON)
     answers: Mapped[bytes] = mapped_column(LargeBinary)  # list of DICOM JSON datasets
     created: Mapped[float] = mapped_column()
+
+
+class Attachment(Base):
+    """User attachments (Orthanc's content types 1024..65535) of a resource.
+
+    The content lives in the blob store under ``uuid`` (Orthanc's FileUuid), stored as
+    given or zlib-compressed in Orthanc's format (``compression`` 1). ``resource_pk`` is
+    the pk of the resource at ``level``; exactly one of the four nullable foreign keys
+    holds it too, so that deleting the resource (or recycling its patient) deletes the
+    rows by cascade. Their blobs are then collected by the orphan sweep, which keeps only
+    blobs referenced by instances or by this table.
+    """
+
+    __tablename__ = "attachments"
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[str] = mapped_column(String(8))
+    resource_pk: Mapped[int] = mapped_column(Integer)
+    patient_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.pk", ondelete="CASCADE"), index=True)
+    study_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("studies.pk", ondelete="CASCADE"), index=True)
+    series_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("series.pk", ondelete="CASCADE"), index=True)
+    instance_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("instances.pk", ondelete="CASCADE"), index=True)
+    content_type: Mapped[int] = mapped_column(Integer)
+    uuid: Mapped[str] = mapped_column(Text(), index=True)
+    compression: Mapped[int] = mapped_column(Integer, default=0)  # 0 none, 1 zlib+size
+    uncompressed_size: Mapped[int] = mapped_column(BigInteger)
+    uncompressed_md5: Mapped[str] = mapped_column(Text())
+    compressed_size: Mapped[int] = mapped_column(BigInteger)
+    compressed_md5: Mapped[str] = mapped_column(Text())
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (UniqueConstraint("level", "resource_pk", "content_type",
+                                       name="uq_attachments_resource_type"),)

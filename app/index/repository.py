@@ -485,4 +485,5 @@ def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
 def attachment_blob_keys(conn: Connection) -> set[str]:
     """Blob keys referenced by rows other than instances (user attachments), which the
     orphan sweep must keep. Attachments stored in the blob store must be listed here."""
-    return set()
+    from app.index import attachments_repository  # it imports this module
+    return attachments_repository.blob_keys(conn)

@@ -1,0 +1,67 @@
+"""SQL for user attachments (table ``attachments``, see :class:`app.index.models.Attachment`).
+
+Functions take a ``Connection`` inside a transaction opened by the caller, like
+:mod:`app.index.repository`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, Table, and_, delete, insert, select, update
+
+from app.dicom.levels import Level
+from app.index import models
+
+ATTACHMENTS: Table = models.Attachment.__table__  # type: ignore[assignment]
+
+# The foreign key that ties a row to its resource (deleted by cascade with it).
+_OWNER_COLUMN = {Level.PATIENT: "patient_pk", Level.STUDY: "study_pk",
+                 Level.SERIES: "series_pk", Level.INSTANCE: "instance_pk"}
+
+
+def _key(level: Level, resource_pk: int, content_type: int) -> Any:
+    return and_(ATTACHMENTS.c.level == level.value, ATTACHMENTS.c.resource_pk == resource_pk,
+                ATTACHMENTS.c.content_type == content_type)
+
+
+def get(conn: Connection, level: Level, resource_pk: int, content_type: int) -> Row | None:
+    return conn.execute(select(ATTACHMENTS).where(_key(level, resource_pk,
+                                                       content_type))).first()
+
+
+def content_types(conn: Connection, level: Level, resource_pk: int) -> list[int]:
+    """The user content types attached to a resource, in numeric order (as Orthanc)."""
+    return [t for (t,) in conn.execute(
+        select(ATTACHMENTS.c.content_type).where(and_(
+            ATTACHMENTS.c.level == level.value, ATTACHMENTS.c.resource_pk == resource_pk))
+        .order_by(ATTACHMENTS.c.content_type))]
+
+
+def insert_attachment(conn: Connection, level: Level, resource_pk: int, content_type: int,
+                      values: dict[str, Any]) -> None:
+    """A new attachment at revision 0 (a concurrent insert fails on the unique key)."""
+    conn.execute(insert(ATTACHMENTS).values(
+        level=level.value, resource_pk=resource_pk, content_type=content_type, revision=0,
+        **{_OWNER_COLUMN[level]: resource_pk}, **values))
+
+
+def replace_attachment(conn: Connection, level: Level, resource_pk: int, content_type: int,
+                       revision: int, values: dict[str, Any]) -> bool:
+    """Replace the content if the stored revision is still *revision*; bump it."""
+    result = conn.execute(update(ATTACHMENTS).where(and_(
+        _key(level, resource_pk, content_type), ATTACHMENTS.c.revision == revision))
+        .values(revision=revision + 1, **values))
+    return bool(result.rowcount)
+
+
+def delete_attachment(conn: Connection, level: Level, resource_pk: int, content_type: int,
+                      revision: int) -> bool:
+    result = conn.execute(delete(ATTACHMENTS).where(and_(
+        _key(level, resource_pk, content_type), ATTACHMENTS.c.revision == revision)))
+    return bool(result.rowcount)
+
+
+def blob_keys(conn: Connection) -> set[str]:
+    """Every blob an attachment row references (kept by the orphan sweep)."""
+    return {key for (key,) in conn.execute(select(ATTACHMENTS.c.uuid))}

@@ -1,0 +1,343 @@
+"""User attachments: ``/{level}/{id}/attachments/{name}`` like Orthanc 1.10.1.
+
+A name is a content type: a number, or a name declared in the ``UserContentType``
+configuration option (``{"name": 1024}`` or ``{"name": [1024, "mime/type"]}``). Only
+user types (1024..65535) can be written or deleted (403 otherwise); the built-in types
+(``dicom`` 1, ``dicom-as-json`` 2, ``dicom-until-pixel-data`` 3) are Orthanc's own.
+
+The content lives in the blob store (``Uuid``), as given or zlib-compressed in Orthanc's
+format (8-byte little-endian uncompressed size, then a zlib stream), chosen by
+``StorageCompression`` on upload and changed by ``compress``/``uncompress``. Its sizes and
+MD5s live in the ``attachments`` table. A new content is written to a new blob before its
+row is committed; the previous blob is removed after the commit, so a failure never leaves
+a row pointing at a missing or half-written blob.
+
+Revisions: the ETag is ``"{revision}-{md5}"`` (Orthanc 1.9.2+). ``If-Match`` on PUT and
+DELETE must name the current revision and MD5 (else 409); with ``CheckRevisions``,
+replacing or deleting an existing attachment requires it. ``If-None-Match`` on GET answers
+304 when the content has not changed. Deliberate difference: Orthanc 1.10.1 on SQLite keeps
+every attachment at revision 0 (its PUT answers revision 1 it never stores); Pharos stores
+the revisions it announces, as Orthanc does on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from app.blobstore.base import new_key
+from app.dicom.levels import Level
+from app.errors import (
+    CorruptedFile,
+    InexistentItem,
+    ParameterOutOfRange,
+    PharosError,
+    UnknownResource,
+)
+from app.index import attachments_repository as repository
+from app.services.browse import get_row_or_404
+from app.services.context import ServerContext
+
+USER_RANGE = range(1024, 65536)
+SYSTEM_TYPES = {"dicom": 1, "dicom-as-json": 2, "dicom-until-pixel-data": 3}
+COMPRESSION_NONE, COMPRESSION_ZLIB = 0, 1
+DEFAULT_MIME = "application/octet-stream"
+ZLIB_LEVEL = 6  # Orthanc's ZlibCompressor default level
+# Orthanc's list of operations on an attachment (the order it answers them in).
+OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size", "data",
+              "info", "is-compressed", "md5", "size", "uncompress", "verify-md5", "uuid"]
+
+
+class SystemAttachment(PharosError):
+    """Writing or deleting a built-in attachment (Orthanc answers a bare 403)."""
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 403
+
+
+class RevisionConflict(PharosError):
+    orthanc_code, orthanc_message, http_status = 43, "A bad revision number was provided, " \
+        "which might indicate conflict between multiple writers", 409
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """What the index knows of one attachment (Orthanc's FileInfo plus its revision)."""
+
+    content_type: int
+    uuid: str
+    compression: int
+    uncompressed_size: int
+    uncompressed_md5: str
+    compressed_size: int
+    compressed_md5: str
+    revision: int
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.revision}-{self.uncompressed_md5}"'
+
+    def orthanc_json(self) -> dict[str, Any]:
+        """The answer of ``.../attachments/{name}/info``."""
+        return {"CompressedMD5": self.compressed_md5, "CompressedSize": self.compressed_size,
+                "ContentType": self.content_type, "UncompressedMD5": self.uncompressed_md5,
+                "UncompressedSize": self.uncompressed_size, "Uuid": self.uuid}
+
+    @classmethod
+    def of(cls, row: Row) -> AttachmentInfo:
+        return cls(int(row.content_type), row.uuid, int(row.compression),
+                   int(row.uncompressed_size), row.uncompressed_md5, int(row.compressed_size),
+                   row.compressed_md5, int(row.revision))
+
+
+# --- names and content types ----------------------------------------------------------------
+
+def _declared(context: ServerContext) -> dict[str, tuple[int, str]]:
+    """``UserContentType``: name -> (number, MIME type)."""
+    answer: dict[str, tuple[int, str]] = {}
+    for name, value in (context.settings.user_content_type or {}).items():
+        number, mime = (value[0], value[1] if len(value) > 1 else DEFAULT_MIME) \
+            if isinstance(value, list | tuple) else (value, DEFAULT_MIME)
+        try:
+            answer[str(name)] = (int(number), str(mime))
+        except (TypeError, ValueError):
+            continue  # a malformed entry declares nothing
+    return answer
+
+
+def content_type_of(context: ServerContext, name: str) -> int:
+    """The content type a URI names: a number, a built-in name or a declared name."""
+    if name.isdigit():
+        return int(name)
+    if name in SYSTEM_TYPES:
+        return SYSTEM_TYPES[name]
+    declared = _declared(context)
+    if name in declared:
+        return declared[name][0]
+    raise InexistentItem(f"Unknown attachment type {name!r}: neither a number nor a name "
+                         "declared in UserContentType")
+
+
+def name_of(context: ServerContext, content_type: int) -> str:
+    """Orthanc's name for a content type: the declared name, else the number."""
+    for name, (number, _mime) in _declared(context).items():
+        if number == content_type:
+            return name
+    for name, number in SYSTEM_TYPES.items():
+        if number == content_type:
+            return name
+    return str(content_type)
+
+
+def mime_of(context: ServerContext, content_type: int) -> str:
+    for number, mime in _declared(context).values():
+        if number == content_type:
+            return mime
+    return DEFAULT_MIME
+
+
+def is_user_type(content_type: int) -> bool:
+    return content_type in USER_RANGE
+
+
+def _writable(context: ServerContext, name: str) -> int:
+    content_type = content_type_of(context, name)
+    if not is_user_type(content_type):
+        raise SystemAttachment(f"Attachment {name!r} is not a user attachment (content types "
+                               "1024..65535): it cannot be written or deleted")
+    return content_type
+
+
+# --- Orthanc's compression format -----------------------------------------------------------
+
+def compress(data: bytes) -> bytes:
+    """Orthanc's ZlibCompressor: uint64 little-endian size, then zlib; empty stays empty."""
+    if not data:
+        return b""
+    return struct.pack("<Q", len(data)) + zlib.compress(data, ZLIB_LEVEL)
+
+
+def uncompress(data: bytes) -> bytes:
+    if not data:
+        return b""
+    if len(data) < 8:
+        raise CorruptedFile("A compressed attachment is shorter than its size prefix")
+    (size,) = struct.unpack("<Q", data[:8])
+    try:
+        content = zlib.decompress(data[8:])
+    except zlib.error as error:
+        raise CorruptedFile(f"Cannot uncompress the attachment: {error}") from error
+    if len(content) != size:
+        raise CorruptedFile("The uncompressed attachment does not have its declared size")
+    return content
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+# --- revisions --------------------------------------------------------------------------------
+
+def parse_revision_header(value: str | None, header: str) -> tuple[int, str] | None:
+    """``"{revision}-{md5}"`` from If-Match / If-None-Match, or None when absent."""
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    revision, dash, md5 = text.partition("-")
+    if dash and revision.isdigit():
+        return int(revision), md5
+    raise ParameterOutOfRange(f'The "{header}" HTTP header should contain the ETag (revision '
+                              f"followed by MD5 hash), but found: {value}")
+
+
+def _check_revision(current: AttachmentInfo | None, wanted: tuple[int, str] | None,
+                    check_revisions: bool, action: str) -> None:
+    if wanted is None:
+        if current is not None and check_revisions:
+            raise RevisionConflict(f'HTTP header "If-Match" is missing, as "CheckRevisions" is '
+                                   f'"true": cannot {action} an existing attachment')
+        return
+    if current is not None and (current.revision, current.uncompressed_md5) != wanted:
+        raise RevisionConflict(f"The attachment is at revision {current.etag}, not "
+                               f'"{wanted[0]}-{wanted[1]}"')
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def _resource_pk(conn: Connection, level: Level, public_id: str) -> int:
+    return int(get_row_or_404(conn, level, public_id).pk)
+
+
+def list_user_attachments(context: ServerContext, conn: Connection, level: Level,
+                          resource_pk: int) -> list[tuple[str, int]]:
+    """(name, content type) of a resource's user attachments, in numeric order."""
+    return [(name_of(context, t), t) for t in repository.content_types(conn, level, resource_pk)]
+
+
+def get_info(context: ServerContext, level: Level, public_id: str, name: str) -> AttachmentInfo:
+    content_type = content_type_of(context, name)
+    with context.db.read() as conn:
+        row = repository.get(conn, level, _resource_pk(conn, level, public_id), content_type)
+    if row is None:
+        raise UnknownResource(f"No attachment {name!r} on this {level.value.lower()}")
+    return AttachmentInfo.of(row)
+
+
+def read_stored(context: ServerContext, info: AttachmentInfo) -> bytes:
+    """The blob as stored (compressed when the attachment is)."""
+    try:
+        return context.blobs.read(info.uuid)
+    except FileNotFoundError as error:
+        from app.errors import InexistentFile
+        raise InexistentFile(f"The content of attachment {info.uuid} is missing from the "
+                             "storage") from error
+
+
+def read_content(context: ServerContext, info: AttachmentInfo) -> bytes:
+    stored = read_stored(context, info)
+    return uncompress(stored) if info.compression == COMPRESSION_ZLIB else stored
+
+
+def verify_md5(context: ServerContext, level: Level, public_id: str, name: str) -> None:
+    """Re-read the blob: its MD5, then the MD5 of its uncompressed content; 500 if corrupted."""
+    info = get_info(context, level, public_id, name)
+    stored = read_stored(context, info)
+    if _md5(stored) != info.compressed_md5 or (
+            info.compression == COMPRESSION_ZLIB and _md5(uncompress(stored))
+            != info.uncompressed_md5):
+        raise CorruptedFile(f"Attachment {name!r} does not match its MD5")
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def _stored_values(content: bytes, compression: int, key: str) -> dict[str, Any]:
+    stored = compress(content) if compression == COMPRESSION_ZLIB else content
+    return {"uuid": key, "compression": compression, "uncompressed_size": len(content),
+            "uncompressed_md5": _md5(content), "compressed_size": len(stored),
+            "compressed_md5": _md5(stored), "_stored": stored}
+
+
+def _write(context: ServerContext, level: Level, public_id: str, content_type: int,
+           content: bytes, compression: int, if_match: tuple[int, str] | None, *,
+           check_revisions: bool, expect: AttachmentInfo | None = None) -> AttachmentInfo:
+    """Store *content* in a new blob, then point the row at it (create or replace)."""
+    key = new_key()
+    values = _stored_values(content, compression, key)
+    context.blobs.put(key, values.pop("_stored"))
+    old_key: str | None = None
+    try:
+        with context.db.write() as conn:
+            resource_pk = _resource_pk(conn, level, public_id)
+            row = repository.get(conn, level, resource_pk, content_type)
+            current = AttachmentInfo.of(row) if row is not None else None
+            if expect is not None and (current is None or current.uuid != expect.uuid):
+                raise RevisionConflict("The attachment changed while it was being rewritten")
+            _check_revision(current, if_match, check_revisions, "replace")
+            if current is None:
+                repository.insert_attachment(conn, level, resource_pk, content_type, values)
+                revision = 0
+            else:
+                if not repository.replace_attachment(conn, level, resource_pk, content_type,
+                                                     current.revision, values):
+                    raise RevisionConflict("The attachment changed meanwhile")
+                revision, old_key = current.revision + 1, current.uuid
+    except IntegrityError as error:  # a concurrent writer created it first
+        context.blobs.delete(key)
+        raise RevisionConflict("The attachment was created meanwhile by another writer") \
+            from error
+    except BaseException:
+        context.blobs.delete(key)
+        raise
+    if old_key is not None:
+        context.blobs.delete(old_key)
+    return AttachmentInfo(content_type, key, compression, values["uncompressed_size"],
+                          values["uncompressed_md5"], values["compressed_size"],
+                          values["compressed_md5"], revision)
+
+
+def put_attachment(context: ServerContext, level: Level, public_id: str, name: str,
+                   content: bytes, if_match: str | None) -> AttachmentInfo:
+    """``PUT .../attachments/{name}``; answers the new revision (ETag)."""
+    content_type = _writable(context, name)
+    wanted = parse_revision_header(if_match, "If-Match")
+    compression = COMPRESSION_ZLIB if context.settings.storage_compression else COMPRESSION_NONE
+    return _write(context, level, public_id, content_type, content, compression, wanted,
+                  check_revisions=context.settings.check_revisions)
+
+
+def delete_attachment(context: ServerContext, level: Level, public_id: str, name: str,
+                      if_match: str | None) -> None:
+    content_type = _writable(context, name)
+    wanted = parse_revision_header(if_match, "If-Match")
+    with context.db.write() as conn:
+        resource_pk = _resource_pk(conn, level, public_id)
+        row = repository.get(conn, level, resource_pk, content_type)
+        if row is None:
+            raise UnknownResource(f"No attachment {name!r} on this {level.value.lower()}")
+        current = AttachmentInfo.of(row)
+        _check_revision(current, wanted, context.settings.check_revisions, "delete")
+        if not repository.delete_attachment(conn, level, resource_pk, content_type,
+                                            current.revision):
+            raise RevisionConflict("The attachment changed meanwhile")
+    context.blobs.delete(current.uuid)
+
+
+def set_compression(context: ServerContext, level: Level, public_id: str, name: str,
+                    compressed: bool) -> None:
+    """``POST .../compress`` and ``.../uncompress``: rewrite the blob when it changes."""
+    info = get_info(context, level, public_id, name)
+    if not is_user_type(info.content_type):
+        raise SystemAttachment("Pharos stores DICOM files as received: only user attachments "
+                               "can be compressed")
+    compression = COMPRESSION_ZLIB if compressed else COMPRESSION_NONE
+    if info.compression == compression:
+        return
+    _write(context, level, public_id, info.content_type, read_content(context, info),
+           compression, None, check_revisions=False, expect=info)
