@@ -36,8 +36,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app tests benchmarks
 
+# openapi/openapi.json is what the app generates; tests/api/test_openapi.py fails when it
+# drifts. Written through a temporary file so a failing app never truncates it.
 openapi: $(STAMP)
-	$(VENV)/bin/pharos openapi > openapi/openapi.json
+	$(VENV)/bin/pharos openapi > openapi/openapi.json.tmp
+	mv openapi/openapi.json.tmp openapi/openapi.json
 
 clean:
 	rm -rf $(VENV)
