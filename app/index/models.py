@@ -223,6 +223,26 @@ class Query(Base):
     created: Mapped[float] = mapped_column()
 
 
+# Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
+# and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
+Index("ix_series_study_modality", Series.study_pk, Series.modality)
+for _name, _column in (("ix_patients_patient_id_pattern", Patient.patient_id),
+                       ("ix_patients_patient_name_norm_pattern", Patient.patient_name_norm),
+                       ("ix_studies_accession_pattern", Study.accession),
+                       ("ix_studies_description_norm_pattern", Study.description_norm),
+                       ("ix_studies_referring_norm_pattern", Study.referring_norm),
+                       ("ix_series_description_norm_pattern", Series.description_norm)):
+    Index(_name, _column, postgresql_ops={_column.key: "text_pattern_ops"}).ddl_if(
+        dialect="postgresql")
+for _name, _column in (("ix_patients_patient_name_norm_trgm", Patient.patient_name_norm),
+                       ("ix_studies_description_norm_trgm", Study.description_norm),
+                       ("ix_studies_referring_norm_trgm", Study.referring_norm),
+                       ("ix_series_description_norm_trgm", Series.description_norm)):
+    # Only where the pg_trgm extension could be created (see migration 0003).
+    Index(_name, _column, postgresql_using="gin",
+          postgresql_ops={_column.key: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+
+
 class Attachment(Base):
     """User attachments (Orthanc's content types 1024..65535) of a resource.
 
