@@ -48,6 +48,14 @@ class ServerContext:
             return 0
         with self.db.read() as conn:
             known = {key for (key,) in conn.execute(select(repository.INSTANCES.c.blob_key))}
+            if not known and not repository.attachment_blob_keys(conn):
+                # An empty index over a full store: most likely a storage folder to
+                # migrate (e.g. a copy of Orthanc's) before `pharos reconstruct`. Never
+                # delete a whole archive on a guess.
+                log.warning("The index is empty but the storage holds %d file(s): not "
+                            "sweeping; run `pharos reconstruct` to index them",
+                            len(candidates))
+                return 0
             known |= repository.attachment_blob_keys(conn)
         removed = 0
         for key in candidates:
