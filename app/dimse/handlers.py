@@ -106,7 +106,7 @@ def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
         ip = str(assoc.requestor.address)
         reason = policy.rejection(calling, called, ip)
         if reason is not None:
-            assoc.acse.send_reject(0x01, 0x01, reason)
+            _reject(assoc, 0x01, 0x01, reason)
             return
         peer = Peer(calling, called, ip, policy.lookup(calling, ip))
         peers[assoc] = peer
@@ -119,9 +119,17 @@ def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
     except Exception:  # noqa: BLE001 - fail closed, never raise
         log.exception("Cannot decide on an association request; rejecting it")
         try:
-            assoc.acse.send_reject(0x02, 0x02, 0x01)  # transient, no reason given
+            _reject(assoc, 0x02, 0x02, 0x01)  # transient, no reason given
         except Exception:  # noqa: BLE001
             assoc.abort()
+
+
+def _reject(assoc: Any, result: int, source: int, reason: int) -> None:
+    """A-ASSOCIATE-RJ, then stop the association the way pynetdicom's own rejections do
+    (``kill`` lets the DUL send the queued PDU before the socket closes)."""
+    assoc.acse.send_reject(result, source, reason)
+    evt.trigger(assoc, evt.EVT_REJECTED, {})
+    assoc.kill()
 
 
 def handle_echo(event: evt.Event, policy: Policy, peers: Peers) -> Dataset | int:

@@ -66,7 +66,8 @@ def level_name(level: Level) -> str:
 def element_text(dataset: Dataset, keyword: str | int) -> str | None:
     """A value as the matching engine reads it: multi-values joined by a backslash;
     None when the element is absent."""
-    element = dataset.get(keyword) if isinstance(keyword, str) else dataset.get(Tag(keyword))
+    tag = Tag(keyword)  # a keyword or a tag number
+    element = dataset.get(tag) if tag in dataset else None
     if element is None:
         return None
     return value_text(element.value)
@@ -131,8 +132,7 @@ class FindAnswers:
     def __post_init__(self) -> None:
         self.level = parse_level(self.identifier)
         self.keys = identifier_keys(self.identifier)
-        charset = self.identifier.get("SpecificCharacterSet")
-        self.query_charset = value_text(charset.value) if charset is not None else None
+        self.query_charset = element_text(self.identifier, "SpecificCharacterSet") or None
 
     def _constraints(self) -> dict[str, str]:
         return {key.name: key.value for key in self.keys
