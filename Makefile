@@ -11,17 +11,18 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The OHIF viewer served at /ohif/: fetched once from the npm registry into .ohif/dist
-# (scripts/fetch_ohif.py); a stamp makes this a no-op afterwards. Without npm the server
-# runs without the viewer. A failed fetch only warns, except in CI.
-OHIF_VERSION ?= 3.13.2
+# The OHIF viewer served at /ohif/: fetched from the npm registry into .ohif/dist by
+# scripts/fetch_ohif.py (which pins the version); done again only when that script
+# changes. Without npm the server runs without the viewer; a failed fetch only warns,
+# except in CI.
 OHIF_DIR ?= .ohif/dist
 
-ohif:
-	@if grep -qs '"$(OHIF_VERSION)"' $(OHIF_DIR)/.pharos-ohif.json; then :; \
-	elif ! command -v npm >/dev/null 2>&1; then \
+ohif: $(OHIF_DIR)/.pharos-ohif.json
+
+$(OHIF_DIR)/.pharos-ohif.json: scripts/fetch_ohif.py
+	@if ! command -v npm >/dev/null 2>&1; then \
 	  echo "npm not found: skipping the OHIF viewer (/ohif/ will answer 404)"; \
-	else $(PYTHON) scripts/fetch_ohif.py --version $(OHIF_VERSION) --dest $(OHIF_DIR) \
+	else $(PYTHON) scripts/fetch_ohif.py --dest $(OHIF_DIR) \
 	  || { echo "warning: could not fetch the OHIF viewer"; [ -z "$$CI" ]; }; fi
 
 serve: $(STAMP) ohif

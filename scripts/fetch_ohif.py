@@ -17,7 +17,8 @@ it matches):
    ``window.PUBLIC_URL`` and the root-absolute ``href``/``src`` of ``index.html``, the
    webpack/rspack runtime public path of every entry chunk and worker
    (``__webpack_require__.p = "/"``), ``url(/...)`` in stylesheets and icon paths in
-   ``manifest.json``;
+   ``manifest.json``; the manifest link gets ``crossorigin="use-credentials"`` so that it
+   is fetched with the Basic credentials of a server with authentication;
 4. write a ``.gz`` sibling next to every compressible file, which the server sends to
    clients that accept gzip (nginx's ``gzip_static`` idea: compress once, not per request).
 
@@ -43,6 +44,8 @@ from pathlib import Path
 
 DEFAULT_VERSION = "3.13.2"
 BASE_PATH = "/ohif/"
+# Bumped when the layout this script makes changes, so that `make ohif` redoes it.
+LAYOUT = 2
 STAMP_NAME = ".pharos-ohif.json"
 
 # npm's "dist.integrity" of the tarballs we have checked (sha512, base64).
@@ -67,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     dest: Path = args.dest.resolve()
-    wanted = {"package": "@ohif/app", "version": args.version, "base": BASE_PATH}
+    wanted = {"package": "@ohif/app", "version": args.version, "base": BASE_PATH,
+              "layout": LAYOUT}
     if not args.force and _read_stamp(dest) == wanted:
+        (dest / STAMP_NAME).touch()  # newer than this script: make is satisfied
         print(f"OHIF {args.version} is up to date in {dest}")
         return 0
     if shutil.which("npm") is None:
@@ -159,6 +164,9 @@ def _relocate(staged: Path, base: str) -> None:
     html = index.read_text(encoding="utf-8")
     html = _PUBLIC_URL.sub(f'window.PUBLIC_URL="{base}"', html)
     html = _ROOT_ATTRIBUTE.sub(rf"\g<1>{base}", html)
+    # Browsers fetch the web app manifest without credentials unless told otherwise, which
+    # a server with authentication answers with 401 (and a console error).
+    html = html.replace('<link rel="manifest" ', '<link rel="manifest" crossorigin="use-credentials" ')
     index.write_text(html, encoding="utf-8")
     for path in staged.rglob("*"):
         if path.suffix in (".js", ".mjs"):
