@@ -98,6 +98,9 @@ try {
         return null;
       }, undefined, { polling: 250 });
       const windowWidth = Number(await handle.jsonValue());
+      // OHIF's first-visit guided tour (a fresh profile every run) would cover the image.
+      const skipTour = page.getByText('Skip all', { exact: true });
+      if (await skipTour.isVisible()) await skipTour.click();
       await settle(page);
       await shot(page, `study-${study.label}`);
       return { windowWidth };
