@@ -10,7 +10,9 @@
 //   "chromium": "/usr/bin/chromium",            // optional
 //   "list": {"expect": ["BRAINIX", "KNEE"]},    // study list must show these rows
 //   "studies": [{"uid": "1.2...", "label": "brainix", "open": "list" | "url",
-//                "listText": "BRAINIX"}]        // "list": click the row + "Basic Viewer"
+//                "listText": "BRAINIX"}],       // "list": click the row + "Basic Viewer"
+//   "dicomwebRoot": "http://127.0.0.1:8042/dicom-web"  // optional: the viewer (from "url")
+//                  // uses DICOMweb on this other origin (CORS), as when OHIF is hosted elsewhere
 // }
 //
 // Prints a JSON report on stdout; exits 1 when a step fails, a request answers >= 400 or
@@ -25,6 +27,8 @@ import { chromium } from 'playwright-core';
 const spec = JSON.parse(process.argv[2] ?? '{}');
 const base = new URL(spec.url);
 const artifacts = spec.artifacts ?? 'test-artifacts/viewer';
+const dicomwebRoot = spec.dicomwebRoot ? new URL(spec.dicomwebRoot) : null;
+const allowedOrigins = new Set([base.origin, ...(dicomwebRoot ? [dicomwebRoot.origin] : [])]);
 const stepTimeout = spec.timeoutMs ?? 30_000;
 // The whole check stops starting steps after this (the pytest side kills it later).
 const deadline = Date.now() + (spec.deadlineMs ?? 180_000);
@@ -62,6 +66,16 @@ try {
   const page = context.pages()[0] ?? await context.newPage();
   page.setDefaultTimeout(stepTimeout);
   watch(page);
+  if (dicomwebRoot) {
+    // The viewer from one origin, its data from another: swap the roots of the generated
+    // configuration, as a site hosting OHIF itself would write them.
+    await page.route(url => url.pathname === '/ohif/app-config.js', async route => {
+      const answer = await route.fetch();
+      const script = (await answer.text()).replace(
+        /("(?:qido|wado|wadoUri)Root": )"[^"]*"/g, `$1${JSON.stringify(dicomwebRoot.href.replace(/\/$/, ''))}`);
+      await route.fulfill({ response: answer, body: script });
+    });
+  }
 
   const list = spec.list ?? { expect: [] };
   await step('study list', async () => {
@@ -163,7 +177,7 @@ function watch(page) {
     report.requests += 1;
     inFlight.add(request);
     const url = new URL(request.url());
-    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== base.origin) {
+    if (!['data:', 'blob:'].includes(url.protocol) && !allowedOrigins.has(url.origin)) {
       fail('externalRequests', `${request.method()} ${request.url()}`);
     }
   });
