@@ -1,77 +1,184 @@
-"""``/{level}/{id}/archive``, ``/{level}/{id}/media``, ``/tools/create-archive|media``."""
+"""``/{level}/{id}/archive``, ``/{level}/{id}/media``, ``/tools/create-archive|media``.
+
+As in Orthanc: GET is synchronous (``?transcode=``, ``?filename=``); POST takes
+``{"Synchronous", "Asynchronous", "Transcode", "Priority", "Filename", "Extended"}`` and
+answers the ZIP (synchronous, the default) or ``{"ID", "Path"}`` of an ``Archive`` /
+``Media`` job whose ZIP is then at ``GET /jobs/{id}/archive``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from app.api.deps import get_context, json_body
+from app.api.responses import json_answer
 from app.api.schemas import JSON_BODY_ANY
 from app.dicom.levels import Level
+from app.errors import BadFileFormat, BadRequest
+from app.jobs.archive_kind import submit_archive_job
 from app.services import archive
 from app.services.browse import get_row_or_404
 
 router = APIRouter()
 
-_ZIP = {200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "A ZIP streamed as it is built"}}
+_ZIP = {200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}},
+                          "application/json": {"schema": {"type": "object"}}},
+              "description": "A ZIP streamed as it is built (synchronous), or the {ID, Path} "
+                             "of the job creating it (Asynchronous)"}}
+_ZIP_GET = {200: {"content": {"application/zip": {"schema": {"type": "string",
+                                                             "format": "binary"}}},
+                  "description": "A ZIP streamed as it is built"}}
 
 
-def _zip_response(stream, filename: str) -> StreamingResponse:  # noqa: ANN001
+def _content_disposition(filename: str) -> str:
+    return 'filename="' + filename.replace('"', "").replace("\r", "").replace("\n", "") + '"'
+
+
+def _zip_response(stream: Iterator[bytes], filename: str) -> StreamingResponse:
     return StreamingResponse(stream, media_type="application/zip",
-                             headers={"Content-Disposition": f'filename="{filename}"'})
+                             headers={"Content-Disposition": _content_disposition(filename)})
 
 
-async def _archive(request: Request, public_ids: list[str], media: bool,
-                   default_name: str) -> StreamingResponse:
+async def _synchronous(request: Request, public_ids: list[str], *, media: bool,
+                       filename: str, transcode: str | None) -> StreamingResponse:
     context = get_context(request)
-    filename = request.query_params.get("filename") or default_name
-    if media:
-        entries, dicomdir = await run_in_threadpool(archive.media_layout, context, public_ids)
-        return _zip_response(archive.stream_zip(context, entries, [("DICOMDIR", dicomdir)]),
-                             filename)
-    entries = await run_in_threadpool(archive.archive_layout, context, public_ids)
-    return _zip_response(archive.stream_zip(context, entries), filename)
+    entries, extra = await run_in_threadpool(archive.archive_plan, context, public_ids,
+                                             media=media, transcode=transcode)
+    return _zip_response(archive.stream_zip(context, entries, extra, transcode=transcode),
+                         filename)
+
+
+def _boolean(body: dict[str, Any], key: str) -> bool:
+    value = body[key]
+    if not isinstance(value, bool):
+        raise BadFileFormat(f'"{key}" must be a Boolean value')
+    return value
+
+
+def _is_synchronous(body: Any) -> bool:
+    """Orthanc's ``IsSynchronousJobRequest``: synchronous unless told otherwise."""
+    if not isinstance(body, dict):
+        return True
+    if "Synchronous" in body:
+        return _boolean(body, "Synchronous")
+    if "Asynchronous" in body:
+        return not _boolean(body, "Asynchronous")
+    return True
+
+
+def _options(body: Any) -> tuple[str | None, str | None, int, bool]:
+    """Transcode, Filename, Priority, Extended of a POST body."""
+    if not isinstance(body, dict):
+        return None, None, 0, False
+    transcode = archive.check_transcode_target(body["Transcode"]) \
+        if "Transcode" in body else None
+    filename = body.get("Filename")
+    if filename is not None and (not isinstance(filename, str) or not filename.strip()):
+        raise BadRequest('"Filename" must be a non-empty string')
+    priority = body.get("Priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise BadFileFormat('"Priority" must be an integer')
+    extended = _boolean(body, "Extended") if "Extended" in body else False
+    return transcode, filename, priority, extended
+
+
+async def _post(request: Request, public_ids: list[str], body: Any, *, media: bool,
+                default_name: str) -> Response:
+    transcode, filename, priority, extended = _options(body)
+    if _is_synchronous(body):
+        return await _synchronous(request, public_ids, media=media, transcode=transcode,
+                                  filename=filename or default_name)
+    job_id = await run_in_threadpool(
+        submit_archive_job, get_context(request), public_ids, media=media,
+        transcode=transcode, filename=filename, priority=priority, extended=extended)
+    return json_answer({"ID": job_id, "Path": f"/jobs/{job_id}"})
+
+
+def _query_transcode(request: Request) -> str | None:
+    value = request.query_params.get("transcode")
+    return None if value is None else archive.check_transcode_target(value)
 
 
 def _register(level: Level) -> None:
     plural, singular = level.plural, level.value.lower()
 
-    async def get_archive(id: str, request: Request) -> StreamingResponse:
+    def exists(request: Request, public_id: str) -> None:
         with get_context(request).db.read() as conn:
-            get_row_or_404(conn, level, id)
-        return await _archive(request, [id], False, f"{id}.zip")
+            get_row_or_404(conn, level, public_id)
 
-    async def get_media(id: str, request: Request) -> StreamingResponse:
-        with get_context(request).db.read() as conn:
-            get_row_or_404(conn, level, id)
-        return await _archive(request, [id], True, f"{id}.zip")
+    def register_get(suffix: str, media: bool) -> None:
+        async def endpoint(id: str, request: Request) -> StreamingResponse:
+            exists(request, id)
+            return await _synchronous(request, [id], media=media,
+                                      transcode=_query_transcode(request),
+                                      filename=request.query_params.get("filename")
+                                      or f"{id}.zip")
 
-    for suffix, endpoint in (("archive", get_archive), ("media", get_media)):
-        router.add_api_route(f"/{plural}/{{id}}/{suffix}", endpoint, methods=["GET"],
-                             operation_id=f"get_{singular}_{suffix}", tags=[plural.capitalize()],
-                             response_class=StreamingResponse, responses=_ZIP,
-                             summary=f"A ZIP of the {singular}" + (" with a DICOMDIR" if suffix == "media" else ""))
+        router.add_api_route(
+            f"/{plural}/{{id}}/{suffix}", endpoint, methods=["GET"],
+            operation_id=f"get_{singular}_{suffix}", tags=[plural.capitalize()],
+            response_class=StreamingResponse, responses=_ZIP_GET,
+            summary=f"A ZIP of the {singular}" + (" with a DICOMDIR" if media else ""),
+            description="``?transcode=<transfer syntax UID>`` re-encodes each instance; "
+                        "``?filename=`` names the download.")
+
+    def register_post(suffix: str, media: bool) -> None:
+        async def endpoint(id: str, request: Request) -> Response:
+            exists(request, id)
+            body = await json_body(request, get_context(request))
+            if body is not None and not isinstance(body, dict):
+                raise BadFileFormat("Expected a JSON object in the body")
+            return await _post(request, [id], body, media=media, default_name=f"{id}.zip")
+
+        router.add_api_route(
+            f"/{plural}/{{id}}/{suffix}", endpoint, methods=["POST"],
+            operation_id=f"create_{singular}_{suffix}", tags=[plural.capitalize()],
+            response_class=Response, responses=_ZIP, openapi_extra=JSON_BODY_ANY,
+            summary=f"A ZIP of the {singular}" + (" with a DICOMDIR" if media else "")
+            + ", synchronous or as a job",
+            description='Body ``{"Synchronous", "Asynchronous", "Transcode", "Priority", '
+                        '"Filename"}``; asynchronous jobs leave their ZIP at '
+                        "``GET /jobs/{id}/archive``.")
+
+    for suffix, media in (("archive", False), ("media", True)):
+        register_get(suffix, media)
+        register_post(suffix, media)
 
 
 for _level in (Level.PATIENT, Level.STUDY, Level.SERIES):
     _register(_level)
 
 
+async def _batch(request: Request, media: bool) -> Response:
+    body = await json_body(request, get_context(request))
+    ids = archive.resources_of(body)
+    return await _post(request, ids, body, media=media, default_name="Archive.zip")
+
+
 @router.post("/tools/create-archive", tags=["System"], operation_id="create_archive",
-             response_class=StreamingResponse, responses=_ZIP, openapi_extra=JSON_BODY_ANY)
-async def create_archive(request: Request) -> StreamingResponse:
-    """A ZIP of several resources: a list of IDs or ``{"Resources": [...]}``."""
-    context = get_context(request)
-    ids = archive.resources_of(await json_body(request, context))
-    return await _archive(request, ids, False, "Archive.zip")
+             response_class=Response, responses=_ZIP, openapi_extra=JSON_BODY_ANY)
+async def create_archive(request: Request) -> Response:
+    """A ZIP of several resources: a list of IDs or ``{"Resources": [...], "Synchronous",
+    "Asynchronous", "Transcode", "Priority", "Filename"}``."""
+    return await _batch(request, media=False)
 
 
 @router.post("/tools/create-media", tags=["System"], operation_id="create_media",
-             response_class=StreamingResponse, responses=_ZIP, openapi_extra=JSON_BODY_ANY)
-async def create_media(request: Request) -> StreamingResponse:
-    """A DICOM media ZIP (with a DICOMDIR) of several resources."""
-    context = get_context(request)
-    ids = archive.resources_of(await json_body(request, context))
-    return await _archive(request, ids, True, "Archive.zip")
+             response_class=Response, responses=_ZIP, openapi_extra=JSON_BODY_ANY)
+async def create_media(request: Request) -> Response:
+    """A DICOM media ZIP (with a DICOMDIR) of several resources (same body as
+    ``/tools/create-archive``)."""
+    return await _batch(request, media=True)
+
+
+@router.post("/tools/create-media-extended", tags=["System"],
+             operation_id="create_media_extended", response_class=Response, responses=_ZIP,
+             openapi_extra=JSON_BODY_ANY)
+async def create_media_extended(request: Request) -> Response:
+    """As ``/tools/create-media`` (Pharos' DICOMDIR records are always the same)."""
+    return await _batch(request, media=True)

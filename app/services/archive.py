@@ -4,15 +4,21 @@ Entries are written as they are read from the blob store, through ``zipfile`` on
 non-seekable sink (data descriptors, ZIP64 when needed), so memory stays flat whatever
 the study size. Files are STORED, not deflated: DICOM pixel data barely compresses and
 deflating is what makes Orthanc's archives slow.
+
+With ``transcode`` (Orthanc's ``?transcode=`` / ``"Transcode"``), each instance is decoded
+and re-encoded on its own as it is written (memory bounded by one instance). Like
+Orthanc's ``ArchiveJob``, an instance that cannot be transcoded is written as stored.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,8 @@ from app.index import repository
 from app.index.repository import INSTANCES, PATIENTS, SERIES, STUDIES
 from app.services.context import ServerContext
 from app.services.delete import find_level
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9 _.\-]")
@@ -112,27 +120,63 @@ class _Sink:
 
 
 def stream_zip(context: ServerContext, entries: Sequence[tuple[str, Any]],
-               extra: Sequence[tuple[str, bytes]] = ()) -> Iterator[bytes]:
-    """Yield a ZIP of the blobs of *entries* (name, instance row) plus in-memory *extra*."""
+               extra: Sequence[tuple[str, bytes]] = (), *, transcode: str | None = None,
+               after_entry: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """Yield a ZIP of the blobs of *entries* (name, instance row) plus in-memory *extra*,
+    each instance transcoded to *transcode* when given; *after_entry(count)* is called
+    after each instance (job progress, cancellation)."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
         for name, data in extra:
             archive.writestr(name, data)
             yield sink.drain()
-        for name, row in entries:
+        for count, (name, row) in enumerate(entries, 1):
             info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
             info.compress_type = zipfile.ZIP_STORED
-            with context.blobs.open(row.blob_key) as source, \
-                    archive.open(info, "w", force_zip64=row.file_size > 0x7FFFFFFF) as target:
-                while chunk := source.read(CHUNK):
-                    target.write(chunk)
-                    if sink.position and len(sink.parts) > 4:
-                        yield sink.drain()
+            if transcode is not None:
+                data = _transcoded(context, row, transcode)
+                with archive.open(info, "w", force_zip64=len(data) > 0x7FFFFFFF) as target:
+                    target.write(data)
+                del data
+            else:
+                with context.blobs.open(row.blob_key) as source, \
+                        archive.open(info, "w", force_zip64=row.file_size > 0x7FFFFFFF) as target:
+                    while chunk := source.read(CHUNK):
+                        target.write(chunk)
+                        if len(sink.parts) > 4:
+                            yield sink.drain()
             yield sink.drain()
+            if after_entry is not None:
+                after_entry(count)
     yield sink.drain()
 
 
-def media_layout(context: ServerContext, public_ids: Sequence[str]) -> tuple[list[tuple[str, Row]], bytes]:
+def _transcoded(context: ServerContext, row: Any, syntax: str) -> bytes:
+    """The instance in *syntax*; as stored when it cannot be transcoded (as Orthanc does)."""
+    with context.blobs.open(row.blob_key) as source:
+        data = source.read()
+    if row.transfer_syntax == syntax:
+        return data
+    try:
+        return transcode_file(data, syntax)
+    except Exception as error:  # noqa: BLE001 — a codec failing on one instance
+        log.warning("Cannot transcode instance %s to %s, archived as stored: %s",
+                    row.public_id, syntax, error)
+        return data
+
+
+def archive_plan(context: ServerContext, public_ids: Sequence[str], *, media: bool,
+                 transcode: str | None = None
+                 ) -> tuple[list[tuple[str, Row]], list[tuple[str, bytes]]]:
+    """The entries (and the DICOMDIR of a media) of the ZIP of *public_ids*."""
+    if media:
+        entries, dicomdir = media_layout(context, public_ids, transcode=transcode)
+        return entries, [("DICOMDIR", dicomdir)]
+    return archive_layout(context, public_ids), []
+
+
+def media_layout(context: ServerContext, public_ids: Sequence[str], *,
+                 transcode: str | None = None) -> tuple[list[tuple[str, Row]], bytes]:
     """File-set layout and its DICOMDIR (PS3.10 / PS3.3 F), built with pydicom's FileSet
     from the headers only (no pixel data held in memory)."""
     from pydicom.fileset import FileSet
@@ -145,6 +189,8 @@ def media_layout(context: ServerContext, public_ids: Sequence[str]) -> tuple[lis
             dataset = read_dataset(stream.read(), stop_before_pixels=True)
         by_uid[row.sop_uid] = row
         _fill_record_keys(dataset, row)
+        if transcode is not None:  # the records name the syntax of the files in the ZIP
+            dataset.file_meta.TransferSyntaxUID = transcode
         fileset.add(dataset)
     with tempfile.TemporaryDirectory(prefix="pharos-media-") as folder:
         fileset.write(folder, force_implicit=False)
@@ -191,3 +237,131 @@ def resources_of(body: Any) -> list[str]:
 
 def level_of(context: ServerContext, public_id: str) -> Level | None:
     return find_level(context, public_id)
+
+
+# --- transcoding (Orthanc's "Transcode") ---------------------------------------------------
+
+_IMPLICIT, _EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
+_DEFLATED, _BIG_ENDIAN = "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"
+_UNCOMPRESSED = frozenset({_IMPLICIT, _EXPLICIT, _DEFLATED, _BIG_ENDIAN})
+_JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+_J2K_LOSSLESS, _J2K = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"
+_RLE = "1.2.840.10008.1.2.5"
+# Compressed syntaxes Pharos can write, with the maintained encoder used for each.
+ENCODERS = {_RLE: "pylibjpeg-rle (or pydicom)", _J2K_LOSSLESS: "pylibjpeg-openjpeg",
+            _J2K: "pylibjpeg-openjpeg", _JPEG_BASELINE: "Pillow (libjpeg)"}
+JPEG_QUALITY = 90  # Orthanc's default lossy quality
+J2K_COMPRESSION_RATIO = 10.0
+
+
+def check_transcode_target(syntax: object) -> str:
+    """The target transfer syntax UID, or a 400 when it is unknown or cannot be written."""
+    from pydicom.uid import UID
+
+    from app.errors import BadRequest, ParameterOutOfRange
+    if not isinstance(syntax, str) or not syntax.strip():
+        raise BadRequest("Transcode must be a transfer syntax UID")
+    uid = UID(syntax.strip())
+    if not uid.is_transfer_syntax:
+        raise ParameterOutOfRange(f"Unknown transfer syntax: {uid}")
+    if uid not in _UNCOMPRESSED and uid not in ENCODERS:
+        raise BadRequest(f"Cannot transcode to {uid.name} ({uid}): no maintained encoder is "
+                         f"available; supported targets: "
+                         + ", ".join(sorted(_UNCOMPRESSED | set(ENCODERS))))
+    return str(uid)
+
+
+def transcode_file(data: bytes, syntax: str) -> bytes:
+    """A Part 10 file re-encoded in *syntax* (a target accepted by
+    :func:`check_transcode_target`); the bytes as they are when already in it.
+
+    The SOP Instance UID is kept, even for lossy targets (which record
+    LossyImageCompression): the DICOMDIR of a media and the ZIP's consumers refer to the
+    instances by their stored UIDs."""
+    import pydicom
+    from pydicom.uid import UID
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    source = UID(str(ds.file_meta.get("TransferSyntaxUID", _EXPLICIT)))
+    if source == syntax:
+        return data
+    target = UID(syntax)
+    if "PixelData" in ds:
+        _to_native_little_endian(ds, source)
+        if target == _BIG_ENDIAN:
+            _swap_pixel_bytes(ds)
+        elif target == _JPEG_BASELINE:
+            _compress_jpeg_baseline(ds)
+        elif target == _J2K:
+            ds.compress(target, j2k_cr=[J2K_COMPRESSION_RATIO], encoding_plugin="pylibjpeg",
+                        generate_instance_uid=False)
+            _mark_lossy(ds, "ISO_15444_1", J2K_COMPRESSION_RATIO)
+        elif target.is_compressed:
+            ds.compress(target, generate_instance_uid=False)
+    ds.file_meta.TransferSyntaxUID = target
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, implicit_vr=target == _IMPLICIT,
+                     little_endian=target != _BIG_ENDIAN, force_encoding=True)
+    return buffer.getvalue()
+
+
+def _to_native_little_endian(ds: Any, source: Any) -> None:
+    """Decode compressed pixel data (YBR becomes RGB) and byte-swap big endian values."""
+    if source.is_compressed:
+        ds.decompress(generate_instance_uid=False)
+    elif source == _BIG_ENDIAN:  # even 8-bit values are swapped in pairs when OW
+        array = ds.pixel_array
+        ds.PixelData = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        ds["PixelData"].VR = "OW" if int(ds.get("BitsAllocated", 8)) > 8 else "OB"
+        if "PlanarConfiguration" in ds:
+            ds.PlanarConfiguration = 0  # pixel_array interleaves the samples
+    ds.file_meta.TransferSyntaxUID = _EXPLICIT
+
+
+def _swap_pixel_bytes(ds: Any) -> None:
+    """Values of more than 8 bits in big endian order; 8-bit values as OB (never swapped)."""
+    if int(ds.get("BitsAllocated", 8)) <= 8:
+        ds["PixelData"].VR = "OB"
+    else:
+        array = ds.pixel_array
+        ds.PixelData = array.astype(array.dtype.newbyteorder(">")).tobytes()
+        ds["PixelData"].VR = "OW"
+
+
+def _compress_jpeg_baseline(ds: Any) -> None:
+    """8-bit greyscale or RGB to JPEG baseline (ISO 10918-1) with Pillow, like DCMTK's
+    ``dcmcjpeg``: colour images as YBR_FULL_422, the lossy attributes set."""
+    import numpy as np
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+
+    if int(ds.BitsAllocated) != 8 or int(ds.get("SamplesPerPixel", 1)) not in (1, 3):
+        raise ValueError("JPEG baseline needs 8-bit greyscale or RGB pixels")
+    photometric = str(ds.PhotometricInterpretation)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB"):
+        raise ValueError(f"JPEG baseline cannot hold {photometric} pixels")
+    frames = ds.pixel_array
+    if int(ds.get("NumberOfFrames", 1) or 1) == 1:
+        frames = frames[np.newaxis, ...]
+    color = photometric == "RGB"
+    fragments = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(
+            buffer, format="JPEG", quality=JPEG_QUALITY, subsampling="4:2:2" if color else 0)
+        fragments.append(buffer.getvalue())
+    raw_size = frames.nbytes
+    ds.PixelData = encapsulate(fragments)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    if color:
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PlanarConfiguration = 0
+    _mark_lossy(ds, "ISO_10918_1", raw_size / max(1, sum(len(f) for f in fragments)))
+
+
+def _mark_lossy(ds: Any, method: str, ratio: float) -> None:
+    """PS3.3 C.7.6.1.1.5: a lossy compression is recorded in the instance."""
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = [f"{ratio:.4g}"[:16]]
+    ds.LossyImageCompressionMethod = [method]

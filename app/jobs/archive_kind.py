@@ -1,0 +1,114 @@
+"""Asynchronous archives and media: Orthanc's ``Archive`` and ``Media`` jobs.
+
+``POST /{level}/{id}/archive|media`` and ``/tools/create-archive|media`` with
+``"Asynchronous": true`` submit a job; its run writes the ZIP to the blob store under a
+key chosen at submission (``output_key``), so that a repeated run (pause, crash) simply
+rewrites the same blob; ``GET /jobs/{id}/archive`` then streams it.
+
+Outputs are not referenced by instances or attachments: the startup orphan sweep removes
+those older than an hour (Orthanc keeps its archives in temporary files, lost at restart).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.blobstore.base import new_key
+from app.errors import InexistentItem, UnknownResource
+from app.index import jobs_repository
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.services import archive
+from app.services.context import ServerContext
+
+ARCHIVE_JOB, MEDIA_JOB = "Archive", "Media"
+OUTPUT = "archive"  # the only output key Orthanc's archive jobs have
+MEGA_BYTES = 1024 * 1024
+
+
+def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: bool,
+                       transcode: str | None = None, filename: str | None = None,
+                       priority: int = 0, extended: bool = False) -> str:
+    """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID."""
+    from app.jobs import queue
+    for public_id in public_ids:
+        if archive.level_of(context, public_id) is None:
+            raise UnknownResource(f"Unknown resource {public_id}")
+    key = new_key()
+    payload = {"Resources": public_ids, "Transcode": transcode, "Filename": filename,
+               "OutputKey": key, "Extended": extended}
+    job_id = queue.submit(context, MEDIA_JOB if media else ARCHIVE_JOB, payload,
+                          content=_content(0, 0, 0, transcode), priority=priority)
+    with context.db.write() as conn:
+        jobs_repository.transition(conn, job_id, _ALL_STATES, {"output_key": key})
+    return job_id
+
+
+_ALL_STATES = (jobs_repository.PENDING, jobs_repository.RUNNING, jobs_repository.SUCCESS,
+               jobs_repository.FAILURE, jobs_repository.PAUSED, jobs_repository.RETRY,
+               jobs_repository.PAUSING, jobs_repository.CANCELLING)
+
+
+def _content(instances: int, uncompressed: int, size: int,
+             transcode: str | None) -> dict[str, Any]:
+    """Orthanc's ``ArchiveJob::GetPublicContent`` (sizes as strings since 1.9.4)."""
+    content: dict[str, Any] = {
+        "Description": "REST API", "InstancesCount": instances,
+        "UncompressedSizeMB": uncompressed // MEGA_BYTES, "ArchiveSizeMB": size // MEGA_BYTES,
+        "ArchiveSize": str(size), "UncompressedSize": str(uncompressed)}
+    if transcode:
+        content["Transcode"] = transcode
+    return content
+
+
+def _run(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
+         cancel_check: CancelCheck, *, media: bool) -> dict[str, Any]:
+    transcode = payload.get("Transcode")
+    entries, extra = archive.archive_plan(context, list(payload["Resources"]), media=media,
+                                          transcode=transcode)
+    uncompressed = sum(int(row.file_size or 0) for _, row in entries)
+    total = max(1, len(entries))
+    written = 0
+
+    def chunks() -> Any:
+        nonlocal written
+        for chunk in archive.stream_zip(context, entries, extra, transcode=transcode,
+                                        after_entry=after_entry):
+            written += len(chunk)
+            yield chunk
+
+    def after_entry(count: int) -> None:
+        if cancel_check():
+            raise JobInterrupted()
+        progress(count / total, _content(len(entries), uncompressed, written, transcode))
+
+    size = context.blobs.put(payload["OutputKey"], chunks())
+    return _content(len(entries), uncompressed, size, transcode)
+
+
+@job_kind(ARCHIVE_JOB)
+def run_archive(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
+                cancel_check: CancelCheck) -> dict[str, Any]:
+    return _run(context, payload, progress, cancel_check, media=False)
+
+
+@job_kind(MEDIA_JOB)
+def run_media(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
+              cancel_check: CancelCheck) -> dict[str, Any]:
+    return _run(context, payload, progress, cancel_check, media=True)
+
+
+def job_output(context: ServerContext, job_id: str, key: str = OUTPUT) -> tuple[str, str]:
+    """The blob key and file name of a finished archive job's ZIP; 404 otherwise
+    (Orthanc: "Job has no such output", also while the job runs)."""
+    import orjson
+
+    from app.jobs import queue
+    row = queue.job_row(context, job_id)
+    if key != OUTPUT or row.type not in (ARCHIVE_JOB, MEDIA_JOB) \
+            or row.state != jobs_repository.SUCCESS:
+        raise InexistentItem(f"Job has no such output: {key}")
+    payload = orjson.loads(row.payload) if row.payload else {}
+    blob_key = row.output_key or payload.get("OutputKey")
+    if not blob_key:
+        raise InexistentItem(f"Job has no such output: {key}")
+    return blob_key, payload.get("Filename") or "archive.zip"
