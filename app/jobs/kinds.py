@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from app.services.context import ServerContext
 
 # Modules that register kinds when imported (add yours here).
-KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.jobs.archive_kind",
-                                  "app.services.merge_split", "app.services.bulk_modify")
+KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.jobs.archive_kind")
 
 
 class ProgressCallback(Protocol):
