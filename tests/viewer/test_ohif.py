@@ -119,9 +119,9 @@ def test_ohif_lists_and_draws_studies(tmp_path: Path, corpus: Path) -> None:
                 {"uid": MULTIFRAME_UID, "label": "multiframe", "open": "url"},
             ],
         })
-    drawn = {step["name"]: step.get("windowWidth") for step in report["steps"]}
-    assert all(isinstance(width, (int, float)) for name, width in drawn.items()
-               if name.startswith("study ")), drawn
+    drawn = {step["name"]: step["windowWidth"] for step in report["steps"] if "windowWidth" in step}
+    assert set(drawn) == {"study brainix", "study knee", "study jpeg2000", "study multiframe"}
+    assert all(width > 0 for width in drawn.values()), drawn
 
 
 @needs_browser
