@@ -48,6 +48,7 @@ function fail(kind, detail) {
   report[kind].push(detail);
 }
 
+await rm(artifacts, { recursive: true, force: true });  // no stale screenshots
 await mkdir(artifacts, { recursive: true });
 const userDataDir = await mkdtemp(join(tmpdir(), 'pharos-chromium-'));
 let context;
