@@ -276,6 +276,11 @@ class Settings:
     # The prebuilt OHIF viewer served at /ohif/ (fetched by `make ohif`); default: .ohif/dist
     # of the source tree. The viewer is off (404 with a hint) when the directory is absent.
     viewer_directory: str | None = None
+    # DICOMweb CORS: origins allowed to read answers ("*": any); empty: no CORS headers.
+    cors_allow_origins: list[str] = field(default_factory=list)
+    # Cross-origin isolation headers (COOP/COEP) on DICOMweb answers, for viewers that
+    # need SharedArrayBuffer when served from another origin.
+    coop_coep: bool = False
 
     @property
     def effective_http_workers(self) -> int:

@@ -1,10 +1,26 @@
-"""DICOMweb: QIDO-RS, WADO-RS, STOW-RS (one router, mounted at /dicom-web and /rs)."""
+"""DICOMweb: QIDO-RS, WADO-RS, STOW-RS (one router, mounted at /dicom-web and /rs) and
+WADO-URI (``wado_uri_router``, at Orthanc's ``/wado``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-router = APIRouter()
+from app.api.dicomweb import qido, stow, wado, wado_uri
+from app.api.dicomweb.common import DicomWebRoute, preflight
+
+router = APIRouter(route_class=DicomWebRoute)
+router.include_router(stow.router)
+router.include_router(qido.router)
+router.include_router(wado.router)
+
+
+@router.options("/{path:path}", name="dicomweb_preflight", include_in_schema=False)
+def dicomweb_preflight(request: Request, path: str) -> Response:
+    """CORS preflight (Fetch standard): 204 with the allowed methods and headers."""
+    return preflight(request)
+
 
 # WADO-URI lives at /wado (Orthanc's WadoRoot), outside the DICOMweb root.
-wado_uri_router = APIRouter()
+wado_uri_router = wado_uri.router
+
+__all__ = ["router", "wado_uri_router"]

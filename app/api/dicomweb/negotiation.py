@@ -1,0 +1,255 @@
+"""Content negotiation for DICOMweb (PS3.18 8.7: Accept, media types, transfer syntaxes).
+
+The ``Accept`` header (or the ``accept`` query parameter, PS3.18 8.3.3.1, which takes
+precedence) is parsed into media ranges sorted by quality. Each resource kind then asks
+for the best range it can serve; 406 is raised only when nothing acceptable remains.
+
+Parameters are accepted quoted or bare (``type="application/dicom"`` or
+``type=application/dicom``), in any case, with ``q`` values and ``*/*`` wildcards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from app.errors import PharosError
+from app.services.dicomweb_multipart import parse_media_type, split_header_list
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+UNCOMPRESSED = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN})
+ANY_SYNTAX = "*"
+
+# PS3.18 Table 8.7.3-5: media types of compressed pixel data and their transfer syntaxes
+# (the first one is the default of the media type).
+PIXEL_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "image/jpeg": ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                   "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"),
+    "image/jls": ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
+    "image/jp2": ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"),
+    "image/jpx": ("1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"),
+    "image/x-dicom-rle": ("1.2.840.10008.1.2.5",),
+    "image/dicom-rle": ("1.2.840.10008.1.2.5",),
+    "video/mpeg": ("1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"),
+    "video/mp4": ("1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
+                  "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105",
+                  "1.2.840.10008.1.2.4.106"),
+    "video/H265": ("1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108"),
+}
+SYNTAX_MEDIA_TYPE: dict[str, str] = {
+    syntax: media for media, syntaxes in PIXEL_MEDIA_TYPES.items() for syntax in syntaxes
+    if media != "image/dicom-rle"}
+
+
+class NotAcceptable(PharosError):
+    """PS3.18 8.7.5: none of the acceptable media types can be served."""
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 406
+
+
+class UnsupportedMediaType(PharosError):
+    """PS3.18 10.5.3: the request body is of a media type the service does not take."""
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 415
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    """One element of an Accept header: ``type/subtype`` plus lower-cased parameters."""
+
+    media_type: str
+    params: dict[str, str] = field(default_factory=dict)
+    quality: float = 1.0
+
+    @property
+    def related_type(self) -> str | None:
+        """The ``type`` parameter of a ``multipart/related`` range (lower case)."""
+        value = self.params.get("type")
+        return value.lower() if value else None
+
+    @property
+    def transfer_syntax(self) -> str | None:
+        return self.params.get("transfer-syntax")
+
+    def matches(self, media_type: str) -> bool:
+        """Whether this range accepts the concrete *media_type* (``*/*``, ``image/*``...)."""
+        if self.media_type == "*/*":
+            return True
+        main, _, sub = self.media_type.partition("/")
+        other_main, _, other_sub = media_type.lower().partition("/")
+        return main == other_main and (sub == "*" or sub == other_sub)
+
+
+def parse_accept(values: Iterable[str]) -> list[MediaRange]:
+    """Media ranges of one or more Accept values, best quality first (stable), q=0 dropped."""
+    ranges: list[MediaRange] = []
+    for value in values:
+        for item in split_header_list(value):
+            media_type, params = parse_media_type(item)
+            if not media_type:
+                continue
+            if media_type == "*":  # some clients send a bare "*"
+                media_type = "*/*"
+            try:
+                quality = float(params.pop("q", "1") or 1)
+            except ValueError:
+                quality = 1.0
+            if quality > 0:
+                ranges.append(MediaRange(media_type, params, quality))
+    ranges.sort(key=lambda r: -r.quality)
+    return ranges
+
+
+def accept_ranges(request: Request) -> list[MediaRange]:
+    """The acceptable media ranges: ``?accept=`` first (PS3.18 8.3.3.1), else the header.
+
+    An absent or empty Accept means anything (RFC 7231 5.3.2): ``*/*``.
+    """
+    query = [v for v in request.query_params.getlist("accept") if v.strip()]
+    ranges = parse_accept(query) if query else parse_accept(request.headers.getlist("accept"))
+    return ranges or [MediaRange("*/*")]
+
+
+# --- choices per resource kind -----------------------------------------------------------
+
+JSON_TYPES = ("application/dicom+json", "application/json")
+
+
+def choose_json(ranges: Sequence[MediaRange], *, xml: bool = False) -> str:
+    """For QIDO-RS, metadata and STOW-RS answers: DICOM JSON (or XML when allowed)."""
+    for media_range in ranges:
+        if media_range.media_type == "multipart/related" and xml and \
+                media_range.related_type == "application/dicom+xml":
+            return "application/dicom+xml"
+        if xml and media_range.media_type == "application/dicom+xml":
+            return "application/dicom+xml"
+        for candidate in JSON_TYPES:
+            if media_range.matches(candidate):
+                return "application/dicom+json" if media_range.media_type != candidate \
+                    else candidate
+    raise NotAcceptable("Cannot answer with any of the accepted media types "
+                        f"({describe(ranges)}); this resource is available as "
+                        "application/dicom+json" + (" or application/dicom+xml" if xml else ""))
+
+
+def dicom_syntaxes(ranges: Sequence[MediaRange]) -> list[str]:
+    """For WADO-RS instance retrieval: acceptable transfer syntaxes, best first.
+
+    ``*`` means "as stored". A range for ``application/dicom`` without a transfer-syntax
+    parameter also means "as stored": PS3.18 makes Explicit VR Little Endian the default,
+    but Orthanc and the viewers expect the stored syntax, which is lossless and cheapest.
+    """
+    syntaxes: list[str] = []
+    for media_range in ranges:
+        kind = media_range.media_type
+        if kind == "multipart/related":
+            related = media_range.related_type
+            if related not in (None, "application/dicom", "application/*", "*/*"):
+                continue
+        elif not media_range.matches("application/dicom"):
+            continue
+        syntax = media_range.transfer_syntax or ANY_SYNTAX
+        if syntax not in syntaxes:
+            syntaxes.append(syntax)
+    if not syntaxes:
+        raise NotAcceptable(f"Cannot answer with any of the accepted media types "
+                            f"({describe(ranges)}); instances are available as "
+                            'multipart/related; type="application/dicom"')
+    return syntaxes
+
+
+def pick_syntax(stored: str, acceptable: Sequence[str], *, can_decompress: bool = True,
+                ) -> str | None:
+    """The transfer syntax to send an instance stored in *stored*, or None when none fits."""
+    for syntax in acceptable:
+        if syntax == ANY_SYNTAX or syntax == stored:
+            return stored
+        if syntax in UNCOMPRESSED and (stored in UNCOMPRESSED or can_decompress):
+            return syntax
+    return None
+
+
+@dataclass(frozen=True)
+class PixelChoice:
+    """How to send frames or bulk pixel data: a media type and a transfer syntax."""
+
+    media_type: str  # application/octet-stream, image/jpeg, ...
+    transfer_syntax: str  # the syntax of the bytes sent (stored or Explicit VR LE)
+
+
+def choose_pixel(ranges: Sequence[MediaRange], stored: str) -> PixelChoice:
+    """For frames and pixel bulk data (PS3.18 8.7.3.5.2, 8.7.3.3.2).
+
+    ``application/octet-stream`` defaults to uncompressed (Explicit VR Little Endian);
+    ``transfer-syntax=*`` (what OHIF sends) takes the stored frames as they are. An image
+    or video media type is served when the stored syntax is one of its syntaxes.
+    """
+    stored_media = SYNTAX_MEDIA_TYPE.get(stored)
+    for media_range in ranges:
+        kind = media_range.media_type
+        syntax = media_range.transfer_syntax
+        if kind == "multipart/related":
+            kind = media_range.related_type or "application/octet-stream"
+        if kind == "*/*" and syntax is None:
+            return _stored_choice(stored, stored_media or "application/octet-stream")
+        if kind in ("application/octet-stream", "application/*", "*/*"):
+            if syntax == ANY_SYNTAX or (syntax == stored and stored not in UNCOMPRESSED):
+                return _stored_choice(stored, "application/octet-stream")
+            if syntax in (None, EXPLICIT_VR_LITTLE_ENDIAN):
+                return PixelChoice("application/octet-stream", EXPLICIT_VR_LITTLE_ENDIAN)
+            continue
+        if stored_media is not None and MediaRange(kind).matches(stored_media) and \
+                syntax in (None, ANY_SYNTAX, stored):
+            if syntax is None and kind == stored_media and \
+                    PIXEL_MEDIA_TYPES[stored_media][0] != stored and kind != "image/jpeg":
+                continue  # the media type's default syntax is not the stored one
+            return PixelChoice(stored_media, stored)
+    raise NotAcceptable(f"Cannot answer with any of the accepted media types "
+                        f"({describe(ranges)}); the pixel data is stored as {stored} and "
+                        "available as application/octet-stream (uncompressed or stored "
+                        f"syntax){' or ' + stored_media if stored_media else ''}")
+
+
+def _stored_choice(stored: str, media_type: str) -> PixelChoice:
+    """The stored frames as they are; native syntaxes are always sent little endian."""
+    if stored not in SYNTAX_MEDIA_TYPE:
+        return PixelChoice("application/octet-stream", EXPLICIT_VR_LITTLE_ENDIAN)
+    return PixelChoice(media_type, stored)
+
+
+RENDERED_TYPES = ("image/jpeg", "image/png", "image/gif")
+
+
+def choose_rendered(ranges: Sequence[MediaRange]) -> str:
+    """For rendered and thumbnail resources (PS3.18 8.7.4): JPEG by default, or PNG."""
+    for media_range in ranges:
+        kind = media_range.media_type
+        if kind == "multipart/related":
+            kind = media_range.related_type or "*/*"
+        for candidate in ("image/jpeg", "image/png"):
+            if MediaRange(kind).matches(candidate):
+                return candidate
+    raise NotAcceptable(f"Cannot answer with any of the accepted media types "
+                        f"({describe(ranges)}); rendered images are available as image/jpeg "
+                        "or image/png")
+
+
+def choose_bulk(ranges: Sequence[MediaRange]) -> None:
+    """For non-pixel bulk data: application/octet-stream (PS3.18 8.7.3.3.1)."""
+    for media_range in ranges:
+        kind = media_range.media_type
+        if kind == "multipart/related":
+            kind = media_range.related_type or "application/octet-stream"
+        if MediaRange(kind).matches("application/octet-stream"):
+            return
+    raise NotAcceptable(f"Cannot answer with any of the accepted media types "
+                        f"({describe(ranges)}); bulk data is available as "
+                        'multipart/related; type="application/octet-stream"')
+
+
+def describe(ranges: Sequence[MediaRange]) -> str:
+    return ", ".join(r.media_type + "".join(f"; {k}={v}" for k, v in r.params.items())
+                     for r in ranges) or "none"

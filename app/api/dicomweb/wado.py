@@ -1,0 +1,291 @@
+"""WADO-RS (PS3.18 10.4): instances, metadata, frames, bulk data, rendered, thumbnails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import get_context
+from app.api.dicomweb.common import DicomWebRoute, json_response, service_root
+from app.api.dicomweb.negotiation import (
+    MediaRange,
+    NotAcceptable,
+    accept_ranges,
+    choose_bulk,
+    choose_json,
+    choose_pixel,
+    choose_rendered,
+    dicom_syntaxes,
+    pick_syntax,
+)
+from app.errors import BadRequest, ParameterOutOfRange
+from app.services import dicomweb as service
+from app.services.context import ServerContext
+from app.services.dicomweb import RenderOptions, Target
+from app.services.dicomweb_multipart import (
+    multipart_content_type,
+    multipart_stream,
+    new_boundary,
+)
+
+router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
+
+STUDY = "/studies/{study}"
+SERIES = STUDY + "/series/{series}"
+INSTANCE = SERIES + "/instances/{instance}"
+
+
+# --- instances ------------------------------------------------------------------------------
+
+def _retrieve(request: Request, context: ServerContext, target: Target) -> Response:
+    """PS3.18 10.4.1.1.1: the instances as multipart/related; type="application/dicom"."""
+    acceptable = dicom_syntaxes(accept_ranges(request))
+    located = service.locate(context, target)
+    plan = []
+    for item in located:
+        syntax = pick_syntax(item.row.transfer_syntax, acceptable)
+        if syntax is None:
+            raise NotAcceptable(f"Instance {item.sop_uid} is stored as "
+                                f"{item.row.transfer_syntax} and cannot be sent in any of "
+                                f"the accepted transfer syntaxes ({', '.join(acceptable)})")
+        plan.append((item, syntax))
+    root = service_root(request)
+    boundary = new_boundary()
+
+    def parts() -> Iterator[tuple[str, str | None, Iterator[bytes]]]:
+        for item, syntax in plan:
+            yield (f"application/dicom; transfer-syntax={syntax}", item.url(root),
+                   service.instance_bytes(context, item.row, syntax))
+
+    return StreamingResponse(multipart_stream(boundary, parts()),
+                             media_type=multipart_content_type(boundary, "application/dicom"))
+
+
+@router.get(STUDY, name="dicomweb_retrieve_study")
+def retrieve_study(request: Request, study: str,
+                   context: ServerContext = Depends(get_context)) -> Response:
+    return _retrieve(request, context, Target(study))
+
+
+@router.get(SERIES, name="dicomweb_retrieve_series")
+def retrieve_series(request: Request, study: str, series: str,
+                    context: ServerContext = Depends(get_context)) -> Response:
+    return _retrieve(request, context, Target(study, series))
+
+
+@router.get(INSTANCE, name="dicomweb_retrieve_instance")
+def retrieve_instance(request: Request, study: str, series: str, instance: str,
+                      context: ServerContext = Depends(get_context)) -> Response:
+    return _retrieve(request, context, Target(study, series, instance))
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+def _metadata(request: Request, context: ServerContext, target: Target) -> Response:
+    """PS3.18 10.4.1.1.2: the stored DICOM JSON of every instance, bulk data by URI."""
+    media_type = choose_json(accept_ranges(request))
+    body = service.metadata(context, target, service_root(request))
+    return json_response(request, body, media_type)
+
+
+@router.get(STUDY + "/metadata", name="dicomweb_study_metadata")
+def study_metadata(request: Request, study: str,
+                   context: ServerContext = Depends(get_context)) -> Response:
+    return _metadata(request, context, Target(study))
+
+
+@router.get(SERIES + "/metadata", name="dicomweb_series_metadata")
+def series_metadata(request: Request, study: str, series: str,
+                    context: ServerContext = Depends(get_context)) -> Response:
+    return _metadata(request, context, Target(study, series))
+
+
+@router.get(INSTANCE + "/metadata", name="dicomweb_instance_metadata")
+def instance_metadata(request: Request, study: str, series: str, instance: str,
+                      context: ServerContext = Depends(get_context)) -> Response:
+    return _metadata(request, context, Target(study, series, instance))
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+def parse_frame_list(text: str) -> list[int]:
+    """``1,3,5`` (PS3.18 8.3.3.2: a comma-separated list of positive frame numbers)."""
+    numbers = []
+    for piece in text.replace("%2C", ",").replace("%2c", ",").split(","):
+        piece = piece.strip()
+        if not piece.isdigit() or int(piece) < 1:
+            raise BadRequest(f"Invalid frame list {text!r}: expected frame numbers from 1, "
+                             "separated by commas")
+        numbers.append(int(piece))
+    return numbers
+
+
+def _multipart_requested(ranges: list[MediaRange]) -> bool:
+    return any(r.media_type in ("multipart/related", "*/*", "multipart/*") for r in ranges)
+
+
+def _pixel_answer(ranges: list[MediaRange], chunks: list[bytes], media_type: str,
+                  syntax: str, locations: list[str] | None = None) -> Response:
+    part_type = f"{media_type}; transfer-syntax={syntax}"
+    if len(chunks) == 1 and not _multipart_requested(ranges):
+        # A single-part answer when the client asked for the bare media type.
+        return Response(chunks[0], media_type=part_type)
+    boundary = new_boundary()
+    parts = [(part_type, locations[i] if locations else None, iter([chunk]))
+             for i, chunk in enumerate(chunks)]
+    return StreamingResponse(multipart_stream(boundary, parts),
+                             media_type=multipart_content_type(boundary, media_type))
+
+
+@router.get(INSTANCE + "/frames/{frame_list}", name="dicomweb_frames")
+def retrieve_frames(request: Request, study: str, series: str, instance: str, frame_list: str,
+                    context: ServerContext = Depends(get_context)) -> Response:
+    """PS3.18 10.4.1.1.3: frames uncompressed (octet-stream) or as stored when accepted."""
+    numbers = parse_frame_list(frame_list)
+    ranges = accept_ranges(request)
+    item = service.locate(context, Target(study, series, instance))[0]
+    choice = choose_pixel(ranges, item.row.transfer_syntax)
+    ds = service.load_dataset(context, item.row)
+    chunks = service.frames(ds, numbers, choice.transfer_syntax)
+    root = service_root(request)
+    locations = [f"{item.url(root)}/frames/{n}" for n in numbers]
+    return _pixel_answer(ranges, chunks, choice.media_type, choice.transfer_syntax, locations)
+
+
+# --- bulk data ------------------------------------------------------------------------------
+
+@router.get(INSTANCE + "/bulk/{path:path}", name="dicomweb_bulk")
+def retrieve_bulk(request: Request, study: str, series: str, instance: str, path: str,
+                  context: ServerContext = Depends(get_context)) -> Response:
+    """PS3.18 10.4.1.1.5: the BulkDataURIs of the metadata answers.
+
+    Pixel data is negotiated like frames (stored frames when accepted, else uncompressed);
+    other bulk elements are their raw value as application/octet-stream.
+    """
+    key = path.strip("/").rsplit("/", 1)[-1].upper()
+    if len(key) != 8 or any(c not in "0123456789ABCDEF" for c in key):
+        raise BadRequest(f"Invalid bulk data path {path!r}: expected a tag such as 7FE00010")
+    ranges = accept_ranges(request)
+    item = service.locate(context, Target(study, series, instance))[0]
+    if not service.stored_bulk_is_known(item.row, key):
+        raise ParameterOutOfRange(f"No bulk data element ({key}) in this instance")
+    ds = service.load_dataset(context, item.row)
+    if key == "7FE00010":
+        choice = choose_pixel(ranges, item.row.transfer_syntax)
+        count = service.frame_count(ds)
+        chunks = service.frames(ds, list(range(1, count + 1)), choice.transfer_syntax)
+        if choice.media_type == "application/octet-stream":
+            chunks = [b"".join(chunks)]
+        return _pixel_answer(ranges, chunks, choice.media_type, choice.transfer_syntax)
+    choose_bulk(ranges)
+    value = service.bulk_value(ds, key)
+    if not _multipart_requested(ranges):
+        return Response(value, media_type="application/octet-stream")
+    boundary = new_boundary()
+    return StreamingResponse(
+        multipart_stream(boundary, [("application/octet-stream", None, iter([value]))]),
+        media_type=multipart_content_type(boundary, "application/octet-stream"))
+
+
+# --- rendered and thumbnails ----------------------------------------------------------------
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError as error:
+        raise BadRequest(f"Invalid {name} parameter: {text!r}") from error
+
+
+def render_options(request: Request, *, thumbnail: bool = False) -> RenderOptions:
+    """PS3.18 8.3.5.1: window=center,width,function; viewport=vw,vh[,sx,sy,sw,sh];
+    quality=1..100; the media type from Accept or ``?accept=``."""
+    media_type = choose_rendered(accept_ranges(request))
+    params = request.query_params
+    quality = 90
+    if "quality" in params:
+        quality = int(_number(params["quality"], "quality"))
+        if not 1 <= quality <= 100:
+            raise BadRequest("quality must be between 1 and 100")
+    center = width = None
+    if params.get("window"):
+        pieces = params["window"].split(",")
+        if len(pieces) < 2:
+            raise BadRequest("window must be center,width[,function]")
+        center, width = _number(pieces[0], "window"), _number(pieces[1], "window")
+        if width <= 0:
+            raise BadRequest("The window width must be positive")
+    viewport: tuple[int | None, int | None] = (128, 128) if thumbnail else (None, None)
+    if params.get("viewport"):
+        pieces = params["viewport"].split(",")
+        try:
+            viewport = (int(pieces[0]) if pieces[0] else None,
+                        int(pieces[1]) if len(pieces) > 1 and pieces[1] else None)
+        except ValueError as error:
+            raise BadRequest("viewport must be vw,vh") from error
+    return RenderOptions(media_type, quality, center, width, viewport)
+
+
+def _rendered(request: Request, context: ServerContext, target: Target, frame: int = 1,
+              *, thumbnail: bool = False) -> Response:
+    options = render_options(request, thumbnail=thumbnail)
+    located = service.locate(context, target)
+    item = located[0] if target.instance else service.representative(located)
+    if target.instance is None:
+        frame = 1
+    image = service.rendered(context, item.row, frame, options)
+    return Response(image, media_type=options.media_type)
+
+
+@router.get(STUDY + "/rendered", name="dicomweb_study_rendered")
+def study_rendered(request: Request, study: str,
+                   context: ServerContext = Depends(get_context)) -> Response:
+    return _rendered(request, context, Target(study))
+
+
+@router.get(SERIES + "/rendered", name="dicomweb_series_rendered")
+def series_rendered(request: Request, study: str, series: str,
+                    context: ServerContext = Depends(get_context)) -> Response:
+    return _rendered(request, context, Target(study, series))
+
+
+@router.get(INSTANCE + "/rendered", name="dicomweb_instance_rendered")
+def instance_rendered(request: Request, study: str, series: str, instance: str,
+                      context: ServerContext = Depends(get_context)) -> Response:
+    return _rendered(request, context, Target(study, series, instance))
+
+
+@router.get(INSTANCE + "/frames/{frame_list}/rendered", name="dicomweb_frame_rendered")
+def frame_rendered(request: Request, study: str, series: str, instance: str, frame_list: str,
+                   context: ServerContext = Depends(get_context)) -> Response:
+    numbers = parse_frame_list(frame_list)
+    if len(numbers) != 1:
+        raise BadRequest("A rendered frame request names exactly one frame")
+    return _rendered(request, context, Target(study, series, instance), numbers[0])
+
+
+@router.get(STUDY + "/thumbnail", name="dicomweb_study_thumbnail")
+def study_thumbnail(request: Request, study: str,
+                    context: ServerContext = Depends(get_context)) -> Response:
+    return _rendered(request, context, Target(study), thumbnail=True)
+
+
+@router.get(SERIES + "/thumbnail", name="dicomweb_series_thumbnail")
+def series_thumbnail(request: Request, study: str, series: str,
+                     context: ServerContext = Depends(get_context)) -> Response:
+    return _rendered(request, context, Target(study, series), thumbnail=True)
+
+
+@router.get(INSTANCE + "/thumbnail", name="dicomweb_instance_thumbnail")
+def instance_thumbnail(request: Request, study: str, series: str, instance: str,
+                       context: ServerContext = Depends(get_context)) -> Response:
+    return _rendered(request, context, Target(study, series, instance), thumbnail=True)
+
+
+@router.get(INSTANCE + "/frames/{frame_list}/thumbnail", name="dicomweb_frame_thumbnail")
+def frame_thumbnail(request: Request, study: str, series: str, instance: str, frame_list: str,
+                    context: ServerContext = Depends(get_context)) -> Response:
+    numbers = parse_frame_list(frame_list)
+    return _rendered(request, context, Target(study, series, instance), numbers[0],
+                     thumbnail=True)

@@ -1,0 +1,259 @@
+"""DICOMweb use cases: resolve UIDs, WADO-RS metadata and retrieval, frames, bulk data.
+
+Everything is answered from the index (the DICOM JSON stored at ingest, main tags,
+columns) except what needs the pixels or the bytes of the file: instance retrieval,
+frames, bulk data and rendered images open the blob, one instance at a time.
+UIDs are resolved through the one matching engine (``build_query`` + ``find_pks``).
+QIDO-RS lives in :mod:`app.services.dicomweb_qido`, STOW-RS in
+:mod:`app.services.dicomweb_stow`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from sqlalchemy import Connection, Row
+
+from app.dicom import render
+from app.dicom.dicomweb_json import drop_retired, find_bulk_element, rewrite_bulk_uris
+from app.dicom.levels import Level
+from app.dicom.transcode import NATIVE_SYNTAXES, native_frames, to_explicit_little_endian
+from app.errors import InexistentFile, ParameterOutOfRange, UnknownResource
+from app.index import find as index_find
+from app.index import repository
+from app.services.context import ServerContext
+from app.services.find import build_query
+
+# UIDs never contain these; a path segment with them must not turn into a wildcard query.
+_NOT_A_UID = re.compile(r"[*?\\,\s]")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The UIDs of a WADO-RS request path (study, optional series, optional instance)."""
+
+    study: str
+    series: str | None = None
+    instance: str | None = None
+
+    @property
+    def level(self) -> Level:
+        if self.instance is not None:
+            return Level.INSTANCE
+        return Level.SERIES if self.series is not None else Level.STUDY
+
+    def describe(self) -> str:
+        text = f"study {self.study}"
+        if self.series is not None:
+            text += f", series {self.series}"
+        if self.instance is not None:
+            text += f", instance {self.instance}"
+        return text
+
+
+@dataclass(frozen=True)
+class LocatedInstance:
+    """An instance row with the UIDs of its study and series (for URLs)."""
+
+    study_uid: str
+    series_uid: str
+    row: Row
+
+    @property
+    def sop_uid(self) -> str:
+        return self.row.sop_uid
+
+    def url(self, root: str) -> str:
+        return instance_url(root, self.study_uid, self.series_uid, self.row.sop_uid)
+
+
+def study_url(root: str, study: str) -> str:
+    return f"{root}/studies/{study}"
+
+
+def series_url(root: str, study: str, series: str) -> str:
+    return f"{root}/studies/{study}/series/{series}"
+
+
+def instance_url(root: str, study: str, series: str, instance: str) -> str:
+    return f"{root}/studies/{study}/series/{series}/instances/{instance}"
+
+
+def check_uids(target: Target) -> None:
+    for uid in (target.study, target.series, target.instance):
+        if uid is not None and (not uid or _NOT_A_UID.search(uid)):
+            raise UnknownResource(f"No such resource: {target.describe()}")
+
+
+def locate(context: ServerContext, target: Target) -> list[LocatedInstance]:
+    """The instances of a study, a series or one instance; 404 when there is none."""
+    check_uids(target)
+    keys = {"StudyInstanceUID": target.study}
+    if target.series is not None:
+        keys["SeriesInstanceUID"] = target.series
+    with context.db.read() as conn:
+        series_pks = index_find.find_pks(conn, build_query(Level.SERIES, keys))
+        located = _instances_of_series(conn, series_pks, target)
+    if not located:
+        raise UnknownResource(f"No such resource: {target.describe()}")
+    return located
+
+
+def _instances_of_series(conn: Connection, series_pks: Sequence[int],
+                         target: Target) -> list[LocatedInstance]:
+    located: list[LocatedInstance] = []
+    for series in repository.get_rows_by_pk(conn, Level.SERIES, series_pks):
+        if target.instance is not None:
+            pks = index_find.find_pks(conn, build_query(Level.INSTANCE, {
+                "StudyInstanceUID": target.study, "SeriesInstanceUID": series.series_uid,
+                "SOPInstanceUID": target.instance}))
+            rows = repository.get_rows_by_pk(conn, Level.INSTANCE, pks)
+        else:
+            rows = repository.instances_below(conn, Level.SERIES, series.pk)
+        rows = sorted(rows, key=lambda r: (r.index_in_series is None, r.index_in_series or 0,
+                                           r.pk))
+        located.extend(LocatedInstance(target.study, series.series_uid, row) for row in rows)
+    return located
+
+
+# --- metadata (PS3.18 10.4.1.1.2) ----------------------------------------------------------
+
+def metadata(context: ServerContext, target: Target, root: str) -> bytes:
+    """The DICOM JSON of every instance of the target, as stored at ingest, with absolute
+    BulkDataURIs; one array, encoded without ever parsing the stored documents."""
+    located = locate(context, target)
+    documents = [rewrite_bulk_uris(drop_retired(item.row.dicom_json), item.url(root))
+                 for item in located]
+    return b"[" + b",".join(documents) + b"]"
+
+
+# --- retrieval of instances (PS3.18 10.4.1.1.1) ---------------------------------------------
+
+def open_blob(context: ServerContext, row: Row) -> IO[bytes]:
+    try:
+        return context.blobs.open(row.blob_key)
+    except FileNotFoundError as error:
+        raise InexistentFile(f"The file of instance {row.sop_uid} is missing from the "
+                             "storage") from error
+
+
+def read_blob(context: ServerContext, row: Row) -> bytes:
+    with open_blob(context, row) as stream:
+        return stream.read()
+
+
+def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[bytes]:
+    """The file as stored (streamed), or re-encoded uncompressed when *syntax* differs."""
+    if syntax == row.transfer_syntax:
+        with open_blob(context, row) as stream:
+            while chunk := stream.read(1 << 20):
+                yield chunk
+        return
+    yield to_explicit_little_endian(read_blob(context, row), syntax)
+
+
+# --- frames and bulk data (PS3.18 10.4.1.1.3, 10.4.1.1.5) ------------------------------------
+
+def load_dataset(context: ServerContext, row: Row) -> Dataset:
+    data = read_blob(context, row)
+    try:
+        return pydicom.dcmread(io.BytesIO(data))
+    except Exception as error:  # noqa: BLE001 — a stored file pydicom cannot read
+        raise render.UnsupportedImage(f"Cannot read the stored file: {error}") from error
+
+
+def frame_count(ds: Dataset) -> int:
+    return render.frame_count(ds)
+
+
+def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:
+    """Frames *numbers* (1-based): the stored compressed frames when *syntax* is the stored
+    one and compressed, else uncompressed little-endian frames."""
+    count = frame_count(ds)
+    if count == 0:
+        raise UnknownResource("This instance has no pixel data: it has no frames")
+    for number in numbers:
+        if not 1 <= number <= count:
+            raise ParameterOutOfRange(f"Frame {number} does not exist: the instance has "
+                                      f"{count} frame(s), numbered from 1")
+    stored = str(ds.file_meta.TransferSyntaxUID)
+    if syntax == stored and stored not in NATIVE_SYNTAXES:
+        encoded = list(generate_frames(ds.PixelData, number_of_frames=count))
+        return [encoded[n - 1] for n in numbers]
+    every = native_frames(ds)
+    return [every[n - 1] for n in numbers]
+
+
+def bulk_value(ds: Dataset, key: str) -> bytes:
+    """The raw value of a bulk element (top level first, then inside sequences)."""
+    tag = int(key, 16)
+    element = _find_element(ds, tag)
+    if element is None:
+        raise UnknownResource(f"No bulk data element ({key}) in this instance")
+    if not isinstance(element.value, bytes):
+        raise UnknownResource(f"The element ({key}) is not bulk data")
+    return element.value
+
+
+def _find_element(ds: Dataset, tag: int) -> Any:
+    if tag in ds:
+        return ds[tag]
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                found = _find_element(item, tag)
+                if found is not None:
+                    return found
+    return None
+
+
+def stored_bulk_is_known(row: Row, key: str) -> bool:
+    """Whether the stored DICOM JSON names *key* as bulk data (cheap 404 before opening)."""
+    if key == "7FE00010":
+        return True
+    return find_bulk_element(orjson.loads(row.dicom_json), key) is not None
+
+
+# --- rendered (PS3.18 10.4.1.1.4 / 8.3.5.1) -------------------------------------------------
+
+@dataclass(frozen=True)
+class RenderOptions:
+    media_type: str = "image/jpeg"
+    quality: int = 90
+    center: float | None = None
+    width: float | None = None
+    viewport: tuple[int | None, int | None] = (None, None)
+
+
+def rendered(context: ServerContext, row: Row, frame: int, options: RenderOptions) -> bytes:
+    """One frame (1-based) windowed to 8 bits, fitted in the viewport, as JPEG or PNG."""
+    ds = load_dataset(context, row)
+    count = frame_count(ds)
+    if count == 0:
+        raise render.UnsupportedImage("This instance has no pixel data to render")
+    if not 1 <= frame <= count:
+        raise ParameterOutOfRange(f"Frame {frame} does not exist: the instance has {count} "
+                                  "frame(s)")
+    decoded = render.decode_frame(ds, frame - 1)
+    image = render.window(ds, decoded, options.center, options.width)
+    image = render.fit_viewport(image, *options.viewport)
+    return render.encode(image, options.media_type, options.quality)
+
+
+def representative(located: Sequence[LocatedInstance]) -> LocatedInstance:
+    """The instance a study or series is rendered by: the middle one of the first series
+    that has images (what viewers show as a thumbnail)."""
+    with_pixels = [item for item in located
+                   if b'"7FE00010"' in item.row.dicom_json]
+    candidates = with_pixels or list(located)
+    first_series = candidates[0].series_uid
+    series = [item for item in candidates if item.series_uid == first_series]
+    return series[len(series) // 2]

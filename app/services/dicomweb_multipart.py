@@ -1,0 +1,254 @@
+"""multipart/related bodies (RFC 2387) both ways, streamed.
+
+Reading: ``spool_multipart`` parses the request body incrementally as it arrives
+(``request.stream()``), writing part contents into one spooled temporary file (memory
+below a threshold, disk above), so that a 2 GB STOW-RS takes disk, not memory. Only the
+part headers and offsets stay in memory. The whole body is checked (closing delimiter
+present) before anything is stored, so that a truncated upload stores nothing.
+
+Writing: ``multipart_stream`` yields a multipart/related body part by part, each part
+with its own Content-Type (and Content-Location when given), with a fresh random
+boundary per answer (PS3.18 8.7.1.2).
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from app.errors import BadRequest, PayloadTooLarge
+
+CRLF = b"\r\n"
+_HEADER_LIMIT = 64 * 1024
+_READ_CHUNK = 1 << 20
+
+
+class MalformedMultipart(BadRequest):
+    """400: the body is not a well-formed multipart/related message (PS3.18 10.5.3)."""
+
+
+@dataclass
+class Part:
+    """One part of a spooled body: its headers and where its content lies in the spool."""
+
+    headers: dict[str, str]
+    offset: int
+    size: int = 0
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def content_location(self) -> str | None:
+        return self.headers.get("content-location") or self.headers.get("content-id")
+
+
+@dataclass
+class SpooledBody:
+    """The parts of a multipart body, their contents held by one spooled file."""
+
+    parts: list[Part] = field(default_factory=list)
+    spool: IO[bytes] | None = None
+
+    def read(self, part: Part) -> bytes:
+        assert self.spool is not None
+        self.spool.seek(part.offset)
+        data = self.spool.read(part.size)
+        if len(data) != part.size:
+            raise MalformedMultipart("A part of the body could not be read back")
+        return data
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+    def __enter__(self) -> SpooledBody:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in block.split(CRLF):
+        if not line.strip():
+            continue
+        if line[:1] in (b" ", b"\t") and headers:  # obsolete line folding
+            last = next(reversed(headers))
+            headers[last] += " " + line.strip().decode("latin-1")
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise MalformedMultipart(f"Malformed part header line: {line[:80]!r}")
+        headers[name.strip().decode("latin-1").lower()] = value.strip().decode("latin-1")
+    return headers
+
+
+async def spool_multipart(chunks: AsyncIterator[bytes], boundary: str, *,
+                          memory_threshold: int, limit: int) -> SpooledBody:
+    """Parse a multipart body from an async stream of chunks into a SpooledBody.
+
+    Raises MalformedMultipart (400) for a body without the opening or closing delimiter,
+    a part without a blank line after its headers, or headers over 64 KiB.
+    """
+    if not boundary or len(boundary) > 200:
+        raise MalformedMultipart("The multipart boundary is missing or too long")
+    delimiter = b"--" + boundary.encode("latin-1")
+    body_delimiter = CRLF + delimiter  # a part's content ends with CRLF--boundary
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=memory_threshold)
+    result = SpooledBody(spool=spool)
+    buffer = bytearray()
+    state = "preamble"  # preamble -> after_delimiter -> headers -> content -> ... -> done
+    part: Part | None = None
+    written = 0
+    total = 0
+    try:
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLarge(f"The body is over the limit of {limit} bytes")
+            buffer += chunk
+            while True:
+                if state == "preamble":
+                    # The first delimiter may start the body (no preceding CRLF).
+                    index = buffer.find(delimiter)
+                    if index < 0:
+                        keep = len(delimiter) - 1
+                        if len(buffer) > keep:
+                            del buffer[:len(buffer) - keep]
+                        break
+                    del buffer[:index + len(delimiter)]
+                    state = "after_delimiter"
+                if state == "after_delimiter":
+                    if len(buffer) < 2:
+                        break
+                    if buffer[:2] == b"--":
+                        state = "done"
+                        break
+                    end = buffer.find(CRLF)
+                    if end < 0:
+                        if len(buffer) > 1024:
+                            raise MalformedMultipart("Garbage after a multipart delimiter")
+                        break
+                    if buffer[:end].strip(b" \t"):  # transport padding only (RFC 2046)
+                        raise MalformedMultipart("Garbage after a multipart delimiter")
+                    del buffer[:end + 2]
+                    state = "headers"
+                if state == "headers":
+                    if buffer[:2] == CRLF:  # a part without any header
+                        block, skip = b"", 2
+                    else:
+                        index = buffer.find(CRLF + CRLF)
+                        if index < 0:
+                            if len(buffer) > _HEADER_LIMIT:
+                                raise MalformedMultipart("The headers of a part are too long")
+                            break
+                        block, skip = bytes(buffer[:index]), index + 4
+                    del buffer[:skip]
+                    part = Part(_parse_headers(block), offset=written)
+                    result.parts.append(part)
+                    state = "content"
+                if state == "content":
+                    assert part is not None
+                    index = buffer.find(body_delimiter)
+                    if index < 0:
+                        # Keep a tail that might be the start of the delimiter.
+                        flush = len(buffer) - (len(body_delimiter) - 1)
+                        if flush > 0:
+                            spool.write(buffer[:flush])
+                            written += flush
+                            part.size += flush
+                            del buffer[:flush]
+                        break
+                    spool.write(buffer[:index])
+                    written += index
+                    part.size += index
+                    del buffer[:index + len(body_delimiter)]
+                    state = "after_delimiter"
+                    continue
+                if state == "done":
+                    break
+            if state == "done":
+                # Anything after the closing delimiter is an epilogue: read and ignored.
+                buffer.clear()
+        if state != "done":
+            raise MalformedMultipart("The multipart body ends before its closing delimiter "
+                                     f"--{boundary}--")
+        if not result.parts:
+            raise MalformedMultipart("The multipart body has no part")
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def split_header_list(value: str, separator: str = ",") -> list[str]:
+    """Split on *separator* outside double quotes."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype; a=b; c="d"`` -> (lower-cased type, parameters with lower-cased names)."""
+    pieces = split_header_list(value, ";")
+    if not pieces:
+        return "", {}
+    params: dict[str, str] = {}
+    for piece in pieces[1:]:
+        name, _, raw = piece.partition("=")
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+        params[name.strip().lower()] = raw
+    return pieces[0].lower(), params
+
+
+def new_boundary() -> str:
+    return secrets.token_hex(16)
+
+
+def part_header(boundary: str, content_type: str, location: str | None = None) -> bytes:
+    lines = [f"--{boundary}", f"Content-Type: {content_type}"]
+    if location:
+        lines.append(f"Content-Location: {location}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def multipart_content_type(boundary: str, related_type: str, extra: str = "") -> str:
+    """The answer's Content-Type (PS3.18 8.7.1.2): type and boundary quoted."""
+    return f'multipart/related; type="{related_type}"{extra}; boundary={boundary}'
+
+
+def multipart_stream(boundary: str,
+                     parts: Iterable[tuple[str, str | None, Iterable[bytes]]],
+                     ) -> Iterator[bytes]:
+    """Yield a multipart body: each part is (content type, location, content chunks)."""
+    for content_type, location, content in parts:
+        yield part_header(boundary, content_type, location)
+        yield from content
+        yield CRLF
+    yield f"--{boundary}--\r\n".encode("latin-1")
+
+
+def file_chunks(stream: IO[bytes], size: int = _READ_CHUNK) -> Iterator[bytes]:
+    """The content of an open binary file, in chunks; closes it at the end."""
+    with stream:
+        while chunk := stream.read(size):
+            yield chunk

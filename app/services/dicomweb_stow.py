@@ -1,0 +1,226 @@
+"""STOW-RS (PS3.18 10.5): store the parts of a spooled multipart body, answer the
+Store Instances Response Module (PS3.18 Table 10.5.3-1 / 10.5.3-3).
+
+Every instance goes through ``ingest_instance`` (the one ingest path). Each part is
+read back from the spool one at a time, so memory stays flat whatever the body size.
+Instances that do not belong to the study of the request URL are refused (PS3.18
+10.5.1: "the Study Instance UID ... shall match"), as Orthanc's plugin does, with
+Failure Reason 0x0110 (Processing failure).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from app.dicom.create import BulkPart, build_instance
+from app.dicom.dicomweb_json import sequence, url_element
+from app.errors import PharosError
+from app.services.context import ServerContext
+from app.services.dicomweb import instance_url, study_url
+from app.services.dicomweb_multipart import Part, SpooledBody, parse_media_type
+from app.services.ingest import ingest_instance
+
+log = logging.getLogger(__name__)
+
+# PS3.18 Table 10.5.3-2 / PS3.4 Annex C status codes used as Failure Reasons.
+PROCESSING_FAILURE = 0x0110
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+DICOM_PART_TYPES = {"application/dicom", ""}
+JSON_PART_TYPES = {"application/dicom+json", "application/json"}
+
+
+@dataclass
+class Failure:
+    reason: int
+    message: str
+    sop_class: str | None = None
+    sop_instance: str | None = None
+
+
+@dataclass
+class StoreReport:
+    """What happened to each instance of one STOW-RS request."""
+
+    root: str
+    stored: list[tuple[str, str, str, str]] = field(default_factory=list)  # class, sop, study, series
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def status(self) -> int:
+        """PS3.18 10.5.3: 200 all stored, 202 some stored, 409 none stored."""
+        if not self.failures:
+            return 200
+        return 202 if self.stored else 409
+
+    def warning(self) -> str | None:
+        """The Warning header of a partial or failed store (PS3.18 8.? / RFC 7234 5.5)."""
+        if not self.failures:
+            return None
+        first = self.failures[0]
+        text = (f"{len(self.failures)} instance(s) not stored; first FailureReason "
+                f"0x{first.reason:04X}: {first.message}")
+        text = text.replace('"', "'").replace("\r", " ").replace("\n", " ")[:500]
+        return f'299 Pharos "{text}"'
+
+    def response(self, study: str | None) -> dict[str, Any]:
+        answer: dict[str, Any] = {"00080005": {"vr": "CS", "Value": ["ISO_IR 192"]}}
+        studies = {item[2] for item in self.stored}
+        if study is not None:
+            answer["00081190"] = url_element(study_url(self.root, study))
+        elif len(studies) == 1:
+            answer["00081190"] = url_element(study_url(self.root, next(iter(studies))))
+        if self.failures:
+            answer["00081198"] = sequence(self._failed_item(f) for f in self.failures)
+        if self.stored:
+            answer["00081199"] = sequence(
+                {"00081150": {"vr": "UI", "Value": [sop_class]},
+                 "00081155": {"vr": "UI", "Value": [sop]},
+                 "00081190": url_element(instance_url(self.root, study_uid, series, sop))}
+                for sop_class, sop, study_uid, series in self.stored)
+        return answer
+
+    @staticmethod
+    def _failed_item(failure: Failure) -> dict[str, Any]:
+        item: dict[str, Any] = {}
+        if failure.sop_class:
+            item["00081150"] = {"vr": "UI", "Value": [failure.sop_class]}
+        if failure.sop_instance:
+            item["00081155"] = {"vr": "UI", "Value": [failure.sop_instance]}
+        item["00081197"] = {"vr": "US", "Value": [failure.reason]}
+        return item
+
+
+def _peek_uids(data: bytes) -> tuple[str | None, str | None, str | None]:
+    """(SOP Class, SOP Instance, Study) UIDs read cheaply, for checks and failure items."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID",
+                                            "StudyInstanceUID"])
+    except (InvalidDicomError, Exception):  # noqa: BLE001 — anything unreadable
+        return None, None, None
+
+    def text(keyword: str) -> str | None:
+        try:
+            value = ds.get(keyword)
+        except Exception:  # noqa: BLE001
+            return None
+        return str(value).strip("\x00 ") if value is not None else None
+    return text("SOPClassUID"), text("SOPInstanceUID"), text("StudyInstanceUID")
+
+
+def _store_one(context: ServerContext, report: StoreReport, data: bytes,
+               study: str | None, origin: dict[str, str]) -> None:
+    if study is not None:
+        sop_class, sop, study_uid = _peek_uids(data)
+        if study_uid is not None and study_uid != study:
+            report.failures.append(Failure(
+                PROCESSING_FAILURE, f"the instance belongs to study {study_uid}, not to the "
+                f"study {study} of the request", sop_class, sop))
+            return
+    try:
+        result = ingest_instance(context, data, origin)
+    except PharosError as error:
+        sop_class, sop, _ = _peek_uids(data)
+        reason = OUT_OF_RESOURCES if error.dimse_status == 0xA700 else CANNOT_UNDERSTAND
+        report.failures.append(Failure(reason, str(error), sop_class, sop))
+        return
+    parsed = result.parsed
+    if study is not None and parsed.study_uid != study:  # no StudyInstanceUID to peek
+        report.failures.append(Failure(PROCESSING_FAILURE, "study mismatch", parsed.sop_class_uid,
+                                       parsed.sop_uid))
+        return
+    report.stored.append((parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
+                          parsed.series_uid))
+
+
+def store_dicom_parts(context: ServerContext, body: SpooledBody, *, study: str | None,
+                      root: str, origin: dict[str, str]) -> StoreReport:
+    """``multipart/related; type="application/dicom"``: one DICOM file per part."""
+    report = StoreReport(root)
+    for part in body.parts:
+        media_type, _ = parse_media_type(part.content_type)
+        if media_type not in DICOM_PART_TYPES:
+            report.failures.append(Failure(
+                CANNOT_UNDERSTAND, f"a part of type {media_type!r} in an application/dicom "
+                "request"))
+            continue
+        _store_one(context, report, body.read(part), study, origin)
+    return report
+
+
+def _normalize_location(location: str) -> str:
+    text = location.strip().strip("<>")
+    if text.lower().startswith("cid:"):
+        text = text[4:]
+    return text
+
+
+def _bulk_resolver(body: SpooledBody, parts: list[Part]) -> Callable[[str], BulkPart | None]:
+    by_location: dict[str, Part] = {}
+    by_name: dict[str, Part] = {}
+    for part in parts:
+        location = part.content_location
+        if location:
+            key = _normalize_location(location)
+            by_location[key] = part
+            by_name.setdefault(key.rstrip("/").rsplit("/", 1)[-1], part)
+
+    def resolve(uri: str) -> BulkPart | None:
+        key = _normalize_location(uri)
+        part = by_location.get(key) or by_name.get(key.rstrip("/").rsplit("/", 1)[-1])
+        if part is None:
+            return None
+        media_type, params = parse_media_type(part.content_type)
+        return BulkPart(media_type, body.read(part), params.get("transfer-syntax"))
+    return resolve
+
+
+def store_json_parts(context: ServerContext, body: SpooledBody, *, study: str | None,
+                     root: str, origin: dict[str, str]) -> StoreReport:
+    """``multipart/related; type="application/dicom+json"``: metadata parts holding DICOM
+    JSON datasets, bulk-data parts referenced by BulkDataURI = their Content-Location."""
+    report = StoreReport(root)
+    metadata_parts = []
+    bulk_parts = []
+    for part in body.parts:
+        media_type, _ = parse_media_type(part.content_type)
+        (metadata_parts if media_type in JSON_PART_TYPES else bulk_parts).append(part)
+    if not metadata_parts:
+        report.failures.append(Failure(CANNOT_UNDERSTAND, "no application/dicom+json part"))
+        return report
+    resolve = _bulk_resolver(body, bulk_parts)
+    for part in metadata_parts:
+        try:
+            documents = orjson.loads(body.read(part))
+        except orjson.JSONDecodeError as error:
+            report.failures.append(Failure(CANNOT_UNDERSTAND, f"invalid JSON: {error}"))
+            continue
+        for document in documents if isinstance(documents, list) else [documents]:
+            try:
+                data = build_instance(document, resolve, study_uid=study)
+            except PharosError as error:
+                sop_class, sop = _json_uids(document)
+                report.failures.append(Failure(CANNOT_UNDERSTAND, str(error), sop_class, sop))
+                continue
+            _store_one(context, report, data, study, origin)
+    return report
+
+
+def _json_uids(document: Any) -> tuple[str | None, str | None]:
+    def first(key: str) -> str | None:
+        try:
+            return str(document[key]["Value"][0])
+        except (KeyError, IndexError, TypeError):
+            return None
+    return first("00080016"), first("00080018")
