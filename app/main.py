@@ -19,6 +19,7 @@ from app.api import (
     instances,
     jobs,
     maintenance,
+    merge_split,
     modalities,
     modify,
     peers,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.include_router(jobs.router)
     app.include_router(modify.router)
     app.include_router(curation.router)
+    app.include_router(merge_split.router)
     app.include_router(maintenance.router)
     app.include_router(dicomweb.router, prefix="/dicom-web")
     app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)

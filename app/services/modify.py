@@ -299,3 +299,20 @@ def _register_job_kind() -> None:
 
 
 _register_job_kind()
+
+
+# --- shared with the bulk routes (app.services.bulk_modify) ---------------------------------
+
+def generated_patient_name(context: ServerContext, request: Any) -> str | None:
+    """The ``Anonymized<N>`` PatientName an anonymization request gets (one per request, drawn
+    when the request is accepted), or None when the request chooses the PatientName."""
+    _, overridden = parse_anonymization_request(request, _private_creator(context))
+    return None if overridden else _anonymized_name(context)
+
+
+def record_modified_from(context: ServerContext, new_ids: Any, source_instance_id: str, *,
+                         anonymize: bool) -> None:
+    """``ModifiedFrom``/``AnonymizedFrom`` on a stored result, from its (still present) source
+    instance, as :func:`run_modification` records them."""
+    _record_origin(context, new_ids, _source_ids(context, source_instance_id),
+                   "AnonymizedFrom" if anonymize else "ModifiedFrom")
