@@ -35,8 +35,22 @@ def _viewer_directory(request: Request) -> Path:
 
 
 def _base_url(request: Request) -> str:
-    """The server's URL as this client reached it (scheme, Host, root_path), no slash."""
-    return str(request.base_url).rstrip("/")
+    """The server's URL as this client reached it, no final slash.
+
+    The same rule as DICOMweb's service root: a reverse proxy's ``X-Forwarded-Proto``,
+    ``X-Forwarded-Host`` and ``X-Forwarded-Prefix`` win over the request's own scheme and
+    ``Host``. Trusting them is harmless here: the answer goes back to that client only
+    (``Cache-Control: no-store``).
+    """
+    headers = request.headers
+    proto = _first(headers.get("x-forwarded-proto")) or request.url.scheme
+    host = _first(headers.get("x-forwarded-host")) or headers.get("host") or request.url.netloc
+    prefix = (headers.get("x-forwarded-prefix") or "").rstrip("/")
+    return f"{proto}://{host}{prefix}{request.scope.get('root_path', '')}"
+
+
+def _first(value: str | None) -> str:
+    return (value or "").split(",")[0].strip()
 
 
 @router.api_route("/", methods=["GET", "HEAD"])

@@ -22,6 +22,7 @@ import httpx
 import pydicom
 import pytest
 
+from app.config import Settings
 from app.viewer import dist
 from tests.helpers import REPO, LiveServer, live_server
 
@@ -141,6 +142,32 @@ def test_ohif_behind_basic_authentication(tmp_path: Path, corpus: Path) -> None:
         })
 
 
+@needs_browser
+@pytest.mark.skipif(not hasattr(Settings(), "cors_allow_origins"),
+                    reason="DICOMweb CORS (Pharos.CorsAllowOrigins) has not landed yet")
+def test_ohif_hosted_elsewhere_reads_dicomweb_with_cors(tmp_path: Path, corpus: Path) -> None:
+    """OHIF from one server (the viewer's origin), studies from another one allowing it."""
+    with live_server(tmp_path / "viewer") as viewer:
+        allowed = {"Pharos": {"CorsAllowOrigins": [viewer.url]}}
+        with live_server(tmp_path / "data", allowed) as data:
+            preflight = httpx.options(f"{data.url}/dicom-web/studies", headers={
+                "Origin": viewer.url, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "accept"})
+            assert preflight.status_code in (200, 204)
+            assert preflight.headers["access-control-allow-origin"] == viewer.url
+            assert "GET" in preflight.headers["access-control-allow-methods"]
+            stranger = httpx.get(f"{data.url}/dicom-web/studies",
+                                 headers={"Origin": "http://elsewhere.example"})
+            assert "access-control-allow-origin" not in stranger.headers
+            _upload(data, [p.read_bytes() for p in sorted((corpus / "Knee").rglob("*.dcm"))])
+            _run_check({
+                "url": viewer.url, "dicomwebRoot": f"{data.url}/dicom-web",
+                "artifacts": str(ARTIFACTS / "viewer-cors"),
+                "list": {"expect": ["KNEE"]},
+                "studies": [{"uid": KNEE_UID, "label": "knee", "open": "url"}],
+            })
+
+
 # --- the routes, without a browser -------------------------------------------------------
 
 
@@ -170,6 +197,10 @@ def test_app_config_points_at_this_servers_dicomweb(server: LiveServer) -> None:
     settings = source["configuration"]
     for root in ("qidoRoot", "wadoRoot", "wadoUriRoot"):
         assert settings[root] == "http://pacs.example:8443/dicom-web"
+    proxied = httpx.get(f"{server.url}/ohif/app-config.js", headers={
+        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "pacs.example",
+        "X-Forwarded-Prefix": "/pharos"})
+    assert '"qidoRoot": "https://pacs.example/pharos/dicom-web"' in proxied.text
     assert settings["imageRendering"] == settings["thumbnailRendering"] == "wadors"
     assert settings["enableStudyLazyLoad"] is settings["supportsWildcard"] is True
     assert settings["bulkDataURI"] == {"enabled": True}
