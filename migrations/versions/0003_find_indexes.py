@@ -60,9 +60,11 @@ def upgrade() -> None:
     for name, table, column in PATTERN_COLUMNS:
         op.execute(f'CREATE INDEX IF NOT EXISTS {name} ON {table} ({column} text_pattern_ops)')
     if not _trigrams_available(bind):
+        statements = "; ".join(f"CREATE INDEX {name} ON {table} USING gin ({column} "
+                               "gin_trgm_ops)" for name, table, column in TRIGRAM_COLUMNS)
         log.warning("pg_trgm is not available to this role: infix wildcards (*ABC*) will "
-                    "scan; run 'CREATE EXTENSION pg_trgm' as a superuser and migrate again "
-                    "to index them")
+                    "scan. To index them later, as a role allowed to: CREATE EXTENSION "
+                    "pg_trgm; %s", statements)
         return
     for name, table, column in TRIGRAM_COLUMNS:
         op.execute(f'CREATE INDEX IF NOT EXISTS {name} ON {table} '
