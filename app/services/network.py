@@ -581,8 +581,8 @@ def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressC
     from app.services.ingest import ingest_instance
     modality = _remote(payload)
     level = Level(payload["Level"])
-    origin = {"Origin": "DicomProtocol", "RemoteAet": modality.aet, "RemoteIP": modality.host,
-              "CalledAet": payload["LocalAet"]}
+    origin = {"Origin": "DicomProtocol", "RemoteAET": modality.aet, "RemoteIP": modality.host,
+              "CalledAET": payload["LocalAet"]}  # the keys ingest records (see repository)
     received = {"count": 0, "failed": 0}
 
     def on_instance(data: bytes) -> None:
