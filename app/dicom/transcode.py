@@ -59,6 +59,9 @@ def native_frames(ds: Dataset) -> list[bytes]:
                     for i in range(count)]
         size = per_frame_bits // 8
         return [bytes(raw[i * size:(i + 1) * size]) for i in range(count)]
+    for keyword, default in (("PixelRepresentation", 0), ("SamplesPerPixel", 1)):
+        if keyword not in ds:  # Type 1 but absent from some real files (DCMTK assumes these)
+            setattr(ds, keyword, default)
     try:
         array = ds.pixel_array
     except Exception as error:  # noqa: BLE001
