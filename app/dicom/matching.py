@@ -2,11 +2,23 @@
 
 A query value becomes one ``Constraint``: universal (empty or ``*``), single value,
 wildcard (``*``, ``?``), list of values (``A\\B``, PS3.4 C.2.2.2.2 / UID list matching),
-or range (``A-B``, ``A-``, ``-B`` on DA, TM and DT, PS3.4 C.2.2.2.5). Like Orthanc
-(``DatabaseLookup::AddDicomConstraint``), matching is case-sensitive except for PN
-values, whose sensitivity is the caller's choice (``CaseSensitive`` in /tools/find,
-``CaseSensitivePN`` for C-FIND). Case-insensitive comparisons use the normalised form
-(upper case, accents folded) that the index also stores in its ``*_norm`` columns.
+or range (``A-B``, ``A-``, ``-B`` on DA, TM and DT, PS3.4 C.2.2.2.5).
+
+Two doors parse queries differently, as Orthanc does:
+
+* DICOM (C-FIND, QIDO-RS, ``DatabaseLookup::AddDicomConstraint``): matching is
+  case-sensitive except for PN values, whose sensitivity is the caller's choice
+  (``CaseSensitivePN``); ``*`` is universal matching (PS3.4 C.2.2.2.4).
+* REST (``/tools/find``, ``DatabaseLookup::AddRestConstraint``, ``rest=True``):
+  ``CaseSensitive`` applies to every VR; the value is taken as given (no trimming);
+  wildcards are only allowed on AE CS LO LT PN SH ST UC UR UT (Orthanc 1.6+, after
+  PS3.4 C.2.2.2.4): elsewhere a ``*`` or ``?`` is an error, ranges included; and every
+  constraint is mandatory: a resource without the tag never matches, even ``*``.
+
+Case-insensitive comparisons use Orthanc's ``ToUpperCaseWithAccents``: each character
+upper-cased on its own, accents kept (``é`` matches ``É``, not ``E``). The index's
+``*_norm`` columns fold accents too: the SQL compiler uses them as a superset and
+re-checks with this module.
 
 ``Constraint.matches`` is the reference matcher: the SQL compiler (app.index.find) must
 agree with it, and non-indexed tags are filtered with it directly.
@@ -21,9 +33,25 @@ from functools import cached_property
 
 from pydicom.datadict import dictionary_VR
 
-from app.dicom.text import normalize
-
 RANGE_VRS = {"DA", "TM", "DT"}
+# Orthanc 1.6+ (DatabaseLookup.cpp, after PS3.4 C.2.2.2.4): VRs that accept wildcards.
+WILDCARD_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
+
+
+class WildcardNotAllowed(ValueError):
+    """A ``*`` or ``?`` in a REST query value of a VR without wildcard matching."""
+
+
+def upper_with_accents(text: str) -> str:
+    """Orthanc's ``Toolbox::ToUpperCaseWithAccents``: per-character upper case, so that
+    the length never changes (``ß`` stays ``ß``) and accents stay."""
+    if text.isascii():
+        return text.upper()
+    out = []
+    for c in text:
+        upper = c.upper()
+        out.append(upper if len(upper) == 1 else c)
+    return "".join(out)
 
 
 class Kind(StrEnum):
@@ -45,7 +73,7 @@ class Constraint:
     case_sensitive: bool = True
 
     def _prepare(self, text: str) -> str:
-        return text if self.case_sensitive else (normalize(text) or "")
+        return text if self.case_sensitive else upper_with_accents(text)
 
     @cached_property
     def prepared_values(self) -> tuple[str, ...]:
@@ -62,12 +90,12 @@ class Constraint:
             return True
         if value is None:
             return False
+        prepared = self._prepare(value)
         if self.kind == Kind.RANGE:
             # Orthanc compares range bounds as strings (dates YYYYMMDD order correctly).
-            if self.low is not None and value < self.low:
+            if self.low is not None and prepared < self._prepare(self.low):
                 return False
-            return not (self.high is not None and value > self.high)
-        prepared = self._prepare(value)
+            return not (self.high is not None and prepared > self._prepare(self.high))
         if self.kind == Kind.EQUAL:
             return prepared == self.prepared_values[0]
         if self.kind == Kind.LIST:
@@ -88,6 +116,8 @@ def wildcard_to_regex(pattern: str) -> str:
 
 
 def vr_of(tag: int) -> str:
+    if tag >> 16 & 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
+        return "LO"  # a private creator (PS3.5 7.8.1)
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -95,11 +125,21 @@ def vr_of(tag: int) -> str:
 
 
 def parse_constraint(tag: int, keyword: str, query: str, *, case_sensitive_pn: bool = True,
-                     vr: str | None = None) -> Constraint:
-    """Turn one query value into a Constraint, with Orthanc's precedence of rules."""
+                     vr: str | None = None, rest: bool = False,
+                     case_sensitive: bool = True) -> Constraint:
+    """Turn one query value into a Constraint, with Orthanc's precedence of rules:
+    range (DA/TM/DT with ``-``), then list (``\\``), then wildcard, then single value.
+
+    ``rest=True`` parses like ``AddRestConstraint`` (``/tools/find``): *case_sensitive*
+    applies to every VR, the value is not trimmed, ``*`` is not universal, and wildcards
+    on other VRs than WILDCARD_VRS raise WildcardNotAllowed. Otherwise like
+    ``AddDicomConstraint`` (C-FIND): only PN follows *case_sensitive_pn*.
+    """
     vr = vr or vr_of(tag)
-    if vr == "SQ":
+    if vr == "SQ" and not rest:
         raise ValueError(f"Cannot search on the sequence {keyword}")
+    if rest:
+        return _parse_rest(tag, keyword, query, vr, case_sensitive)
     case_sensitive = case_sensitive_pn if vr == "PN" else True
     query = query.strip() if vr not in ("UT", "ST", "LT") else query
     if query in ("", "*"):
@@ -115,3 +155,33 @@ def parse_constraint(tag: int, keyword: str, query: str, *, case_sensitive_pn: b
         return Constraint(tag, keyword, Kind.WILDCARD, values=(query,),
                           case_sensitive=case_sensitive)
     return Constraint(tag, keyword, Kind.EQUAL, values=(query,), case_sensitive=case_sensitive)
+
+
+def _no_wildcard(tag: int, value: str) -> str:
+    if "*" in value or "?" in value:
+        # DicomTagConstraint::AssignSingleValue
+        raise WildcardNotAllowed(f"Wildcards are not allowed on tag "
+                                 f"{tag >> 16:04x},{tag & 0xFFFF:04x}")
+    return value
+
+
+def _parse_rest(tag: int, keyword: str, query: str, vr: str,
+                case_sensitive: bool) -> Constraint:
+    if query == "":
+        return Constraint(tag, keyword, Kind.UNIVERSAL, case_sensitive=case_sensitive)
+    if vr in RANGE_VRS and "-" in query:
+        low, _, high = query.partition("-")
+        if not low and not high:  # "-": Orthanc adds no constraint at all
+            return Constraint(tag, keyword, Kind.UNIVERSAL, case_sensitive=case_sensitive)
+        # Orthanc compares range bounds with the case sensitivity asked (digits anyway).
+        return Constraint(tag, keyword, Kind.RANGE, low=_no_wildcard(tag, low) or None,
+                          high=_no_wildcard(tag, high) or None, case_sensitive=case_sensitive)
+    if "\\" in query:
+        # Toolbox::TokenizeString keeps empty items; wildcards in items are literal.
+        return Constraint(tag, keyword, Kind.LIST, values=tuple(query.split("\\")),
+                          case_sensitive=case_sensitive)
+    if vr in WILDCARD_VRS and ("*" in query or "?" in query):
+        return Constraint(tag, keyword, Kind.WILDCARD, values=(query,),
+                          case_sensitive=case_sensitive)
+    return Constraint(tag, keyword, Kind.EQUAL, values=(_no_wildcard(tag, query),),
+                      case_sensitive=case_sensitive)

@@ -2,13 +2,29 @@
 
 Constraints on tags with a typed column become SQL (GLOB on SQLite, LIKE on PostgreSQL,
 both able to use B-tree indexes for prefixes); constraints on other tags are checked in
-Python on the stored main tags or DICOM JSON (the "post-filters"). When a column holds
-the normalised value but the match is case-sensitive, SQL filters on the normalised
-value (a superset) and the exact value is re-checked in Python.
+Python on the stored main tags or DICOM JSON (the "post-filters"). A constraint whose SQL
+is only a superset of the answer (a ``*_norm`` column, a non-ASCII case-insensitive
+value) is re-checked in Python with the reference matcher (``app.dicom.matching``).
+
+Two query modes mirror Orthanc's two lookups:
+
+* DICOM (C-FIND, C-MOVE keys): a key of a lower level than the query matches when one
+  descendant matches (``EXISTS``).
+* REST (``FindQuery.rest``, ``/tools/find``), like Orthanc 1.10's
+  ``ServerContext::Apply``: tags of the query level and its parents are matched on the
+  resource's main tags; patient tags of a study, series or instance are the copy the
+  study took when it was created (Orthanc's study-level patient tags); a main tag of a
+  lower level never matches, unless the query also holds a tag that is no main tag, in
+  which case both are read from the DICOM JSON of the resource's first instance
+  (Orthanc's "DICOM-as-JSON" path); at study level, ``ModalitiesInStudy`` turns the
+  query into a series query on ``Modality`` whose studies are the answer; and
+  LimitFindResults / LimitFindInstances cap the candidates read from the index at the
+  limit plus one, before Since and Limit (Orthanc's ``lookupLimit``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +34,9 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    String,
     and_,
+    cast,
     exists,
     func,
     or_,
@@ -30,19 +48,31 @@ from app.dicom.levels import Level
 from app.dicom.matching import Constraint, Kind
 from app.dicom.tags import MAIN_TAG_KEYWORDS
 from app.dicom.text import normalize
-from app.index.repository import INSTANCES, LABELS, PARENT_FK, SERIES, STUDIES, TABLE
+from app.index.repository import (
+    INSTANCES,
+    LABELS,
+    METADATA,
+    PARENT_FK,
+    PATIENTS,
+    SERIES,
+    STUDIES,
+    STUDY_PATIENT_TAGS,
+    TABLE,
+)
 
 
 @dataclass(frozen=True)
 class Column:
     level: Level
     name: str
-    normalized: bool = False  # holds normalize(value): exact matches are re-checked
+    normalized: bool = False  # holds normalize(value): matches are re-checked
+    raw: str | None = None  # the exact value, for case-sensitive matching
 
 
 COLUMNS: dict[str, Column] = {
     "PatientID": Column(Level.PATIENT, "patient_id"),
-    "PatientName": Column(Level.PATIENT, "patient_name_norm", normalized=True),
+    "PatientName": Column(Level.PATIENT, "patient_name_norm", normalized=True,
+                          raw="patient_name"),
     "PatientBirthDate": Column(Level.PATIENT, "birth_date"),
     "PatientSex": Column(Level.PATIENT, "sex"),
     "StudyInstanceUID": Column(Level.STUDY, "study_uid"),
@@ -75,6 +105,10 @@ COMPUTED_TAGS = {
     "NumberOfSeriesRelatedInstances": Level.SERIES,
 }
 
+# Case variants of a case-insensitive ASCII value looked up with an index (IN list) up to
+# this many; beyond, ``upper(column)`` is compared (a scan of that table).
+MAX_CASE_VARIANTS = 64
+
 
 @dataclass
 class LeveledConstraint:
@@ -92,6 +126,8 @@ class FindQuery:
     labels_constraint: str = "All"  # All | Any | None
     since: int = 0
     limit: int = 0
+    rest: bool = False  # Orthanc's /tools/find semantics (see the module docstring)
+    candidate_cap: int = 0  # REST: LimitFindResults / LimitFindInstances (0: none)
 
 
 def level_of_keyword(keyword: str, default: Level) -> Level:
@@ -102,15 +138,30 @@ def level_of_keyword(keyword: str, default: Level) -> Level:
     return MAIN_TAG_LEVEL.get(keyword, default)
 
 
+def is_main_tag(keyword: str) -> bool:
+    return keyword in MAIN_TAG_LEVEL
+
+
 # --- SQL pieces -----------------------------------------------------------------------------
 
+def _glob_escape(text: str) -> str:
+    return "".join("[" + c + "]" if c in "[]*?" else c for c in text)
+
+
 def _glob_pattern(pattern: str) -> str:
-    return pattern.replace("[", "[[]")
+    """A wildcard pattern as GLOB: * and ? stay, [ and ] are literal."""
+    return "".join("[" + c + "]" if c in "[]" else c for c in pattern)
 
 
 def _like_pattern(pattern: str) -> str:
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
+
+
+def _wildcard(column: Any, pattern: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == "sqlite":
+        return column.op("GLOB")(_glob_pattern(pattern))
+    return column.like(_like_pattern(pattern), escape="\\")
 
 
 def _sql_condition(column: Any, constraint: Constraint, values: Sequence[str],
@@ -127,50 +178,178 @@ def _sql_condition(column: Any, constraint: Constraint, values: Sequence[str],
             parts.append(column <= constraint.high)
         return and_(column.is_not(None), *parts)
     if constraint.kind == Kind.WILDCARD:
-        if dialect == "sqlite":
-            return column.op("GLOB")(_glob_pattern(values[0]))
-        return column.like(_like_pattern(values[0]), escape="\\")
+        return _wildcard(column, values[0], dialect)
     return true()
+
+
+def _caseless(text: str) -> bool:
+    """True when case-insensitive comparison of *text* is plain equality (no letters)."""
+    return text.isascii() and text.upper() == text.lower()
+
+
+def _case_variants(text: str) -> list[str] | None:
+    letters = sum(1 for c in text if c.upper() != c.lower())
+    if not text.isascii() or 2 ** letters > MAX_CASE_VARIANTS:
+        return None
+    choices = [(c.lower(), c.upper()) if c.upper() != c.lower() else (c,) for c in text]
+    return ["".join(p) for p in itertools.product(*choices)]
+
+
+def _non_ascii_as_any(text: str, any_char: str = "?") -> str:
+    """Upper-case ASCII, and any single character for non-ASCII ones (their upper case
+    differs between SQLite, PostgreSQL and Orthanc): a superset pattern."""
+    return "".join(c.upper() if c.isascii() else any_char for c in text)
+
+
+def _raw_condition(column: Any, constraint: Constraint,
+                   dialect: str) -> tuple[ColumnElement[bool], bool]:
+    """(SQL condition, exact) for a column holding the value as stored."""
+    values = constraint.values
+    if constraint.case_sensitive or constraint.kind == Kind.RANGE and all(
+            _caseless(b) for b in (constraint.low or "", constraint.high or "")):
+        # Ranges: bounds without letters (dates, times) compare the same in any case,
+        # for stored values without letters (valid DA, TM, DT).
+        return _sql_condition(column, constraint, values, dialect), True
+    if constraint.kind in (Kind.EQUAL, Kind.LIST):
+        if all(_caseless(v) for v in values):
+            return _sql_condition(column, constraint, values, dialect), True
+        variants = [_case_variants(v) for v in values]
+        if all(v is not None for v in variants):
+            flat = [x for v in variants for x in v]  # type: ignore[union-attr]
+            if len(flat) <= MAX_CASE_VARIANTS:
+                return column.in_(flat), True
+        upper = func.upper(column)
+        if all(v.isascii() for v in values):
+            return upper.in_([v.upper() for v in values]), True
+        return or_(*(_literal_superset(upper, v, dialect) for v in values)), False
+    if constraint.kind == Kind.WILDCARD:
+        pattern = values[0]
+        return (_wildcard(func.upper(column), _non_ascii_as_any(pattern), dialect),
+                pattern.isascii())
+    return _sql_condition(column, constraint, values, dialect), False
+
+
+def _literal_superset(upper: Any, value: str, dialect: str) -> ColumnElement[bool]:
+    """``upper(column)`` against a literal value with any character for non-ASCII ones."""
+    if dialect == "sqlite":
+        pattern = "".join("[" + c + "]" if c in "[*?" else c.upper() if c.isascii() else "?"
+                          for c in value)
+        return upper.op("GLOB")(pattern)
+    pattern = "".join("\\" + c if c in "\\%_" else c.upper() if c.isascii() else "_"
+                      for c in value)
+    return upper.like(pattern, escape="\\")
+
+
+def _normalized_condition(column: Any, constraint: Constraint,
+                          dialect: str) -> ColumnElement[bool]:
+    """A superset condition on a ``*_norm`` column (upper case, accents folded)."""
+    values = tuple(normalize(v) or "" for v in constraint.values)
+    if constraint.kind == Kind.WILDCARD:
+        # Folding may change lengths (ß -> SS, combining marks vanish): ? becomes *.
+        values = (values[0].replace("?", "*"),)
+    return _sql_condition(column, constraint, values, dialect)
+
+
+def _column_condition(constraint: Constraint, dialect: str,
+                      table_level: Level) -> tuple[ColumnElement[bool], bool] | None:
+    """(SQL condition, exact) for a keyword with a typed column, else None."""
+    column = COLUMNS.get(constraint.keyword)
+    if column is None or column.level != table_level:
+        return None
+    table = TABLE[column.level]
+    if column.normalized:
+        if constraint.case_sensitive and column.raw is not None:
+            return _sql_condition(table.c[column.raw], constraint, constraint.values,
+                                  dialect), True
+        return _normalized_condition(table.c[column.name], constraint, dialect), False
+    return _raw_condition(table.c[column.name], constraint, dialect)
+
+
+@dataclass
+class _PostItem:
+    """A constraint checked in Python: on main tags ("main"), on the DICOM JSON of the
+    first instance ("sample"), or on the main tags of every descendant ("children")."""
+
+    item: LeveledConstraint
+    source: str
 
 
 @dataclass
 class _Compiled:
     where: list[tuple[Level, ColumnElement[bool]]]  # (level of the table read, condition)
-    post: list[LeveledConstraint]
+    post: list[_PostItem]
+    impossible: bool = False  # REST: a lower-level main tag without the JSON path
 
 
-def _compile(constraints: Sequence[LeveledConstraint], dialect: str) -> _Compiled:
+def _compile(conn: Connection, query: FindQuery) -> _Compiled:
+    dialect = conn.dialect.name
     compiled = _Compiled([], [])
-    for item in constraints:
+    level = query.level
+    sample_path = query.rest and any(
+        not is_main_tag(i.constraint.keyword) for i in query.constraints
+        if i.constraint.kind != Kind.UNIVERSAL)
+    divergent: list[int] | None = None
+    for item in query.constraints:
         constraint = item.constraint
         if constraint.kind == Kind.UNIVERSAL:
             continue
-        if constraint.keyword == "ModalitiesInStudy":
+        keyword = constraint.keyword
+        if not query.rest and keyword == "ModalitiesInStudy":
             # PS3.4 C.6.2.1.2: a study matches when one of its series has the modality.
-            compiled.where.append((Level.SERIES, _sql_condition(
-                SERIES.c.modality, constraint, constraint.values, dialect)))
+            condition, exact = _raw_condition(SERIES.c.modality, constraint, dialect)
+            compiled.where.append((Level.SERIES, condition))
+            if not exact:
+                compiled.post.append(_PostItem(LeveledConstraint(
+                    constraint, Level.SERIES), "modalities"))
             continue
-        column = COLUMNS.get(constraint.keyword)
-        if column is None or column.level != item.level:
-            compiled.post.append(item)
+        if query.rest and not is_main_tag(keyword):
+            compiled.post.append(_PostItem(item, "sample"))
             continue
-        sql_column = TABLE[column.level].c[column.name]
-        if column.normalized:
-            # normalised column: case-insensitive matches are exact, others a superset
-            compiled.where.append((item.level, _sql_condition(
-                sql_column, constraint, _normalized_values(constraint), dialect)))
-            if constraint.case_sensitive:
-                compiled.post.append(item)
-        elif constraint.case_sensitive or constraint.kind == Kind.RANGE:
-            compiled.where.append((item.level, _sql_condition(
-                sql_column, constraint, constraint.values, dialect)))
+        below = item.level.depth > level.depth
+        if query.rest and below and not sample_path:
+            compiled.impossible = True  # Orthanc: no main tags of lower levels
+            return compiled
+        sql = _column_condition(constraint, dialect, item.level)
+        if sql is not None:
+            condition, exact = sql
+            if (item.level == Level.PATIENT and level != Level.PATIENT
+                    and keyword != "PatientID"):
+                # Patient tags as the study keeps them: the patient's, but for studies
+                # whose copy differs from the patient's tags (rare: re-checked). The
+                # patient level is joined through the studies, so both tables are there.
+                if divergent is None:
+                    divergent = _divergent_studies(conn)
+                if divergent:
+                    condition = or_(condition, STUDIES.c.pk.in_(divergent))
+                    exact = False
+                compiled.where.append((Level.PATIENT, condition))
+            else:
+                compiled.where.append((item.level, condition))
+            if not exact:
+                compiled.post.append(_PostItem(item, "children" if below and not query.rest
+                                               else "main"))
         else:
-            compiled.post.append(item)  # raw column, normalised comparison: in Python
+            compiled.post.append(_PostItem(item, "children" if below and not query.rest
+                                           else "main"))
+        if query.rest and below:
+            # Orthanc's DICOM-as-JSON path: the first instance decides.
+            compiled.post.append(_PostItem(item, "sample"))
     return compiled
 
 
-def _normalized_values(constraint: Constraint) -> tuple[str, ...]:
-    return tuple(normalize(v) or "" for v in constraint.values)
+def _divergent_studies(conn: Connection) -> list[int]:
+    """Studies whose copy of the patient tags differs from their patient's main tags."""
+    if conn.dialect.name == "postgresql":
+        patient_tags: Any = func.convert_from(PATIENTS.c.main_tags, "UTF8")
+    else:
+        patient_tags = cast(PATIENTS.c.main_tags, String)
+    statement = (select(STUDIES.c.pk).select_from(METADATA)
+                 .join(STUDIES, STUDIES.c.pk == METADATA.c.resource_pk)
+                 .join(PATIENTS, PATIENTS.c.pk == STUDIES.c.patient_pk)
+                 .where(METADATA.c.level == Level.STUDY.value,
+                        METADATA.c.name == STUDY_PATIENT_TAGS,
+                        METADATA.c.value != patient_tags))
+    return [pk for (pk,) in conn.execute(statement)]
 
 
 def _child_exists(query_level: Level, data_level: Level,
@@ -236,9 +415,15 @@ def _labels_condition(query: FindQuery) -> ColumnElement[bool]:
 
 def find_pks(conn: Connection, query: FindQuery) -> list[int]:
     """The pks at ``query.level`` matching every constraint, in index order."""
-    compiled = _compile(query.constraints, conn.dialect.name)
+    if query.rest and query.level == Level.STUDY and any(
+            i.constraint.keyword == "ModalitiesInStudy" and i.constraint.kind != Kind.UNIVERSAL
+            for i in query.constraints):
+        return _find_by_series_modality(conn, query)
+    compiled = _compile(conn, query)
+    if compiled.impossible:
+        return []
     statement = _base_select(query, compiled.where)
-    if not compiled.post:
+    if not compiled.post and not query.candidate_cap:
         if query.since:
             statement = statement.offset(query.since)
         if query.limit:
@@ -246,9 +431,17 @@ def find_pks(conn: Connection, query: FindQuery) -> list[int]:
         return [pk for (pk,) in conn.execute(statement)]
     answer: list[int] = []
     skipped = 0
+    candidates = 0
     checker = _PostFilter(conn, query.level, compiled.post)
     for batch in _batches(conn, statement, 500):
-        for pk in checker.accept(batch):
+        for pk, is_candidate, is_match in checker.accept(batch):
+            if not is_candidate:
+                continue
+            candidates += 1
+            if query.candidate_cap and candidates > query.candidate_cap + 1:
+                return answer
+            if not is_match:
+                continue
             if skipped < query.since:
                 skipped += 1
                 continue
@@ -258,6 +451,36 @@ def find_pks(conn: Connection, query: FindQuery) -> list[int]:
     return answer
 
 
+def _find_by_series_modality(conn: Connection, query: FindQuery) -> list[int]:
+    """Orthanc 1.10 answers ``ModalitiesInStudy`` at study level with a series query on
+    ``Modality`` (same other constraints): the studies of the matching series."""
+    constraints = []
+    for item in query.constraints:
+        constraint = item.constraint
+        if constraint.keyword == "ModalitiesInStudy":
+            constraint = Constraint(0x00080060, "Modality", constraint.kind, constraint.values,
+                                    constraint.low, constraint.high, constraint.case_sensitive)
+            item = LeveledConstraint(constraint, Level.SERIES)
+        constraints.append(item)
+    series_query = FindQuery(Level.SERIES, constraints, rest=True,
+                             candidate_cap=query.candidate_cap)
+    series_pks = find_pks(conn, series_query)
+    study_pks: set[int] = set()
+    for start in range(0, len(series_pks), 500):
+        study_pks.update(pk for (pk,) in conn.execute(
+            select(SERIES.c.study_pk).where(SERIES.c.pk.in_(series_pks[start:start + 500]))))
+    ordered = sorted(study_pks)
+    if query.labels and ordered:
+        kept: set[int] = set()
+        condition = _labels_condition(query)
+        for start in range(0, len(ordered), 500):
+            kept.update(pk for (pk,) in conn.execute(select(STUDIES.c.pk).where(
+                STUDIES.c.pk.in_(ordered[start:start + 500]), condition)))
+        ordered = [pk for pk in ordered if pk in kept]
+    ordered = ordered[query.since:]
+    return ordered[:query.limit] if query.limit else ordered
+
+
 def _batches(conn: Connection, statement: Select, size: int) -> Iterator[list[int]]:
     result = conn.execute(statement)
     while rows := result.fetchmany(size):
@@ -265,24 +488,74 @@ def _batches(conn: Connection, statement: Select, size: int) -> Iterator[list[in
 
 
 class _PostFilter:
-    """Checks constraints in Python on main tags (any level) or an instance's DICOM JSON."""
+    """Checks constraints in Python: main tags (candidates, Orthanc's index stage), then
+    the first instance's DICOM JSON (Orthanc's match on "DICOM-as-JSON")."""
 
-    def __init__(self, conn: Connection, level: Level, items: list[LeveledConstraint]) -> None:
+    def __init__(self, conn: Connection, level: Level, items: list[_PostItem]) -> None:
         self.conn = conn
         self.level = level
-        self.items = items
+        self.index_items = [p for p in items if p.source != "sample"]
+        self.sample_items = [p for p in items if p.source == "sample"]
 
-    def accept(self, pks: list[int]) -> list[int]:
-        values = tag_values(self.conn, self.level, pks, [i.constraint.keyword for i in self.items],
-                            [i.level for i in self.items])
-        return [pk for pk in pks if all(
-            _accept(item, values[pk].get(item.constraint.keyword)) for item in self.items)]
+    def accept(self, pks: list[int]) -> list[tuple[int, bool, bool]]:
+        values = self._values(pks, self.index_items)
+        candidates = [pk for pk in pks if all(
+            _accept(p.item, values[pk].get(id(p))) for p in self.index_items)]
+        samples = self._values(candidates, self.sample_items)
+        kept = {pk for pk in candidates if all(
+            p.item.constraint.matches(samples[pk].get(id(p))) for p in self.sample_items)}
+        chosen = set(candidates)
+        return [(pk, pk in chosen, pk in kept) for pk in pks]
+
+    def _values(self, pks: list[int], items: list[_PostItem]) -> dict[int, dict[int, Any]]:
+        answer: dict[int, dict[int, Any]] = {pk: {} for pk in pks}
+        if not pks or not items:
+            return answer
+        sample: dict[int, Any] | None = None
+        for post in items:
+            keyword = post.item.constraint.keyword
+            if post.source == "sample":
+                if sample is None:
+                    sample = _first_instance_json(self.conn, self.level, pks)
+                for pk in pks:
+                    document = sample.get(pk)
+                    answer[pk][id(post)] = (json_value(document, keyword)
+                                            if document is not None else None)
+            elif post.source == "modalities":
+                for pk, value in _modalities(self.conn, pks).items():
+                    answer[pk][id(post)] = value.split("\\") if value else []
+            else:
+                data_level = post.item.level
+                tags_by_pk = (_study_patient_tags(self.conn, self.level, pks)
+                              if data_level == Level.PATIENT and self.level != Level.PATIENT
+                              else _main_tags(self.conn, self.level, pks, data_level))
+                for pk, tags in tags_by_pk.items():
+                    answer[pk][id(post)] = ([t.get(keyword) for t in tags]
+                                            if isinstance(tags, list) else tags.get(keyword))
+        return answer
 
 
 def _accept(item: LeveledConstraint, value: Any) -> bool:
     if isinstance(value, list):  # values of several descendants: any may match
         return any(item.constraint.matches(v) for v in value)
     return item.constraint.matches(value)
+
+
+def _study_patient_tags(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, Any]:
+    """For resources below the patient level: the patient tags their study keeps."""
+    table = TABLE[level]
+    statement = _join_up(select(table.c.pk, STUDIES.c.pk, PATIENTS.c.main_tags)
+                         .select_from(table), level, Level.PATIENT) \
+        if level != Level.STUDY else select(STUDIES.c.pk, STUDIES.c.pk, PATIENTS.c.main_tags) \
+        .join(PATIENTS, PATIENTS.c.pk == STUDIES.c.patient_pk)
+    rows = conn.execute(statement.where(table.c.pk.in_(list(pks)))).all()
+    study_pks = {study_pk for _, study_pk, _ in rows}
+    copies = {pk: orjson.loads(value) for pk, value in conn.execute(
+        select(METADATA.c.resource_pk, METADATA.c.value).where(
+            METADATA.c.level == Level.STUDY.value, METADATA.c.name == STUDY_PATIENT_TAGS,
+            METADATA.c.resource_pk.in_(list(study_pks))))}
+    return {pk: copies[study_pk] if study_pk in copies else orjson.loads(tags)
+            for pk, study_pk, tags in rows}
 
 
 # --- reading tag values for many resources --------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from app.dicom.levels import Level
-from app.dicom.matching import parse_constraint
+from app.dicom.matching import WildcardNotAllowed, parse_constraint
 from app.dicom.tags import format_tag, parse_tag, tag_name
-from app.errors import BadRequest, ParameterOutOfRange
+from app.errors import BadRequest, ParameterOutOfRange, PharosError
 from app.index import find as index_find
 from app.index import repository
 from app.index.find import FindQuery, LeveledConstraint, level_of_keyword
@@ -24,6 +24,18 @@ from app.services.browse import get_row_or_404, resources_json
 from app.services.context import ServerContext
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Orthanc's StringToResourceType (case-insensitive).
+REST_LEVELS = {"patient": Level.PATIENT, "patients": Level.PATIENT, "study": Level.STUDY,
+               "studies": Level.STUDY, "series": Level.SERIES, "instance": Level.INSTANCE,
+               "instances": Level.INSTANCE, "image": Level.INSTANCE, "images": Level.INSTANCE}
+
+
+class UnknownDicomTag(PharosError):
+    """Orthanc's ErrorCode_UnknownDicomTag (27). Orthanc 1.10.1 answers it with HTTP 500;
+    a name that is no tag is the client's error: 400 here (see the find differential)."""
+
+    orthanc_code, orthanc_message, http_status = 27, "Unknown DICOM tag", 400
 
 
 def keyword_of(name: str) -> tuple[int, str]:
@@ -34,7 +46,7 @@ def keyword_of(name: str) -> tuple[int, str]:
     try:
         tag = parse_tag(name)
     except ValueError as error:
-        raise BadRequest(f"Unknown DICOM tag: {name}") from error
+        raise UnknownDicomTag(f"Unknown DICOM tag: {name}") from error
     keyword = tag_name(tag)
     return int(tag), keyword if keyword != "Unknown Tag & Data" else format_tag(tag)
 
@@ -53,14 +65,38 @@ def build_query(level: Level, query: dict[str, str], *, case_sensitive: bool = T
     return FindQuery(level, constraints, list(labels), labels_constraint, since, limit)
 
 
+def build_rest_query(level: Level, query: dict[str, str], *, case_sensitive: bool,
+                     since: int = 0, limit: int = 0, candidate_cap: int = 0,
+                     labels: Sequence[str] = (), labels_constraint: str = "All") -> FindQuery:
+    """A ``/tools/find`` query, parsed like Orthanc's ``DatabaseLookup::AddRestConstraint``:
+    empty values are universal and skipped, ``CaseSensitive`` applies to every tag."""
+    constraints = []
+    for name, value in query.items():
+        if value == "":
+            continue
+        tag, keyword = keyword_of(name)
+        try:
+            constraint = parse_constraint(tag, keyword, value, rest=True,
+                                          case_sensitive=case_sensitive)
+        except WildcardNotAllowed as error:
+            raise ParameterOutOfRange(str(error)) from error
+        constraints.append(LeveledConstraint(constraint, level_of_keyword(keyword, level)))
+    return FindQuery(level, constraints, list(labels), labels_constraint, since, limit,
+                     rest=True, candidate_cap=candidate_cap)
+
+
 def effective_limit(context: ServerContext, level: Level, requested: int) -> int:
     """Orthanc: LimitFindInstances at instance level, LimitFindResults elsewhere."""
-    settings = context.settings
-    configured = settings.limit_find_instances if level == Level.INSTANCE \
-        else settings.limit_find_results
+    configured = configured_limit(context, level)
     if configured and (not requested or requested > configured):
         return configured
     return requested
+
+
+def configured_limit(context: ServerContext, level: Level) -> int:
+    settings = context.settings
+    return (settings.limit_find_instances if level == Level.INSTANCE
+            else settings.limit_find_results) or 0
 
 
 def _require(condition: bool, message: str) -> None:
@@ -68,47 +104,75 @@ def _require(condition: bool, message: str) -> None:
         raise BadRequest(message)
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_bool(body: dict[str, Any], key: str) -> bool:
+    """jsoncpp's ``asBool()``: Booleans, numbers and null convert; other types fail (an
+    unhandled exception, HTTP 500, in Orthanc 1.10.1: a 400 here)."""
+    value = body.get(key, False)
+    _require(value is None or isinstance(value, (bool, int, float)),
+             f'Field "{key}" should be a Boolean')
+    return bool(value)
+
+
 def tools_find(context: ServerContext, body: Any) -> list[Any]:
-    """Validate an Orthanc ``/tools/find`` request and answer it."""
-    _require(isinstance(body, dict), "The body of /tools/find must be a JSON object")
+    """Validate an Orthanc ``/tools/find`` request (same checks, order and messages as
+    ``OrthancRestResources.cpp``) and answer it."""
+    _require(isinstance(body, dict), "The body must contain a JSON object")
     _require(isinstance(body.get("Level"), str),
              'Field "Level" is missing, or should be a string')
-    try:
-        level = Level.parse(body["Level"])
-    except ValueError as error:
-        raise BadRequest(str(error)) from error
     query = body.get("Query")
     _require(isinstance(query, dict), 'Field "Query" is missing, or should be a JSON object')
-    _require(all(isinstance(v, str) for v in query.values()),
-             'Tag "Query" must be associated with strings')
-    expand = body.get("Expand", False)
-    case_sensitive = body.get("CaseSensitive", True)
-    limit = body.get("Limit", 0)
-    since = body.get("Since", 0)
+    _require("CaseSensitive" not in body or isinstance(body["CaseSensitive"], bool),
+             'Field "CaseSensitive" should be a Boolean')
+    for name in ("Limit", "Since"):
+        _require(name not in body or _is_integer(body[name]),
+                 f'Field "{name}" should be an integer')
     requested = body.get("RequestedTags", [])
-    labels = body.get("Labels", [])
-    labels_constraint = body.get("LabelsConstraint", "All")
-    _require(isinstance(expand, bool), 'Field "Expand" must be a Boolean')
-    _require(isinstance(case_sensitive, bool), 'Field "CaseSensitive" must be a Boolean')
-    for name, value in (("Limit", limit), ("Since", since)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ParameterOutOfRange(f'Field "{name}" must be a positive integer')
     _require(isinstance(requested, list) and all(isinstance(x, str) for x in requested),
-             'Field "RequestedTags" must be a list of strings')
+             'Field "RequestedTags" should be an array of strings')
+    labels = body.get("Labels", [])
     _require(isinstance(labels, list) and all(isinstance(x, str) for x in labels),
-             'Field "Labels" must be a list of strings')
+             'Field "Labels" should be an array of strings')
+    labels_constraint = body.get("LabelsConstraint", "All")
     _require(labels_constraint in ("All", "Any", "None"),
              'Field "LabelsConstraint" must be "All", "Any" or "None"')
-    fmt = "full" if body.get("Full") else ("short" if body.get("Short") else "simplify")
-    find_query = build_query(level, query, case_sensitive=case_sensitive, since=since,
-                             limit=effective_limit(context, level, limit), labels=labels,
-                             labels_constraint=labels_constraint)
+    for label in labels:
+        check_label(label)
+    expand = _json_bool(body, "Expand")
+    case_sensitive = body.get("CaseSensitive", False)  # Orthanc's default: insensitive
+    limit, since = body.get("Limit", 0), body.get("Since", 0)
+    for name, value in (("Limit", limit), ("Since", since)):
+        if value < 0:
+            raise ParameterOutOfRange(f'Field "{name}" should be a positive integer')
+    level = REST_LEVELS.get(body["Level"].lower())
+    if level is None:
+        raise ParameterOutOfRange(f"Unknown resource level: {body['Level']}")
+    for name, value in query.items():
+        _require(isinstance(value, str), f'Tag "{name}" should be associated with a string')
+    fmt = "full" if _json_bool(body, "Full") else (
+        "short" if _json_bool(body, "Short") else "simplify")
+    find_query = build_rest_query(level, query, case_sensitive=case_sensitive, since=since,
+                                  limit=limit, candidate_cap=configured_limit(context, level),
+                                  labels=labels, labels_constraint=labels_constraint)
     with context.db.read() as conn:
         pks = index_find.find_pks(conn, find_query)
         if not expand:
-            return [r.public_id for r in repository.get_rows_by_pk(conn, level, pks)]
+            return _public_ids(conn, level, pks)
         rows = repository.get_rows_by_pk(conn, level, pks)
         return expanded(conn, level, rows, requested, fmt)
+
+
+def _public_ids(conn: Connection, level: Level, pks: list[int]) -> list[str]:
+    """Public IDs in the order of *pks*, reading nothing else (no DICOM JSON)."""
+    table = repository.TABLE[level]
+    found: dict[int, str] = {}
+    for start in range(0, len(pks), 5000):
+        found.update(conn.execute(select(table.c.pk, table.c.public_id).where(
+            table.c.pk.in_(pks[start:start + 5000]))).all())
+    return [found[pk] for pk in pks if pk in found]
 
 
 def expanded(conn: Connection, level: Level, rows: Sequence[Any], requested: Sequence[str],
