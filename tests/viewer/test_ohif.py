@@ -11,7 +11,6 @@ chromium, node, playwright-core (``npm ci --prefix tests/viewer``) or the viewer
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import shutil
@@ -19,7 +18,6 @@ import subprocess
 from pathlib import Path
 
 import httpx
-import pydicom
 import pytest
 
 from app.config import Settings
@@ -64,23 +62,11 @@ def _files(corpus: Path) -> list[bytes]:
     paths = sorted((corpus / "Brainix").rglob("*.dcm")) + sorted((corpus / "Knee").rglob("*.dcm"))
     payloads = [p.read_bytes() for p in paths]
     payloads.append((corpus / "TransferSyntaxes" / "1.2.840.10008.1.2.4.91.dcm").read_bytes())
-    payloads.append(_with_modality(corpus / "LenaTwiceWithFragments.dcm", "OT"))
+    # Two JPEG frames, and no Modality: OHIF 3.13.2's study list crashes (TypeError in
+    # getModalities) on a QIDO study whose ModalitiesInStudy is present without a value,
+    # so this study in the list also checks that Pharos leaves such an attribute out.
+    payloads.append((corpus / "LenaTwiceWithFragments.dcm").read_bytes())
     return payloads
-
-
-def _with_modality(path: Path, modality: str) -> bytes:
-    """The corpus' multi-frame image (2 JPEG frames) with the Modality it lacks.
-
-    OHIF 3.13.2's study list crashes (TypeError in getModalities) on a QIDO study whose
-    ModalitiesInStudy is present without a value, which is what a study without Modality
-    gives; the check is about multi-frame retrieval, so the file gets one. Pixel data is
-    kept as is (still encapsulated, two fragmented frames).
-    """
-    dataset = pydicom.dcmread(path)
-    dataset.Modality = modality
-    buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def _upload(server: LiveServer, payloads: list[bytes], auth: tuple[str, str] | None = None) -> None:
