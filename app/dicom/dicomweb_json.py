@@ -144,6 +144,8 @@ def rewrite_bulk_uris(document: bytes, instance_url: str) -> bytes:
 
 # Group lengths (gggg,0000: retired, PS3.5 7.2) and dataset trailing padding (FFFC,FFFC)
 # have no place in DICOM JSON (dcm4che and Orthanc drop them too).
+# An empty string as an array element (never inside a string: quotes are escaped there).
+_EMPTY_IN_ARRAY = re.compile(rb'(?<=[\[,])""(?=[,\]])')
 _GROUP_LENGTH = re.compile(rb'"[0-9A-F]{4}0000":\{"vr":"UL"')
 
 
@@ -161,7 +163,11 @@ def _without_retired(document: dict[str, Any]) -> dict[str, Any]:
 
 def drop_retired(document: bytes) -> bytes:
     """The stored JSON without group lengths and trailing padding (no parsing when absent,
-    which is the common case)."""
+    which is the common case), and empty sequences without a "Value" (PS3.18 F.2.5: an
+    attribute without value has no Value field; pydicom writes ``"Value": []``)."""
+    document = document.replace(b',"Value":[]', b"")
+    if b'""' in document:  # empty values of multi-valued elements are null (PS3.18 F.2.5)
+        document = _EMPTY_IN_ARRAY.sub(b"null", document)
     if _GROUP_LENGTH.search(document) is None and b'"FFFCFFFC"' not in document:
         return document
     return orjson.dumps(_without_retired(orjson.loads(document)))
