@@ -29,7 +29,7 @@ from app.index import find as index_find
 from app.index import repository
 from app.index.db import Database, migrate
 from app.services.find import build_rest_query
-from tests.helpers import make_dicom
+from tests.helpers import _database_url, _drop_database, make_dicom
 
 ALPHABET = "abcXYZéÉüÜçÇøØñ^ -"
 LEVELS = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.INSTANCE)
@@ -106,25 +106,33 @@ def _store(database: Database, values: dict[str, object]) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def corpus() -> Iterator[Corpus]:
+    """On SQLite, or on a fresh PostgreSQL database when PHAROS_TEST_DATABASE_URL is set."""
     with tempfile.TemporaryDirectory() as directory:
-        url = f"sqlite:///{Path(directory) / 'index.db'}"
-        migrate(url)
-        database = Database(url)
-        rng = random.Random(20240601)
-        by_id: dict[Level, dict[str, Resource]] = {level: {} for level in LEVELS}
-        values: dict[str, list[str]] = {k: [] for k in TAGS}
-        for instance in _instances(rng):
-            ids = _store(database, instance)
-            text = {k: str(v) for k, v in instance.items()}
-            for keyword in TAGS:
-                values[keyword].append(text[keyword])
-            parent = None
-            for level, public_id in zip(LEVELS, ids, strict=True):
-                if public_id not in by_id[level]:  # the first instance creates it
-                    by_id[level][public_id] = Resource(public_id, text, parent, text)
-                parent = by_id[level][public_id]
-        yield Corpus(database, {lvl: list(r.values()) for lvl, r in by_id.items()}, values)
-        database.dispose()
+        url, name = _database_url(Path(directory))
+        try:
+            yield from _corpus(url or f"sqlite:///{Path(directory) / 'index.db'}")
+        finally:
+            _drop_database(name)
+
+
+def _corpus(url: str) -> Iterator[Corpus]:
+    migrate(url)
+    database = Database(url)
+    rng = random.Random(20240601)
+    by_id: dict[Level, dict[str, Resource]] = {level: {} for level in LEVELS}
+    values: dict[str, list[str]] = {k: [] for k in TAGS}
+    for instance in _instances(rng):
+        ids = _store(database, instance)
+        text = {k: str(v) for k, v in instance.items()}
+        for keyword in TAGS:
+            values[keyword].append(text[keyword])
+        parent = None
+        for level, public_id in zip(LEVELS, ids, strict=True):
+            if public_id not in by_id[level]:  # the first instance creates it
+                by_id[level][public_id] = Resource(public_id, text, parent, text)
+            parent = by_id[level][public_id]
+    yield Corpus(database, {lvl: list(r.values()) for lvl, r in by_id.items()}, values)
+    database.dispose()
 
 
 def _value(resource: Resource, level: Level, keyword: str) -> str | None:
