@@ -52,7 +52,13 @@ def _with_channels(array: np.ndarray) -> np.ndarray:
 
 def instance_numpy(context: ServerContext, public_id: str, rescale: bool = True) -> np.ndarray:
     ds = dataset_of(context, public_id)
-    return _with_channels(_as_float(ds, render.decode_all(ds), rescale))
+    array = render.decode_all(ds)
+    if array.ndim == 4:
+        # Orthanc rescales greyscale values only; colour is RGB24 (16-bit palettes: high byte).
+        if array.dtype != np.uint8:
+            array = (array.astype(np.uint32) >> 8).astype(np.uint8)
+        return array
+    return _with_channels(_as_float(ds, array, rescale))
 
 
 def series_numpy(context: ServerContext, public_id: str, rescale: bool = True) -> np.ndarray:
