@@ -349,3 +349,33 @@ def test_unknown_target_study(server: LiveServer) -> None:
             answer = client.post(f"/studies/{other['Series'][0]}/{route}",
                                  json={"Resources": [other["ID"]], "Series": other["Series"]})
             assert answer.status_code == 404
+
+
+def test_paused_and_resumed_split_never_duplicates(server: LiveServer) -> None:
+    """A job restarted from its payload (pause, resume) rebuilds the same instances: the new
+    UIDs are drawn at submission, so a second run finds them AlreadyStored. Whether the pause
+    lands before, during or after the run, the outcome is the same."""
+    with server.client() as client:
+        study = _study(client, "SPLIT-PAUSE", series_count=2, per_series=12)
+        answer = client.post(f"/studies/{study['ID']}/split",
+                             json={"Series": study["Series"], "Asynchronous": True})
+        job_id = answer.json()["ID"]
+        assert client.post(f"/jobs/{job_id}/pause", json={}).status_code == 200
+        for _ in range(600):
+            state = client.get(f"/jobs/{job_id}").json()["State"]
+            if state in ("Paused", "Success"):
+                break
+            time.sleep(0.05)
+        client.post(f"/jobs/{job_id}/resume", json={})
+        job = _wait_job(client, job_id)
+        assert job["State"] == "Success", job
+        target = job["Content"]["TargetStudy"]
+        datasets = _datasets(client, "studies", target)
+        assert len(datasets) == 24
+        assert len({d.SOPInstanceUID for d in datasets}) == 24
+        assert _hierarchy_sizes(client, target) == [12, 12]
+        assert not _exists(client, "studies", study["ID"])
+
+
+def _hierarchy_sizes(client: httpx.Client, study_id: str) -> list[int]:
+    return sorted(len(s["Instances"]) for s in client.get(f"/studies/{study_id}/series").json())
