@@ -154,7 +154,7 @@ def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[by
     """The file as stored (streamed), or re-encoded uncompressed when *syntax* differs."""
     if syntax == row.transfer_syntax:
         with open_blob(context, row) as stream:
-            while chunk := stream.read(1 << 20):
+            while chunk := stream.read(4 << 20):
                 yield chunk
         return
     yield to_explicit_little_endian(read_blob(context, row), syntax)

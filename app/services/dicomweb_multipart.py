@@ -247,6 +247,21 @@ def multipart_stream(boundary: str,
     yield f"--{boundary}--\r\n".encode("latin-1")
 
 
+def coalesce(chunks: Iterable[bytes], size: int = 4 << 20) -> Iterator[bytes]:
+    """Join small chunks into pieces of about *size* bytes: a streamed answer then costs
+    one thread hop and one socket write per piece instead of three per instance."""
+    pending: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 def file_chunks(stream: IO[bytes], size: int = _READ_CHUNK) -> Iterator[bytes]:
     """The content of an open binary file, in chunks; closes it at the end."""
     with stream:

@@ -25,6 +25,7 @@ from app.services import dicomweb as service
 from app.services.context import ServerContext
 from app.services.dicomweb import RenderOptions, Target
 from app.services.dicomweb_multipart import (
+    coalesce,
     multipart_content_type,
     multipart_stream,
     new_boundary,
@@ -59,7 +60,7 @@ def _retrieve(request: Request, context: ServerContext, target: Target) -> Respo
             yield (f"application/dicom; transfer-syntax={syntax}", item.url(root),
                    service.instance_bytes(context, item.row, syntax))
 
-    return StreamingResponse(multipart_stream(boundary, parts()),
+    return StreamingResponse(coalesce(multipart_stream(boundary, parts())),
                              media_type=multipart_content_type(boundary, "application/dicom"))
 
 
