@@ -60,8 +60,9 @@ class StoreOutcome:
     replaced_blob_key: str | None = None
 
 
-def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING: concurrent writers may create the same parent."""
+def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING pk: the new pk, or None when another
+    writer created the row first (rowcount cannot tell: psycopg reports -1 here)."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
         statement = postgresql.insert(table).values(values).on_conflict_do_nothing(
@@ -71,20 +72,22 @@ def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> bo
             index_elements=["public_id"])
     else:  # pragma: no cover
         statement = insert(table).values(values)
-    return conn.execute(statement).rowcount != 0
+    row = conn.execute(statement.returning(table.c.pk)).first()
+    return None if row is None else row[0]
 
 
 def _get_or_create(conn: Connection, level: Level, public_id: str, values: dict[str, Any],
                    now: str, changes: list[tuple[str, Level, str]]) -> int:
     table = TABLE[level]
     row = conn.execute(_PK_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
-    if row is None:
-        created = _insert_ignore(conn, table, {"public_id": public_id, "last_update": now,
-                                               "is_stable": False, **values})
-        row = conn.execute(_PK_BY_PUBLIC_ID[level], {"b_public_id": public_id}).one()
-        if created:  # another writer may have created it between our SELECT and INSERT
-            changes.append((f"New{level.value}", level, public_id))
-    return row[0]
+    if row is not None:
+        return row[0]
+    created = _insert_ignore(conn, table, {"public_id": public_id, "last_update": now,
+                                           "is_stable": False, **values})
+    if created is None:  # another writer created it between our SELECT and INSERT
+        return conn.execute(_PK_BY_PUBLIC_ID[level], {"b_public_id": public_id}).one()[0]
+    changes.append((f"New{level.value}", level, public_id))
+    return created
 
 
 # Statements of the ingest hot path, built once: SQLAlchemy then reuses their compiled
