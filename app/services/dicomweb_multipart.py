@@ -262,6 +262,14 @@ def coalesce(chunks: Iterable[bytes], size: int = 4 << 20) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
+def multipart_length(boundary: str, parts: Iterable[tuple[str, str | None, int]]) -> int:
+    """The exact size of what ``multipart_stream`` yields for parts of known sizes."""
+    total = len(f"--{boundary}--\r\n")
+    for content_type, location, size in parts:
+        total += len(part_header(boundary, content_type, location)) + size + len(CRLF)
+    return total
+
+
 def file_chunks(stream: IO[bytes], size: int = _READ_CHUNK) -> Iterator[bytes]:
     """The content of an open binary file, in chunks; closes it at the end."""
     with stream:

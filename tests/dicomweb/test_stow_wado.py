@@ -7,6 +7,7 @@ import io
 import socket
 import urllib.parse
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import orjson
@@ -170,6 +171,7 @@ def test_store_answer_in_xml(http: httpx.Client) -> None:
     assert response.headers["content-type"].startswith("application/dicom+xml")
     assert b"NativeDicomModel" in response.content
     assert b'tag="00081199"' in response.content
+    ElementTree.fromstring(response.content)
 
 
 # --- STOW-RS with DICOM JSON and bulk data (dcm4chee recipes) ------------------------------
@@ -370,11 +372,13 @@ def test_retrieve_streams_a_big_study(http: httpx.Client) -> None:
     count = 0
     with http.stream("GET", f"/dicom-web/studies/{study}") as response:
         assert response.status_code == 200
-        assert "content-length" not in response.headers
+        # Files sent as stored: the exact length is announced from the index.
+        declared = int(response.headers["content-length"])
         for chunk in response.iter_bytes():
             total += len(chunk)
             count += chunk.count(b"Content-Type: application/dicom")
     assert count == 100
+    assert total == declared
     assert total > 100 * 512 * 512 * 2
 
 
@@ -386,3 +390,18 @@ def test_quoted_accept_query_parameter(http: httpx.Client,
                         headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert len(parse_multipart(response)) == 3
+
+
+def test_metadata_as_xml(http: httpx.Client, stored_study: tuple[str, str, list[str]]) -> None:
+    study, series, sops = stored_study
+    response = http.get(f"/dicom-web/studies/{study}/series/{series}/metadata",
+                        headers={"Accept": 'multipart/related; type="application/dicom+xml"'})
+    assert response.status_code == 200
+    parts = parse_multipart(response)
+    assert len(parts) == 3
+    for headers, content in parts:
+        assert headers["content-type"] == "application/dicom+xml"
+        assert content.startswith(b"<?xml") and b"NativeDicomModel" in content
+        ElementTree.fromstring(content)  # well-formed
+        assert b'<BulkData uri="http' in content
+    assert any(sops[0].encode() in content for _, content in parts)

@@ -14,13 +14,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import orthanc_error
 from app.errors import PharosError
@@ -101,6 +103,24 @@ class DicomWebRoute(APIRoute):
             return response
 
         return route
+
+
+async def prefetched(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Iterate a blocking iterator in a worker thread, one piece ahead: the next piece is
+    read from disk while the current one is written to the socket."""
+    done = object()
+
+    def step() -> Any:
+        return next(chunks, done)
+
+    upcoming = asyncio.ensure_future(run_in_threadpool(step))
+    try:
+        while (piece := await upcoming) is not done:
+            upcoming = asyncio.ensure_future(run_in_threadpool(step))
+            yield piece
+    finally:
+        if not upcoming.done():
+            await asyncio.wait([upcoming])
 
 
 def accepts_gzip(request: Request) -> bool:

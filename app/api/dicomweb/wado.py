@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import get_context
-from app.api.dicomweb.common import DicomWebRoute, json_response, service_root
+from app.api.dicomweb.common import DicomWebRoute, json_response, prefetched, service_root
 from app.api.dicomweb.negotiation import (
     MediaRange,
     NotAcceptable,
@@ -20,6 +21,7 @@ from app.api.dicomweb.negotiation import (
     dicom_syntaxes,
     pick_syntax,
 )
+from app.dicom.dicomweb_json import to_xml
 from app.errors import BadRequest, ParameterOutOfRange
 from app.services import dicomweb as service
 from app.services.context import ServerContext
@@ -27,6 +29,7 @@ from app.services.dicomweb import RenderOptions, Target
 from app.services.dicomweb_multipart import (
     coalesce,
     multipart_content_type,
+    multipart_length,
     multipart_stream,
     new_boundary,
 )
@@ -54,13 +57,23 @@ def _retrieve(request: Request, context: ServerContext, target: Target) -> Respo
         plan.append((item, syntax))
     root = service_root(request)
     boundary = new_boundary()
+    described = [(f"application/dicom; transfer-syntax={syntax}", item.url(root), item, syntax)
+                 for item, syntax in plan]
 
     def parts() -> Iterator[tuple[str, str | None, Iterator[bytes]]]:
-        for item, syntax in plan:
-            yield (f"application/dicom; transfer-syntax={syntax}", item.url(root),
-                   service.instance_bytes(context, item.row, syntax))
+        for content_type, location, item, syntax in described:
+            yield content_type, location, service.instance_bytes(context, item.row, syntax)
 
-    return StreamingResponse(coalesce(multipart_stream(boundary, parts())),
+    headers = {}
+    if not context.settings.storage_compression and \
+            all(syntax == item.row.transfer_syntax for _, _, item, syntax in described):
+        # Files sent as stored: the length is known from the index, so the answer is not
+        # chunked (clients show progress, and read it without decoding chunks).
+        headers["Content-Length"] = str(multipart_length(
+            boundary, [(content_type, location, item.row.file_size)
+                       for content_type, location, item, _ in described]))
+    return StreamingResponse(prefetched(coalesce(multipart_stream(boundary, parts()))),
+                             headers=headers,
                              media_type=multipart_content_type(boundary, "application/dicom"))
 
 
@@ -86,9 +99,16 @@ def retrieve_instance(request: Request, study: str, series: str, instance: str,
 
 def _metadata(request: Request, context: ServerContext, target: Target) -> Response:
     """PS3.18 10.4.1.1.2: the stored DICOM JSON of every instance, bulk data by URI."""
-    media_type = choose_json(accept_ranges(request))
+    media_type = choose_json(accept_ranges(request), xml=True)
     body = service.metadata(context, target, service_root(request))
-    return json_response(request, body, media_type)
+    if media_type != "application/dicom+xml":
+        return json_response(request, body, media_type)
+    # PS3.18 8.7.3.2: XML metadata is one Native DICOM Model part per instance.
+    boundary = new_boundary()
+    parts = [("application/dicom+xml", None, iter([to_xml(document).encode()]))
+             for document in orjson.loads(body)]
+    return Response(b"".join(multipart_stream(boundary, parts)),
+                    media_type=multipart_content_type(boundary, "application/dicom+xml"))
 
 
 @router.get(STUDY + "/metadata", name="dicomweb_study_metadata")
