@@ -247,7 +247,7 @@ def multipart_stream(boundary: str,
     yield f"--{boundary}--\r\n".encode("latin-1")
 
 
-def coalesce(chunks: Iterable[bytes], size: int = 4 << 20) -> Iterator[bytes]:
+def coalesce(chunks: Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
     """Join small chunks into pieces of about *size* bytes: a streamed answer then costs
     one thread hop and one socket write per piece instead of three per instance."""
     pending: list[bytes] = []
