@@ -168,7 +168,8 @@ def drop_retired(document: bytes) -> bytes:
     document = document.replace(b',"Value":[]', b"")
     if b'""' in document:  # empty values of multi-valued elements are null (PS3.18 F.2.5)
         document = _EMPTY_IN_ARRAY.sub(b"null", document)
-    if _GROUP_LENGTH.search(document) is None and b'"FFFCFFFC"' not in document:
+    if (b'0000":{"vr":"UL"' not in document or _GROUP_LENGTH.search(document) is None) \
+            and b'"FFFCFFFC"' not in document:
         return document
     return orjson.dumps(_without_retired(orjson.loads(document)))
 

@@ -20,7 +20,7 @@ import orjson
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, select
 
 from app.dicom import render
 from app.dicom.dicomweb_json import drop_retired, find_bulk_element, rewrite_bulk_uris
@@ -29,6 +29,7 @@ from app.dicom.transcode import NATIVE_SYNTAXES, native_frames, to_explicit_litt
 from app.errors import InexistentFile, ParameterOutOfRange, UnknownResource
 from app.index import find as index_find
 from app.index import repository
+from app.index.repository import INSTANCES
 from app.services.context import ServerContext
 from app.services.find import build_query
 
@@ -93,35 +94,45 @@ def check_uids(target: Target) -> None:
             raise UnknownResource(f"No such resource: {target.describe()}")
 
 
-def locate(context: ServerContext, target: Target) -> list[LocatedInstance]:
-    """The instances of a study, a series or one instance; 404 when there is none."""
+def locate(context: ServerContext, target: Target, *,
+           with_json: bool = False) -> list[LocatedInstance]:
+    """The instances of a study, a series or one instance; 404 when there is none.
+
+    Rows carry what retrieval needs (UIDs, blob key, size, syntax), and the stored DICOM
+    JSON when *with_json* (metadata, bulk data, rendering): one lean query.
+    """
     check_uids(target)
     keys = {"StudyInstanceUID": target.study}
     if target.series is not None:
         keys["SeriesInstanceUID"] = target.series
     with context.db.read() as conn:
         series_pks = index_find.find_pks(conn, build_query(Level.SERIES, keys))
-        located = _instances_of_series(conn, series_pks, target)
+        located = _instances_of_series(conn, series_pks, target, with_json)
     if not located:
         raise UnknownResource(f"No such resource: {target.describe()}")
     return located
 
 
-def _instances_of_series(conn: Connection, series_pks: Sequence[int],
-                         target: Target) -> list[LocatedInstance]:
-    located: list[LocatedInstance] = []
-    for series in repository.get_rows_by_pk(conn, Level.SERIES, series_pks):
-        if target.instance is not None:
-            pks = index_find.find_pks(conn, build_query(Level.INSTANCE, {
-                "StudyInstanceUID": target.study, "SeriesInstanceUID": series.series_uid,
-                "SOPInstanceUID": target.instance}))
-            rows = repository.get_rows_by_pk(conn, Level.INSTANCE, pks)
-        else:
-            rows = repository.instances_below(conn, Level.SERIES, series.pk)
-        rows = sorted(rows, key=lambda r: (r.index_in_series is None, r.index_in_series or 0,
-                                           r.pk))
-        located.extend(LocatedInstance(target.study, series.series_uid, row) for row in rows)
-    return located
+_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
+                 INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
+                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.index_in_series)
+
+
+def _instances_of_series(conn: Connection, series_pks: Sequence[int], target: Target,
+                         with_json: bool) -> list[LocatedInstance]:
+    if not series_pks:
+        return []
+    series_uids = {row.pk: row.series_uid
+                   for row in repository.get_rows_by_pk(conn, Level.SERIES, series_pks)}
+    columns = _LEAN_COLUMNS + ((INSTANCES.c.dicom_json,) if with_json else ())
+    statement = select(*columns).where(INSTANCES.c.series_pk.in_(list(series_pks)))
+    if target.instance is not None:
+        statement = statement.where(INSTANCES.c.sop_uid == target.instance)
+    rows = conn.execute(statement).all()
+    order = {pk: i for i, pk in enumerate(series_pks)}
+    rows.sort(key=lambda r: (order[r.series_pk], r.index_in_series is None,
+                             r.index_in_series or 0, r.pk))
+    return [LocatedInstance(target.study, series_uids[row.series_pk], row) for row in rows]
 
 
 # --- metadata (PS3.18 10.4.1.1.2) ----------------------------------------------------------
@@ -129,7 +140,7 @@ def _instances_of_series(conn: Connection, series_pks: Sequence[int],
 def metadata(context: ServerContext, target: Target, root: str) -> bytes:
     """The DICOM JSON of every instance of the target, as stored at ingest, with absolute
     BulkDataURIs; one array, encoded without ever parsing the stored documents."""
-    located = locate(context, target)
+    located = locate(context, target, with_json=True)
     documents = [rewrite_bulk_uris(drop_retired(item.row.dicom_json), item.url(root))
                  for item in located]
     return b"[" + b",".join(documents) + b"]"

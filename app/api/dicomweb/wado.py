@@ -189,7 +189,7 @@ def retrieve_bulk(request: Request, study: str, series: str, instance: str, path
     if len(key) != 8 or any(c not in "0123456789ABCDEF" for c in key):
         raise BadRequest(f"Invalid bulk data path {path!r}: expected a tag such as 7FE00010")
     ranges = accept_ranges(request)
-    item = service.locate(context, Target(study, series, instance))[0]
+    item = service.locate(context, Target(study, series, instance), with_json=True)[0]
     if not service.stored_bulk_is_known(item.row, key):
         raise ParameterOutOfRange(f"No bulk data element ({key}) in this instance")
     ds = service.load_dataset(context, item.row)
@@ -251,7 +251,7 @@ def render_options(request: Request, *, thumbnail: bool = False) -> RenderOption
 def _rendered(request: Request, context: ServerContext, target: Target, frame: int = 1,
               *, thumbnail: bool = False) -> Response:
     options = render_options(request, thumbnail=thumbnail)
-    located = service.locate(context, target)
+    located = service.locate(context, target, with_json=target.instance is None)
     item = located[0] if target.instance else service.representative(located)
     if target.instance is None:
         frame = 1
