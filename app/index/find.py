@@ -516,7 +516,7 @@ class _PostFilter:
             keyword = post.item.constraint.keyword
             if post.source == "sample":
                 if sample is None:
-                    sample = _first_instance_json(self.conn, self.level, pks)
+                    sample = first_instance_json(self.conn, self.level, pks)
                 for pk in pks:
                     document = sample.get(pk)
                     answer[pk][id(post)] = (json_value(document, keyword)
@@ -588,7 +588,7 @@ def tag_values(conn: Connection, level: Level, pks: Sequence[int], keywords: Seq
                 else:
                     answer[pk][name] = tags.get(name)
     if json_keywords:
-        for pk, document in _first_instance_json(conn, level, pks).items():
+        for pk, document in first_instance_json(conn, level, pks).items():
             for name in json_keywords:
                 answer[pk][name] = json_value(document, name)
     for name in computed:
@@ -628,7 +628,7 @@ def _main_tags(conn: Connection, level: Level, pks: Sequence[int],
     return answer
 
 
-def _first_instance_json(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, Any]:
+def first_instance_json(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, Any]:
     """The DICOM JSON of one instance below each resource (Orthanc reads one instance too)."""
     if level == Level.INSTANCE:
         return {pk: orjson.loads(doc) for pk, doc in conn.execute(

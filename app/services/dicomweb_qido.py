@@ -133,7 +133,7 @@ def search(context: ServerContext, query: QidoQuery, root: str) -> list[dict[str
         pks = index_find.find_pks(conn, find_query)
         if not pks:
             return []
-        documents = index_find._first_instance_json(conn, query.level, pks)  # noqa: SLF001
+        documents = index_find.first_instance_json(conn, query.level, pks)
         computed = {key: index_find.computed_tag(conn, query.level, pks, name)
                     for key, (name, _, level) in COMPUTED.items()
                     if key in wanted and level == query.level}
