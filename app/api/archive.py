@@ -16,8 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from app.api.deps import get_context, json_body
+from app.api.params import FILENAME, TRANSCODE, query_parameters
 from app.api.responses import json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import JSON_BODY_ANY, JobAnswer
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest
 from app.jobs.archive_kind import submit_archive_job
@@ -26,8 +27,8 @@ from app.services.browse import get_row_or_404
 
 router = APIRouter()
 
-_ZIP = {200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}},
-                          "application/json": {"schema": {"type": "object"}}},
+_ZIP = {200: {"model": JobAnswer,
+              "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
               "description": "A ZIP streamed as it is built (synchronous), or the {ID, Path} "
                              "of the job creating it (Asynchronous)"}}
 _ZIP_GET = {200: {"content": {"application/zip": {"schema": {"type": "string",
@@ -125,7 +126,8 @@ def _register(level: Level) -> None:
             response_class=StreamingResponse, responses=_ZIP_GET,
             summary=f"A ZIP of the {singular}" + (" with a DICOMDIR" if media else ""),
             description="``?transcode=<transfer syntax UID>`` re-encodes each instance; "
-                        "``?filename=`` names the download.")
+                        "``?filename=`` names the download.",
+            openapi_extra=query_parameters(TRANSCODE, FILENAME("The name of the ZIP (default {id}.zip)")))
 
     def register_post(suffix: str, media: bool) -> None:
         async def endpoint(id: str, request: Request) -> Response:

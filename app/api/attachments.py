@@ -14,17 +14,38 @@ from starlette.responses import PlainTextResponse, Response
 
 from app.api import resources
 from app.api.deps import get_context, read_body
-from app.api.responses import json_answer
+from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import AttachmentInfo, EmptyAnswer
 from app.dicom.levels import LEVELS, Level
 from app.errors import UnknownResource
 from app.services import attachments as service
 
 router = APIRouter()
 
-_BINARY_BODY = {"requestBody": {"content": {"application/octet-stream": {
-    "schema": {"type": "string", "format": "binary"}}}}}
-_ANY_ANSWER = {200: {"content": {"text/plain": {}, "application/octet-stream": {},
-                                 "application/json": {}}}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BINARY_BODY = {"requestBody": {"content": {"application/octet-stream": _BINARY}}}
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_ETAG = {"ETag": {"description": "The attachment's revision and MD5 (for If-None-Match, "
+                                 "If-Match)", "schema": {"type": "string"}}}
+_NOT_MODIFIED = {304: {"description": "Not modified (If-None-Match matches the ETag)",
+                       "headers": _ETAG}}
+
+# GET .../attachments/{name}/{operation}: one documented route per operation (so each has
+# its answer type), all served by the same function; other names still reach it through
+# an undocumented {operation} route (Orthanc's 404 for an unknown operation).
+_READ_OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "data": ("The content, with its MIME type (the DICOM file of an instance's dicom)",
+             {"application/octet-stream": _BINARY}),
+    "compressed-data": ("The content as stored (zlib when compressed)",
+                        {"application/octet-stream": _BINARY}),
+    "info": ("Sizes, MD5s, content type and UUID", {}),
+    "size": ("The uncompressed size in bytes", _TEXT),
+    "md5": ("The MD5 of the uncompressed content", _TEXT),
+    "compressed-size": ("The stored size in bytes", _TEXT),
+    "compressed-md5": ("The MD5 of the stored content", _TEXT),
+    "is-compressed": ("1 when stored compressed, else 0", _TEXT),
+    "uuid": ("The storage UUID", _TEXT),
+}
 
 
 def _is_dicom(request: Request, level: Level, name: str) -> bool:
@@ -111,28 +132,48 @@ def _routes(level: Level) -> None:
         await run_in_threadpool(service.verify_md5, get_context(request), level, id, name)
         return json_answer({})
 
+    def read(name_of_operation: str) -> Any:
+        def endpoint(id: str, name: str, request: Request) -> Response:
+            return operation(id, name, name_of_operation, request)
+        return endpoint
+
     def add(path: str, endpoint: Any, method: str, operation_id: str, summary: str,
             **extra: Any) -> None:
+        extra.setdefault("response_model", None)
         router.add_api_route(path, endpoint, methods=[method], operation_id=operation_id,
-                             tags=[tag], summary=summary, response_model=None, **extra)
+                             tags=[tag], summary=summary, **extra)
 
-    add(base, operations, "GET", f"list_{singular}_attachment_ops",
-        "Operations available on an attachment", responses={200: {"model": list[str]}})
-    add(f"{base}/{{operation}}", operation, "GET", f"get_{singular}_attachment",
-        "data, compressed-data, info, size, md5, compressed-size, compressed-md5, "
-        "is-compressed, uuid of an attachment (ETag; 304 on If-None-Match)",
-        responses=_ANY_ANSWER)
-    add(base, put, "PUT", f"put_{singular}_attachment",
+    # Operation ids: {verb}_{level}_attachment[_{operation}]; the list of attachments,
+    # list_{level}_attachments, is in app/api/resources.py.
+    add(base, operations, "GET", f"list_{singular}_attachment_operations",
+        "Operations available on an attachment (ETag; 304 on If-None-Match)",
+        response_model=list[str], responses=_NOT_MODIFIED)
+    for name_of_operation, (summary, content) in _READ_OPERATIONS.items():
+        answer: dict[str, Any] = {"description": summary, "headers": _ETAG}
+        if content:
+            answer["content"] = content
+        add(f"{base}/{name_of_operation}", read(name_of_operation), "GET",
+            f"get_{singular}_attachment_{name_of_operation.replace('-', '_')}",
+            f"{summary} (ETag; 304 on If-None-Match)",
+            response_model=AttachmentInfo if name_of_operation == "info" else None,
+            response_class=JsonResponse if name_of_operation == "info" else Response,
+            responses={200: answer, **_NOT_MODIFIED})
+    router.add_api_route(f"{base}/{{operation}}", operation, methods=["GET"],
+                         include_in_schema=False)
+    add(base, put, "PUT", f"set_{singular}_attachment",
         "Store a user attachment (1024..65535 or a UserContentType name; If-Match)",
-        openapi_extra=_BINARY_BODY)
+        response_model=EmptyAnswer, openapi_extra=_BINARY_BODY)
     add(base, delete, "DELETE", f"delete_{singular}_attachment",
-        "Delete a user attachment (If-Match, mandatory with CheckRevisions)")
+        "Delete a user attachment (If-Match, mandatory with CheckRevisions)",
+        response_class=PlainTextResponse, responses={200: {"content": _TEXT}})
     add(f"{base}/compress", compression(True), "POST", f"compress_{singular}_attachment",
-        "Store the attachment zlib-compressed (Orthanc's format)")
+        "Store the attachment zlib-compressed (Orthanc's format)", response_model=EmptyAnswer)
     add(f"{base}/uncompress", compression(False), "POST",
-        f"uncompress_{singular}_attachment", "Store the attachment uncompressed")
-    add(f"{base}/verify-md5", verify, "POST", f"verify_{singular}_attachment",
-        "Re-read the attachment and check its MD5s (500 when corrupted)")
+        f"uncompress_{singular}_attachment", "Store the attachment uncompressed",
+        response_model=EmptyAnswer)
+    add(f"{base}/verify-md5", verify, "POST", f"verify_{singular}_attachment_md5",
+        "Re-read the attachment and check its MD5s (500 when corrupted)",
+        response_model=EmptyAnswer)
 
 
 for _level in LEVELS:

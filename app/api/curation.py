@@ -10,12 +10,15 @@ from starlette.responses import PlainTextResponse
 
 from app.api.deps import get_context, read_body
 from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import EmptyAnswer
 from app.dicom.levels import LEVELS, Level
 from app.errors import BadRequest
 from app.services import metadata
 
 router = APIRouter()
 _TEXT_BODY = {"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}}
+_EMPTY_TEXT = {200: {"description": "Empty (the new revision is in the ETag header)",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
 def _metadata_routes(level: Level) -> None:
@@ -36,11 +39,15 @@ def _metadata_routes(level: Level) -> None:
 
     router.add_api_route(f"/{plural}/{{id}}/metadata/{{name}}", put_metadata, methods=["PUT"],
                          operation_id=f"set_{singular}_metadata", tags=[plural.capitalize()],
-                         response_model=None, openapi_extra=_TEXT_BODY,
+                         response_model=None, response_class=PlainTextResponse,
+                         responses=_EMPTY_TEXT, openapi_extra=_TEXT_BODY,
                          summary="Set a user metadata (If-Match when CheckRevisions)")
     router.add_api_route(f"/{plural}/{{id}}/metadata/{{name}}", delete_metadata,
                          methods=["DELETE"], operation_id=f"delete_{singular}_metadata",
                          tags=[plural.capitalize()], response_model=None,
+                         response_class=PlainTextResponse,
+                         responses={200: {"description": "Empty", "content": {
+                             "text/plain": {"schema": {"type": "string"}}}}},
                          summary="Delete a user metadata (If-Match when CheckRevisions)")
 
 
@@ -68,7 +75,7 @@ async def put_protected(id: str, request: Request) -> PlainTextResponse:
 
 
 @router.delete("/patients/{id}/protected", tags=["Patients"],
-               operation_id="unprotect_patient", response_model=None)
+               operation_id="unprotect_patient", response_model=EmptyAnswer)
 def delete_protected(id: str, request: Request) -> JsonResponse:
     metadata.set_protected(get_context(request), id, False)
     answer: dict[str, Any] = {}

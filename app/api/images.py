@@ -8,14 +8,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.deps import flag, get_context
+from app.api.params import COMPRESS, IMAGE, RESCALE, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.errors import ParameterOutOfRange
 from app.services import images
 
 router = APIRouter(tags=["Instances"])
 
-_IMAGE_RESPONSES = {200: {"content": {"image/png": {}, "image/jpeg": {},
-                                      "image/x-portable-arbitrarymap": {}},
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_IMAGE_RESPONSES = {200: {"content": {"image/png": _BINARY, "image/jpeg": _BINARY,
+                                      "image/x-portable-arbitrarymap": _BINARY},
                           "description": "The decoded frame"}}
 _MODES = {"preview": "preview", "image-uint8": "uint8", "image-uint16": "uint16",
           "image-int16": "int16", "rendered": "rendered"}
@@ -64,11 +66,13 @@ def _register(route: str) -> None:
 
     router.add_api_route(f"/instances/{{id}}/{route}", whole, methods=["GET"],
                          operation_id=f"get_instance_{operation}", response_class=Response,
-                         responses=_IMAGE_RESPONSES, summary=f"First frame ({route})")
+                         responses=_IMAGE_RESPONSES, summary=f"First frame ({route})",
+                         openapi_extra=query_parameters(*IMAGE))
     router.add_api_route(f"/instances/{{id}}/frames/{{frame}}/{route}", one_frame,
                          methods=["GET"], operation_id=f"get_instance_frame_{operation}",
                          response_class=Response, responses=_IMAGE_RESPONSES,
-                         summary=f"One frame ({route}); frames count from 0")
+                         summary=f"One frame ({route}); frames count from 0",
+                         openapi_extra=query_parameters(*IMAGE))
 
 
 for _route in _MODES:
@@ -88,7 +92,8 @@ def _numpy_response(array, request: Request) -> Response:  # noqa: ANN001
 
 
 @router.get("/instances/{id}/numpy", operation_id="get_instance_numpy", response_class=Response,
-            responses={200: {"content": {"application/octet-stream": {}},
+            openapi_extra=query_parameters(RESCALE, COMPRESS),
+            responses={200: {"content": {"application/octet-stream": _BINARY},
                              "description": ".npy (frames, rows, columns, channels); .npz with ?compress"}})
 async def instance_numpy(id: str, request: Request) -> Response:
     rescale = request.query_params.get("rescale", "1").lower() not in ("0", "false")
@@ -97,8 +102,8 @@ async def instance_numpy(id: str, request: Request) -> Response:
 
 
 @router.get("/series/{id}/numpy", operation_id="get_series_numpy", response_class=Response,
-            tags=["Series"],
-            responses={200: {"content": {"application/octet-stream": {}},
+            tags=["Series"], openapi_extra=query_parameters(RESCALE, COMPRESS),
+            responses={200: {"content": {"application/octet-stream": _BINARY},
                              "description": ".npy (slices, rows, columns, channels)"}})
 async def series_numpy(id: str, request: Request) -> Response:
     rescale = request.query_params.get("rescale", "1").lower() not in ("0", "false")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from app.api.deps import flag, get_context, rest_origin, spool_body
+from app.api.params import TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
 from app.errors import BadFileFormat
@@ -66,7 +69,8 @@ def get_instance_file(id: str, request: Request) -> Response:
                              headers=headers)
 
 
-@router.get("/instances/{id}/tags", operation_id="get_instance_tags", response_model=None,
+@router.get("/instances/{id}/tags", operation_id="get_instance_tags",
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
             responses={200: {"description": "Orthanc's tags JSON (full, ?short or ?simplify)"}})
 def get_instance_tags(id: str, request: Request) -> JsonResponse:
     """The DICOM tags of the instance, in Orthanc's format."""
@@ -74,12 +78,13 @@ def get_instance_tags(id: str, request: Request) -> JsonResponse:
 
 
 @router.get("/instances/{id}/simplified-tags", operation_id="get_instance_simplified_tags",
-            response_model=None, responses={200: {"description": "Tags by keyword"}})
+            response_model=dict[str, Any], responses={200: {"description": "Tags by keyword"}})
 def get_instance_simplified_tags(id: str, request: Request) -> JsonResponse:
     return json_answer(instance_service.tags_json(get_context(request), id, "simplify"))
 
 
-@router.get("/instances/{id}/header", operation_id="get_instance_header", response_model=None,
+@router.get("/instances/{id}/header", operation_id="get_instance_header",
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
             responses={200: {"description": "The meta header (group 0002) in Orthanc's format"}})
 def get_instance_header(id: str, request: Request) -> JsonResponse:
     return json_answer(instance_service.header_json(get_context(request), id, _tags_mode(request)))
@@ -94,8 +99,11 @@ def list_instance_content(id: str, request: Request) -> JsonResponse:
 
 @router.get("/instances/{id}/content/{path:path}", operation_id="get_instance_content",
             response_model=None,
-            responses={200: {"description": "A list (dataset or sequence) or the raw value",
-                             "content": {"application/octet-stream": {}}}})
+            responses={200: {"model": list[str],
+                             "description": "The tags (gggg-eeee) of a dataset, the item indices "
+                                            "of a sequence, or the raw value of a leaf",
+                             "content": {"application/octet-stream": {"schema": {
+                                 "type": "string", "format": "binary"}}}}})
 def get_instance_content(id: str, path: str, request: Request) -> Response:
     """Walk into the dataset: ``/content/0008,1140/0/0008,1150``; leaves answer raw bytes."""
     steps = [s for s in path.split("/") if s]

@@ -6,14 +6,17 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import flag, get_context
+from app.api.params import EXPAND, query_parameters
 from app.api.responses import JsonResponse, json_answer
+from app.api.schemas import EmptyAnswer, Job
 from app.jobs import queue
 from app.jobs.json import job_json
 
 router = APIRouter(tags=["Jobs"])
 
 
-@router.get("/jobs", operation_id="list_jobs", response_model=None)
+@router.get("/jobs", operation_id="list_jobs", response_model=list[Job] | list[str],
+            openapi_extra=query_parameters(EXPAND("Answer the jobs instead of their IDs")))
 def list_jobs(request: Request) -> JsonResponse:
     """The job IDs, or the jobs with ``?expand``, in submission order."""
     rows = queue.list_jobs(get_context(request))
@@ -22,7 +25,7 @@ def list_jobs(request: Request) -> JsonResponse:
     return json_answer([row.id for row in rows])
 
 
-@router.get("/jobs/{id}", operation_id="get_job", response_model=None)
+@router.get("/jobs/{id}", operation_id="get_job", response_model=Job)
 def get_job(id: str, request: Request) -> JsonResponse:
     """``{ID, Type, State, Progress, Priority, CreationTime, CompletionTime, EffectiveRuntime,
     ErrorCode, ErrorDescription, ErrorDetails, Timestamp, Content}``."""
@@ -39,8 +42,10 @@ def _control(action: str) -> None:
 
     control.__doc__ = f"{action.capitalize()} the job (Orthanc's rules for each state)."
     router.add_api_route(f"/jobs/{{id}}/{action}", control, methods=["POST"],
-                         operation_id=f"{action}_job", response_model=None,
-                         name=f"{action}_job")
+                         operation_id=f"{action}_job", response_model=EmptyAnswer,
+                         name=f"{action}_job",
+                         responses={400: {"description": "Not possible in the job's state "
+                                                         "(an empty answer, as in Orthanc)"}})
 
 
 for _action in ("cancel", "pause", "resume", "resubmit"):

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import get_context, json_body, rest_origin
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import JSON_BODY_ANY, EmptyAnswer
 from app.dicom.levels import LEVELS, Level
 from app.errors import BadFileFormat
 from app.services import reconstruct
@@ -34,7 +34,7 @@ def _boolean(body: dict[str, Any], name: str, default: bool) -> bool:
 
 
 @router.post("/tools/reconstruct", tags=["System"], operation_id="reconstruct_all",
-             response_model=None, openapi_extra=JSON_BODY_ANY)
+             response_model=EmptyAnswer, openapi_extra=JSON_BODY_ANY)
 async def tools_reconstruct(request: Request) -> JsonResponse:
     """Re-read every stored file and rewrite its index entries; then index the DICOM files
     of the storage that no row references (``AdoptOrphanFiles``, default true; files
@@ -65,6 +65,7 @@ for _level in LEVELS:
     router.add_api_route(
         f"/{_level.plural}/{{id}}/reconstruct", _reconstruct_route(_level), methods=["POST"],
         operation_id=f"reconstruct_{_level.value.lower()}", tags=[_level.plural.capitalize()],
-        response_model=None, summary="Re-read the stored files and rewrite their index entries")
+        response_model=EmptyAnswer,
+        summary="Re-read the stored files and rewrite their index entries")
 
 _ = rest_origin  # used by the merge/split routes below

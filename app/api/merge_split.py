@@ -15,7 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import get_context, json_body, rest_origin
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import (
+    JSON_BODY_ANY,
+    BulkModificationResult,
+    JobAnswer,
+    MergeResult,
+    SplitResult,
+)
 from app.errors import BadFileFormat
 from app.services import bulk_modify, merge_split
 
@@ -42,7 +48,7 @@ def _priority(body: Any) -> int:
 
 
 @router.post("/studies/{id}/merge", tags=["Studies"], operation_id="merge_study",
-             response_model=None, openapi_extra=JSON_BODY_ANY,
+             response_model=MergeResult | JobAnswer, openapi_extra=JSON_BODY_ANY,
              responses={200: {"description": "{Description, FailedInstancesCount, "
                                              "InstancesCount, TargetStudy}. " + _JOB_ANSWER}})
 async def merge_study(id: str, request: Request) -> JsonResponse:
@@ -59,7 +65,7 @@ async def merge_study(id: str, request: Request) -> JsonResponse:
 
 
 @router.post("/studies/{id}/split", tags=["Studies"], operation_id="split_study",
-             response_model=None, openapi_extra=JSON_BODY_ANY,
+             response_model=SplitResult | JobAnswer, openapi_extra=JSON_BODY_ANY,
              responses={200: {"description": "{Description, FailedInstancesCount, "
                                              "InstancesCount, TargetStudy, TargetStudyUID}. "
                                              + _JOB_ANSWER}})
@@ -93,7 +99,8 @@ for _anonymize in (False, True):
     _verb = "anonymize" if _anonymize else "modify"
     router.add_api_route(
         f"/tools/bulk-{_verb}", _bulk_route(_anonymize), methods=["POST"],
-        operation_id=f"bulk_{_verb}", tags=["System"], response_model=None,
+        operation_id=f"bulk_{_verb}", tags=["System"],
+        response_model=BulkModificationResult | JobAnswer,
         openapi_extra=JSON_BODY_ANY,
         responses={200: {"description": "{Description, FailedInstancesCount, InstancesCount, "
                                         "IsAnonymization, Resources: [{ID, Path, Type}]}. "

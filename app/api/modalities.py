@@ -11,8 +11,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from app.api.deps import flag, get_context, read_body
+from app.api.params import EXPAND, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import (
+    JSON_BODY_ANY,
+    CreatedQuery,
+    EmptyAnswer,
+    JobAnswer,
+    ModalityConfiguration,
+    RetrieveResult,
+    StoreResult,
+    StoreStraightResult,
+)
 from app.dicom import orthanc_json
 from app.services import network
 
@@ -22,6 +32,10 @@ _TEXT_OR_JSON = {"requestBody": {"required": False, "content": {
     "application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}}}
 _DICOM_BODY = {"requestBody": {"required": True, "content": {
     "application/dicom": {"schema": {"type": "string", "format": "binary"}}}}}
+# PUT and DELETE of a modality or a peer answer an empty text/plain body (Orthanc's).
+_EMPTY_TEXT = {200: {"description": "Empty", "content": {
+    "text/plain": {"schema": {"type": "string"}}}}}
+_EXPAND_ANSWERS = EXPAND("Answer the answers (their tags) instead of their indices")
 
 
 async def text_or_json(request: Request) -> Any:
@@ -45,7 +59,9 @@ def _format(request: Request, full: dict[str, Any]) -> dict[str, Any]:
 
 # --- registry ---------------------------------------------------------------------------
 
-@router.get("/modalities", operation_id="list_modalities", response_model=None)
+@router.get("/modalities", operation_id="list_modalities",
+            response_model=list[str] | dict[str, ModalityConfiguration],
+            openapi_extra=query_parameters(EXPAND("Answer {name: configuration} instead of the names")))
 def list_modalities(request: Request) -> JsonResponse:
     """The symbolic names of the modalities, or their configurations with ``?expand``."""
     found = network.modalities(get_context(request))
@@ -54,7 +70,7 @@ def list_modalities(request: Request) -> JsonResponse:
     return json_answer(list(found))
 
 
-@router.get("/modalities/{name}", operation_id="get_modality", response_model=None)
+@router.get("/modalities/{name}", operation_id="get_modality", response_model=list[str])
 def get_modality(name: str, request: Request) -> JsonResponse:
     network.get_modality(get_context(request), name)
     return json_answer(["configuration", "echo", "get", "move", "query", "store",
@@ -62,12 +78,13 @@ def get_modality(name: str, request: Request) -> JsonResponse:
 
 
 @router.get("/modalities/{name}/configuration", operation_id="get_modality_configuration",
-            response_model=None)
+            response_model=ModalityConfiguration)
 def get_modality_configuration(name: str, request: Request) -> JsonResponse:
     return json_answer(network.modality_json(network.get_modality(get_context(request), name)))
 
 
 @router.put("/modalities/{name}", operation_id="put_modality", response_model=None,
+            response_class=PlainTextResponse, responses=_EMPTY_TEXT,
             openapi_extra=JSON_BODY_ANY)
 async def put_modality(name: str, request: Request) -> Response:
     """Add or replace a modality: ``[AET, host, port(, manufacturer)]`` or the long form."""
@@ -76,7 +93,8 @@ async def put_modality(name: str, request: Request) -> Response:
     return PlainTextResponse("")
 
 
-@router.delete("/modalities/{name}", operation_id="delete_modality", response_model=None)
+@router.delete("/modalities/{name}", operation_id="delete_modality", response_model=None,
+               response_class=PlainTextResponse, responses=_EMPTY_TEXT)
 def delete_modality(name: str, request: Request) -> Response:
     network.delete_modality(get_context(request), name)
     return PlainTextResponse("")
@@ -84,7 +102,8 @@ def delete_modality(name: str, request: Request) -> Response:
 
 # --- DIMSE operations -------------------------------------------------------------------
 
-@router.post("/modalities/{name}/echo", operation_id="echo_modality", response_model=None,
+@router.post("/modalities/{name}/echo", operation_id="echo_modality",
+             response_model=EmptyAnswer,
              openapi_extra=_TEXT_OR_JSON)
 async def echo(name: str, request: Request) -> JsonResponse:
     """C-ECHO (``{"Timeout": seconds}`` optional)."""
@@ -94,7 +113,8 @@ async def echo(name: str, request: Request) -> JsonResponse:
     return json_answer({})
 
 
-@router.post("/modalities/{name}/store", operation_id="store_to_modality", response_model=None,
+@router.post("/modalities/{name}/store", operation_id="store_to_modality",
+             response_model=StoreResult | JobAnswer,
              openapi_extra=_TEXT_OR_JSON)
 async def store(name: str, request: Request) -> JsonResponse:
     """C-STORE resources of any level in one association: an ID, a list of IDs, or
@@ -105,7 +125,7 @@ async def store(name: str, request: Request) -> JsonResponse:
 
 
 @router.post("/modalities/{name}/store-straight", operation_id="store_straight_to_modality",
-             response_model=None, openapi_extra=_DICOM_BODY)
+             response_model=StoreStraightResult, openapi_extra=_DICOM_BODY)
 async def store_straight(name: str, request: Request) -> JsonResponse:
     """C-STORE the DICOM file of the body, without storing it here."""
     data = await read_body(request, get_context(request))
@@ -113,7 +133,9 @@ async def store_straight(name: str, request: Request) -> JsonResponse:
                                                name, data))
 
 
-@router.post("/modalities/{name}/move", operation_id="move_from_modality", response_model=None,
+@router.post("/modalities/{name}/move", operation_id="move_from_modality",
+             response_model=JobAnswer | EmptyAnswer,
+             responses={200: {"description": "{} (synchronous, as Orthanc 1.10), or the job"}},
              openapi_extra=JSON_BODY_ANY)
 async def move(name: str, request: Request) -> JsonResponse:
     """C-MOVE ``{Level, Resources: [{tag: value}], TargetAet, Timeout, Synchronous}``."""
@@ -121,7 +143,8 @@ async def move(name: str, request: Request) -> JsonResponse:
     return json_answer(await run_in_threadpool(network.move, get_context(request), name, body))
 
 
-@router.post("/modalities/{name}/get", operation_id="get_from_modality", response_model=None,
+@router.post("/modalities/{name}/get", operation_id="get_from_modality",
+             response_model=RetrieveResult | JobAnswer,
              openapi_extra=JSON_BODY_ANY)
 async def get(name: str, request: Request) -> JsonResponse:
     """C-GET ``{Level, Resources: [{tag: value}], Timeout, Synchronous}`` into this archive."""
@@ -129,7 +152,8 @@ async def get(name: str, request: Request) -> JsonResponse:
     return json_answer(await run_in_threadpool(network.get, get_context(request), name, body))
 
 
-@router.post("/modalities/{name}/query", operation_id="query_modality", response_model=None,
+@router.post("/modalities/{name}/query", operation_id="query_modality",
+             response_model=CreatedQuery,
              openapi_extra=JSON_BODY_ANY)
 async def query(name: str, request: Request) -> JsonResponse:
     """C-FIND ``{Level, Query: {tag: value}, Normalize, LocalAet, Timeout}``; answers
@@ -140,18 +164,18 @@ async def query(name: str, request: Request) -> JsonResponse:
 
 # --- /queries ---------------------------------------------------------------------------
 
-@router.get("/queries", operation_id="list_queries", response_model=None)
+@router.get("/queries", operation_id="list_queries", response_model=list[str])
 def list_queries(request: Request) -> JsonResponse:
     return json_answer(network.list_queries(get_context(request)))
 
 
-@router.get("/queries/{id}", operation_id="get_query", response_model=None)
+@router.get("/queries/{id}", operation_id="get_query", response_model=list[str])
 def get_query(id: str, request: Request) -> JsonResponse:
     network.query_row(get_context(request), id)
     return json_answer(["answers", "level", "modality", "query", "retrieve"])
 
 
-@router.delete("/queries/{id}", operation_id="delete_query", response_model=None)
+@router.delete("/queries/{id}", operation_id="delete_query", response_model=EmptyAnswer)
 def delete_query(id: str, request: Request) -> JsonResponse:
     network.delete_query(get_context(request), id)
     return json_answer({})
@@ -168,14 +192,17 @@ def get_query_modality(id: str, request: Request) -> PlainTextResponse:
     return PlainTextResponse(network.query_row(get_context(request), id).modality)
 
 
-@router.get("/queries/{id}/query", operation_id="get_query_query", response_model=None)
+@router.get("/queries/{id}/query", operation_id="get_query_query",
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT))
 def get_query_query(id: str, request: Request) -> JsonResponse:
     """The keys asked (``?simplify``, ``?short``)."""
     row = network.query_row(get_context(request), id)
     return json_answer(_format(request, orjson.loads(row.query)))
 
 
-@router.get("/queries/{id}/answers", operation_id="list_query_answers", response_model=None)
+@router.get("/queries/{id}/answers", operation_id="list_query_answers",
+            response_model=list[str] | list[dict[str, Any]],
+            openapi_extra=query_parameters(_EXPAND_ANSWERS, *TAGS_FORMAT))
 def list_query_answers(id: str, request: Request) -> JsonResponse:
     """The answer indices, or the answers with ``?expand`` (``?simplify``, ``?short``)."""
     answers = network.query_answers(network.query_row(get_context(request), id))
@@ -185,21 +212,21 @@ def list_query_answers(id: str, request: Request) -> JsonResponse:
 
 
 @router.get("/queries/{id}/answers/{index}", operation_id="get_query_answer",
-            response_model=None)
+            response_model=list[str])
 def get_query_answer(id: str, index: str, request: Request) -> JsonResponse:
     network.query_answer(network.query_row(get_context(request), id), index)
     return json_answer(["content", "retrieve"])
 
 
 @router.get("/queries/{id}/answers/{index}/content", operation_id="get_query_answer_content",
-            response_model=None)
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT))
 def get_query_answer_content(id: str, index: str, request: Request) -> JsonResponse:
     row = network.query_row(get_context(request), id)
     return json_answer(_format(request, network.query_answer(row, index)))
 
 
 @router.post("/queries/{id}/answers/{index}/retrieve", operation_id="retrieve_query_answer",
-             response_model=None, openapi_extra=_TEXT_OR_JSON)
+             response_model=RetrieveResult | JobAnswer, openapi_extra=_TEXT_OR_JSON)
 async def retrieve_answer(id: str, index: str, request: Request) -> JsonResponse:
     """C-MOVE one answer to the target AET (the body, or ``{"TargetAet", ...}``)."""
     context = get_context(request)
@@ -210,8 +237,8 @@ async def retrieve_answer(id: str, index: str, request: Request) -> JsonResponse
                                                body))
 
 
-@router.post("/queries/{id}/retrieve", operation_id="retrieve_query", response_model=None,
-             openapi_extra=_TEXT_OR_JSON)
+@router.post("/queries/{id}/retrieve", operation_id="retrieve_query",
+             response_model=RetrieveResult | JobAnswer, openapi_extra=_TEXT_OR_JSON)
 async def retrieve_all(id: str, request: Request) -> JsonResponse:
     """C-MOVE every answer to the target AET (the body, or ``{"TargetAet", ...}``)."""
     context = get_context(request)

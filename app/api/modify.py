@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from app.api.deps import get_context, json_body, rest_origin
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import JSON_BODY_ANY, CreatedResource, JobAnswer, ModificationResult
 from app.dicom.levels import Level
 from app.errors import BadFileFormat
 from app.services import create_dicom
@@ -19,9 +19,11 @@ from app.services import modify as modify_service
 
 router = APIRouter()
 
-_DICOM_ANSWER = {200: {"content": {"application/dicom": {}},
+_DICOM_ANSWER = {200: {"content": {"application/dicom": {"schema": {"type": "string",
+                                                                   "format": "binary"}}},
                        "description": "The modified DICOM instance (not stored)"}}
-_JOB_ANSWER = {200: {"description": "The job content ({ID, Path, PatientID, Type, Description, "
+_JOB_ANSWER = {200: {"model": ModificationResult | JobAnswer,
+                     "description": "The job content ({ID, Path, PatientID, Type, Description, "
                                     "InstancesCount, FailedInstancesCount, IsAnonymization}) "
                                     "or {ID, Path} of the job when Asynchronous"}}
 
@@ -93,7 +95,7 @@ for _anonymize in (False, True):
 
 
 @router.post("/tools/create-dicom", tags=["System"], operation_id="create_dicom",
-             response_model=None, openapi_extra=JSON_BODY_ANY,
+             response_model=CreatedResource, openapi_extra=JSON_BODY_ANY,
              responses={200: {"description": "{ID, Path} of the new instance (or series)"}})
 async def tools_create_dicom(request: Request) -> JsonResponse:
     """Create and store an instance from ``Tags`` (+ ``Content``: PNG/JPEG/PDF data URI,

@@ -2,11 +2,13 @@
 
 ``create_app`` installs ``customize_openapi(app)`` as ``app.openapi``; ``pharos openapi``
 (``make openapi``) writes its output to ``openapi/openapi.json`` and a test fails when that
-file drifts from the app. What the post-processing does, and why:
+file drifts from the app.
 
-* JSON answers: routes answer with ``JsonResponse`` (orjson), which FastAPI does not know
-  as JSON, so it documents them as ``{"type": "string"}`` and ignores ``response_model``.
-  Declared models are restored here; an undeclared JSON answer becomes ``{}`` (any JSON).
+JSON answers need nothing here: ``JsonResponse`` is a ``JSONResponse``, so FastAPI
+documents each route's ``response_model`` (or ``responses`` model) itself, and query
+arguments are declared by the routes (``app/api/params.py``). What the post-processing
+still does, and why:
+
 * Errors: Pharos answers every error with Orthanc's error JSON (``OrthancError``) and
   validation errors with 400, never FastAPI's 422; every operation documents 400, 401, 403,
   404 (when it has path parameters) and a ``default`` for the rest (409, 413, 5xx).
@@ -24,10 +26,7 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fastapi.routing
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
 from app.api.schemas import OrthancError
@@ -38,6 +37,7 @@ _SCHEMAS = "#/components/schemas/"
 _RESPONSES = "#/components/responses/"
 _JSON = "application/json"
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 # Tag descriptions; tags not listed here are still declared (sorted after these).
 TAGS: dict[str, str] = {
@@ -76,13 +76,13 @@ def customize_openapi(app: FastAPI) -> Callable[[], Document]:
     def openapi() -> Document:
         if app.openapi_schema is None:
             generated = FastAPI.openapi(app)  # FastAPI's document, cached on the app
-            app.openapi_schema = build_document(app, copy.deepcopy(generated))
+            app.openapi_schema = build_document(copy.deepcopy(generated))
         return app.openapi_schema
 
     return openapi
 
 
-def build_document(app: FastAPI, document: Document) -> Document:
+def build_document(document: Document) -> Document:
     """Post-process FastAPI's document (see the module docstring)."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -95,8 +95,7 @@ def build_document(app: FastAPI, document: Document) -> Document:
     document["security"] = [{}, {"basicAuth": []}]  # optional: only when enabled
     document["servers"] = SERVERS
 
-    for route, operation in _operations(app, document):
-        _fix_json_answer(route, operation, schemas)
+    for operation in _operations(document):
         _add_error_responses(operation)
         _add_octet_stream(operation)
 
@@ -105,26 +104,11 @@ def build_document(app: FastAPI, document: Document) -> Document:
     return document
 
 
-def _operations(app: FastAPI, document: Document) -> list[tuple[Any, Document]]:
-    """Each documented route (as FastAPI sees it once routers are included) and its operation."""
-    found = []
-    for route in _api_routes(app):
-        if not route.include_in_schema:
-            continue
-        item = document["paths"].get(route.path_format, {})
-        for method in sorted(route.methods or ()):
-            if method.lower() in item:
-                found.append((route, item[method.lower()]))
-    return found
-
-
-def _api_routes(app: FastAPI) -> Iterator[Any]:
-    # FastAPI >= 0.120 keeps included routers lazily; iter_route_contexts flattens them
-    # (prefixes, include_in_schema) the way FastAPI's own get_openapi does.
-    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
-    for route in (iterate(app.routes) if iterate else app.routes):
-        if isinstance(getattr(route, "original_route", route), APIRoute):
-            yield route
+def _operations(document: Document) -> Iterator[Document]:
+    for item in document["paths"].values():
+        for key, operation in item.items():
+            if key in _METHODS:
+                yield operation
 
 
 def _add_model(schemas: Document, model: Any) -> Document:
@@ -138,29 +122,6 @@ def _add_model(schemas: Document, model: Any) -> Document:
         schemas.setdefault(name, schema)
         return {"$ref": _SCHEMAS + name}
     return schema
-
-
-def _response_class(route: Any) -> type:
-    value = route.response_class
-    return getattr(value, "value", value)  # DefaultPlaceholder -> the class
-
-
-def _fix_json_answer(route: Any, operation: Document, schemas: Document) -> None:
-    """Document a ``JsonResponse`` answer as JSON (see the module docstring)."""
-    response_class = _response_class(route)
-    if getattr(response_class, "media_type", None) != _JSON or \
-            issubclass(response_class, JSONResponse):
-        return  # FastAPI documented it right
-    answer = operation.get("responses", {}).get(str(route.status_code or 200), {})
-    media = answer.get("content", {}).get(_JSON)
-    if media is None:
-        return
-    schema = media.get("schema") or {}
-    if schema.get("type") == "string" and len(schema) > 1:
-        del schema["type"]  # FastAPI's placeholder merged into a declared model
-    elif schema in ({"type": "string"}, {}):
-        media["schema"] = {} if route.response_model is None else \
-            _add_model(schemas, route.response_model)
 
 
 def _add_error_responses(operation: Document) -> None:

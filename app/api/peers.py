@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from app.api.deps import flag, get_context, read_body
-from app.api.modalities import _DICOM_BODY, _TEXT_OR_JSON, text_or_json
+from app.api.modalities import _DICOM_BODY, _EMPTY_TEXT, _TEXT_OR_JSON, text_or_json
+from app.api.params import EXPAND, query_parameters
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import (
+    JSON_BODY_ANY,
+    JobAnswer,
+    PeerConfiguration,
+    PeerStoreResult,
+)
 from app.services import network
 
 router = APIRouter(tags=["Networking"])
 
 
-@router.get("/peers", operation_id="list_peers", response_model=None)
+@router.get("/peers", operation_id="list_peers",
+            response_model=list[str] | dict[str, PeerConfiguration],
+            openapi_extra=query_parameters(EXPAND("Answer {name: configuration} instead of the names")))
 def list_peers(request: Request) -> JsonResponse:
     """The symbolic names of the peers, or their configurations with ``?expand``."""
     found = network.peers(get_context(request))
@@ -24,19 +34,20 @@ def list_peers(request: Request) -> JsonResponse:
     return json_answer(list(found))
 
 
-@router.get("/peers/{name}", operation_id="get_peer", response_model=None)
+@router.get("/peers/{name}", operation_id="get_peer", response_model=list[str])
 def get_peer(name: str, request: Request) -> JsonResponse:
     network.get_peer(get_context(request), name)
     return json_answer(["configuration", "store", "store-straight", "system"])
 
 
 @router.get("/peers/{name}/configuration", operation_id="get_peer_configuration",
-            response_model=None)
+            response_model=PeerConfiguration)
 def get_peer_configuration(name: str, request: Request) -> JsonResponse:
     return json_answer(network.peer_json(network.get_peer(get_context(request), name)))
 
 
 @router.put("/peers/{name}", operation_id="put_peer", response_model=None,
+            response_class=PlainTextResponse, responses=_EMPTY_TEXT,
             openapi_extra=JSON_BODY_ANY)
 async def put_peer(name: str, request: Request) -> Response:
     """Add or replace a peer: ``[URL(, user, password)]`` or ``{"Url", "Username", ...}``."""
@@ -45,19 +56,22 @@ async def put_peer(name: str, request: Request) -> Response:
     return PlainTextResponse("")
 
 
-@router.delete("/peers/{name}", operation_id="delete_peer", response_model=None)
+@router.delete("/peers/{name}", operation_id="delete_peer", response_model=None,
+               response_class=PlainTextResponse, responses=_EMPTY_TEXT)
 def delete_peer(name: str, request: Request) -> Response:
     network.delete_peer(get_context(request), name)
     return PlainTextResponse("")
 
 
-@router.get("/peers/{name}/system", operation_id="get_peer_system", response_model=None)
+@router.get("/peers/{name}/system", operation_id="get_peer_system",
+            response_model=dict[str, Any])
 def get_peer_system(name: str, request: Request) -> JsonResponse:
     """The peer's own ``/system``."""
     return json_answer(network.peer_system(get_context(request), name))
 
 
-@router.post("/peers/{name}/store", operation_id="store_to_peer", response_model=None,
+@router.post("/peers/{name}/store", operation_id="store_to_peer",
+             response_model=PeerStoreResult | JobAnswer,
              openapi_extra=_TEXT_OR_JSON)
 async def store(name: str, request: Request) -> JsonResponse:
     """Send resources of any level: an ID, a list of IDs, or ``{Resources, Synchronous}``."""
@@ -67,7 +81,9 @@ async def store(name: str, request: Request) -> JsonResponse:
 
 
 @router.post("/peers/{name}/store-straight", operation_id="store_straight_to_peer",
-             response_model=None, openapi_extra=_DICOM_BODY)
+             response_model=dict[str, Any], openapi_extra=_DICOM_BODY,
+             responses={200: {"description": "The peer's answer to its POST /instances "
+                                             "(InstanceStored when the peer is an Orthanc)"}})
 async def store_straight(name: str, request: Request) -> JsonResponse:
     """Send the DICOM file of the body to the peer; answer the peer's answer."""
     data = await read_body(request, get_context(request))

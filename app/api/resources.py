@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from app.api.deps import flag, get_context, int_param
+from app.api.params import EXPAND, FULL, LIMIT, REQUESTED_TAGS, SINCE, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import (
     RESOURCE_MODEL,
@@ -29,10 +31,12 @@ router = APIRouter()
 
 def _add(path: str, endpoint: Callable[..., Any], *, method: str = "GET", operation_id: str,
          tag: str, summary: str, responses: dict[int, Any] | None = None,
-         response_class: type[Response] = JsonResponse) -> None:
+         response_class: type[Response] = JsonResponse,
+         openapi_extra: dict[str, Any] | None = None) -> None:
     router.add_api_route(path, endpoint, methods=[method], operation_id=operation_id,
                          tags=[tag], summary=summary, response_model=None,
-                         responses=responses or {}, response_class=response_class)
+                         responses=responses or {}, response_class=response_class,
+                         openapi_extra=openapi_extra)
 
 
 def _register(level: Level) -> None:
@@ -57,7 +61,10 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
-         responses={200: {"model": list[model] | list[str]}})
+         responses={200: {"model": list[model] | list[str]}},
+         openapi_extra=query_parameters(EXPAND(f"Answer the {singular} resources instead of their IDs"),
+                             SINCE(f"Skip this many {plural} (paging, with limit)"),
+                             LIMIT, REQUESTED_TAGS))
 
     def get_resource(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
@@ -69,7 +76,8 @@ def _register(level: Level) -> None:
             return json_answer(browse.resource_json(conn, level, id))
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
-         summary=f"One {singular}", responses={200: {"model": model}})
+         summary=f"One {singular}", responses={200: {"model": model}},
+         openapi_extra=query_parameters(REQUESTED_TAGS))
 
     async def delete_resource(id: str, request: Request) -> JsonResponse:
         answer = await run_in_threadpool(delete.delete_resource, get_context(request), level, id)
@@ -97,7 +105,8 @@ def _register(level: Level) -> None:
              operation_id=f"get_{singular}_{name}", tag=tag,
              summary=f"The {name} of the {singular}",
              responses={200: {"model": list[target_model] if target.depth > level.depth
-                              else target_model}})
+                              else target_model}},
+             openapi_extra=query_parameters(_RELATIVES_EXPAND))
 
     if level != Level.INSTANCE:
         def shared_tags(id: str, request: Request) -> JsonResponse:
@@ -108,7 +117,8 @@ def _register(level: Level) -> None:
         _add(f"/{plural}/{{id}}/shared-tags", shared_tags,
              operation_id=f"get_{singular}_shared_tags", tag=tag,
              summary="Tags with the same value in every instance",
-             responses={200: {"description": "Orthanc's tags JSON"}})
+             responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+             openapi_extra=query_parameters(*TAGS_FORMAT))
 
     def list_metadata(id: str, request: Request) -> JsonResponse:
         values = _metadata(request, level, id)
@@ -116,7 +126,8 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}/{{id}}/metadata", list_metadata, operation_id=f"list_{singular}_metadata",
          tag=tag, summary="Metadata names (or name/value pairs with ?expand)",
-         responses={200: {"model": list[str] | dict[str, str]}})
+         responses={200: {"model": list[str] | dict[str, str]}},
+         openapi_extra=query_parameters(EXPAND("Answer {name: value} instead of the names")))
 
     def get_metadata(id: str, name: str, request: Request) -> PlainTextResponse:
         values = _metadata(request, level, id)
@@ -141,7 +152,13 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}/{{id}}/attachments", list_attachments,
          operation_id=f"list_{singular}_attachments", tag=tag, summary="Attachment names",
-         responses={200: {"model": list[str]}})
+         responses={200: {"model": list[str] | dict[str, int]}}, openapi_extra=query_parameters(FULL))
+
+
+# The relatives of a resource are expanded unless ?expand=false (or 0, no).
+_RELATIVES_EXPAND = replace(EXPAND, schema={"type": "boolean", "default": True},
+                            description="Answer the resources (the default) or, when false, "
+                                        "their IDs")
 
 
 def _requested_tags(request: Request) -> list[str]:
@@ -174,23 +191,19 @@ for _level in LEVELS:
 
 
 # --- the "dicom" attachment of an instance ---------------------------------------------------
+# Not routes: app/api/attachments.py serves /{level}/{id}/attachments/{name}... for every
+# attachment and hands the instance's built-in one over to these.
 
 _ATTACHMENT_OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size",
                           "data", "info", "is-compressed", "md5", "size", "uncompress", "uuid",
                           "verify-md5"]
 
 
-@router.get("/instances/{id}/attachments/{name}", tags=["Instances"],
-            operation_id="list_instance_attachment_operations", response_model=list[str])
 def attachment_operations(id: str, name: str, request: Request) -> JsonResponse:
     _attachment_row(request, id, name)
     return json_answer(_ATTACHMENT_OPERATIONS)
 
 
-@router.get("/instances/{id}/attachments/{name}/{operation}", tags=["Instances"],
-            operation_id="get_instance_attachment_info", response_model=None,
-            responses={200: {"content": {"text/plain": {}, "application/octet-stream": {},
-                                         "application/json": {}}}})
 def attachment_operation(id: str, name: str, operation: str, request: Request) -> Response:
     """``data``/``compressed-data`` (the file), ``size``, ``md5``, ``uuid``, ``is-compressed``..."""
     context = get_context(request)
@@ -210,8 +223,6 @@ def attachment_operation(id: str, name: str, operation: str, request: Request) -
     raise UnknownResource(f"Unknown attachment operation {operation!r}")
 
 
-@router.post("/instances/{id}/attachments/{name}/verify-md5", tags=["Instances"],
-             operation_id="verify_instance_attachment_md5", response_model=None)
 def verify_md5(id: str, name: str, request: Request) -> JsonResponse:
     """Re-read the stored file and compare its MD5 with the index; 500 when corrupted."""
     import hashlib

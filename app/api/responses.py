@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
-class JsonResponse(Response):
+class JsonResponse(JSONResponse):
+    """Starlette's ``JSONResponse`` rendered with orjson.
+
+    Being a ``JSONResponse``, FastAPI documents the answers of routes that use it as
+    ``application/json`` with their declared ``response_model`` (or ``responses`` model).
+    Routes return it already built, so FastAPI never validates nor re-serialises answers.
+    """
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

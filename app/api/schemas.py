@@ -1,8 +1,9 @@
 """Typed models of Orthanc's JSON shapes, for the OpenAPI document and code generators.
 
-Routes return pre-serialised JSON (orjson) for speed and declare these models as their
-documented answers (``responses={200: {"model": ...}}``), so the spec is precise without
-validating every answer at run time. Every model allows extra keys: Orthanc adds fields
+Routes return pre-serialised JSON (orjson ``JsonResponse``) for speed and declare these
+models as their documented answers (``response_model=`` or ``responses={200: {"model":
+...}}``): FastAPI documents them, and never validates nor re-serialises an answer that is
+already a response, so the spec is precise at no run-time cost. Every model allows extra keys: Orthanc adds fields
 between versions and clients must not break on them. ``app/api/openapi.py`` adds the error
 responses (``OrthancError``) to every operation.
 """
@@ -165,8 +166,6 @@ class SystemInfo(_Model):
     PharosVersion: str
 
 
-# Shapes ready for routes that still document no answer (see app/api/openapi.py).
-
 class EmptyAnswer(_Model):
     """``{}``: Orthanc's answer to a successful command that has nothing to say."""
 
@@ -174,7 +173,7 @@ class EmptyAnswer(_Model):
 class JobAnswer(_Model):
     """A job was submitted (``Asynchronous``): where to follow it."""
 
-    ID: str
+    ID: str = Field(description="The job's identifier")
     Path: str = Field(description="/jobs/{ID}")
 
 
@@ -187,13 +186,160 @@ class Job(_Model):
     Progress: int
     Priority: int
     CreationTime: str = Field(description=_TIMESTAMP)
-    CompletionTime: str | None = None
+    CompletionTime: str | None = Field(default=None,
+                                       description=_TIMESTAMP + ", once the job is done")
     EffectiveRuntime: float
     ErrorCode: int
     ErrorDescription: str
     ErrorDetails: str
     Timestamp: str
     Content: dict[str, Any]
+
+
+class ResourceRef(_Model):
+    """Where a resource is: ``{ID, Path, Type}``."""
+
+    ID: str = Field(description=_PUBLIC_ID)
+    Path: str = Field(description="/patients/{ID}, /studies/{ID}, /series/{ID} or /instances/{ID}")
+    Type: str = Field(description="Patient, Study, Series or Instance")
+
+
+class CreatedResource(_Model):
+    """A resource created by ``/tools/create-dicom``: the instance, or the series of a
+    multi-frame PDF/image set."""
+
+    ID: str = Field(description=_PUBLIC_ID)
+    Path: str = Field(description="/instances/{ID} (or /series/{ID})")
+
+
+class CreatedQuery(_Model):
+    """A C-FIND was run; its answers are kept at ``Path``."""
+
+    ID: str
+    Path: str = Field(description="/queries/{ID}")
+
+
+class _JobContent(_Model):
+    Description: str
+
+
+class ModificationResult(_JobContent):
+    """The content of a modification or anonymization job (the synchronous answer)."""
+
+    ID: str = Field(description="The new resource")
+    Path: str
+    PatientID: str = Field(description="The Orthanc identifier of the new patient")
+    Type: str
+    FailedInstancesCount: int
+    InstancesCount: int
+    IsAnonymization: bool
+
+
+class BulkModificationResult(_JobContent):
+    """The content of a ``/tools/bulk-modify`` or ``/tools/bulk-anonymize`` job."""
+
+    FailedInstancesCount: int
+    InstancesCount: int
+    IsAnonymization: bool
+    Resources: list[ResourceRef] = Field(description="The new resources")
+    Transcode: str | None = None
+
+
+class MergeResult(_JobContent):
+    """The content of a ``/studies/{id}/merge`` job."""
+
+    FailedInstancesCount: int
+    InstancesCount: int
+    TargetStudy: str
+
+
+class SplitResult(_JobContent):
+    """The content of a ``/studies/{id}/split`` job."""
+
+    FailedInstancesCount: int
+    InstancesCount: int
+    TargetStudy: str | None = Field(default=None, description="The new study, once created")
+    TargetStudyUID: str
+
+
+class StoreResult(_JobContent):
+    """The content of a C-STORE job (``/modalities/{name}/store``)."""
+
+    FailedInstancesCount: int
+    InstancesCount: int
+    LocalAet: str
+    ParentResources: list[str]
+    RemoteAet: str
+
+
+class RetrieveResult(_JobContent):
+    """The content of a C-MOVE or C-GET job."""
+
+    LocalAet: str
+    Query: list[dict[str, Any]]
+    RemoteAet: str
+
+
+class PeerStoreResult(_JobContent):
+    """The content of a ``/peers/{name}/store`` job."""
+
+    Compress: bool
+    FailedInstancesCount: int
+    InstancesCount: int
+    ParentResources: list[str]
+    Peer: list[str] = Field(description="[URL] or [URL, username]")
+    Size: str
+    SizeMB: int
+
+
+class StoreStraightResult(_Model):
+    """What was sent by ``/modalities/{name}/store-straight``."""
+
+    SOPClassUID: str
+    SOPInstanceUID: str
+
+
+class ModalityConfiguration(_Model):
+    """A DICOM modality, as ``/modalities?expand`` shows it."""
+
+    AET: str
+    Host: str
+    Port: int
+    Manufacturer: str
+    LocalAet: str
+    Timeout: int
+    AllowEcho: bool
+    AllowEventReport: bool
+    AllowFind: bool
+    AllowFindWorklist: bool
+    AllowGet: bool
+    AllowMove: bool
+    AllowNAction: bool
+    AllowStore: bool
+    AllowTranscoding: bool
+    UseDicomTls: bool
+
+
+class PeerConfiguration(_Model):
+    """An Orthanc peer, as ``/peers?expand`` shows it (never its password)."""
+
+    Url: str
+    HttpHeaders: list[str] = Field(description="The names of the HTTP headers sent")
+    Pkcs11: bool
+    Timeout: int
+    Username: str | None = None
+    Password: None = Field(default=None, description="Always null (hidden) when set")
+
+
+class AttachmentInfo(_Model):
+    """``/{level}/{id}/attachments/{name}/info``."""
+
+    CompressedMD5: str
+    CompressedSize: int
+    ContentType: int
+    UncompressedMD5: str
+    UncompressedSize: int
+    Uuid: str
 
 
 RESOURCE_MODEL = {"Patient": PatientResource, "Study": StudyResource, "Series": SeriesResource,

@@ -7,8 +7,16 @@ from starlette.concurrency import run_in_threadpool
 
 from app import ORTHANC_API_LEVEL, ORTHANC_API_VERSION, __version__
 from app.api.deps import get_context, int_param, json_body
+from app.api.params import LAST, LIMIT, SINCE, query_parameters
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY, Changes, Exports, GlobalStatistics, SystemInfo
+from app.api.schemas import (
+    JSON_BODY_ANY,
+    Changes,
+    EmptyAnswer,
+    Exports,
+    GlobalStatistics,
+    SystemInfo,
+)
 from app.errors import BadRequest
 from app.index import repository
 from app.services import browse, delete
@@ -45,7 +53,10 @@ def get_statistics(request: Request) -> JsonResponse:
 
 
 @router.get("/changes", tags=["Tracking changes"], operation_id="list_changes",
-            response_model=None, responses={200: {"model": Changes}})
+            response_model=Changes,
+            openapi_extra=query_parameters(SINCE("Answer the changes after this sequence number"),
+                                LIMIT("Answer at most this many changes (default 100, at most "
+                                      "10,000)"), LAST))
 def list_changes(request: Request) -> JsonResponse:
     """The change log: ``?since=SEQ&limit=N`` pages (N at most 10,000), ``?last`` the latest."""
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
@@ -55,7 +66,7 @@ def list_changes(request: Request) -> JsonResponse:
 
 
 @router.delete("/changes", tags=["Tracking changes"], operation_id="clear_changes",
-               response_model=None)
+               response_model=EmptyAnswer)
 def clear_changes(request: Request) -> JsonResponse:
     with get_context(request).db.write() as conn:
         repository.clear_changes(conn)
@@ -63,7 +74,10 @@ def clear_changes(request: Request) -> JsonResponse:
 
 
 @router.get("/exports", tags=["Tracking changes"], operation_id="list_exports",
-            response_model=None, responses={200: {"model": Exports}})
+            response_model=Exports,
+            openapi_extra=query_parameters(SINCE("Answer the exports after this sequence number"),
+                                LIMIT("Answer at most this many exports (default 100, at most "
+                                      "10,000)")))
 def list_exports(request: Request) -> JsonResponse:
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
     with get_context(request).db.read() as conn:
@@ -71,7 +85,7 @@ def list_exports(request: Request) -> JsonResponse:
 
 
 @router.delete("/exports", tags=["Tracking changes"], operation_id="clear_exports",
-               response_model=None)
+               response_model=EmptyAnswer)
 def clear_exports(request: Request) -> JsonResponse:
     with get_context(request).db.write() as conn:
         repository.clear_exports(conn)
@@ -79,7 +93,7 @@ def clear_exports(request: Request) -> JsonResponse:
 
 
 @router.post("/tools/bulk-delete", tags=["System"], operation_id="bulk_delete",
-             response_model=None, openapi_extra=JSON_BODY_ANY)
+             response_model=EmptyAnswer, openapi_extra=JSON_BODY_ANY)
 async def bulk_delete(request: Request) -> JsonResponse:
     """Delete many resources: ``{"Resources": [IDs of any level]}``."""
     context = get_context(request)
@@ -91,14 +105,14 @@ async def bulk_delete(request: Request) -> JsonResponse:
     return json_answer({})
 
 
-@router.get("/tools/now", tags=["System"], operation_id="get_now", response_model=None)
+@router.get("/tools/now", tags=["System"], operation_id="get_now", response_model=str)
 def get_now(request: Request) -> JsonResponse:
     from datetime import datetime, timezone
     return json_answer(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
 
 
 @router.get("/tools/now-local", tags=["System"], operation_id="get_now_local",
-            response_model=None)
+            response_model=str)
 def get_now_local(request: Request) -> JsonResponse:
     from app.timeutil import now_stamp
     return json_answer(now_stamp())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import get_context, json_body, read_body
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY
+from app.api.schemas import JSON_BODY_ANY, EmptyAnswer, ResourceRef
 from app.dicom.levels import LEVELS, Level
 from app.services import find
 
@@ -17,8 +19,8 @@ _TEXT_BODY = {"requestBody": {"required": True, "content": {
     "text/plain": {"schema": {"type": "string"}}}}}
 
 
-@router.post("/tools/find", tags=["System"], operation_id="tools_find", response_model=None,
-             openapi_extra=JSON_BODY_ANY,
+@router.post("/tools/find", tags=["System"], operation_id="tools_find",
+             response_model=list[str] | list[dict[str, Any]], openapi_extra=JSON_BODY_ANY,
              responses={200: {"description": "IDs, or resources with Expand"}})
 async def tools_find(request: Request) -> JsonResponse:
     """Orthanc's find: ``{"Level", "Query", "Expand", "Limit", "Since", "CaseSensitive",
@@ -28,8 +30,8 @@ async def tools_find(request: Request) -> JsonResponse:
     return json_answer(await run_in_threadpool(find.tools_find, context, body))
 
 
-@router.post("/tools/lookup", tags=["System"], operation_id="tools_lookup", response_model=None,
-             openapi_extra=_TEXT_BODY)
+@router.post("/tools/lookup", tags=["System"], operation_id="tools_lookup",
+             response_model=list[ResourceRef], openapi_extra=_TEXT_BODY)
 async def tools_lookup(request: Request) -> JsonResponse:
     """Resources whose PatientID, StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is
     the body."""
@@ -63,10 +65,11 @@ def _register(level: Level) -> None:
                          operation_id=f"list_{singular}_labels", tags=[tag],
                          response_model=list[str])
     router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", put_label, methods=["PUT"],
-                         operation_id=f"add_{singular}_label", tags=[tag], response_model=None)
+                         operation_id=f"add_{singular}_label", tags=[tag],
+                         response_model=EmptyAnswer)
     router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", delete_label, methods=["DELETE"],
                          operation_id=f"remove_{singular}_label", tags=[tag],
-                         response_model=None)
+                         response_model=EmptyAnswer)
 
 
 for _level in LEVELS:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,7 +35,19 @@ TYPED_ANSWERS = {
     "get_instance", "delete_patient", "delete_study", "delete_series", "delete_instance",
     "get_patient_statistics", "get_statistics", "get_system", "list_changes",
     "list_exports", "get_study_series", "get_series_instances", "get_instance_patient",
+    # {} answers, jobs, job contents, {ID, Path} answers, name lists
+    "clear_changes", "bulk_delete", "add_study_label", "cancel_job", "echo_modality",
+    "list_jobs", "get_job", "modify_study", "anonymize_series", "merge_study", "split_study",
+    "bulk_modify", "store_to_modality", "move_from_modality", "create_dicom",
+    "query_modality", "list_modalities", "list_peers", "list_queries",
+    "get_instance_attachment_info", "set_patient_attachment", "list_instance_attachments",
+    "reconstruct_all", "tools_lookup",
 }
+# Routes whose answers are documented elsewhere (DICOMweb: PS3.18's JSON).
+ANY_JSON_ALLOWED = ("/dicom-web/", "/wado")
+# Query arguments read under a second name, documented under their first one.
+QUERY_ALIASES = {"RequestedTags": "requestedTags", "WindowCenter": "window-center",
+                 "WindowWidth": "window-width"}
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +105,53 @@ def test_json_answers_document_a_schema(spec: dict[str, Any]) -> None:
                 continue
             if "schema" not in media or media["schema"] == PLACEHOLDER:
                 problems.append(f"{where}: {status} JSON answer without a schema")
+            elif not media["schema"] and not path.startswith(ANY_JSON_ALLOWED):
+                problems.append(f"{where}: {status} documented as any JSON")
             elif operation["operationId"] in TYPED_ANSWERS and not _is_typed(media["schema"]):
                 problems.append(f"{where}: {status} should be a typed model")
     assert not problems, "\n".join(problems)
 
 
+def test_no_two_routes_share_a_path_and_method() -> None:
+    """The spec keeps one operation per path and method: a second route would be hidden."""
+    import fastapi.routing
+    from fastapi.routing import APIRoute
+
+    from app.config import Settings
+    from app.main import create_app
+    app = create_app(Settings())
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    seen: dict[tuple[str, str], str] = {}
+    duplicates = []
+    for route in (iterate(app.routes) if iterate else app.routes):
+        if not isinstance(getattr(route, "original_route", route), APIRoute) or \
+                not route.include_in_schema:
+            continue
+        for method in route.methods or ():
+            key = (route.path_format, method)
+            if key in seen:
+                duplicates.append(f"{method} {route.path_format}: {seen[key]} and {route.name}")
+            seen[key] = route.name
+    assert not duplicates, "\n".join(duplicates)
+
+
+def test_attachment_operation_ids_follow_one_pattern(spec: dict[str, Any]) -> None:
+    """``{verb}_{level}_attachment[s][_{operation}]`` for every level."""
+    pattern = re.compile(r"^[a-z]+_(patient|study|series|instance)_attachments?(_[a-z0-9_]+)?$")
+    found = {operation["operationId"] for path, _, operation in _operations(spec)
+             if "/attachments" in path}
+    assert found
+    assert not [name for name in found if not pattern.match(name)], sorted(found)
+    for level in ("patient", "study", "series", "instance"):
+        assert {f"list_{level}_attachments", f"list_{level}_attachment_operations",
+                f"get_{level}_attachment_data", f"get_{level}_attachment_info",
+                f"set_{level}_attachment", f"delete_{level}_attachment",
+                f"verify_{level}_attachment_md5"} <= found, level
+
+
 def _is_typed(schema: dict[str, Any]) -> bool:
-    return bool(schema) and ("$ref" in json.dumps(schema) or "type" in schema)
+    text = json.dumps(schema)
+    return bool(schema) and ("$ref" in text or '"type"' in text)
 
 
 def test_every_operation_documents_orthanc_errors(spec: dict[str, Any]) -> None:
@@ -121,6 +174,100 @@ def test_raw_bodies_accept_octet_stream(spec: dict[str, Any]) -> None:
         content = operation.get("requestBody", {}).get("content", {})
         if content and not any("json" in t or "form" in t for t in content):
             assert "application/octet-stream" in content, f"{method.upper()} {path}"
+
+
+# --- the query arguments routes read are declared ---------------------------------------
+
+
+@contextmanager
+def _query_reads() -> Iterator[list[str]]:
+    """Record the names routes look up in ``request.query_params`` (in this process)."""
+    from starlette.datastructures import QueryParams
+    names: list[str] = []
+    originals = {method: getattr(QueryParams, method)
+                 for method in ("get", "getlist", "__getitem__", "__contains__")}
+
+    def recording(original: Any) -> Any:
+        def method(self: QueryParams, key: Any, *args: Any, **kwargs: Any) -> Any:
+            names.append(key)
+            return original(self, key, *args, **kwargs)
+        return method
+
+    for method, original in originals.items():
+        setattr(QueryParams, method, recording(original))
+    try:
+        yield names
+    finally:
+        for method, original in originals.items():
+            setattr(QueryParams, method, original)
+
+
+def _documented_query(spec: dict[str, Any], path: str, method: str = "get") -> set[str]:
+    operation = spec["paths"][path][method]
+    return {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_query_arguments_read_are_documented(spec: dict[str, Any], tmp_path: Path) -> None:
+    """For a sample of routes: every query argument the route reads is in the spec, and
+    every one the spec lists is read (with no argument given, all of them are looked up)."""
+    from starlette.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+    (tmp_path / "storage").mkdir()
+    settings = Settings(storage_directory=str(tmp_path / "storage"),
+                        dicom_server_enabled=False, remote_access_allowed=True,
+                        authentication_enabled=False)
+    with TestClient(create_app(settings)) as http:
+        stored = http.post("/instances", content=make_dicom(patient_id="OPENAPI-Q"))
+        assert stored.status_code == 200, stored.text
+        ids = stored.json()
+        patient, study, series, instance = (ids["ParentPatient"], ids["ParentStudy"],
+                                            ids["ParentSeries"], ids["ID"])
+        sample = [
+            ("/patients", "/patients"), ("/studies", "/studies"),
+            ("/series/{id}", f"/series/{series}"),
+            ("/studies/{id}/series", f"/studies/{study}/series"),
+            ("/series/{id}/study", f"/series/{series}/study"),
+            ("/patients/{id}/shared-tags", f"/patients/{patient}/shared-tags"),
+            ("/instances/{id}/tags", f"/instances/{instance}/tags"),
+            ("/instances/{id}/header", f"/instances/{instance}/header"),
+            ("/instances/{id}/metadata", f"/instances/{instance}/metadata"),
+            ("/instances/{id}/attachments", f"/instances/{instance}/attachments"),
+            ("/instances/{id}/preview", f"/instances/{instance}/preview"),
+            ("/instances/{id}/frames/{frame}/rendered", f"/instances/{instance}/frames/0/rendered"),
+            ("/instances/{id}/numpy", f"/instances/{instance}/numpy"),
+            ("/series/{id}/numpy", f"/series/{series}/numpy"),
+            ("/studies/{id}/archive", f"/studies/{study}/archive"),
+            ("/changes", "/changes"), ("/exports", "/exports"), ("/jobs", "/jobs"),
+            ("/modalities", "/modalities"), ("/peers", "/peers"),
+        ]
+        problems = []
+        for template, url in sample:
+            with _query_reads() as names:
+                answer = http.get(url)
+            assert answer.status_code == 200, f"GET {url}: {answer.status_code} {answer.text}"
+            read = {QUERY_ALIASES.get(name, name) for name in names}
+            documented = _documented_query(spec, template)
+            if read - documented:
+                problems.append(f"GET {template} reads undocumented {sorted(read - documented)}")
+            if documented - read:
+                problems.append(f"GET {template} documents unread {sorted(documented - read)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_boolean_flags_stay_true_when_present(spec: dict[str, Any], server: LiveServer) -> None:
+    """Declaring the flags changed no behaviour: ``?expand`` alone still expands."""
+    assert "expand" in _documented_query(spec, "/studies")
+    with server.client() as http:
+        http.post("/instances", content=make_dicom(patient_id="OPENAPI-FLAG"))
+        for query in ("?expand", "?expand=", "?expand=1", "?expand=true"):
+            answer = http.get("/studies" + query)
+            assert answer.status_code == 200, query
+            assert all(isinstance(study, dict) for study in answer.json()), query
+        for query in ("", "?expand=0", "?expand=false"):
+            assert all(isinstance(study, str) for study in http.get("/studies" + query).json())
 
 
 # --- a generated client against a live server ------------------------------------------
@@ -178,6 +325,18 @@ def test_generated_client_uploads_browses_and_deletes(
     patients = module("patients", "list_patients").sync(client=client)
     assert stored.parent_patient in patients
 
+    # A declared query argument: ?expand=true answers typed resources.
+    studies = module("studies", "list_studies").sync(client=client, expand=True)
+    assert studies and all(isinstance(s, models.StudyResource) for s in studies), studies
+    mine = next(s for s in studies if s.id == stored.parent_study)
+    assert mine.parent_patient == stored.parent_patient
+    assert mine.patient_main_dicom_tags["PatientID"] == "OPENAPI-1"
+    ids = module("studies", "list_studies").sync(client=client, expand=False, limit=1)
+    assert isinstance(ids, list) and len(ids) == 1 and isinstance(ids[0], str), ids
+
+    jobs = module("jobs", "list_jobs").sync(client=client, expand=True)
+    assert isinstance(jobs, list), jobs
+
     study = module("studies", "get_study").sync(client=client, id=stored.parent_study)
     assert isinstance(study, models.StudyResource), study
     assert study.parent_patient == stored.parent_patient
@@ -229,6 +388,17 @@ def test_live_answers_match_their_schemas(spec: dict[str, Any], server: LiveServ
         check("/statistics", http.get("/statistics").json())
         check("/changes", http.get("/changes").json())
         check("/exports", http.get("/exports").json())
+        check("/instances/{id}/attachments/{name}/info",
+              http.get(f"/instances/{ids['ID']}/attachments/dicom/info").json())
+        check("/tools/lookup", http.post("/tools/lookup", content=b"OPENAPI-2").json(), "post")
+        modified = http.post(f"/studies/{ids['ParentStudy']}/modify",
+                             json={"Replace": {"StudyDescription": "OPENAPI"}})
+        assert modified.status_code == 200, modified.text
+        check("/studies/{id}/modify", modified.json(), "post")
+        check("/jobs", http.get("/jobs").json())
+        check("/jobs", http.get("/jobs?expand").json())
+        check("/modalities", http.get("/modalities?expand").json())
+        check("/peers", http.get("/peers?expand").json())
         missing = http.get("/patients/0000")
         assert missing.status_code == 404
         check("/patients/{id}", missing.json(), status="404")
