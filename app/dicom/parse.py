@@ -19,6 +19,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from app.dicom import fast_json
 from app.dicom.identifiers import ResourceIds
 from app.dicom.levels import Level
 from app.dicom.orthanc_json import dataset_charset, decode_value
@@ -176,8 +177,9 @@ def dicom_json_of(ds: Dataset) -> dict[str, Any]:
     def handler(elem: Any) -> str:
         return f"{BULK_DATA_MARKER}{elem.tag:08X}"
 
-    return ds.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD,
-                           bulk_data_element_handler=handler)
+    # Same output as ds.to_json_dict(...), 2-3x faster (tests/unit/test_fast_json.py).
+    return fast_json.to_json_dict(ds, bulk_data_threshold=BULK_DATA_THRESHOLD,
+                                  bulk_data_element_handler=handler)
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
