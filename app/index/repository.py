@@ -203,10 +203,16 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
     * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+).
     """
     rows: list[dict[str, Any]] = []
-    if ("NewStudy", Level.STUDY, parsed.ids.study) in changes:
-        rows.append({"level": Level.STUDY.value, "resource_pk": study_pk,
-                     "name": STUDY_PATIENT_TAGS,
-                     "value": _pack(parsed.main_tags[Level.PATIENT]).decode()})
+    if ("NewStudy", Level.STUDY, parsed.ids.study) in changes and \
+            ("NewPatient", Level.PATIENT, parsed.ids.patient) not in changes:
+        # The copy is kept only when it differs from the patient's own main tags (both
+        # are fixed at creation): queries then only re-check these rare studies.
+        copy = _pack(parsed.main_tags[Level.PATIENT])
+        own = conn.execute(select(PATIENTS.c.main_tags).where(
+            PATIENTS.c.public_id == parsed.ids.patient)).scalar_one()
+        if bytes(own) != copy:
+            rows.append({"level": Level.STUDY.value, "resource_pk": study_pk,
+                         "name": STUDY_PATIENT_TAGS, "value": copy.decode()})
     if parsed.pixel_data_offset is not None:
         rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
                      "name": PIXEL_DATA_OFFSET, "value": str(parsed.pixel_data_offset)})
