@@ -383,7 +383,7 @@ def _join_up(statement: Select, level: Level, top: Level) -> Select:
 def _base_select(query: FindQuery, where: list[tuple[Level, ColumnElement[bool]]]) -> Select:
     level = query.level
     table = TABLE[level]
-    statement = select(table.c.pk).select_from(table)
+    statement = select(table.c.pk, table.c.public_id).select_from(table)
     ancestors = [lvl for lvl, _ in where if lvl.depth < level.depth]
     if ancestors:
         statement = _join_up(statement, level, min(ancestors, key=lambda lvl: lvl.depth))
@@ -415,10 +415,21 @@ def _labels_condition(query: FindQuery) -> ColumnElement[bool]:
 
 def find_pks(conn: Connection, query: FindQuery) -> list[int]:
     """The pks at ``query.level`` matching every constraint, in index order."""
+    return [pk for pk, _ in find_matches(conn, query)]
+
+
+def find_matches(conn: Connection, query: FindQuery) -> list[tuple[int, str]]:
+    """(pk, public ID) of the matches: ID-only answers need no second look-up."""
     if query.rest and query.level == Level.STUDY and any(
             i.constraint.keyword == "ModalitiesInStudy" and i.constraint.kind != Kind.UNIVERSAL
             for i in query.constraints):
-        return _find_by_series_modality(conn, query)
+        pks = _find_by_series_modality(conn, query)
+        table = TABLE[query.level]
+        ids: dict[int, str] = {}
+        for start in range(0, len(pks), 500):
+            ids.update(conn.execute(select(table.c.pk, table.c.public_id).where(
+                table.c.pk.in_(pks[start:start + 500]))).all())
+        return [(pk, ids[pk]) for pk in pks]
     compiled = _compile(conn, query)
     if compiled.impossible:
         return []
@@ -428,13 +439,14 @@ def find_pks(conn: Connection, query: FindQuery) -> list[int]:
             statement = statement.offset(query.since)
         if query.limit:
             statement = statement.limit(query.limit)
-        return [pk for (pk,) in conn.execute(statement)]
-    answer: list[int] = []
+        return [(pk, public_id) for pk, public_id in conn.execute(statement)]
+    answer: list[tuple[int, str]] = []
     skipped = 0
     candidates = 0
     checker = _PostFilter(conn, query.level, compiled.post)
     for batch in _batches(conn, statement, 500):
-        for pk, is_candidate, is_match in checker.accept(batch):
+        public_ids = dict(batch)
+        for pk, is_candidate, is_match in checker.accept([pk for pk, _ in batch]):
             if not is_candidate:
                 continue
             candidates += 1
@@ -445,7 +457,7 @@ def find_pks(conn: Connection, query: FindQuery) -> list[int]:
             if skipped < query.since:
                 skipped += 1
                 continue
-            answer.append(pk)
+            answer.append((pk, public_ids[pk]))
             if query.limit and len(answer) >= query.limit:
                 return answer
     return answer
@@ -481,10 +493,11 @@ def _find_by_series_modality(conn: Connection, query: FindQuery) -> list[int]:
     return ordered[:query.limit] if query.limit else ordered
 
 
-def _batches(conn: Connection, statement: Select, size: int) -> Iterator[list[int]]:
+def _batches(conn: Connection, statement: Select,
+             size: int) -> Iterator[list[tuple[int, str]]]:
     result = conn.execute(statement)
     while rows := result.fetchmany(size):
-        yield [pk for (pk,) in rows]
+        yield [(pk, public_id) for pk, public_id in rows]
 
 
 class _PostFilter:

@@ -158,21 +158,11 @@ def tools_find(context: ServerContext, body: Any) -> list[Any]:
                                   limit=limit, candidate_cap=configured_limit(context, level),
                                   labels=labels, labels_constraint=labels_constraint)
     with context.db.read() as conn:
-        pks = index_find.find_pks(conn, find_query)
+        matches = index_find.find_matches(conn, find_query)
         if not expand:
-            return _public_ids(conn, level, pks)
-        rows = repository.get_rows_by_pk(conn, level, pks)
+            return [public_id for _, public_id in matches]
+        rows = repository.get_rows_by_pk(conn, level, [pk for pk, _ in matches])
         return expanded(conn, level, rows, requested, fmt)
-
-
-def _public_ids(conn: Connection, level: Level, pks: list[int]) -> list[str]:
-    """Public IDs in the order of *pks*, reading nothing else (no DICOM JSON)."""
-    table = repository.TABLE[level]
-    found: dict[int, str] = {}
-    for start in range(0, len(pks), 5000):
-        found.update(conn.execute(select(table.c.pk, table.c.public_id).where(
-            table.c.pk.in_(pks[start:start + 5000]))).all())
-    return [found[pk] for pk in pks if pk in found]
 
 
 def expanded(conn: Connection, level: Level, rows: Sequence[Any], requested: Sequence[str],
