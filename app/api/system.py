@@ -107,8 +107,8 @@ async def bulk_delete(request: Request) -> JsonResponse:
 
 @router.get("/tools/now", tags=["System"], operation_id="get_now", response_model=str)
 def get_now(request: Request) -> JsonResponse:
-    from datetime import datetime, timezone
-    return json_answer(datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"))
+    from datetime import UTC, datetime
+    return json_answer(datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
 
 
 @router.get("/tools/now-local", tags=["System"], operation_id="get_now_local",

@@ -136,9 +136,12 @@ def window(ds: Dataset, frame: Frame, center: float | None = None,
     if center is None or width is None or width <= 0:
         low, high = float(values.min()), float(values.max())
         center, width = (low + high) / 2, max(high - low, 1.0)
-    # PS3.3 C.11.2.1.2.1 linear function
-    scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255.0
-    image = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    # PS3.3 C.11.2.1.2.1 linear function (width 1 is a threshold at the center)
+    if width <= 1:
+        image = np.where(values < center - 0.5, 0, 255).astype(np.uint8)
+    else:
+        scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+        image = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     if frame.photometric == "MONOCHROME1":
         image = 255 - image
     return image
