@@ -338,3 +338,59 @@ def test_limit_find_results(tmp_path: Path) -> None:
         result = dcmtk("findscu", server, "-P", "-k", "QueryRetrieveLevel=PATIENT",
                        "-k", "PatientID")
         assert len(_parse_find(result.stderr)) == 2
+
+
+# --- the SCP's direct encoders agree with pydicom and pynetdicom --------------------------
+
+@pytest.mark.parametrize(("sop_class", "sop_instance", "syntax", "aet"), [
+    ("1.2.840.10008.5.1.4.1.1.2", generate_uid(), "1.2.840.10008.1.2.1", "STORESCU"),
+    ("1.2.840.10008.5.1.4.1.1.22", "1.2.3.45", "1.2.840.10008.1.2", "ODD"),
+    ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.4.50", ""),
+    ("1.2", "1.2", "1.2.840.10008.1.2", "SIXTEENCHARSAETX"),
+])
+def test_file_meta_is_what_pydicom_writes(sop_class: str, sop_instance: str, syntax: str,
+                                          aet: str) -> None:
+    from app.dimse import common
+    fast = common._file_meta_bytes(sop_class, sop_instance, syntax, aet)
+    assert fast == common._pydicom_file_meta_bytes(sop_class, sop_instance, syntax, aet)
+    data = common.part10_bytes(b"\x08\x00\x16\x00\x02\x00\x00\x00AB", sop_class_uid=sop_class,
+                               sop_instance_uid=sop_instance, transfer_syntax_uid=syntax,
+                               source_aet=aet)
+    ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), force=False)
+    assert ds.file_meta.MediaStorageSOPInstanceUID == sop_instance
+    assert ds.file_meta.get("SourceApplicationEntityTitle", "") == aet
+    # What pydicom cannot take as is (non-ASCII) still goes through pydicom's writer.
+    assert common._file_meta_bytes(sop_class, sop_instance, syntax, "ÉCHO") is None
+
+
+@pytest.mark.parametrize("status", [0x0000, 0xB000, 0xA700, 0xC000])
+def test_store_response_is_what_pynetdicom_encodes(status: int) -> None:
+    from pynetdicom.dimse_messages import C_STORE_RSP
+    from pynetdicom.dimse_primitives import C_STORE
+
+    from app.dimse.acceptor import store_response_command
+    for sop_instance in (generate_uid(), "1.2.3", "1.2.34"):
+        rsp = C_STORE()
+        rsp.MessageIDBeingRespondedTo = 65535
+        rsp.AffectedSOPInstanceUID = sop_instance
+        rsp.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        rsp.Status = status
+        message = C_STORE_RSP()
+        message.primitive_to_message(rsp)
+        [pdata] = list(message.encode_msg(1, 0))
+        [(_, pdv)] = pdata.presentation_data_value_list
+        assert store_response_command(rsp) == pdv[1:]
+    rsp.ErrorComment = "left to pynetdicom"
+    assert store_response_command(rsp) is None
+
+
+def test_many_instances_over_one_association_then_release(tmp_path: Path,
+                                                          pharos: LiveServer) -> None:
+    """The event-driven acceptor (app/dimse/acceptor.py): every C-STORE answered, the
+    release acknowledged, the association closed."""
+    files = [_write(tmp_path / "many", f"{i}.dcm", make_dicom(
+        patient_id="MANY", study_uid="1.2.3.777", series_uid="1.2.3.777.1",
+        sop_uid=f"1.2.3.777.1.{i}")) for i in range(40)]
+    result = dcmtk("storescu", pharos, files=files)
+    assert result.returncode == 0, result.stderr
+    assert _count(pharos) == 40
