@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -66,14 +67,42 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
+class _FileLock:
+    """An exclusive ``flock`` on a file beside the SQLite index.
+
+    Writers of several processes queue in the kernel and are woken the moment the lock
+    is free; left to SQLite's busy handler they would sleep and retry (1, 2, 5, 10 ms...),
+    which halves the throughput of two HTTP processes ingesting at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: int | None = None
+
+    def __enter__(self) -> None:
+        import fcntl
+        if self._handle is None:
+            self._handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+        assert self._handle is not None
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+
+
 class Database:
-    """The engine plus the write discipline: one writer at a time on SQLite."""
+    """The engine plus the write discipline: one writer at a time on SQLite (a thread
+    lock within the process, a file lock between processes)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sqlite = is_sqlite(url)
         self._write_lock = threading.Lock() if self.sqlite else None
+        path = url.split("///", 1)[-1] if self.sqlite else ""
+        self._file_lock = _FileLock(Path(path + ".writelock")) \
+            if self.sqlite and path and path != ":memory:" else None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -87,7 +116,8 @@ class Database:
             with self.engine.begin() as connection:
                 yield connection
             return
-        with self._write_lock, self.engine.connect() as connection:
+        with self._write_lock, self._file_lock or nullcontext(), \
+                self.engine.connect() as connection:
             connection.info["write"] = True
             try:
                 with connection.begin():
