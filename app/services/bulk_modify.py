@@ -36,6 +36,7 @@ from app.services import delete as delete_service
 from app.services import modify as modify_service
 from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
+from app.services.instances import instance_file_or_none
 from app.services.merge_split import DESCRIPTION, read_boolean, read_strings
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def run_bulk(context: ServerContext, payload: dict[str, Any],
     for index, instance_id in enumerate(instances):
         if cancel_check is not None and cancel_check():
             raise JobInterrupted()
-        data = _read_instance(context, instance_id)
+        data = instance_file_or_none(context, instance_id)
         if data is None:
             failed += 1
             if not payload.get("Permissive", False):
@@ -165,18 +166,6 @@ def run_bulk(context: ServerContext, payload: dict[str, Any],
             except PharosError:
                 pass  # already gone
     return content(payload, outputs, failed)
-
-
-def _read_instance(context: ServerContext, instance_id: str) -> bytes | None:
-    with context.db.read() as conn:
-        row = repository.get_row(conn, Level.INSTANCE, instance_id)
-    if row is None:
-        return None
-    try:
-        return context.blobs.read(row.blob_key)
-    except FileNotFoundError:
-        log.warning("Instance %s has lost its file", instance_id)
-        return None
 
 
 def submit(context: ServerContext, payload: dict[str, Any], *, synchronous: bool,

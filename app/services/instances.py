@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -17,6 +18,8 @@ from app.index import repository
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
 
+log = logging.getLogger(__name__)
+
 
 def instance_row(context: ServerContext, public_id: str) -> Row:
     with context.db.read() as conn:
@@ -29,6 +32,20 @@ def read_file(context: ServerContext, row: Row) -> bytes:
     except FileNotFoundError as error:
         raise InexistentFile(f"The file of instance {row.public_id} is missing from the storage") \
             from error
+
+
+def instance_file_or_none(context: ServerContext, public_id: str) -> bytes | None:
+    """The stored file of an instance, or None when the instance (or its file) is gone:
+    jobs working through a list of instances skip those instead of failing."""
+    with context.db.read() as conn:
+        row = repository.get_row(conn, Level.INSTANCE, public_id)
+    if row is None:
+        return None
+    try:
+        return context.blobs.read(row.blob_key)
+    except FileNotFoundError:
+        log.warning("Instance %s has lost its file", public_id)
+        return None
 
 
 def dataset_of(context: ServerContext, public_id: str, *,
@@ -109,6 +126,7 @@ def raw_value(element: Any) -> bytes:
 
 
 # In the order of Orthanc's MetadataType numbers, the order in which it lists them.
+
 INSTANCE_METADATA = ("IndexInSeries", "ReceptionDate", "RemoteAET", "Origin", "TransferSyntax",
                      "SopClassUid", "RemoteIP", "CalledAET", "HttpUsername", "PixelDataOffset")
 

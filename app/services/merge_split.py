@@ -51,6 +51,7 @@ from app.jobs.kinds import JobInterrupted, job_kind
 from app.services import delete as delete_service
 from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
+from app.services.instances import instance_file_or_none
 from app.services.modify import DEFAULT_PRIVATE_CREATOR, encode
 
 log = logging.getLogger(__name__)
@@ -379,7 +380,7 @@ def _move_instances(context: ServerContext, payload: dict[str, Any],
     for index, (instance_id, series_id, new_sop_uid) in enumerate(instances):
         if cancel_check is not None and cancel_check():
             raise JobInterrupted()
-        data = _read_instance(context, instance_id)
+        data = instance_file_or_none(context, instance_id)
         if data is None:
             failed += 1
             if not payload.get("Permissive", False):
@@ -402,18 +403,6 @@ def _move_instances(context: ServerContext, payload: dict[str, Any],
             except PharosError:
                 pass  # already gone (deleted meanwhile, or by an earlier run of this job)
     return failed, target_study
-
-
-def _read_instance(context: ServerContext, instance_id: str) -> bytes | None:
-    with context.db.read() as conn:
-        row = repository.get_row(conn, Level.INSTANCE, instance_id)
-    if row is None:
-        return None
-    try:
-        return context.blobs.read(row.blob_key)
-    except FileNotFoundError:
-        log.warning("Instance %s has lost its file", instance_id)
-        return None
 
 
 # --- submitting ---------------------------------------------------------------------------------
