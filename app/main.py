@@ -31,6 +31,7 @@ from app.api import (
 from app.api.errors import install_error_handlers
 from app.api.openapi import customize_openapi
 from app.api.responses import JsonResponse
+from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
 from app.config import Settings
 from app.dimse.scp import start_scp
@@ -91,24 +92,17 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.state.context = context
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(system.router)
-    app.include_router(instances.router)
-    app.include_router(attachments.router)  # before resources: it defers "dicom" there
-    app.include_router(resources.router)
-    app.include_router(tools.router)
-    app.include_router(images.router)
-    app.include_router(archive.router)
-    app.include_router(modalities.router)
-    app.include_router(peers.router)
-    app.include_router(jobs.router)
-    app.include_router(modify.router)
-    app.include_router(curation.router)
-    app.include_router(merge_split.router)
-    app.include_router(maintenance.router)
-    app.include_router(dicomweb.router, prefix="/dicom-web")
-    app.include_router(dicomweb.router, prefix="/rs", include_in_schema=False)
-    app.include_router(dicomweb.wado_uri_router)
-    app.include_router(viewer.router)
+    # One flat route table (see app/api/routing.py): the order is the matching order.
+    for router in (system.router, instances.router,
+                   attachments.router,  # before resources: it defers "dicom" there
+                   resources.router, tools.router, images.router, archive.router,
+                   modalities.router, peers.router, jobs.router, modify.router,
+                   curation.router, merge_split.router, maintenance.router):
+        add_routes(app.router, router)
+    add_routes(app.router, dicomweb.router, "/dicom-web")
+    add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
+    add_routes(app.router, dicomweb.wado_uri_router)
+    add_routes(app.router, viewer.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app
 

@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import (
     Connection,
     Row,
+    Select,
     Table,
     and_,
     bindparam,
@@ -220,15 +221,21 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
         conn.execute(insert(METADATA), rows)
 
 
+# Read statements of the browsing hot path, built once like the ingest ones (see
+# _PK_BY_PUBLIC_ID): building a select costs more than running it on a warm index.
+_METADATA_VALUES = select(METADATA.c.resource_pk, METADATA.c.name, METADATA.c.value).where(
+    METADATA.c.level == bindparam("b_level"),
+    METADATA.c.resource_pk.in_(bindparam("b_pks", expanding=True)),
+    METADATA.c.name.in_(bindparam("b_names", expanding=True)))
+
+
 def metadata_values(conn: Connection, level: Level, pks: Sequence[int],
                     names: Sequence[str]) -> dict[int, dict[str, str]]:
     """Chosen metadata of many resources of one level, in one query."""
     answer: dict[int, dict[str, str]] = {pk: {} for pk in pks}
     if pks and names:
-        for pk, name, value in conn.execute(
-                select(METADATA.c.resource_pk, METADATA.c.name, METADATA.c.value).where(and_(
-                    METADATA.c.level == level.value, METADATA.c.resource_pk.in_(list(pks)),
-                    METADATA.c.name.in_(list(names))))):
+        for pk, name, value in conn.execute(_METADATA_VALUES, {
+                "b_level": level.value, "b_pks": list(pks), "b_names": list(names)}):
             answer[pk][name] = value
     return answer
 
@@ -270,22 +277,50 @@ def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now
 
 # --- look-ups -----------------------------------------------------------------------------
 
+def _row_query(level: Level) -> Select:
+    table = TABLE[level]
+    if level != Level.INSTANCE:
+        return select(table)
+    # An instance row also carries ``pixel_data_offset`` (metadata).
+    return select(table, select(METADATA.c.value).where(and_(
+        METADATA.c.level == Level.INSTANCE.value, METADATA.c.resource_pk == table.c.pk,
+        METADATA.c.name == PIXEL_DATA_OFFSET)).scalar_subquery().label("pixel_data_offset"))
+
+
+_ROW_BY_PUBLIC_ID = {level: _row_query(level).where(
+    TABLE[level].c.public_id == bindparam("b_public_id")) for level in TABLE}
+_ROWS_BY_PK = {level: select(table).where(table.c.pk.in_(bindparam("b_pks", expanding=True)))
+               for level, table in TABLE.items()}
+_PUBLIC_IDS_BY_PK = {level: select(table.c.pk, table.c.public_id).where(
+    table.c.pk.in_(bindparam("b_pks", expanding=True))) for level, table in TABLE.items()}
+_CHILD_IDS = {level: select(TABLE[child].c[PARENT_FK[child]], TABLE[child].c.public_id)
+              .where(TABLE[child].c[PARENT_FK[child]].in_(bindparam("b_pks", expanding=True)))
+              .order_by(TABLE[child].c.pk)
+              for level in TABLE if (child := level.child) is not None}
+_LABELS_OF = select(LABELS.c.resource_pk, LABELS.c.label).where(
+    LABELS.c.level == bindparam("b_level"),
+    LABELS.c.resource_pk.in_(bindparam("b_pks", expanding=True))).order_by(LABELS.c.label)
+
+
 def get_row(conn: Connection, level: Level, public_id: str) -> Row | None:
     """One resource row; an instance row also carries ``pixel_data_offset`` (metadata)."""
-    table = TABLE[level]
-    query = select(table)
-    if level == Level.INSTANCE:
-        query = select(table, select(METADATA.c.value).where(and_(
-            METADATA.c.level == Level.INSTANCE.value, METADATA.c.resource_pk == table.c.pk,
-            METADATA.c.name == PIXEL_DATA_OFFSET)).scalar_subquery().label("pixel_data_offset"))
-    return conn.execute(query.where(table.c.public_id == public_id)).first()
+    return conn.execute(_ROW_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
 
 
 def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[Row]:
-    table = TABLE[level]
-    rows = conn.execute(select(table).where(table.c.pk.in_(pks))).all()
+    if not pks:
+        return []
+    rows = conn.execute(_ROWS_BY_PK[level], {"b_pks": list(pks)}).all()
     order = {pk: i for i, pk in enumerate(pks)}
     return sorted(rows, key=lambda r: order[r.pk])
+
+
+def public_ids_by_pk(conn: Connection, level: Level, pks: Iterable[int]) -> dict[int, str]:
+    """The public IDs of resources of one level, by pk."""
+    wanted = list(pks)
+    if not wanted:
+        return {}
+    return dict(conn.execute(_PUBLIC_IDS_BY_PK[level], {"b_pks": wanted}).all())
 
 
 def list_public_ids(conn: Connection, level: Level, *, since: int = 0,
@@ -304,11 +339,8 @@ def child_ids(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
     child = level.child
     if child is None or not pks:
         return {}
-    table = TABLE[child]
-    fk = table.c[PARENT_FK[child]]
     answer: dict[int, list[str]] = {pk: [] for pk in pks}
-    for parent_pk, public_id in conn.execute(
-            select(fk, table.c.public_id).where(fk.in_(pks)).order_by(table.c.pk)):
+    for parent_pk, public_id in conn.execute(_CHILD_IDS[level], {"b_pks": list(pks)}):
         answer[parent_pk].append(public_id)
     return answer
 
@@ -484,9 +516,7 @@ def clear_exports(conn: Connection) -> None:
 def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, list[str]]:
     answer: dict[int, list[str]] = {pk: [] for pk in pks}
     if pks:
-        for pk, label in conn.execute(select(LABELS.c.resource_pk, LABELS.c.label).where(and_(
-                LABELS.c.level == level.value, LABELS.c.resource_pk.in_(list(pks))))
-                .order_by(LABELS.c.label)):
+        for pk, label in conn.execute(_LABELS_OF, {"b_level": level.value, "b_pks": list(pks)}):
             answer[pk].append(label)
     return answer
 

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from app.dicom.levels import Level
 from app.errors import UnknownResource
 from app.index import repository
-from app.index.repository import INSTANCES, PATIENTS, STUDIES, TABLE
+from app.index.repository import INSTANCES
 
 
 def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
@@ -41,6 +41,8 @@ def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
 
 
 _ORIGIN_METADATA = ("AnonymizedFrom", "ModifiedFrom")
+_INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).where(
+    INSTANCES.c.series_pk.in_(bindparam("b_pks", expanding=True)))
 
 
 def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[dict[str, Any]]:
@@ -55,23 +57,17 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[
     answers: list[dict[str, Any]] = []
     if level == Level.STUDY:
         patient_pks = sorted({r.patient_pk for r in rows})
-        patients = dict(conn.execute(select(PATIENTS.c.pk, PATIENTS.c.public_id)
-                                     .where(PATIENTS.c.pk.in_(patient_pks))).all())
+        patients = repository.public_ids_by_pk(conn, Level.PATIENT, patient_pks)
         # Orthanc answers the patient tags copied when the study was created, not the
         # patient's: they differ when instances of one PatientID disagree.
         patient_tags = repository.study_patient_tags(conn, rows, metadata)
     if level == Level.SERIES:
         indices: dict[int, list[int | None]] = defaultdict(list)
-        for series_pk, index in conn.execute(
-                select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series)
-                .where(INSTANCES.c.series_pk.in_(pks))):
+        for series_pk, index in conn.execute(_INDICES_IN_SERIES, {"b_pks": pks}):
             indices[series_pk].append(index)
-        studies = dict(conn.execute(select(STUDIES.c.pk, STUDIES.c.public_id)
-                                    .where(STUDIES.c.pk.in_({r.study_pk for r in rows}))).all())
+        studies = repository.public_ids_by_pk(conn, Level.STUDY, {r.study_pk for r in rows})
     if level == Level.INSTANCE:
-        series_table = TABLE[Level.SERIES]
-        series = dict(conn.execute(select(series_table.c.pk, series_table.c.public_id).where(
-            series_table.c.pk.in_({r.series_pk for r in rows}))).all())
+        series = repository.public_ids_by_pk(conn, Level.SERIES, {r.series_pk for r in rows})
     for row in rows:
         answer: dict[str, Any] = {"ID": row.public_id,
                                   "MainDicomTags": orjson.loads(row.main_tags),

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.dicomweb import qido, stow, wado, wado_uri
 from app.api.dicomweb.common import DicomWebRoute, preflight
+from app.api.routing import add_routes
 
 router = APIRouter(route_class=DicomWebRoute)
-router.include_router(stow.router)
-router.include_router(qido.router)
-router.include_router(wado.router)
+for _part in (stow.router, qido.router, wado.router):
+    add_routes(router, _part)
 
 
 @router.options("/{path:path}", name="dicomweb_preflight", include_in_schema=False)
