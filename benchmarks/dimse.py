@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +24,10 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.common import (
+if __package__ in (None, ""):  # run as a script: benchmarks/dimse.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import (  # noqa: E402
     Server,
     format_table,
     log,

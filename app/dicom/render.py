@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from app.errors import BadFileFormat, NotImplementedYet, ParameterOutOfRange
 
@@ -46,8 +46,8 @@ def frame_count(ds: Dataset) -> int:
         return 1
 
 
-def decode_all(ds: Dataset) -> np.ndarray:
-    """Every frame as an array of shape (frames, rows, columns[, samples])."""
+def _decode(ds: Dataset, index: int | None) -> np.ndarray:
+    """pydicom's decoding (all frames, or only frame *index*) with the palette applied."""
     if frame_count(ds) == 0:
         raise UnsupportedImage("This instance has no pixel data")
     # Type 1 attributes absent from some real files: assume what DCMTK assumes.
@@ -56,7 +56,7 @@ def decode_all(ds: Dataset) -> np.ndarray:
     if "SamplesPerPixel" not in ds:
         ds.SamplesPerPixel = 1
     try:
-        array = ds.pixel_array
+        array = ds.pixel_array if index is None else pixel_array(ds, index=index)
     except NotImplementedError as error:
         raise UnsupportedImage(f"Cannot decode this transfer syntax: {error}") from error
     except Exception as error:  # noqa: BLE001 — corrupted pixel data
@@ -67,12 +67,21 @@ def decode_all(ds: Dataset) -> np.ndarray:
             array = apply_color_lut(array, ds)
         except Exception as error:  # noqa: BLE001
             raise UnsupportedImage(f"Cannot apply the palette: {error}") from error
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    channels = 3 if photometric == "PALETTE COLOR" else samples
-    frames = frame_count(ds)
-    if frames == 1:
+    return array
+
+
+def _channels(ds: Dataset) -> int:
+    """Samples per decoded pixel (a palette gives RGB)."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    return 3 if photometric == "PALETTE COLOR" else int(ds.get("SamplesPerPixel", 1) or 1)
+
+
+def decode_all(ds: Dataset) -> np.ndarray:
+    """Every frame as an array of shape (frames, rows, columns[, samples])."""
+    array = _decode(ds, None)
+    if frame_count(ds) == 1:
         array = array[np.newaxis, ...]
-    expected_ndim = 4 if channels > 1 else 3
+    expected_ndim = 4 if _channels(ds) > 1 else 3
     if array.ndim != expected_ndim:
         raise BadFileFormat(f"Unexpected pixel array shape {array.shape}")
     return array
@@ -84,7 +93,15 @@ def decode_frame(ds: Dataset, index: int) -> Frame:
         raise UnsupportedImage("This instance has no pixel data")
     if not 0 <= index < count:
         raise ParameterOutOfRange(f"Frame {index} is out of range (0..{count - 1})")
-    array = decode_all(ds)[index]
+    if count == 1:
+        array = decode_all(ds)[0]
+    else:
+        # Only the asked frame: a viewer paging through a 500-frame cine must not
+        # decode every frame for each one it shows.
+        array = _decode(ds, index)
+        expected_ndim = 3 if _channels(ds) > 1 else 2
+        if array.ndim != expected_ndim:
+            raise BadFileFormat(f"Unexpected pixel array shape {array.shape}")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     return Frame(array, photometric)
 

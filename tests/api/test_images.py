@@ -49,6 +49,34 @@ def test_preview_stretches_and_truncation_clips(server):
         assert http.get(f"/instances/{instance}/frames/3/preview").status_code == 400
 
 
+def test_multiframe_routes_decode_the_asked_frame(server):
+    """Each frame route answers its own frame (decoded alone, not out of a full decode),
+    greyscale and RGB, and /numpy stacks them all."""
+    grey = (np.arange(3 * 64, dtype="<u2").reshape(3, 8, 8) * 7) % 4096
+    rgb = np.stack([np.full((4, 4, 3), (10 * f, 100 + f, 200 - f), np.uint8)
+                    for f in range(3)])
+    with server.client() as http:
+        grey_id = http.post("/instances", content=make_dicom(
+            study_uid=generate_uid(), size=8, pixels=grey.tobytes(), NumberOfFrames=3)).json()["ID"]
+        rgb_id = http.post("/instances", content=make_dicom(
+            study_uid=generate_uid(), size=4, pixels=rgb.tobytes(), NumberOfFrames=3,
+            SamplesPerPixel=3, PhotometricInterpretation="RGB", PlanarConfiguration=0,
+            BitsAllocated=8, BitsStored=8, HighBit=7)).json()["ID"]
+        assert http.get(f"/instances/{grey_id}/frames").json() == [0, 1, 2]
+        for frame in (2, 0, 1):
+            uint16 = _png(http.get(f"/instances/{grey_id}/frames/{frame}/image-uint16").content)
+            assert np.array_equal(uint16, grey[frame])
+            preview = _png(http.get(f"/instances/{grey_id}/frames/{frame}/preview").content)
+            low, high = int(grey[frame].min()), int(grey[frame].max())
+            assert np.array_equal(preview, np.rint(
+                (grey[frame].astype(float) - low) * 255 / (high - low)).astype(np.uint8))
+            colour = _png(http.get(f"/instances/{rgb_id}/frames/{frame}/preview").content)
+            assert np.array_equal(colour, rgb[frame])
+        assert http.get(f"/instances/{grey_id}/frames/3/preview").status_code == 400
+        stacked = np.load(io.BytesIO(http.get(f"/instances/{grey_id}/numpy?rescale=0").content))
+        assert stacked.shape == (3, 8, 8, 1) and np.array_equal(stacked[..., 0], grey)
+
+
 def test_numpy_shapes_rescale_and_series_order(server):
     with server.client() as http:
         series, study = generate_uid(), generate_uid()
