@@ -1,0 +1,65 @@
+"""The app keeps one flat route table (app/api/routing.py): no router wrappers that
+FastAPI would match per request, every door's routes present, in order, with the
+same behaviour-relevant attributes as the original routes."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from app.api import dicomweb, images
+from app.api.responses import JsonResponse
+from app.api.routing import add_routes
+from app.config import Settings
+from app.main import create_app
+
+
+def test_the_app_has_no_included_router_wrappers():
+    app = create_app(Settings())
+    kinds = {type(route) for route in app.router.routes}
+    assert all(issubclass(kind, (APIRoute, Route)) for kind in kinds), kinds
+    paths = [route.path for route in app.router.routes]
+    for route in images.router.routes:
+        assert route.path in paths
+    dicomweb_count = len(dicomweb.router.routes)
+    assert sum(p.startswith("/dicom-web/") for p in paths) == dicomweb_count
+    assert sum(p.startswith("/rs/") for p in paths) == dicomweb_count
+
+
+def test_add_routes_keeps_order_prefix_and_resolves_defaults():
+    source = APIRouter(tags=["T"])
+
+    @source.get("/items/{item}")
+    def item(item: str) -> dict:
+        return {"item": item}
+
+    @source.get("/items/{item}/raw", response_class=PlainTextResponse)
+    def raw(item: str) -> str:
+        return item
+
+    app = FastAPI(default_response_class=JsonResponse)
+    add_routes(app.router, source, "/p")
+    routes = [r for r in app.router.routes if isinstance(r, APIRoute)]
+    assert [r.path for r in routes] == ["/p/items/{item}", "/p/items/{item}/raw"]
+    assert routes[0].tags == ["T"] and routes[0].response_class is JsonResponse
+    assert routes[1].response_class is PlainTextResponse
+    with TestClient(app) as client:
+        assert client.get("/p/items/a").json() == {"item": "a"}
+        assert client.get("/p/items/b/raw").text == "b"
+        assert client.get("/items/a").status_code == 404
+
+
+def test_add_routes_refuses_nested_routers():
+    outer, inner = APIRouter(), APIRouter()
+
+    @inner.get("/x")
+    def x() -> dict:
+        return {}
+
+    outer.include_router(inner)
+    with pytest.raises(TypeError, match="add_routes"):
+        add_routes(APIRouter(), outer)
