@@ -7,7 +7,7 @@ from typing import IO
 
 from fastapi import Request
 
-from app.errors import BadJson, PayloadTooLarge
+from app.errors import BadJson, ParameterOutOfRange, PayloadTooLarge
 from app.services.context import ServerContext
 
 
@@ -30,10 +30,8 @@ def int_param(request: Request, name: str, default: int = 0) -> int:
     try:
         number = int(value)
     except ValueError as error:
-        from app.errors import ParameterOutOfRange
         raise ParameterOutOfRange(f"Argument {name!r} must be an integer") from error
     if number < 0:
-        from app.errors import ParameterOutOfRange
         raise ParameterOutOfRange(f"Argument {name!r} must be positive")
     return number
 

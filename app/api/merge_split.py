@@ -8,6 +8,7 @@ job at once (Orthanc's ``SubmitCommandsJob``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -47,6 +48,18 @@ def _priority(body: Any) -> int:
     return value
 
 
+async def _study_job(request: Request, study_id: str, prepare: Callable[..., Any],
+                     kind: str) -> JsonResponse:
+    """Merge and split: prepare the job from the body, then run it (or queue it)."""
+    context = get_context(request)
+    body = await json_body(request, context)
+    synchronous, priority = _synchronous(body), _priority(body)
+    payload = await run_in_threadpool(prepare, context, study_id, body, rest_origin(request))
+    answer = await run_in_threadpool(merge_split.submit, context, kind, payload,
+                                     synchronous=synchronous, priority=priority)
+    return json_answer(answer)
+
+
 @router.post("/studies/{id}/merge", tags=["Studies"], operation_id="merge_study",
              response_model=MergeResult | JobAnswer, openapi_extra=JSON_BODY_ANY,
              responses={200: {"description": "{Description, FailedInstancesCount, "
@@ -54,14 +67,7 @@ def _priority(body: Any) -> int:
 async def merge_study(id: str, request: Request) -> JsonResponse:
     """Move studies, series and instances (``Resources``) into this study; they take its
     patient and study tags. ``KeepSource`` (default false) keeps the originals."""
-    context = get_context(request)
-    body = await json_body(request, context)
-    synchronous, priority = _synchronous(body), _priority(body)
-    payload = await run_in_threadpool(merge_split.prepare_merge, context, id, body,
-                                      rest_origin(request))
-    answer = await run_in_threadpool(merge_split.submit, context, merge_split.MERGE_JOB,
-                                     payload, synchronous=synchronous, priority=priority)
-    return json_answer(answer)
+    return await _study_job(request, id, merge_split.prepare_merge, merge_split.MERGE_JOB)
 
 
 @router.post("/studies/{id}/split", tags=["Studies"], operation_id="split_study",
@@ -72,14 +78,7 @@ async def merge_study(id: str, request: Request) -> JsonResponse:
 async def split_study(id: str, request: Request) -> JsonResponse:
     """Move ``Series`` and/or ``Instances`` of this study into a brand new study
     (``Replace``/``Remove`` patient and study module tags; ``KeepSource`` default false)."""
-    context = get_context(request)
-    body = await json_body(request, context)
-    synchronous, priority = _synchronous(body), _priority(body)
-    payload = await run_in_threadpool(merge_split.prepare_split, context, id, body,
-                                      rest_origin(request))
-    answer = await run_in_threadpool(merge_split.submit, context, merge_split.SPLIT_JOB,
-                                     payload, synchronous=synchronous, priority=priority)
-    return json_answer(answer)
+    return await _study_job(request, id, merge_split.prepare_split, merge_split.SPLIT_JOB)
 
 
 def _bulk_route(anonymize: bool) -> Any:
