@@ -33,6 +33,7 @@ from app.api.openapi import customize_openapi
 from app.api.responses import JsonResponse
 from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
+from app.api.uri import UriNormalizer
 from app.config import Settings
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     add_routes(app.router, dicomweb.wado_uri_router)
     add_routes(app.router, viewer.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
+    app.add_middleware(UriNormalizer)  # added last: runs first
     return app
 
 

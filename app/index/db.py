@@ -18,12 +18,18 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned per backend: SQLite in WAL mode with foreign keys, PostgreSQL pooled."""
+def ensure_sqlite_directory(url: str) -> None:
+    """Create the folder of a SQLite index file, as Orthanc creates its IndexDirectory."""
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned per backend: SQLite in WAL mode with foreign keys, PostgreSQL pooled."""
+    if is_sqlite(url):
+        ensure_sqlite_directory(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=8, max_overflow=16)
 
@@ -58,6 +64,7 @@ def migrate(url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
+    ensure_sqlite_directory(url)
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
