@@ -197,6 +197,7 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "DicomWeb": "dicom_web",
 }
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
@@ -204,7 +205,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "Plugins", "LuaScripts", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
     "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
-    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "DicomWeb", "ExecuteLuaEnabled",
+    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "ExecuteLuaEnabled",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
     "Dictionary", "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
@@ -261,6 +262,9 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...): read by
+    # app.services.dicomweb_config.
+    dicom_web: dict[str, Any] = field(default_factory=dict)
     # --- Pharos' own options ("Pharos" section, PHAROS_* variables) ---
     database_url: str | None = None  # default: SQLite file in IndexDirectory
     blobstore_url: str | None = None  # default: file store in StorageDirectory

@@ -23,6 +23,7 @@ from app.api import (
     modalities,
     modify,
     peers,
+    plugins,
     resources,
     system,
     tools,
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
                    modalities.router, peers.router, jobs.router, modify.router,
-                   curation.router, merge_split.router, maintenance.router):
+                   curation.router, merge_split.router, maintenance.router, plugins.router):
         add_routes(app.router, router)
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
