@@ -206,6 +206,16 @@ class Modification:
     def is_replaced(self, tag: int) -> bool:
         return tag in self.replacements
 
+    def is_in_place(self) -> bool:
+        """True when every modified instance keeps its Orthanc identifiers: PatientID not
+        replaced and the UIDs of the modification's level and below kept (Orthanc's
+        ``PerformSanityChecks``: the results then overwrite their sources)."""
+        if self.is_anonymization or self.is_replaced(PATIENT_ID):
+            return False
+        kept = {Level.STUDY: self.keep_study_uid, Level.SERIES: self.keep_series_uid,
+                Level.INSTANCE: self.keep_sop_uid}
+        return all(flag for level, flag in kept.items() if level.depth >= self.level.depth)
+
     def _manually_modified(self, tag: int) -> bool:
         return tag in self.clearings or tag in self.removals or tag in self.replacements
 
