@@ -198,6 +198,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
     "DicomWeb": "dicom_web",
+    "Dictionary": "dictionary",
+    "DefaultPrivateCreator": "default_private_creator",
 }
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
@@ -208,7 +210,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "ExecuteLuaEnabled",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "Dictionary", "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
+    "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "HttpProxy", "HttpsVerifyPeers",
     "HttpsCACertificates", "StrictAetComparison", "DicomModalities", "OrthancPeers",
@@ -262,9 +264,11 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
-    # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...): read by
-    # app.services.dicomweb_config.
+    # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
     dicom_web: dict[str, Any] = field(default_factory=dict)
+    # {"gggg,eeee": [VR, Name, MinVM, MaxVM, PrivateCreator]}: tags added to the dictionary
+    dictionary: dict[str, Any] = field(default_factory=dict)
+    default_private_creator: str = "PrivateCreator"
     # --- Pharos' own options ("Pharos" section, PHAROS_* variables) ---
     database_url: str | None = None  # default: SQLite file in IndexDirectory
     blobstore_url: str | None = None  # default: file store in StorageDirectory

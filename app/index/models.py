@@ -139,15 +139,19 @@ class Label(Base):
 
 class Change(Base):
     __tablename__ = "changes"
+    # Orthanc's AUTOINCREMENT: a Seq is never given twice (SQLite would reuse freed ones).
+    __table_args__ = {"sqlite_autoincrement": True}
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     change_type: Mapped[str] = mapped_column(Text())
     level: Mapped[str] = mapped_column(String(8))
-    public_id: Mapped[str] = mapped_column(PublicId)
+    # Indexed: deleting a resource deletes its changes (as Orthanc's ON DELETE CASCADE).
+    public_id: Mapped[str] = mapped_column(PublicId, index=True)
     date: Mapped[str] = mapped_column(Stamp)
 
 
 class Export(Base):
     __tablename__ = "exports"
+    __table_args__ = {"sqlite_autoincrement": True}
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     level: Mapped[str] = mapped_column(String(8))
     public_id: Mapped[str] = mapped_column(PublicId)

@@ -31,6 +31,7 @@ class ServerContext:
         migrate(url)
         context = cls(settings, Database(url),
                       open_blobstore(settings.blobstore_url, settings.storage_directory))
+        log.info("Blob store: %s", context.blobs.describe())
         if settings.sweep_orphans_at_start:
             removed = context.sweep_orphan_blobs()
             if removed:

@@ -84,8 +84,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
         raise
     if outcome.status == "AlreadyStored":
         context.blobs.delete(key)
-    if outcome.replaced_blob_key:
-        recycled.append(outcome.replaced_blob_key)
+    recycled.extend(outcome.replaced_blob_keys)
     for old_key in recycled:
         context.blobs.delete(old_key)
     return IngestResult(outcome.status, parsed)
