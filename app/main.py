@@ -35,6 +35,7 @@ from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
 from app.config import Settings
+from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
 from app.services.blob_deletion import BlobDeletionDrainer
@@ -51,6 +52,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None, *, context: ServerContext | None = None) -> FastAPI:
     """Build the app. The context (index, blobs) opens in the lifespan unless one is given."""
     settings = settings or (context.settings if context else Settings())
+    user_dictionary.register(user_dictionary.parse(settings.dictionary))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
