@@ -200,6 +200,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "ExecuteLuaEnabled": "execute_lua_enabled",
     "LuaScripts": "lua_scripts",
     "LuaHeartBeatPeriod": "lua_heart_beat_period",
+    "Dictionary": "dictionary",
+    "DefaultPrivateCreator": "default_private_creator",
 }
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
@@ -210,7 +212,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "DicomWeb",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "Dictionary", "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
+    "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "HttpProxy", "HttpsVerifyPeers",
     "HttpsCACertificates", "StrictAetComparison", "DicomModalities", "OrthancPeers",
@@ -269,6 +271,9 @@ class Settings:
     execute_lua_enabled: bool = False
     lua_scripts: list[str] = field(default_factory=list)
     lua_heart_beat_period: int = 0
+    # {"gggg,eeee": [VR, Name, MinVM, MaxVM, PrivateCreator]}: tags added to the dictionary
+    dictionary: dict[str, Any] = field(default_factory=dict)
+    default_private_creator: str = "PrivateCreator"
     # --- Pharos' own options ("Pharos" section, PHAROS_* variables) ---
     database_url: str | None = None  # default: SQLite file in IndexDirectory
     blobstore_url: str | None = None  # default: file store in StorageDirectory
