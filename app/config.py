@@ -197,6 +197,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "Dictionary": "dictionary",
+    "DefaultPrivateCreator": "default_private_creator",
 }
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
@@ -207,7 +209,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "DicomWeb", "ExecuteLuaEnabled",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "Dictionary", "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
+    "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "HttpProxy", "HttpsVerifyPeers",
     "HttpsCACertificates", "StrictAetComparison", "DicomModalities", "OrthancPeers",
@@ -261,6 +263,9 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    # {"gggg,eeee": [VR, Name, MinVM, MaxVM, PrivateCreator]}: tags added to the dictionary
+    dictionary: dict[str, Any] = field(default_factory=dict)
+    default_private_creator: str = "PrivateCreator"
     # --- Pharos' own options ("Pharos" section, PHAROS_* variables) ---
     database_url: str | None = None  # default: SQLite file in IndexDirectory
     blobstore_url: str | None = None  # default: file store in StorageDirectory

@@ -118,6 +118,19 @@ class UnsupportedContentEncoding(PharosError):
     orthanc_code, orthanc_message, http_status = 8, "Bad request", 415
 
 
+class StorageUnavailable(PharosError):
+    """The blob store (an S3 endpoint) failed after botocore's retries.
+
+    Orthanc's object-storage plugins answer 500 with code 43 (StorageAreaPlugin); Pharos
+    keeps the code and answers 503, which tells clients the failure is transient and the
+    request can be sent again (nothing was stored: see README, object storage).
+    """
+
+    orthanc_code, orthanc_message, http_status = 43, \
+        "Error in the plugin implementing a custom storage area", 503
+    dimse_status = 0xA700  # PS3.4 B.2.3: Refused, out of resources (the sender retries)
+
+
 class MissingRequiredTag(PharosError):
     """An upload without StudyInstanceUID/SeriesInstanceUID/SOPInstanceUID.
 

@@ -35,8 +35,10 @@ from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
 from app.config import Settings
+from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
+from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
 from app.services.stability import ProcessLeadership, StabilityMonitor
 
@@ -50,6 +52,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None, *, context: ServerContext | None = None) -> FastAPI:
     """Build the app. The context (index, blobs) opens in the lifespan unless one is given."""
     settings = settings or (context.settings if context else Settings())
+    user_dictionary.register(user_dictionary.parse(settings.dictionary))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         if monitor is not None:
             monitor.start()
         workers = start_workers(app.state.context)
+        # Every process retries queued blob deletions (claims are atomic).
+        deletions = BlobDeletionDrainer(app.state.context).start()
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             if scp is not None:
                 scp.stop()
             workers.stop()
+            deletions.stop()
             if monitor is not None:
                 monitor.stop()
             leader.release()

@@ -92,6 +92,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from app.dicom import dictionary as user_dictionary
+
 MAX_STRING_LENGTH = 256
 PIXEL_DATA = 0x7FE00010
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -319,7 +321,13 @@ _MAIN_TAG_NAMES = {
 
 @lru_cache(maxsize=4096)
 def _entry(tag: int, creator: str | None) -> tuple[str | None, str]:
-    """(dictionary VR or None, Orthanc's name) of *tag* with its private creator."""
+    """(dictionary VR or None, Orthanc's name) of *tag* with its private creator.
+
+    Entries of the ``Dictionary`` configuration option come first (:mod:`app.dicom.dictionary`).
+    """
+    registered = user_dictionary.lookup(tag, creator)
+    if registered is not None:
+        return registered.vr, registered.name
     dictionary = _dictionary()
     if dictionary.loaded:
         entry = dictionary.lookup(tag, creator)
@@ -341,6 +349,11 @@ def _entry(tag: int, creator: str | None) -> tuple[str | None, str]:
         return dictionary_VR(tag), keyword_for_tag(tag) or UNKNOWN_NAME
     except KeyError:
         return None, UNKNOWN_NAME
+
+
+def forget_cached_entries() -> None:
+    """Called when the ``Dictionary`` option registers tags: names and VRs may change."""
+    _entry.cache_clear()
 
 
 def tag_name(tag: int, private_creator: str | None = None) -> str:

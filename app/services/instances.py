@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any
 
 import orjson
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from sqlalchemy import Row
 
 from app.dicom import orthanc_json
@@ -19,6 +21,8 @@ from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
+
+PIXEL_DATA = 0x7FE00010
 
 
 def instance_row(context: ServerContext, public_id: str) -> Row:
@@ -92,8 +96,16 @@ def shared_tags(context: ServerContext, level: Level, public_id: str,
 
 
 def content(context: ServerContext, public_id: str, path: list[str]) -> list[str] | bytes:
-    """``/content/...``: a tag list, a sequence's item indexes, or a leaf's raw value."""
+    """``/content/...``: a tag list, a sequence's item indexes, or a leaf's raw value.
+
+    As Orthanc (``ParsedDicomFile::SendPathValue``), a leaf answers the bytes of the value
+    as stored in the file, padding included, in the file's byte order; PixelData answers
+    its blocks: ``["0"]`` for native pixels, one index per item of an encapsulated pixel
+    sequence (the basic offset table is item 0), each block then readable on its own.
+    """
     node: Any = dataset_of(context, public_id)
+    if path and _is_pixel_data(path[0]) and len(path) <= 2:
+        return _pixel_data_blocks(node, path[1] if len(path) == 2 else None)
     for step in path:
         if isinstance(node, Dataset):
             try:
@@ -102,8 +114,11 @@ def content(context: ServerContext, public_id: str, path: list[str]) -> list[str
                 raise InexistentItem(str(error)) from error
             if tag not in node:
                 raise UnknownResource(f"Tag {step} is absent")
-            element = node[tag]
-            node = list(element.value) if element.VR == "SQ" else element
+            element = node.get_item(tag)
+            if element.VR == "SQ" or element.VR is None and isinstance(node[tag].value, Sequence):
+                node = list(node[tag].value)
+            else:
+                node = element
         elif isinstance(node, list):
             if not step.isdigit() or int(step) >= len(node):
                 raise UnknownResource(f"No item {step} in this sequence")
@@ -117,7 +132,46 @@ def content(context: ServerContext, public_id: str, path: list[str]) -> list[str
     return raw_value(node)
 
 
+def _is_pixel_data(step: str) -> bool:
+    try:
+        return int(parse_tag(step)) == PIXEL_DATA
+    except ValueError:
+        return False
+
+
+def _pixel_data_blocks(ds: Dataset, block: str | None) -> list[str] | bytes:
+    if PIXEL_DATA not in ds:
+        raise UnknownResource("No pixel data in this instance")
+    data = ds.get_item(PIXEL_DATA).value or b""
+    fragments: list[bytes] | None = None
+    if ds.file_meta.get("TransferSyntaxUID") and ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        fragments = _items_of_pixel_sequence(data)
+    count = 1 if fragments is None else len(fragments)
+    if block is None:
+        return [str(i) for i in range(count)]
+    if not block.isdigit() or int(block) >= count:
+        raise UnknownResource(f"No block {block} in the pixel data")
+    return data if fragments is None else fragments[int(block)]
+
+
+def _items_of_pixel_sequence(data: bytes) -> list[bytes] | None:
+    """The items (offset table first) of an encapsulated pixel sequence; None if not one."""
+    items: list[bytes] = []
+    offset = 0
+    while offset + 8 <= len(data):
+        group, element, length = struct.unpack_from("<HHL", data, offset)
+        offset += 8
+        if (group, element) == (0xFFFE, 0xE0DD):
+            break
+        if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+            return None
+        items.append(bytes(data[offset:offset + length]))
+        offset += length
+    return items
+
+
 def raw_value(element: Any) -> bytes:
+    """The value of an element as stored (a raw element read by pydicom keeps its bytes)."""
     value = element.value
     if isinstance(value, bytes):
         return value

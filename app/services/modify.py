@@ -51,7 +51,8 @@ JOB_TYPE = "ResourceModification"
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 
 
-def _private_creator(context: ServerContext) -> str:
+def default_private_creator(context: ServerContext) -> str:
+    """Orthanc's ``DefaultPrivateCreator`` option (``PrivateCreator`` when unset)."""
     return str(getattr(context.settings, "default_private_creator", None)
                or DEFAULT_PRIVATE_CREATOR)
 
@@ -64,7 +65,7 @@ def _anonymized_name(context: ServerContext) -> str:
 def build_modification(context: ServerContext, request: Any, *, anonymize: bool,
                        level: Level | None, patient_name: str | None = None) -> Modification:
     """The Modification for a request; *level* None means ``/instances/{id}/modify``."""
-    creator = _private_creator(context)
+    creator = default_private_creator(context)
     if anonymize:
         modification, overridden = parse_anonymization_request(request, creator)
         if not overridden:
@@ -171,7 +172,7 @@ def prepare_payload(context: ServerContext, level: Level, public_id: str, reques
         request = {}
     patient_name = None
     if anonymize:
-        _, overridden = parse_anonymization_request(request, _private_creator(context))
+        _, overridden = parse_anonymization_request(request, default_private_creator(context))
         if not overridden:
             patient_name = _anonymized_name(context)
     modification = build_modification(context, request, anonymize=anonymize, level=level,
@@ -370,7 +371,7 @@ class InPlaceTracker:
 def generated_patient_name(context: ServerContext, request: Any) -> str | None:
     """The ``Anonymized<N>`` PatientName an anonymization request gets (one per request, drawn
     when the request is accepted), or None when the request chooses the PatientName."""
-    _, overridden = parse_anonymization_request(request, _private_creator(context))
+    _, overridden = parse_anonymization_request(request, default_private_creator(context))
     return None if overridden else _anonymized_name(context)
 
 
