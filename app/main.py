@@ -38,6 +38,7 @@ from app.config import Settings
 from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
+from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
 from app.services.stability import ProcessLeadership, StabilityMonitor
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         if monitor is not None:
             monitor.start()
         workers = start_workers(app.state.context)
+        # Every process retries queued blob deletions (claims are atomic).
+        deletions = BlobDeletionDrainer(app.state.context).start()
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             if scp is not None:
                 scp.stop()
             workers.stop()
+            deletions.stop()
             if monitor is not None:
                 monitor.stop()
             leader.release()

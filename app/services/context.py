@@ -58,12 +58,12 @@ class ServerContext:
                             len(candidates))
                 return 0
             known |= repository.attachment_blob_keys(conn)
-        removed = 0
-        for key in candidates:
-            if key not in known:
-                self.blobs.delete(key)
-                removed += 1
-        return removed
+        orphans = [key for key in candidates if key not in known]
+        failed = self.blobs.delete_many(orphans)  # DeleteObjects by 1000 on S3
+        if failed:
+            log.warning("Could not remove %d orphan blob(s) now; the next sweep will",
+                        len(failed))
+        return len(orphans) - len(failed)
 
     def close(self) -> None:
         self.db.dispose()
