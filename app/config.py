@@ -273,6 +273,10 @@ class Settings:
     max_zip_entries: int = 100_000
     max_zip_uncompressed_size: int = 16 * 1024**3
     max_zip_ratio: int = 200  # uncompressed/compressed size per entry above which a ZIP is refused
+    # Decompression bombs (app/dicom/limits.py): bytes a deflated dataset (Deflated
+    # Explicit VR Little Endian) may inflate to, and bytes one pixel decoding may produce.
+    max_inflated_size: int = 512 * 1024**2
+    max_decoded_image_size: int = 1024**3
     ingest_spool_threshold: int = 8 * 1024**2  # bodies above this are spooled to disk
     sweep_orphans_at_start: bool = True
     # HTTP worker processes (0: one per core, at most 4). Python runs one request's

@@ -104,6 +104,20 @@ class ZipBomb(PharosError):
     orthanc_code, orthanc_message, http_status = 15, "Bad file format", 413
 
 
+class DecompressionLimit(PharosError):
+    """An input that would inflate or decode beyond a configured limit (a deflated dataset,
+    a gzip body, pixel data): refused as a possible decompression bomb, never attempted."""
+
+    orthanc_code, orthanc_message, http_status = 15, "Bad file format", 400
+    dimse_status = 0xC000
+
+
+class UnsupportedContentEncoding(PharosError):
+    """A request body in a content coding Pharos does not decode (RFC 9110 15.5.16)."""
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 415
+
+
 class StorageUnavailable(PharosError):
     """The blob store (an S3 endpoint) failed after botocore's retries.
 

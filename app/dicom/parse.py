@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from app.dicom import fast_json
 from app.dicom.identifiers import ResourceIds
 from app.dicom.levels import Level
+from app.dicom.limits import check_deflated_dataset
 from app.dicom.orthanc_json import dataset_charset, decode_value
 from app.dicom.tags import MAIN_TAGS
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
@@ -54,7 +55,12 @@ class ParsedInstance:
 
 
 def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = False) -> Dataset:
-    """Read a DICOM Part 10 stream, or a bare dataset as DCMTK does; BadFileFormat otherwise."""
+    """Read a DICOM Part 10 stream, or a bare dataset as DCMTK does; BadFileFormat otherwise.
+
+    A deflated dataset is first measured against ``MaxInflatedSize`` (app.dicom.limits):
+    pydicom would inflate all of it in memory."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        check_deflated_dataset(data)
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
     try:
         ds = pydicom.dcmread(stream, stop_before_pixels=stop_before_pixels)

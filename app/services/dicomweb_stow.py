@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.dicom.create import BulkPart, build_instance
 from app.dicom.dicomweb_json import sequence, url_element
+from app.dicom.limits import check_deflated_dataset
 from app.errors import PharosError
 from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, study_url
@@ -133,6 +134,10 @@ _IN_FLIGHT_BYTES = 32 << 20  # ... and at most this many bytes of them (one part
 
 def _store_one(context: ServerContext, data: bytes, study: str | None,
                origin: dict[str, str]) -> Stored | Failure:
+    try:
+        check_deflated_dataset(data)  # before any parse: a bomb is refused unread
+    except PharosError as error:
+        return Failure(CANNOT_UNDERSTAND, str(error))
     if study is not None:
         sop_class, sop, study_uid = _peek_uids(data)
         if study_uid is not None and study_uid != study:
