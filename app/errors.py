@@ -140,3 +140,25 @@ class MissingRequiredTag(PharosError):
     """
 
     orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 400
+
+
+class CannotExecuteLua(PharosError):
+    """A Lua chunk or callback raised an error (Orthanc answers 500 with the Lua message
+    in ``Details``)."""
+
+    orthanc_code, orthanc_message, http_status = 2031, "Cannot execute a Lua command", 500
+
+
+class LuaBadOutput(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2033, "The Lua function does not give the expected number of outputs", 500
+
+
+class NotLuaPredicate(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2034, "The Lua function is not a predicate (only true/false outputs allowed)", 500
+
+
+class LuaReturnsNoString(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2035, "The Lua function does not return a string", 500
