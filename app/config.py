@@ -197,6 +197,7 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "DicomWeb": "dicom_web",
     "ExecuteLuaEnabled": "execute_lua_enabled",
     "LuaScripts": "lua_scripts",
     "LuaHeartBeatPeriod": "lua_heart_beat_period",
@@ -209,7 +210,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "Plugins", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
     "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
-    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "DicomWeb",
+    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
     "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
@@ -266,6 +267,8 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
+    dicom_web: dict[str, Any] = field(default_factory=dict)
     # Lua (app/scripting): /tools/execute-script allowed; scripts loaded at start; the
     # period of OnHeartBeat in seconds (0: never). Lua in use means one HTTP process.
     execute_lua_enabled: bool = False

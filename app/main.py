@@ -24,6 +24,7 @@ from app.api import (
     modalities,
     modify,
     peers,
+    plugins,
     resources,
     scripting,
     system,
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    resources.router, tools.router, images.router, archive.router,
                    modalities.router, peers.router, jobs.router, modify.router,
                    curation.router, merge_split.router, maintenance.router,
-                   scripting.router, dicom_tools.router):
+                   scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)

@@ -41,7 +41,8 @@ def get_system(request: Request) -> JsonResponse:
         "MaximumStorageMode": settings.maximum_storage_mode,
         "MaximumStorageSize": settings.maximum_storage_size,
         "Name": settings.name, "OverwriteInstances": settings.overwrite_instances,
-        "PluginsEnabled": False, "StorageAreaPlugin": None,
+        "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
+        "StorageAreaPlugin": None,
         "StorageCompression": False, "UserMetadata": settings.user_metadata,
         "Version": ORTHANC_API_VERSION,
         "PharosVersion": __version__, "Product": "Pharos",
