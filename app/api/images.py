@@ -14,11 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.deps import get_context
-from app.api.params import COMPRESS, IMAGE, RESCALE, QueryParameter, query_parameters
+from app.api.params import (
+    ACCEPT,
+    COMPRESS,
+    IMAGE,
+    QUALITY,
+    RESCALE,
+    QueryParameter,
+    query_parameters,
+)
 from app.api.responses import JsonResponse, json_answer
 from app.dicom import render
 from app.errors import (
@@ -194,7 +203,7 @@ _RENDERED = (SMOOTH,)
 
 def _register(route: str) -> None:
     operation = route.replace("-", "_")
-    extra = query_parameters(*IMAGE, *(_RENDERED if route == "rendered" else ()))
+    extra = query_parameters(*(IMAGE + _RENDERED if route == "rendered" else (ACCEPT, QUALITY)))
 
     async def whole(id: str, request: Request) -> Response:
         return await _render(request, id, "0", route)
@@ -321,8 +330,17 @@ async def series_numpy(id: str, request: Request) -> Response:
     return Response(body, media_type="application/octet-stream")
 
 
+class OrderedSlices(BaseModel):
+    """Orthanc's ``/series/{id}/ordered-slices`` answer."""
+
+    Type: str
+    Dicom: list[str]
+    Slices: list[str]
+    SlicesShort: list[list[str | int]]
+
+
 @router.get("/series/{id}/ordered-slices", operation_id="get_series_ordered_slices",
-            tags=["Series"])
+            tags=["Series"], response_model=OrderedSlices)
 async def ordered_slices(id: str, request: Request) -> JsonResponse:
     """Orthanc's slice order: ``{"Type": "Volume"|"Sequence", "Dicom", "Slices",
     "SlicesShort"}``."""

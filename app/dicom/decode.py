@@ -336,8 +336,23 @@ def _fast_path(raw: bytes, info: ImageInfo, frame: int, fmt: PixelFormat) -> np.
         if fmt not in (PixelFormat.GRAY8, PixelFormat.GRAY16):
             return None  # Orthanc shifts unsigned grey only; the others take the slow path
         values = values >> info.shift
+    values = _only_stored_bits(values, info, dtype)
     shape = (info.height, info.width) if channels == 1 else (info.height, info.width, 3)
     return values.astype(dtype, copy=True).reshape(shape)
+
+
+def _only_stored_bits(values: np.ndarray, info: ImageInfo, dtype: np.dtype) -> np.ndarray:
+    """PS3.5 8.1.1: a value is its BitsStored bits (two's complement when signed). Orthanc's
+    fast path keeps the bits above them (old overlays, signs not extended); Pharos follows
+    the standard, which changes nothing for the usual files."""
+    bits = info.bits_stored
+    if bits >= 8 * dtype.itemsize:
+        return values
+    if info.signed:
+        unsigned = values.view(dtype.newbyteorder("<").str.replace("i", "u")).astype(np.int64)
+        unsigned &= (1 << bits) - 1
+        return np.where(unsigned >= 1 << (bits - 1), unsigned - (1 << bits), unsigned)
+    return values & ((1 << bits) - 1)
 
 
 def _accessor_values(raw: bytes, info: ImageInfo, frame: int) -> np.ndarray:
