@@ -36,6 +36,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from app.dicom.limits import check_pixel_decode
 from app.errors import BadFileFormat, ParameterOutOfRange
 
 # Transfer syntaxes whose pixel data is native (PS3.5 A.1-A.5).
@@ -58,9 +59,6 @@ VIDEO = frozenset({"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101",
 # The private compression of Philips (Elscint) CT scanners.
 PMSCT_TYPE_TAG = 0x07A11011  # "Tamar Compression Type", "PMSCT_RLE1"
 PMSCT_CONTENT_TAG = 0x07A1100A
-
-# A frame larger than this once decoded is refused (a header can announce any size).
-MAX_DECODED_FRAME_BYTES = 2 * 1024**3
 
 
 class UnsupportedImage(BadFileFormat):
@@ -601,11 +599,10 @@ def decode_frame(ds: Dataset, frame: int, *, extended: bool = False) -> DecodedI
     if not 0 <= frame < count:
         raise FrameOutOfRange(f"Frame {frame} is out of range (this instance has {count})")
     syntax = transfer_syntax(ds)
+    # MaxDecodedImageSize: GDCM decodes whole files, the other codecs one frame.
+    check_pixel_decode(ds, None if syntax in JPEG_LOSSY else frame)
     try:
         info = ImageInfo.of(ds)
-        if info.width * info.height * max(info.samples, 3) * max(info.bytes_per_value, 1) \
-                > MAX_DECODED_FRAME_BYTES:
-            raise NotDecodable("The frame is too large to be decoded")
         if "PixelData" not in ds and not is_pmsct_rle1(ds):
             raise NotDecodable("Float pixel data is not decoded by Orthanc")
         if syntax in NATIVE:
