@@ -42,8 +42,15 @@ def _invert(ds: Dataset) -> bool:
 
 
 def image(context: ServerContext, public_id: str, frame: int, mode: str, media_type: str,
-          *, quality: int = 90) -> bytes:
-    """One frame in Orthanc's preview/uint8/uint16/int16 mode, as PNG, JPEG or PAM."""
+          *, quality: int = 90, center: float | None = None, width: float | None = None,
+          viewport: tuple[int | None, int | None] = (None, None)) -> bytes:
+    """One frame in Orthanc's preview/uint8/uint16/int16 mode, as PNG, JPEG or PAM; mode
+    ``rendered`` is ``/rendered`` with this window and this (columns, rows) size."""
+    if mode == "rendered":
+        options = render.RenderOptions(center=center, width=width,
+                                       target_width=viewport[0] or 0,
+                                       target_height=viewport[1] or 0)
+        return rendered(context, public_id, frame, options, media_type, quality=quality)
     if media_type == render.JPEG and mode not in ("preview", "uint8"):
         raise ParameterOutOfRange("JPEG can only hold 8-bit images")
     ds, decoded = decoded_frame(context, public_id, frame)
