@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -138,11 +139,15 @@ class Label(Base):
 
 
 class Change(Base):
+    """Orthanc's change log. Sequence numbers are never reused (AUTOINCREMENT on SQLite,
+    a serial sequence on PostgreSQL); a resource's rows go with it (migration 0005)."""
+
     __tablename__ = "changes"
+    __table_args__ = {"sqlite_autoincrement": True}
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     change_type: Mapped[str] = mapped_column(Text())
     level: Mapped[str] = mapped_column(String(8))
-    public_id: Mapped[str] = mapped_column(PublicId)
+    public_id: Mapped[str] = mapped_column(PublicId, index=True)
     date: Mapped[str] = mapped_column(Stamp)
 
 
@@ -226,6 +231,9 @@ class Query(Base):
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
 # and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+# Migration 0005: case-insensitive PatientID look-ups (/tools/lookup, find with
+# CaseSensitive false) compare upper(patient_id) when the value has many letters.
+Index("ix_patients_patient_id_upper", func.upper(Patient.patient_id))
 for _name, _column in (("ix_patients_patient_id_pattern", Patient.patient_id),
                        ("ix_patients_patient_name_norm_pattern", Patient.patient_name_norm),
                        ("ix_studies_accession_pattern", Study.accession),
