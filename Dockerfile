@@ -4,7 +4,7 @@ WORKDIR /opt/pharos
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -e '.[s3]'  # the S3 blob store too (PHAROS_BLOBSTORE_URL=s3://...)
 VOLUME ["/var/lib/pharos"]
 ENV PHAROS_STORAGE_DIRECTORY=/var/lib/pharos \
     PHAROS_REMOTE_ACCESS_ALLOWED=true

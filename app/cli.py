@@ -41,6 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "host", None):
         overrides["http_host"] = args.host
     settings = Settings.from_sources(args.config, overrides=overrides)
+    from app.blobstore import BlobStoreConfigError
+    try:
+        return _run(args, settings, overrides)
+    except BlobStoreConfigError as error:
+        # One clear line, no traceback: a missing client library, a bad URL, a bucket
+        # that cannot be reached or credentials the AWS chain does not find.
+        sys.stderr.write(f"pharos: {error}\n")
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings, overrides: dict) -> int:
     if args.command == "serve":
         return serve_forever(settings, args.config, overrides)
     if args.command == "migrate":
@@ -68,8 +79,10 @@ def serve_forever(settings: Settings, config_path: str | None = None,
 
     import uvicorn
 
+    from app.blobstore import open_blobstore
     from app.index.db import migrate
     from app.main import create_app
+    open_blobstore(settings.blobstore_url, settings.storage_directory)  # fail before binding
     workers = settings.effective_http_workers
     common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
               "access_log": False, "timeout_keep_alive": 30}

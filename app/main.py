@@ -23,7 +23,9 @@ from app.api import (
     modalities,
     modify,
     peers,
+    plugins,
     resources,
+    scripting,
     system,
     tools,
     viewer,
@@ -35,8 +37,11 @@ from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
 from app.config import Settings
+from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
+from app.scripting import engine as scripting_engine
+from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
 from app.services.stability import ProcessLeadership, StabilityMonitor
 
@@ -50,6 +55,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None, *, context: ServerContext | None = None) -> FastAPI:
     """Build the app. The context (index, blobs) opens in the lifespan unless one is given."""
     settings = settings or (context.settings if context else Settings())
+    user_dictionary.register(user_dictionary.parse(settings.dictionary))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,12 +64,16 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             app.state.context = ServerContext.open(settings)
         # One process of a multi-process server leads: it runs the DIMSE SCP (one port)
         # and the stability monitor; every process runs job workers (claims are atomic).
+        # Lua states and Python hooks before any door opens (filters apply at once).
+        scripting_engine.start(app.state.context)
         leader = ProcessLeadership(settings)
         is_leader = leader.acquire()
         monitor = StabilityMonitor(app.state.context) if is_leader else None
         if monitor is not None:
             monitor.start()
         workers = start_workers(app.state.context)
+        # Every process retries queued blob deletions (claims are atomic).
+        deletions = BlobDeletionDrainer(app.state.context).start()
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -72,8 +82,10 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             if scp is not None:
                 scp.stop()
             workers.stop()
+            deletions.stop()
             if monitor is not None:
                 monitor.stop()
+            scripting_engine.stop(app.state.context)
             leader.release()
             if own:
                 app.state.context.close()
@@ -98,7 +110,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
                    modalities.router, peers.router, jobs.router, modify.router,
-                   curation.router, merge_split.router, maintenance.router):
+                   curation.router, merge_split.router, maintenance.router,
+                   scripting.router, plugins.router):
         add_routes(app.router, router)
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)

@@ -77,11 +77,14 @@ TRANSCODE = QueryParameter("transcode", {"type": "string"},
                            "Re-encode each instance in this transfer syntax (UID)")
 FILENAME = QueryParameter("filename", {"type": "string"}, "The name of the downloaded file")
 IMAGE = (ACCEPT, QUALITY, WIDTH, HEIGHT, WINDOW_CENTER, WINDOW_WIDTH)
-TAGS_FORMAT = (SHORT, SIMPLIFY)
 FULL_TAGS = _flag("full", "Tags as {gggg,eeee: {Name, Type, Value}}")
-# Browsing routes: the format of MainDicomTags and RequestedTags, and RequestedTags.
-BROWSE_TAGS = (SIMPLIFY("Tags as {keyword: value} (the default)"), SHORT, FULL_TAGS,
-               REQUESTED_TAGS, REQUESTED_TAGS_OLD)
+IGNORE_LENGTH = QueryParameter(
+    "ignore-length", {"type": "string"},
+    "Tags (keywords or gggg-eeee, comma-separated) shown even when longer than 256 bytes")
+TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS, IGNORE_LENGTH)
+RESOURCE_TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS)
+# Browsing routes: RequestedTags, and the format of MainDicomTags and RequestedTags.
+BROWSE_TAGS = (REQUESTED_TAGS, REQUESTED_TAGS_OLD, *RESOURCE_TAGS_FORMAT)
 
 
 def query_parameters(*parameters: QueryParameter, extra: dict[str, Any] | None = None) -> dict[str, Any]:

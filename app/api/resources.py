@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from app.api.deps import flag, get_context, int_param
+from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
 from app.api.params import (
     BROWSE_TAGS,
     EXPAND,
@@ -56,7 +56,7 @@ def _register(level: Level) -> None:
 
     def list_resources(request: Request) -> JsonResponse:
         context = get_context(request)
-        requested, fmt = _requested_tags(request), _format(request)
+        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
         since, limit = _since_limit(request)
         with context.db.read() as conn:
             ids = browse.list_ids(conn, level, since=since, limit=limit)
@@ -79,7 +79,7 @@ def _register(level: Level) -> None:
         with context.db.read() as conn:
             row = get_row_or_404(conn, level, id)
             return json_answer(find.expanded(conn, level, [row], requested,
-                                             _format(request))[0])
+                                             dicom_format(request, "simplify"))[0])
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
          summary=f"One {singular}", responses={200: {"model": model}},
@@ -116,9 +116,30 @@ def _register(level: Level) -> None:
 
     if level != Level.INSTANCE:
         def shared_tags(id: str, request: Request) -> JsonResponse:
-            mode = "simplify" if flag(request, "simplify") else (
-                "short" if flag(request, "short") else "full")
-            return json_answer(instance_service.shared_tags(get_context(request), level, id, mode))
+            return json_answer(instance_service.shared_tags(
+                get_context(request), level, id, dicom_format(request, "full"),
+                ignore_length(request)))
+
+        def instances_tags(id: str, request: Request) -> JsonResponse:
+            return json_answer(instance_service.instances_tags(
+                get_context(request), level, id, dicom_format(request, "full"),
+                ignore_length(request)))
+
+        _add(f"/{plural}/{{id}}/instances-tags", instances_tags,
+             operation_id=f"get_{singular}_instances_tags", tag=tag,
+             summary="The tags of every instance below, by instance ID",
+             responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+             openapi_extra=query_parameters(*TAGS_FORMAT))
+
+        modules = [("module", level.value.lower())]
+        if level == Level.STUDY:
+            modules.append(("module-patient", "patient"))
+        for route, module in modules:
+            _add(f"/{plural}/{{id}}/{route}", _module(level, module),
+                 operation_id=f"get_{singular}_{route.replace('-', '_')}", tag=tag,
+                 summary=f"The tags of the {module} module (from one instance)",
+                 responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+                 openapi_extra=query_parameters(*TAGS_FORMAT))
 
         _add(f"/{plural}/{{id}}/shared-tags", shared_tags,
              operation_id=f"get_{singular}_shared_tags", tag=tag,
@@ -182,15 +203,6 @@ def _requested_tags(request: Request) -> list[str]:
     return find.parse_requested_tags(params.get("requested-tags", params.get("requestedTags")))
 
 
-def _format(request: Request) -> str:
-    """Orthanc's ``GetDicomFormat`` for browsing routes: ``?simplify`` (the default),
-    ``?short`` or ``?full``."""
-    for name in ("simplify", "short", "full"):
-        if flag(request, name):
-            return name
-    return "simplify"
-
-
 def _since_limit(request: Request) -> tuple[int, int | None]:
     """``?since`` and ``?limit`` of ``GET /{level}``; ``limit=0`` answers nothing, as in
     Orthanc 1.12.4. Orthanc 1.12.4 refuses one without the other (400); Pharos reads a
@@ -202,18 +214,25 @@ def _since_limit(request: Request) -> tuple[int, int | None]:
 def _relatives(level: Level, target: Level) -> Callable[..., JsonResponse]:
     def relatives(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
-        requested = _requested_tags(request)
+        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
         # Orthanc: children are expanded unless ?expand=false; the parent always is.
         expand = request.query_params.get("expand") is None or flag(request, "expand")
         with context.db.read() as conn:
             rows = browse.related_rows(conn, level, id, target)
             if target.depth < level.depth:
-                return json_answer(find.expanded(conn, target, rows, requested,
-                                                 _format(request))[0])
+                return json_answer(find.expanded(conn, target, rows, requested, fmt)[0])
             if not expand:
                 return json_answer([r.public_id for r in rows])
-            return json_answer(find.expanded(conn, target, rows, requested, _format(request)))
+            return json_answer(find.expanded(conn, target, rows, requested, fmt))
     return relatives
+
+
+def _module(level: Level, module: str) -> Callable[..., JsonResponse]:
+    def module_tags(id: str, request: Request) -> JsonResponse:
+        return json_answer(instance_service.module_json(
+            get_context(request), level, id, module, dicom_format(request, "full"),
+            ignore_length(request)))
+    return module_tags
 
 
 def _metadata(request: Request, level: Level, public_id: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from app.blobstore.base import BlobKey, BlobStore
+from app.blobstore.base import BlobKey, BlobStore, check_key
 
 _TMP_SUFFIX = ".tmp"
 
@@ -24,8 +24,7 @@ class FileSystemBlobStore(BlobStore):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: BlobKey) -> Path:
-        if len(key) < 4 or "/" in key or "\\" in key or key.startswith("."):
-            raise ValueError(f"invalid blob key {key!r}")
+        check_key(key)
         return self.root / key[0:2] / key[2:4] / key
 
     def put(self, key: BlobKey, chunks: Iterable[bytes] | bytes) -> int:
@@ -52,6 +51,16 @@ class FileSystemBlobStore(BlobStore):
 
     def open(self, key: BlobKey) -> BinaryIO:
         return open(self._path(key), "rb")
+
+    def read_range(self, key: BlobKey, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("a range needs a non-negative offset and length")
+        with open(self._path(key), "rb") as stream:
+            stream.seek(offset)
+            return stream.read(length)
+
+    def size(self, key: BlobKey) -> int:
+        return self._path(key).stat().st_size
 
     def delete(self, key: BlobKey) -> None:
         path = self._path(key)
@@ -83,3 +92,6 @@ class FileSystemBlobStore(BlobStore):
 
     def local_path(self, key: BlobKey) -> str | None:
         return str(self._path(key))
+
+    def describe(self) -> str:
+        return f"the filesystem under {self.root}"

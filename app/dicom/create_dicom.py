@@ -2,8 +2,8 @@
 
 ``new_dataset`` starts like Orthanc's ``ParsedDicomFile(true)`` (Secondary Capture, fresh
 identifiers), ``inject_tags`` applies the request's ``Tags`` with Orthanc's override rules,
-and ``embed_content`` turns a data URI (PNG, JPEG or PDF) into pixel data or an
-Encapsulated PDF.
+and ``embed_content`` turns a data URI (PNG, JPEG, PDF, STL/OBJ/MTL) into pixel data or
+an encapsulated document.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from app.errors import BadRequest, ParameterOutOfRange
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+# Encapsulated 3D manufacturing models (PS3.3 A.85), embedded since Orthanc 1.12.1.
+MODEL_SOP_CLASSES = {"model/stl": "1.2.840.10008.5.1.4.1.1.104.3",
+                     "model/obj": "1.2.840.10008.5.1.4.1.1.104.4",
+                     "model/mtl": "1.2.840.10008.5.1.4.1.1.104.5"}
 PIXEL_DATA = 0x7FE00010
 SPECIFIC_CHARACTER_SET = 0x00080005
 # Tags a request may set even though they already exist (InjectTags in Orthanc).
@@ -36,13 +40,13 @@ _CHARSETS = {"ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144
 
 
 def new_dataset(charset: str = "ISO_IR 100") -> Dataset:
-    """An empty Secondary Capture instance with new identifiers."""
+    """An empty instance with new identifiers (Orthanc's ``ParsedDicomFile(true)``); the
+    SOP class comes from the content, else :func:`default_sop_class`."""
     if charset not in _CHARSETS:
         raise ParameterOutOfRange(f"Unknown specific character set: {charset}")
     ds = Dataset()
     if charset:
         ds.SpecificCharacterSet = charset
-    ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.StudyInstanceUID = generate_uid()
@@ -57,7 +61,7 @@ def stamp_dates(ds: Dataset, parent_level: str | None) -> None:
     """Acquisition/content/creation dates now (UTC); series and study dates when the new
     instance starts a new series or study."""
     now = datetime.now(UTC)
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S") + ".000000"  # as Orthanc
     for prefix in ("Acquisition", "Content", "InstanceCreation"):
         setattr(ds, f"{prefix}Date", date)
         setattr(ds, f"{prefix}Time", time)
@@ -93,21 +97,47 @@ def embed_content(ds: Dataset, content: Any) -> None:
                          "(data:image/png;base64,...)")
     if mime == "application/pdf":
         embed_pdf(ds, payload)
+    elif mime in MODEL_SOP_CLASSES:
+        encapsulate_document(ds, mime, payload)
+        _set_if_absent(ds, "SOPClassUID", MODEL_SOP_CLASSES[mime])
+        _set_if_absent(ds, "Modality", "M3D")
     elif mime in ("image/png", "image/jpeg"):
         embed_image(ds, payload)
     else:
         raise BadRequest(f"Unsupported content type {mime!r}: expected image/png, "
-                         "image/jpeg or application/pdf")
+                         "image/jpeg, application/pdf, model/stl, model/obj or model/mtl")
+
+
+def _set_if_absent(ds: Dataset, keyword: str, value: str) -> None:
+    if not ds.get(keyword):
+        setattr(ds, keyword, value)
+
+
+def encapsulate_document(ds: Dataset, mime: str, document: bytes) -> None:
+    """Orthanc's ``EncapsulateDocument``: the MIME type and the document (OB, even length)."""
+    ds.MIMETypeOfEncapsulatedDocument = mime
+    ds.EncapsulatedDocument = document + (b"\0" if len(document) % 2 else b"")
 
 
 def embed_pdf(ds: Dataset, pdf: bytes) -> None:
-    if not pdf.startswith(b"%PDF"):
+    """An Encapsulated PDF; the SOP class, modality and conversion type unless the request
+    gave them (Orthanc >= 1.9.8 keeps a given Modality)."""
+    if not pdf.startswith(b"%PDF-"):
         raise BadRequest("The content is not a PDF file")
-    ds.SOPClassUID = ENCAPSULATED_PDF
-    ds.Modality = ds.get("Modality") or "OT"
-    ds.ConversionType = "WSD"
-    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
-    ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
+    encapsulate_document(ds, "application/pdf", pdf)
+    _set_if_absent(ds, "SOPClassUID", ENCAPSULATED_PDF)
+    _set_if_absent(ds, "Modality", "OT")
+    _set_if_absent(ds, "ConversionType", "WSD")
+
+
+def default_sop_class(ds: Dataset) -> None:
+    """Secondary Capture when nothing chose a SOP class.
+
+    Orthanc leaves SOPClassUID out then (and writes DCMTK's placeholder in the meta
+    header); an instance without SOP class is invalid (PS3.3 C.12.1), so Pharos names the
+    generic one.
+    """
+    _set_if_absent(ds, "SOPClassUID", SECONDARY_CAPTURE)
 
 
 def embed_image(ds: Dataset, data: bytes) -> None:

@@ -206,6 +206,16 @@ class Modification:
     def is_replaced(self, tag: int) -> bool:
         return tag in self.replacements
 
+    def is_in_place(self) -> bool:
+        """True when every modified instance keeps its Orthanc identifiers: PatientID not
+        replaced and the UIDs of the modification's level and below kept (Orthanc's
+        ``PerformSanityChecks``: the results then overwrite their sources)."""
+        if self.is_anonymization or self.is_replaced(PATIENT_ID):
+            return False
+        kept = {Level.STUDY: self.keep_study_uid, Level.SERIES: self.keep_series_uid,
+                Level.INSTANCE: self.keep_sop_uid}
+        return all(flag for level, flag in kept.items() if level.depth >= self.level.depth)
+
     def _manually_modified(self, tag: int) -> bool:
         return tag in self.clearings or tag in self.removals or tag in self.replacements
 
@@ -520,10 +530,18 @@ def decode_data_uri(text: str) -> bytes | None:
     return unquote_to_bytes(payload)
 
 
-def set_value(ds: Dataset, tag: int, value: Any, private_creator: str) -> None:
-    """Set (or insert) *tag* from Orthanc's JSON value: a string, or a list of items."""
+def set_value(ds: Dataset, tag: int, value: Any, private_creator: str, *,
+              reserve: bool = True) -> None:
+    """Set (or insert) *tag* from Orthanc's JSON value: a string, or a list of items.
+
+    A new private element takes the VR that the dictionary gives it for *private_creator*.
+    With *reserve*, its block is reserved by a (gggg,00xx) element holding *private_creator*
+    when missing (PS3.5 7.8.1; Orthanc never inserts one).  Items of sequences given as
+    JSON are filled without reservation, exactly as Orthanc does (its suite counts their
+    elements, ``test_anonymize_nested``).
+    """
     vr = _vr_of(ds, tag, private_creator)
-    if _is_private(tag) and tag not in ds:
+    if reserve and _is_private(tag) and tag not in ds:
         _reserve_private_block(ds, tag, private_creator)
     ds[tag] = DataElement(tag, vr, element_value(vr, value, private_creator, tag))
 
@@ -566,7 +584,7 @@ def dataset_from_json(item: Any, private_creator: str) -> Dataset:
         raise BadRequest("The items of a sequence must be JSON objects")
     ds = Dataset()
     for name, value in item.items():
-        set_value(ds, _tag(name), value, private_creator)
+        set_value(ds, _tag(name), value, private_creator, reserve=False)
     return ds
 
 

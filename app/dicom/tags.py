@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.tag import BaseTag, Tag
 
+from app.dicom import dictionary as user_dictionary
 from app.dicom.levels import Level
 
 MAIN_TAG_KEYWORDS: dict[Level, tuple[str, ...]] = {
@@ -64,6 +65,9 @@ def parse_tag(text: str) -> BaseTag:
         return Tag(int(compact, 16))
     tag = tag_for_keyword(cleaned)
     if tag is None:
+        registered = user_dictionary.find_name(cleaned)  # the "Dictionary" option's names
+        if registered is not None:
+            return Tag(registered.tag)
         raise ValueError(f"unknown DICOM tag: {text!r}")
     return Tag(tag)
 

@@ -139,20 +139,20 @@ class Label(Base):
 
 
 class Change(Base):
-    """Orthanc's change log. Sequence numbers are never reused (AUTOINCREMENT on SQLite,
-    a serial sequence on PostgreSQL); a resource's rows go with it (migration 0005)."""
-
     __tablename__ = "changes"
+    # Orthanc's AUTOINCREMENT: a Seq is never given twice (SQLite would reuse freed ones).
     __table_args__ = {"sqlite_autoincrement": True}
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     change_type: Mapped[str] = mapped_column(Text())
     level: Mapped[str] = mapped_column(String(8))
+    # Indexed: deleting a resource deletes its changes (as Orthanc's ON DELETE CASCADE).
     public_id: Mapped[str] = mapped_column(PublicId, index=True)
     date: Mapped[str] = mapped_column(Stamp)
 
 
 class Export(Base):
     __tablename__ = "exports"
+    __table_args__ = {"sqlite_autoincrement": True}
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     level: Mapped[str] = mapped_column(String(8))
     public_id: Mapped[str] = mapped_column(PublicId)
@@ -231,7 +231,7 @@ class Query(Base):
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
 # and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
-# Migration 0005: case-insensitive PatientID look-ups (/tools/lookup, find with
+# Migration 0007: case-insensitive PatientID look-ups (/tools/lookup, find with
 # CaseSensitive false) compare upper(patient_id) when the value has many letters.
 Index("ix_patients_patient_id_upper", func.upper(Patient.patient_id))
 for _name, _column in (("ix_patients_patient_id_pattern", Patient.patient_id),
@@ -284,3 +284,23 @@ class Attachment(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (UniqueConstraint("level", "resource_pk", "content_type",
                                        name="uq_attachments_resource_type"),)
+
+
+class BlobDeletion(Base):
+    """Blobs to delete: the durable half of "a delete that fails is retried, not lost".
+
+    A key is queued in the same transaction that drops the last row referencing it
+    (instance or attachment deleted, overwritten, recycled); the process deletes the blob
+    right after the commit and then forgets the key. When the store refuses (S3 outage)
+    the key stays, and a background drainer in every server process retries it with
+    backoff (``due``), so a crash or an outage leaves neither an orphan object nor a row
+    pointing at a missing one. Several processes share the queue: a claim moves ``due``
+    forward with a conditional UPDATE, so one process works on a key at a time (deleting
+    twice would be harmless anyway).
+    """
+
+    __tablename__ = "blob_deletions"
+    blob_key: Mapped[str] = mapped_column(Text(), primary_key=True)
+    due: Mapped[float] = mapped_column(index=True)  # epoch seconds of the next attempt
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -60,7 +60,8 @@ PIXEL_DATA_OFFSET = "PixelDataOffset"
 class StoreOutcome:
     status: str  # "Success" | "AlreadyStored"
     instance_pk: int
-    replaced_blob_key: str | None = None
+    # Blobs of the overwritten instance (its file, and attachments of emptied parents).
+    replaced_blob_keys: list[str] = field(default_factory=list)
 
 
 def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> int | None:
@@ -133,16 +134,20 @@ def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
 
 def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
                    md5: str, now: str, origin: dict[str, str], overwrite: bool) -> StoreOutcome:
-    """Index one instance whose blob is already durable (one transaction, by the caller)."""
+    """Index one instance whose blob is already durable (one transaction, by the caller).
+
+    Overwriting (``OverwriteInstances``) is Orthanc's: the old instance is deleted as by
+    ``DELETE /instances/{id}`` (with the parents it leaves empty, their metadata, labels,
+    attachments and changes), then the new file is indexed as a new instance, so every
+    re-created parent takes its tags from the new file.
+    """
     ids = parsed.ids
     existing = conn.execute(_INSTANCE_BY_PUBLIC_ID, {"b_public_id": ids.instance}).first()
-    replaced: str | None = None
+    replaced: list[str] = []
     if existing is not None:
         if not overwrite:
             return StoreOutcome("AlreadyStored", existing.pk)
-        _delete_attached(conn, Level.INSTANCE, [existing.pk])
-        conn.execute(delete(INSTANCES).where(INSTANCES.c.pk == existing.pk))
-        replaced = existing.blob_key
+        replaced, _ = delete_resource(conn, Level.INSTANCE, existing.pk)
 
     changes: list[tuple[str, Level, str]] = []
     chain = conn.execute(_SERIES_CHAIN, {"b_public_id": ids.series}).first()
@@ -434,33 +439,41 @@ def count_level(conn: Connection, level: Level) -> int:
 def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str], tuple[Level, str] | None]:
     """Delete a resource, its descendants and the ancestors it leaves empty.
 
-    Returns the blob keys to remove once the transaction commits, and the remaining
-    ancestor (level, public ID), if any. Like Orthanc, deletions are not logged in
-    ``/changes``.
+    Returns the blob keys to remove once the transaction commits (the instances' files
+    and the user attachments of every deleted resource), and the remaining ancestor
+    (level, public ID), if any. Like Orthanc, a deletion is not logged in ``/changes``
+    but the changes of the deleted resources go with them (Orthanc's ``Changes`` rows
+    reference their resource ``ON DELETE CASCADE``).
     """
-    blob_keys = [r.blob_key for r in instances_below(conn, level, pk)]
     row = conn.execute(select(TABLE[level]).where(TABLE[level].c.pk == pk)).one()
-    _delete_attached(conn, level, [pk])
+    doomed: dict[Level, list[int]] = {level: [pk]}
     for child_level in _levels_below(level):
-        child_pks = descendant_pks(conn, level, pk, child_level)
-        _delete_attached(conn, child_level, child_pks)
-    conn.execute(delete(TABLE[level]).where(TABLE[level].c.pk == pk))  # cascades down
+        doomed[child_level] = descendant_pks(conn, level, pk, child_level)
     remaining: tuple[Level, str] | None = None
     current, current_row = level, row
     while current.parent is not None:
         parent = current.parent
         parent_pk = getattr(current_row, PARENT_FK[current])
         table = TABLE[current]
-        still = conn.execute(select(table.c.pk).where(
-            table.c[PARENT_FK[current]] == parent_pk).limit(1)).first()
+        still = conn.execute(select(table.c.pk).where(and_(
+            table.c[PARENT_FK[current]] == parent_pk,
+            table.c.pk.not_in(doomed[current]))).limit(1)).first()
         parent_row_ = conn.execute(select(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk)).one()
         if still is not None:
             remaining = (parent, parent_row_.public_id)
             _touch_ancestors(conn, parent, parent_row_)
             break
-        _delete_attached(conn, parent, [parent_pk])
-        conn.execute(delete(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk))
+        doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
+    blob_keys = _blob_keys_of(conn, doomed)
+    public_ids = [public_id for doomed_level, pks in doomed.items() for chunk in _chunks(pks)
+                  for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    for chunk in _chunks(public_ids):
+        conn.execute(delete(CHANGES).where(CHANGES.c.public_id.in_(chunk)))
+    for doomed_level, pks in doomed.items():
+        _delete_attached(conn, doomed_level, pks)
+    top = min(doomed, key=lambda lv: lv.depth)  # the highest level deleted
+    conn.execute(delete(TABLE[top]).where(TABLE[top].c.pk.in_(doomed[top])))  # cascades down
     return blob_keys, remaining
 
 
@@ -479,6 +492,27 @@ def _touch_ancestors(conn: Connection, level: Level, row: Row) -> None:
         current = current.parent
 
 
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterable[list[Any]]:
+    for start in range(0, len(values), size):
+        yield list(values[start:start + size])
+
+
+def _blob_keys_of(conn: Connection, doomed: dict[Level, list[int]]) -> list[str]:
+    """The instances' blob keys and the attachments' blobs of resources about to go."""
+    from app.index.attachments_repository import ATTACHMENTS  # it imports this module
+    keys: list[str] = []
+    for chunk in _chunks(doomed.get(Level.INSTANCE, [])):
+        keys.extend(k for (k,) in conn.execute(
+            select(INSTANCES.c.blob_key).where(INSTANCES.c.pk.in_(chunk))
+            .order_by(INSTANCES.c.pk)))
+    for doomed_level, pks in doomed.items():
+        for chunk in _chunks(pks):
+            keys.extend(k for (k,) in conn.execute(select(ATTACHMENTS.c.uuid).where(and_(
+                ATTACHMENTS.c.level == doomed_level.value,
+                ATTACHMENTS.c.resource_pk.in_(chunk)))))
+    return keys
+
+
 def _levels_below(level: Level) -> list[Level]:
     out = []
     current = level.child
@@ -489,17 +523,12 @@ def _levels_below(level: Level) -> list[Level]:
 
 
 def _delete_attached(conn: Connection, level: Level, pks: Sequence[int]) -> None:
-    """Delete what hangs on resources about to be deleted: metadata, labels, and their
-    changes (Orthanc's change log only holds changes of existing resources: its
-    ``Changes`` rows cascade with their resource)."""
     if not pks:
         return
     for table in (METADATA, LABELS):
-        conn.execute(delete(table).where(and_(table.c.level == level.value,
-                                              table.c.resource_pk.in_(list(pks)))))
-    table = TABLE[level]
-    conn.execute(delete(CHANGES).where(CHANGES.c.public_id.in_(
-        select(table.c.public_id).where(table.c.pk.in_(list(pks))))))
+        for chunk in _chunks(pks):
+            conn.execute(delete(table).where(and_(table.c.level == level.value,
+                                                  table.c.resource_pk.in_(chunk))))
 
 
 # --- stability and recycling ----------------------------------------------------------------

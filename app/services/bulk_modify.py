@@ -79,9 +79,12 @@ def prepare(context: ServerContext, body: Any, *, anonymize: bool,
                                           patient_name="check")
     else:
         level = _level(body)
-        modify_service.build_modification(context, body, anonymize=False, level=level)
+        modification = modify_service.build_modification(context, body, anonymize=False,
+                                                         level=level)
     resources = read_strings(body, "Resources")
     keep_source = read_boolean(body, "KeepSource", True)
+    if not anonymize:
+        modify_service.check_in_place(context, modification, keep_source)
     transcode = None if anonymize else _transcode(body)
     instances: list[str] = []
     seen: set[str] = set()
@@ -138,6 +141,7 @@ def run_bulk(context: ServerContext, payload: dict[str, Any],
     instances: list[str] = payload["Instances"]
     outputs: dict[Level, set[str]] = {level: set() for level in _OUTPUT_ORDER}
     failed = 0
+    in_place = modify_service.InPlaceTracker(context)
     for index, instance_id in enumerate(instances):
         if cancel_check is not None and cancel_check():
             raise JobInterrupted()
@@ -151,6 +155,7 @@ def run_bulk(context: ServerContext, payload: dict[str, Any],
         modification.apply(ds)
         result = ingest_instance(context, modify_service.encode(ds, payload.get("Transcode")),
                                  origin)
+        in_place.stored(instance_id, result)
         ids = result.parsed.ids
         modify_service.record_modified_from(context, ids, instance_id, anonymize=anonymize)
         outputs[Level.INSTANCE].add(ids.instance)
@@ -159,8 +164,11 @@ def run_bulk(context: ServerContext, payload: dict[str, Any],
         outputs[Level.PATIENT].add(ids.patient)
         if progress is not None:
             progress((index + 1) / len(instances))
+    in_place.finish()
     if not payload.get("KeepSource", True):
         for instance_id in instances:
+            if instance_id in outputs[Level.INSTANCE]:
+                continue  # modified in place: the source is the result
             try:
                 delete_service.delete_resource(context, Level.INSTANCE, instance_id)
             except PharosError:

@@ -19,7 +19,7 @@ from app.index import repository
 from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import read_file
-from app.services.modify import DEFAULT_PRIVATE_CREATOR, encode
+from app.services.modify import default_private_creator, encode
 
 # Tags copied from an existing instance of the Parent, per level of the hierarchy.
 _MODULE_EXTRA = {Level.PATIENT: ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
@@ -45,7 +45,7 @@ def create_dicom(context: ServerContext, request: Any, origin: dict[str, str]) -
     tags = request["Tags"]
     if not isinstance(tags, dict):
         raise BadRequest("Tags field is not an object")
-    creator = request.get("PrivateCreator", DEFAULT_PRIVATE_CREATOR)
+    creator = request.get("PrivateCreator", default_private_creator(context))
     if not isinstance(creator, str):
         raise BadRequest('"PrivateCreator" must be a string')
     force = _flag(request, "Force", False)
@@ -64,6 +64,7 @@ def create_dicom(context: ServerContext, request: Any, origin: dict[str, str]) -
         return _create_series(context, ds, content, creator, force, origin)
     if content is not None and not isinstance(content, list):
         builder.embed_content(ds, content)
+    builder.default_sop_class(ds)
     return ingest_instance(context, encode(ds, None), origin).orthanc_json()
 
 
@@ -77,7 +78,8 @@ def _create_v1(context: ServerContext, request: dict[str, Any],
         if name in ("PixelData", "7fe0,0010", "7FE0,0010"):
             builder.embed_content(ds, value)
         else:
-            set_value(ds, parse_tag_name(name), value, DEFAULT_PRIVATE_CREATOR)
+            set_value(ds, parse_tag_name(name), value, default_private_creator(context))
+    builder.default_sop_class(ds)
     return ingest_instance(context, encode(ds, None), origin).orthanc_json()
 
 
@@ -98,6 +100,7 @@ def _create_series(context: ServerContext, base: Dataset, content: list[Any], cr
             if "Tags" in item:
                 builder.inject_tags(ds, item["Tags"], creator, force)
         builder.embed_content(ds, payload)
+        builder.default_sop_class(ds)
         ds.InstanceNumber = index + 1
         ds.ImageIndex = index + 1
         series_id = ingest_instance(context, encode(ds, None), origin).parsed.ids.series

@@ -52,7 +52,7 @@ from app.services import delete as delete_service
 from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_file_or_none
-from app.services.modify import DEFAULT_PRIVATE_CREATOR, encode
+from app.services.modify import default_private_creator, encode
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def run_merge(context: ServerContext, payload: dict[str, Any],
             if tag in ds:
                 del ds[tag]
         for tag, value in replacements.items():
-            set_value(ds, tag, value, DEFAULT_PRIVATE_CREATOR)
+            set_value(ds, tag, value, default_private_creator(context))
 
     failed, _ = _move_instances(context, payload, transform, progress, cancel_check)
     return merge_content(payload, failed)
@@ -357,7 +357,7 @@ def run_split(context: ServerContext, payload: dict[str, Any],
             if tag in ds:
                 del ds[tag]
         for tag, value in replacements.items():
-            set_value(ds, tag, value, DEFAULT_PRIVATE_CREATOR)
+            set_value(ds, tag, value, default_private_creator(context))
         ds[STUDY_UID] = DataElement(STUDY_UID, "UI", study_uid)
 
     failed, target = _move_instances(context, payload, transform, progress, cancel_check)

@@ -23,6 +23,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from app.dicom.levels import Level
+from app.dicom.limits import check_pixel_decode
 from app.dicom.modify import (
     PATIENT_NAME,
     Modification,
@@ -50,7 +51,8 @@ JOB_TYPE = "ResourceModification"
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 
 
-def _private_creator(context: ServerContext) -> str:
+def default_private_creator(context: ServerContext) -> str:
+    """Orthanc's ``DefaultPrivateCreator`` option (``PrivateCreator`` when unset)."""
     return str(getattr(context.settings, "default_private_creator", None)
                or DEFAULT_PRIVATE_CREATOR)
 
@@ -63,7 +65,7 @@ def _anonymized_name(context: ServerContext) -> str:
 def build_modification(context: ServerContext, request: Any, *, anonymize: bool,
                        level: Level | None, patient_name: str | None = None) -> Modification:
     """The Modification for a request; *level* None means ``/instances/{id}/modify``."""
-    creator = _private_creator(context)
+    creator = default_private_creator(context)
     if anonymize:
         modification, overridden = parse_anonymization_request(request, creator)
         if not overridden:
@@ -132,6 +134,7 @@ def _transcode(ds: Dataset, syntax: str) -> None:
         raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
     try:
         if "PixelData" in ds and UID(current).is_compressed:
+            check_pixel_decode(ds)
             ds.decompress()
         if target.is_compressed:
             if "PixelData" not in ds:
@@ -169,14 +172,15 @@ def prepare_payload(context: ServerContext, level: Level, public_id: str, reques
         request = {}
     patient_name = None
     if anonymize:
-        _, overridden = parse_anonymization_request(request, _private_creator(context))
+        _, overridden = parse_anonymization_request(request, default_private_creator(context))
         if not overridden:
             patient_name = _anonymized_name(context)
-    build_modification(context, request, anonymize=anonymize, level=level,
-                       patient_name=patient_name or "check")
+    modification = build_modification(context, request, anonymize=anonymize, level=level,
+                                      patient_name=patient_name or "check")
     keep_source = request.get("KeepSource", True) if isinstance(request, dict) else True
     if not isinstance(keep_source, bool):
         raise BadFileFormat('"KeepSource" must be a Boolean value')
+    check_in_place(context, modification, keep_source)
     return {"Level": level.value, "ID": public_id, "Anonymize": anonymize,
             "Request": request, "PatientName": patient_name, "KeepSource": keep_source,
             "Transcode": transcode_syntax(request), "Origin": origin}
@@ -202,6 +206,7 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
     metadata_name = "AnonymizedFrom" if anonymize else "ModifiedFrom"
     answer: dict[str, Any] | None = None
     failed = 0
+    in_place = InPlaceTracker(context)
     for index, (source_id, blob_key) in enumerate(instances):
         if cancel_check is not None and cancel_check():
             from app.jobs.kinds import JobInterrupted
@@ -215,9 +220,10 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
         ds = read_dataset(data)
         modification.apply(ds)
         result = ingest_instance(context, encode(ds, payload.get("Transcode")), origin)
+        in_place.stored(source_id, result)
         source = _source_ids(context, source_id)
         _record_origin(context, result.parsed.ids, source, metadata_name)
-        if not payload.get("KeepSource", True):
+        if not payload.get("KeepSource", True) and result.parsed.ids.instance != source_id:
             try:
                 delete_service.delete_resource(context, Level.INSTANCE, source_id)
             except PharosError:
@@ -231,6 +237,7 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
             progress((index + 1) / len(instances))
     if answer is None:
         raise BadRequest("The resource has no instance to modify")
+    in_place.finish()
     _log_change(context, level, answer["ID"], anonymize)
     # Orthanc's ResourceModificationJob content, which the synchronous route answers.
     return {"Description": "REST API", "FailedInstancesCount": failed, **answer,
@@ -301,12 +308,70 @@ def _register_job_kind() -> None:
 _register_job_kind()
 
 
+# --- modification in place -----------------------------------------------------------------
+
+_KEEP_SOURCE_NEEDED = ("When keeping StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID "
+                       "tag, you must set KeepSource to true to avoid deleting the modified "
+                       "files at the end of the process")
+_OVERWRITE_NEEDED = ("When keeping StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID tag, "
+                     "you must have the 'OverwriteInstances' Orthanc configuration set to true "
+                     "in order to replace the modified resources")
+
+
+def check_in_place(context: ServerContext, modification: Modification,
+                   keep_source: bool) -> None:
+    """Orthanc's ``ResourceModificationJob::PerformSanityChecks``: a modification that keeps
+    every identifier replaces its sources, which needs ``KeepSource`` (else the results
+    would be deleted as sources at the end) and ``OverwriteInstances`` (else every result
+    would be "already stored" and nothing would change). Orthanc checks this at the study
+    and patient levels; Pharos at the series level too (same reasons)."""
+    if not modification.is_in_place():
+        return
+    if not keep_source:
+        raise BadRequest(_KEEP_SOURCE_NEEDED)
+    if not context.settings.overwrite_instances:
+        raise BadRequest(_OVERWRITE_NEEDED)
+
+
+class InPlaceTracker:
+    """Follows the results of a modification that land on their own source.
+
+    Such a result overwrites its source (``OverwriteInstances``); once all are stored, the
+    main tags of their series, studies and patients are rebuilt from one result per series
+    (Orthanc's ``PostProcessInstances`` reconstruction), since parents that kept other
+    instances were not re-created from the new files. A result that was "already stored"
+    (overwriting disabled) means the modification changed nothing: an error, never a
+    silent success.
+    """
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.by_series: dict[str, str] = {}  # series public ID -> an instance to rebuild from
+
+    def stored(self, source_id: str, result: Any) -> None:
+        ids = result.parsed.ids
+        if ids.instance != source_id:
+            return
+        if result.status == "AlreadyStored":
+            raise BadRequest(_OVERWRITE_NEEDED)
+        self.by_series.setdefault(ids.series, ids.instance)
+
+    def finish(self) -> None:
+        if not self.by_series:
+            return
+        from app.services.reconstruct import refresh_instances  # it imports this layer
+        with self.context.db.read() as conn:
+            pks = [row.pk for public_id in self.by_series.values()
+                   if (row := repository.get_row(conn, Level.INSTANCE, public_id)) is not None]
+        refresh_instances(self.context, pks)
+
+
 # --- shared with the bulk routes (app.services.bulk_modify) ---------------------------------
 
 def generated_patient_name(context: ServerContext, request: Any) -> str | None:
     """The ``Anonymized<N>`` PatientName an anonymization request gets (one per request, drawn
     when the request is accepted), or None when the request chooses the PatientName."""
-    _, overridden = parse_anonymization_request(request, _private_creator(context))
+    _, overridden = parse_anonymization_request(request, default_private_creator(context))
     return None if overridden else _anonymized_name(context)
 
 

@@ -167,8 +167,8 @@ def _blob_path(storage: Path, uuid: str) -> Path:
 
 
 def test_deleted_with_resource_and_kept_by_the_sweep(tmp_path: Path) -> None:
-    """Attachment blobs survive the startup sweep; a deleted resource takes its rows along
-    and the sweep then collects the blobs they left."""
+    """Attachment blobs survive the startup sweep; a deleted resource takes its rows and
+    their blobs along at once (no orphan waits for the sweep)."""
     old = 0.0  # the sweep only removes blobs older than an hour: age them explicitly
     with pinned_database(tmp_path) as pinned:
         config = {**CONFIG, **pinned}
@@ -184,9 +184,9 @@ def test_deleted_with_resource_and_kept_by_the_sweep(tmp_path: Path) -> None:
                                    "info").json()["Uuid"]
             assert client.delete(f"/patients/{gone['ParentPatient']}").status_code == 200
             storage = server.storage
-        for uuid in (kept_uuid, gone_uuid):
-            assert _blob_path(storage, uuid).exists()
-            os.utime(_blob_path(storage, uuid), (old, old))
+        assert not _blob_path(storage, gone_uuid).exists()
+        assert _blob_path(storage, kept_uuid).exists()
+        os.utime(_blob_path(storage, kept_uuid), (old, old))
         with live_server(tmp_path, config) as server, server.client() as client:
             url = f"/series/{kept['ParentSeries']}/attachments/sample"
             assert client.get(f"{url}/data").content == b"payload"

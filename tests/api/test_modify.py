@@ -275,7 +275,7 @@ def test_create_dicom_series_from_a_content_list(server: LiveServer) -> None:
     ({"Tags": {}, "Content": "not a data uri"}, 400),
     ({"Tags": {}, "Content": "data:image/png;base64,AAAA"}, 400),
     ({"Tags": {}, "Content": "data:text/plain;base64,AAAA"}, 400),
-    ({"Tags": {}, "Parent": "nope"}, 404), ({"Tags": {"SOPClassUID": "1.2"}}, 400),
+    ({"Tags": {}, "Parent": "nope"}, 404), ({"Tags": {"SOPInstanceUID": "1.2"}}, 400),
     ({"Tags": {"NotATag": "x"}}, 400), ({"Tags": {}, "Force": "yes"}, 400),
     ([1], 400),
 ])
