@@ -2,16 +2,16 @@
 
 See ``app.index.models.StoredDicomWebServer`` and ``app.services.dicomweb_servers``.
 
-Revision ID: 0007_dicomweb_servers
-Revises: 0006_blob_deletions
+Revision ID: 0008_dicomweb_servers
+Revises: 0007_patient_id_upper
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_dicomweb_servers'
-down_revision = '0006_blob_deletions'
+revision = '0008_dicomweb_servers'
+down_revision = '0007_patient_id_upper'
 branch_labels = None
 depends_on = None
 
