@@ -23,7 +23,9 @@ from app.api import (
     modalities,
     modify,
     peers,
+    plugins,
     resources,
+    scripting,
     system,
     tools,
     viewer,
@@ -38,6 +40,7 @@ from app.config import Settings
 from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
+from app.scripting import engine as scripting_engine
 from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
 from app.services.stability import ProcessLeadership, StabilityMonitor
@@ -61,6 +64,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             app.state.context = ServerContext.open(settings)
         # One process of a multi-process server leads: it runs the DIMSE SCP (one port)
         # and the stability monitor; every process runs job workers (claims are atomic).
+        # Lua states and Python hooks before any door opens (filters apply at once).
+        scripting_engine.start(app.state.context)
         leader = ProcessLeadership(settings)
         is_leader = leader.acquire()
         monitor = StabilityMonitor(app.state.context) if is_leader else None
@@ -80,6 +85,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             deletions.stop()
             if monitor is not None:
                 monitor.stop()
+            scripting_engine.stop(app.state.context)
             leader.release()
             if own:
                 app.state.context.close()
@@ -104,7 +110,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
                    modalities.router, peers.router, jobs.router, modify.router,
-                   curation.router, merge_split.router, maintenance.router):
+                   curation.router, merge_split.router, maintenance.router,
+                   scripting.router, plugins.router):
         add_routes(app.router, router)
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)

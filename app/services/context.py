@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.blobstore import BlobStore, open_blobstore
 from app.config import Settings
+from app.dicom import limits
 from app.index import repository
 from app.index.db import Database, migrate
 
@@ -27,6 +28,7 @@ class ServerContext:
 
     @classmethod
     def open(cls, settings: Settings) -> ServerContext:
+        limits.configure(settings.max_inflated_size, settings.max_decoded_image_size)
         url = settings.effective_database_url
         migrate(url)
         context = cls(settings, Database(url),

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from app.blobstore.base import new_key
 from app.dicom.levels import Level
+from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
 from app.errors import BadFileFormat, FullStorage, PharosError, ZipBomb
 from app.index import repository
@@ -62,6 +63,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     both are done, and removed if parsing or indexing fails: nothing is half stored.
     """
     settings = context.settings
+    check_deflated_dataset(data)  # a decompression bomb is refused before any write
     key = new_key()
     written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
     try:
