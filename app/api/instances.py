@@ -56,8 +56,18 @@ def _tags_mode(request: Request) -> str:
                        206: {"description": "The bytes of the one range of a Range header"},
                        416: {"description": "The range starts past the end of the file"}})
 def get_instance_file(id: str, request: Request) -> Response:
-    """Download the DICOM file as it was received (or one byte range of it: ``Range``)."""
+    """Download the DICOM file as it was received (or one byte range of it: ``Range``);
+    ``Accept: application/dicom+json`` (or ``+xml``) answers the instance in DICOMweb JSON
+    (XML) instead, as Orthanc 1.5.4+."""
     context = get_context(request)
+    accept = request.headers.get("accept", "").split(";")[0].strip().lower()
+    if accept in ("application/dicom+json", "application/json+dicom"):
+        return JsonResponse(instance_service.instance_dicomweb(context, id),
+                            media_type="application/dicom+json")
+    if accept == "application/dicom+xml":
+        from app.dicom.dicomweb_json import to_xml
+        return Response(to_xml(instance_service.instance_dicomweb(context, id)),
+                        media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
     headers = {"Content-Disposition": f'filename="{row.blob_key}.dcm"'}
     return blob_answer(request, context.blobs, row.blob_key, row.file_size,
