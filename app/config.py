@@ -202,6 +202,10 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "DicomWeb": "dicom_web",
+    "ExecuteLuaEnabled": "execute_lua_enabled",
+    "LuaScripts": "lua_scripts",
+    "LuaHeartBeatPeriod": "lua_heart_beat_period",
     "Dictionary": "dictionary",
     "DefaultPrivateCreator": "default_private_creator",
     "MetricsEnabled": "metrics_enabled",
@@ -215,10 +219,10 @@ _TRANSFER_SYNTAX_OPTIONS = {"AcceptedTransferSyntaxes", *GROUP_OPTIONS}
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
 _ACCEPTED_WITHOUT_EFFECT = {
-    "Plugins", "LuaScripts", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
+    "Plugins", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
     "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
-    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "DicomWeb", "ExecuteLuaEnabled",
+    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind",
     "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
     "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
@@ -281,6 +285,13 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
+    dicom_web: dict[str, Any] = field(default_factory=dict)
+    # Lua (app/scripting): /tools/execute-script allowed; scripts loaded at start; the
+    # period of OnHeartBeat in seconds (0: never). Lua in use means one HTTP process.
+    execute_lua_enabled: bool = False
+    lua_scripts: list[str] = field(default_factory=list)
+    lua_heart_beat_period: int = 0
     # {"gggg,eeee": [VR, Name, MinVM, MaxVM, PrivateCreator]}: tags added to the dictionary
     dictionary: dict[str, Any] = field(default_factory=dict)
     default_private_creator: str = "PrivateCreator"
@@ -291,6 +302,10 @@ class Settings:
     max_zip_entries: int = 100_000
     max_zip_uncompressed_size: int = 16 * 1024**3
     max_zip_ratio: int = 200  # uncompressed/compressed size per entry above which a ZIP is refused
+    # Decompression bombs (app/dicom/limits.py): bytes a deflated dataset (Deflated
+    # Explicit VR Little Endian) may inflate to, and bytes one pixel decoding may produce.
+    max_inflated_size: int = 512 * 1024**2
+    max_decoded_image_size: int = 1024**3
     ingest_spool_threshold: int = 8 * 1024**2  # bodies above this are spooled to disk
     sweep_orphans_at_start: bool = True
     # HTTP worker processes (0: one per core, at most 4). Python runs one request's
@@ -307,12 +322,33 @@ class Settings:
     # Orthanc's verbosity at start ("default", "verbose" or "trace"; Orthanc's --verbose
     # and --trace), changed at run time by PUT /tools/log-level.
     log_level: str = "default"
+    # Python hooks (app/scripting/hooks.py): a module name or the path of a .py file whose
+    # functions named like Orthanc's Lua callbacks are called on the same events.
+    hooks: str | None = None
+    # The whole configuration document as read (GetOrthancConfiguration() in Lua) and the
+    # folder relative paths of LuaScripts / Hooks are read from (Orthanc's rule).
+    document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    configuration_directory: str | None = None
+
+    @property
+    def lua_in_use(self) -> bool:
+        """Lua needs the server's one Lua state, hence one HTTP process (see README)."""
+        return self.execute_lua_enabled or bool(self.lua_scripts)
 
     @property
     def effective_http_workers(self) -> int:
+        if self.lua_in_use:
+            return 1  # one process: exactly one Lua state, as in Orthanc
         if self.http_workers > 0:
             return self.http_workers
         return max(1, min(os.cpu_count() or 1, 4))
+
+    def resolve_path(self, path: str) -> Path:
+        """A path of the configuration, relative to its folder as Orthanc reads it."""
+        candidate = Path(path).expanduser()
+        if candidate.is_absolute() or not self.configuration_directory:
+            return candidate
+        return Path(self.configuration_directory) / candidate
 
     @property
     def effective_authentication(self) -> bool:
@@ -337,7 +373,12 @@ class Settings:
                      overrides: dict[str, Any] | None = None) -> Settings:
         """Build settings from defaults < configuration file < ``PHAROS_*`` variables < overrides."""
         document = load_orthanc_json(Path(config_path)) if config_path else {}
-        return cls.from_document(document, os.environ if environ is None else environ, overrides)
+        settings = cls.from_document(document, os.environ if environ is None else environ,
+                                     overrides)
+        if config_path and settings.configuration_directory is None:
+            path = Path(config_path).resolve()
+            settings.configuration_directory = str(path if path.is_dir() else path.parent)
+        return settings
 
     @classmethod
     def from_document(cls, document: dict[str, Any], environ: dict[str, str] | None = None,
@@ -380,7 +421,10 @@ class Settings:
             attribute = name[len("PHAROS_"):].lower()
             if attribute in known and attribute not in ("dicom_modalities", "orthanc_peers"):
                 values[attribute] = _coerce(raw, known[attribute].type)
+        if isinstance(values.get("lua_scripts"), str):
+            values["lua_scripts"] = [values["lua_scripts"]]
         values.update(overrides or {})
+        values.setdefault("document", document)
         return cls(**values)
 
 

@@ -104,6 +104,20 @@ class ZipBomb(PharosError):
     orthanc_code, orthanc_message, http_status = 15, "Bad file format", 413
 
 
+class DecompressionLimit(PharosError):
+    """An input that would inflate or decode beyond a configured limit (a deflated dataset,
+    a gzip body, pixel data): refused as a possible decompression bomb, never attempted."""
+
+    orthanc_code, orthanc_message, http_status = 15, "Bad file format", 400
+    dimse_status = 0xC000
+
+
+class UnsupportedContentEncoding(PharosError):
+    """A request body in a content coding Pharos does not decode (RFC 9110 15.5.16)."""
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 415
+
+
 class StorageUnavailable(PharosError):
     """The blob store (an S3 endpoint) failed after botocore's retries.
 
@@ -126,3 +140,25 @@ class MissingRequiredTag(PharosError):
     """
 
     orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 400
+
+
+class CannotExecuteLua(PharosError):
+    """A Lua chunk or callback raised an error (Orthanc answers 500 with the Lua message
+    in ``Details``)."""
+
+    orthanc_code, orthanc_message, http_status = 2031, "Cannot execute a Lua command", 500
+
+
+class LuaBadOutput(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2033, "The Lua function does not give the expected number of outputs", 500
+
+
+class NotLuaPredicate(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2034, "The Lua function is not a predicate (only true/false outputs allowed)", 500
+
+
+class LuaReturnsNoString(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2035, "The Lua function does not return a string", 500

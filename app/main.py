@@ -23,7 +23,9 @@ from app.api import (
     modalities,
     modify,
     peers,
+    plugins,
     resources,
+    scripting,
     system,
     tools,
     viewer,
@@ -39,7 +41,9 @@ from app.config import Settings
 from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
+from app.scripting import engine as scripting_engine
 from app.services import runtime
+from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
 from app.services.stability import ProcessLeadership, StabilityMonitor
 
@@ -69,6 +73,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         if reset_runtime_settings:
             runtime.reset_to_configuration(settings, app.state.context.db)
         runtime_started = runtime.start(app.state.context)
+        # Lua states and Python hooks before any door opens (filters apply at once).
+        scripting_engine.start(app.state.context)
         # One process of a multi-process server leads: it runs the DIMSE SCP (one port)
         # and the stability monitor; every process runs job workers (claims are atomic).
         leader = ProcessLeadership(settings)
@@ -77,6 +83,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         if monitor is not None:
             monitor.start()
         workers = start_workers(app.state.context)
+        # Every process retries queued blob deletions (claims are atomic).
+        deletions = BlobDeletionDrainer(app.state.context).start()
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -85,8 +93,10 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             if scp is not None:
                 scp.stop()
             workers.stop()
+            deletions.stop()
             if monitor is not None:
                 monitor.stop()
+            scripting_engine.stop(app.state.context)
             leader.release()
             runtime_started.stop()
             if own:
@@ -112,7 +122,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
                    modalities.router, peers.router, jobs.router, modify.router,
-                   curation.router, merge_split.router, maintenance.router):
+                   curation.router, merge_split.router, maintenance.router,
+                   scripting.router, plugins.router):
         add_routes(app.router, router)
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import AsyncIterator
 from typing import IO
 
 from fastapi import Request
 
-from app.errors import BadJson, ParameterOutOfRange, PayloadTooLarge
+from app.dicom.limits import BoundedInflater
+from app.dicom.tags import parse_tag
+from app.errors import (
+    BadJson,
+    BadRequest,
+    DecompressionLimit,
+    ParameterOutOfRange,
+    PayloadTooLarge,
+    UnsupportedContentEncoding,
+)
 from app.services.context import ServerContext
 
 
@@ -21,6 +31,30 @@ def flag(request: Request, name: str) -> bool:
     if value is None:
         return False
     return value.strip().lower() not in ("0", "false", "no")
+
+
+def dicom_format(request: Request, default: str) -> str:
+    """Orthanc's ``GetDicomFormat``: ``?simplify``, ``?short`` or ``?full``, else *default*
+    (``full`` for tags routes, ``simplify`` for resources)."""
+    for name in ("simplify", "short", "full"):
+        if flag(request, name):
+            return name
+    return default
+
+
+def ignore_length(request: Request) -> frozenset[int]:
+    """``?ignore-length=PatientName,0018-1020``: tags to show whatever their length."""
+    raw = request.query_params.get("ignore-length")
+    if not raw:
+        return frozenset()
+    tags = set()
+    for name in raw.split(","):
+        if name.strip():
+            try:
+                tags.add(int(parse_tag(name)))
+            except ValueError as error:
+                raise BadRequest(f"Unknown DICOM tag in ignore-length: {name!r}") from error
+    return frozenset(tags)
 
 
 def int_param(request: Request, name: str, default: int = 0) -> int:
@@ -42,6 +76,30 @@ def rest_origin(request: Request) -> dict[str, str]:
             "HttpUsername": request.scope.get("state", {}).get("username", "")}
 
 
+_CODINGS = {"gzip", "x-gzip", "deflate"}
+
+
+async def body_chunks(request: Request, context: ServerContext) -> AsyncIterator[bytes]:
+    """The request body as it arrives, decoded when sent with ``Content-Encoding: gzip`` or
+    ``deflate`` (RFC 9110 8.4; Orthanc ignores the header), in bounded memory: the decoded
+    size may not pass MaxUploadSize (413). Other codings answer 415 (RFC 9110 15.5.16)."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        async for chunk in request.stream():
+            yield chunk
+        return
+    if coding not in _CODINGS:
+        raise UnsupportedContentEncoding(f"Unsupported Content-Encoding: {coding[:40]}")
+    inflater = BoundedInflater(coding, context.settings.max_upload_size)
+    try:
+        async for chunk in request.stream():
+            for out in inflater.feed(chunk):
+                yield out
+        inflater.finish()
+    except DecompressionLimit as error:
+        raise PayloadTooLarge(str(error)) from error
+
+
 async def read_body(request: Request, context: ServerContext) -> bytes:
     """The whole body in memory, refusing bodies over the configured limit (413)."""
     limit = context.settings.max_upload_size
@@ -50,7 +108,7 @@ async def read_body(request: Request, context: ServerContext) -> bytes:
         raise PayloadTooLarge(f"The body ({declared} bytes) is over the limit of {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request, context):
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"The body is over the limit of {limit} bytes")
@@ -67,7 +125,7 @@ async def spool_body(request: Request, context: ServerContext) -> tuple[IO[bytes
     spool = tempfile.SpooledTemporaryFile(max_size=context.settings.ingest_spool_threshold)
     size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request, context):
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"The body is over the limit of {limit} bytes")

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from app.api.deps import flag, get_context, rest_origin, spool_body
-from app.api.params import TAGS_FORMAT, query_parameters
+from app.api.deps import dicom_format, get_context, ignore_length, rest_origin, spool_body
+from app.api.params import IGNORE_LENGTH, RESOURCE_TAGS_FORMAT, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
+from app.dicom.levels import Level
 from app.errors import BadFileFormat
 from app.services import ingest
 from app.services import instances as instance_service
@@ -46,11 +47,7 @@ async def store_instance(request: Request) -> JsonResponse:
 
 
 def _tags_mode(request: Request) -> str:
-    if flag(request, "simplify"):
-        return "simplify"
-    if flag(request, "short"):
-        return "short"
-    return "full"
+    return dicom_format(request, "full")
 
 
 @router.get("/instances/{id}/file", operation_id="get_instance_file",
@@ -81,17 +78,20 @@ def get_instance_file(id: str, request: Request) -> Response:
             responses={200: {"description": "Orthanc's tags JSON (full, ?short or ?simplify)"}})
 def get_instance_tags(id: str, request: Request) -> JsonResponse:
     """The DICOM tags of the instance, in Orthanc's format."""
-    return json_answer(instance_service.tags_json(get_context(request), id, _tags_mode(request)))
+    return json_answer(instance_service.tags_json(get_context(request), id, _tags_mode(request),
+                                                  ignore_length(request)))
 
 
 @router.get("/instances/{id}/simplified-tags", operation_id="get_instance_simplified_tags",
-            response_model=dict[str, Any], responses={200: {"description": "Tags by keyword"}})
+            response_model=dict[str, Any], openapi_extra=query_parameters(IGNORE_LENGTH),
+            responses={200: {"description": "Tags by keyword"}})
 def get_instance_simplified_tags(id: str, request: Request) -> JsonResponse:
-    return json_answer(instance_service.tags_json(get_context(request), id, "simplify"))
+    return json_answer(instance_service.tags_json(get_context(request), id, "simplify",
+                                                  ignore_length(request)))
 
 
 @router.get("/instances/{id}/header", operation_id="get_instance_header",
-            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
+            response_model=dict[str, Any], openapi_extra=query_parameters(*RESOURCE_TAGS_FORMAT),
             responses={200: {"description": "The meta header (group 0002) in Orthanc's format"}})
 def get_instance_header(id: str, request: Request) -> JsonResponse:
     return json_answer(instance_service.header_json(get_context(request), id, _tags_mode(request)))
@@ -118,3 +118,12 @@ def get_instance_content(id: str, path: str, request: Request) -> Response:
     if isinstance(answer, bytes):
         return Response(answer, media_type="application/octet-stream")
     return json_answer(answer)
+
+
+@router.get("/instances/{id}/module", operation_id="get_instance_module",
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
+            responses={200: {"description": "The tags of the SOP Common module"}})
+def get_instance_module(id: str, request: Request) -> JsonResponse:
+    return json_answer(instance_service.module_json(
+        get_context(request), Level.INSTANCE, id, "instance", _tags_mode(request),
+        ignore_length(request)))

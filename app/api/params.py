@@ -72,7 +72,12 @@ TRANSCODE = QueryParameter("transcode", {"type": "string"},
                            "Re-encode each instance in this transfer syntax (UID)")
 FILENAME = QueryParameter("filename", {"type": "string"}, "The name of the downloaded file")
 IMAGE = (ACCEPT, QUALITY, WIDTH, HEIGHT, WINDOW_CENTER, WINDOW_WIDTH)
-TAGS_FORMAT = (SHORT, SIMPLIFY)
+FULL_TAGS = _flag("full", "Tags as {gggg,eeee: {Name, Type, Value}}")
+IGNORE_LENGTH = QueryParameter(
+    "ignore-length", {"type": "string"},
+    "Tags (keywords or gggg-eeee, comma-separated) shown even when longer than 256 bytes")
+TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS, IGNORE_LENGTH)
+RESOURCE_TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS)
 
 
 def query_parameters(*parameters: QueryParameter, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,14 +10,24 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from app.api.deps import flag, get_context, int_param
-from app.api.params import EXPAND, FULL, LIMIT, REQUESTED_TAGS, SINCE, TAGS_FORMAT, query_parameters
+from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
+from app.api.params import (
+    EXPAND,
+    FULL,
+    LIMIT,
+    REQUESTED_TAGS,
+    RESOURCE_TAGS_FORMAT,
+    SINCE,
+    TAGS_FORMAT,
+    query_parameters,
+)
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import (
     RESOURCE_MODEL,
     DeleteAnswer,
     ResourceStatistics,
 )
+from app.dicom import orthanc_json
 from app.dicom.levels import LEVELS, Level
 from app.errors import InexistentItem, UnknownResource
 from app.index import repository
@@ -57,14 +67,14 @@ def _register(level: Level) -> None:
                     conn, level, since=int_param(request, "since"),
                     limit=int_param(request, "limit"))])
                 answer = find.expanded(conn, level, rows, requested)
-            return json_answer(answer)
+            return _formatted(request, answer)
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
          responses={200: {"model": list[model] | list[str]}},
          openapi_extra=query_parameters(EXPAND(f"Answer the {singular} resources instead of their IDs"),
                              SINCE(f"Skip this many {plural} (paging, with limit)"),
-                             LIMIT, REQUESTED_TAGS))
+                             LIMIT, REQUESTED_TAGS, *RESOURCE_TAGS_FORMAT))
 
     def get_resource(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
@@ -72,12 +82,12 @@ def _register(level: Level) -> None:
         with context.db.read() as conn:
             if requested:
                 row = get_row_or_404(conn, level, id)
-                return json_answer(find.expanded(conn, level, [row], requested)[0])
-            return json_answer(browse.resource_json(conn, level, id))
+                return _formatted(request, find.expanded(conn, level, [row], requested)[0])
+            return _formatted(request, browse.resource_json(conn, level, id))
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
          summary=f"One {singular}", responses={200: {"model": model}},
-         openapi_extra=query_parameters(REQUESTED_TAGS))
+         openapi_extra=query_parameters(REQUESTED_TAGS, *RESOURCE_TAGS_FORMAT))
 
     async def delete_resource(id: str, request: Request) -> JsonResponse:
         answer = await run_in_threadpool(delete.delete_resource, get_context(request), level, id)
@@ -106,13 +116,34 @@ def _register(level: Level) -> None:
              summary=f"The {name} of the {singular}",
              responses={200: {"model": list[target_model] if target.depth > level.depth
                               else target_model}},
-             openapi_extra=query_parameters(_RELATIVES_EXPAND))
+             openapi_extra=query_parameters(_RELATIVES_EXPAND, *RESOURCE_TAGS_FORMAT))
 
     if level != Level.INSTANCE:
         def shared_tags(id: str, request: Request) -> JsonResponse:
-            mode = "simplify" if flag(request, "simplify") else (
-                "short" if flag(request, "short") else "full")
-            return json_answer(instance_service.shared_tags(get_context(request), level, id, mode))
+            return json_answer(instance_service.shared_tags(
+                get_context(request), level, id, dicom_format(request, "full"),
+                ignore_length(request)))
+
+        def instances_tags(id: str, request: Request) -> JsonResponse:
+            return json_answer(instance_service.instances_tags(
+                get_context(request), level, id, dicom_format(request, "full"),
+                ignore_length(request)))
+
+        _add(f"/{plural}/{{id}}/instances-tags", instances_tags,
+             operation_id=f"get_{singular}_instances_tags", tag=tag,
+             summary="The tags of every instance below, by instance ID",
+             responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+             openapi_extra=query_parameters(*TAGS_FORMAT))
+
+        modules = [("module", level.value.lower())]
+        if level == Level.STUDY:
+            modules.append(("module-patient", "patient"))
+        for route, module in modules:
+            _add(f"/{plural}/{{id}}/{route}", _module(level, module),
+                 operation_id=f"get_{singular}_{route.replace('-', '_')}", tag=tag,
+                 summary=f"The tags of the {module} module (from one instance)",
+                 responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+                 openapi_extra=query_parameters(*TAGS_FORMAT))
 
         _add(f"/{plural}/{{id}}/shared-tags", shared_tags,
              operation_id=f"get_{singular}_shared_tags", tag=tag,
@@ -175,8 +206,21 @@ def _relatives(level: Level, target: Level) -> Callable[..., JsonResponse]:
         context = get_context(request)
         expand = request.query_params.get("expand") is None or flag(request, "expand")
         with context.db.read() as conn:
-            return json_answer(browse.related(conn, level, id, target, expand))
+            return _formatted(request, browse.related(conn, level, id, target, expand))
     return relatives
+
+
+def _module(level: Level, module: str) -> Callable[..., JsonResponse]:
+    def module_tags(id: str, request: Request) -> JsonResponse:
+        return json_answer(instance_service.module_json(
+            get_context(request), level, id, module, dicom_format(request, "full"),
+            ignore_length(request)))
+    return module_tags
+
+
+def _formatted(request: Request, answer: Any) -> JsonResponse:
+    """Resources with their tags as ``?short`` / ``?full`` ask (keywords by default)."""
+    return json_answer(orthanc_json.format_resource_tags(answer, dicom_format(request, "simplify")))
 
 
 def _metadata(request: Request, level: Level, public_id: str) -> dict[str, str]:

@@ -591,7 +591,8 @@ def _too_long(value: str, max_length: int) -> bool:
 
 
 def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
-                  top_level: bool, header: bool = False) -> dict[str, Any]:
+                  top_level: bool, header: bool = False,
+                  ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     creators: dict[int, str | None] = {}
     for tag in sorted(item.keys()):
@@ -609,7 +610,7 @@ def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
             if isinstance(elem, RawDataElement):
                 elem = item[tag]
             out[key] = {"Name": name, "Type": "Sequence", "Value": [
-                _item_to_json(child, charset, max_length, False)
+                _item_to_json(child, charset, max_length, False, ignore_length=ignore_length)
                 for child in (elem.value or [])]}
             continue
         if header and (vr in BINARY_VRS or dict_vr is None and name == UNKNOWN_NAME):
@@ -617,7 +618,7 @@ def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
         value = NULL if tag == PIXEL_DATA else _leaf(elem, vr, creator, charset)
         if value is NULL:
             out[key] = _leaf_node(name, creator, "Null", None)
-        elif _too_long(value, max_length):
+        elif tag not in ignore_length and _too_long(value, max_length):
             out[key] = _leaf_node(name, creator, "TooLong", None)
         else:
             out[key] = _leaf_node(name, creator, "String", value)
@@ -646,12 +647,15 @@ def _pixel_representation(item: Dataset) -> int | None:
         return None
 
 
-def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH) -> dict[str, Any]:
+def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH,
+                    ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     """The ``full`` format of ``/instances/{id}/tags``: ``{"gggg,eeee": {Name, Type, Value}}``.
 
-    Private elements whose creator is known also carry ``"PrivateCreator"``.
+    Private elements whose creator is known also carry ``"PrivateCreator"``.  The tags of
+    *ignore_length* (``?ignore-length=``) are given whatever their length.
     """
-    return _item_to_json(ds, dataset_charset(ds), max_length, True)
+    return _item_to_json(ds, dataset_charset(ds), max_length, True,
+                         ignore_length=ignore_length)
 
 
 def header_json(file_meta: Dataset | None) -> dict[str, Any]:
@@ -687,4 +691,48 @@ def to_simplified(full: dict[str, Any]) -> dict[str, Any]:
             out[node["Name"]] = node["Value"]
         else:
             out[node["Name"]] = None
+    return dict(sorted(out.items()))
+
+
+# Keys of a resource's JSON that hold tags by keyword (GET /{level}/{id}, ?expand, find).
+RESOURCE_TAG_KEYS = ("MainDicomTags", "PatientMainDicomTags", "RequestedTags")
+
+
+def format_resource_tags(resource: Any, fmt: str) -> Any:
+    """A resource's JSON (or a list of them) in Orthanc's tag format (1.9.4+).
+
+    ``simplify`` (the default of the resource routes) keeps keywords; ``short`` gives
+    ``{"gggg,eeee": value}`` and ``full`` ``{"gggg,eeee": {Name, Type, Value}}``, as
+    Orthanc's ``?short`` / ``?full`` on ``/patients/{id}``, ``?expand`` lists and relatives.
+    """
+    if fmt == "simplify":
+        return resource
+    if isinstance(resource, list):
+        return [format_resource_tags(item, fmt) for item in resource]
+    if not isinstance(resource, dict):
+        return resource
+    out = dict(resource)
+    for key in RESOURCE_TAG_KEYS:
+        tags = out.get(key)
+        if isinstance(tags, dict):
+            out[key] = _keyword_tags_as(tags, fmt)
+    return out
+
+
+def _keyword_tags_as(tags: dict[str, Any], fmt: str) -> dict[str, Any]:
+    from pydicom.datadict import tag_for_keyword
+
+    out: dict[str, Any] = {}
+    for keyword, value in tags.items():
+        number = tag_for_keyword(keyword)
+        if number is None:
+            registered = user_dictionary.find_name(keyword)
+            number = registered.tag if registered is not None else None
+        key = format_tag(number) if number is not None else keyword
+        if fmt == "short":
+            out[key] = value
+        else:
+            kind = "String" if isinstance(value, str) else (
+                "Sequence" if isinstance(value, list) else "Null")
+            out[key] = {"Name": keyword, "Type": kind, "Value": value}
     return dict(sorted(out.items()))

@@ -22,12 +22,15 @@ from pydicom.errors import InvalidDicomError
 from app.dicom import fast_json
 from app.dicom.identifiers import ResourceIds
 from app.dicom.levels import Level
+from app.dicom.limits import check_deflated_dataset
 from app.dicom.orthanc_json import dataset_charset, decode_value
 from app.dicom.tags import MAIN_TAGS
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 
-# Binary elements larger than this are replaced by a BulkDataURI in the stored DICOM JSON.
-BULK_DATA_THRESHOLD = 1024
+# Binary elements (OB, OW, OF, OD, OL, OV, UN) longer than this are replaced by a
+# BulkDataURI in the stored DICOM JSON: all non-empty ones, as Orthanc's DICOMweb plugin
+# writes its WADO-RS metadata (PS3.18 F.2.6 leaves the choice to the origin server).
+BULK_DATA_THRESHOLD = 0
 BULK_DATA_MARKER = "bulk:"
 
 
@@ -54,7 +57,12 @@ class ParsedInstance:
 
 
 def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = False) -> Dataset:
-    """Read a DICOM Part 10 stream, or a bare dataset as DCMTK does; BadFileFormat otherwise."""
+    """Read a DICOM Part 10 stream, or a bare dataset as DCMTK does; BadFileFormat otherwise.
+
+    A deflated dataset is first measured against ``MaxInflatedSize`` (app.dicom.limits):
+    pydicom would inflate all of it in memory."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        check_deflated_dataset(data)
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
     try:
         ds = pydicom.dcmread(stream, stop_before_pixels=stop_before_pixels)
@@ -171,15 +179,40 @@ def _extract(ds: Dataset) -> ParsedInstance:
 def dicom_json_of(ds: Dataset) -> dict[str, Any]:
     """PS3.18 F DICOM JSON with bulk data replaced by ``bulk:<tag path>`` markers.
 
-    The markers are rewritten into absolute BulkDataURIs when WADO-RS answers, from the
+    The path is Orthanc's plugin's: lower-case tags, and for an element inside a sequence
+    ``<sequence tag>/<item number from 1>/<tag>`` (``bulk:60031010/1/60031011``). The
+    markers are rewritten into absolute BulkDataURIs when WADO-RS answers, from the
     request's own host, so the stored JSON does not depend on any address.
     """
     def handler(elem: Any) -> str:
-        return f"{BULK_DATA_MARKER}{elem.tag:08X}"
+        return f"{BULK_DATA_MARKER}{elem.tag:08x}"
 
     # Same output as ds.to_json_dict(...), 2-3x faster (tests/unit/test_fast_json.py).
-    return fast_json.to_json_dict(ds, bulk_data_threshold=BULK_DATA_THRESHOLD,
-                                  bulk_data_element_handler=handler)
+    document = fast_json.to_json_dict(ds, bulk_data_threshold=BULK_DATA_THRESHOLD,
+                                      bulk_data_element_handler=handler)
+    _bulk_paths(document, "")
+    _charset_without_leading_empty(document)
+    return document
+
+
+def _charset_without_leading_empty(document: dict[str, Any]) -> None:
+    r"""``\ISO 2022 IR 149`` (code extensions, the default repertoire first) is written
+    ``["ISO 2022 IR 149"]``, as Orthanc writes it (DicomWebJsonVisitor)."""
+    element = document.get("00080005")
+    values = element.get("Value") if isinstance(element, dict) else None
+    if isinstance(values, list) and len(values) > 1 and values[0] in ("", None):
+        element["Value"] = values[1:]
+
+
+def _bulk_paths(document: dict[str, Any], prefix: str) -> None:
+    """Give the bulk markers nested in sequences their path (the handler sees no parents)."""
+    for key, element in document.items():
+        if prefix and "BulkDataURI" in element:
+            element["BulkDataURI"] = f"{BULK_DATA_MARKER}{prefix}{key.lower()}"
+        elif element.get("vr") == "SQ":
+            for number, item in enumerate(element.get("Value") or (), start=1):
+                if isinstance(item, dict):
+                    _bulk_paths(item, f"{prefix}{key.lower()}/{number}/")
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")

@@ -18,6 +18,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
+from app.dicom.limits import check_pixel_decode
 from app.errors import BadFileFormat, NotImplementedYet, ParameterOutOfRange
 
 
@@ -55,6 +56,7 @@ def _decode(ds: Dataset, index: int | None) -> np.ndarray:
         ds.PixelRepresentation = 0
     if "SamplesPerPixel" not in ds:
         ds.SamplesPerPixel = 1
+    check_pixel_decode(ds, index)
     try:
         array = ds.pixel_array if index is None else pixel_array(ds, index=index)
     except NotImplementedError as error:

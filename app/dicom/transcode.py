@@ -14,6 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from app.dicom.limits import check_pixel_decode
 from app.dicom.render import UnsupportedImage
 
 NATIVE_SYNTAXES = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian,
@@ -35,6 +36,7 @@ def _decompress(ds: Dataset) -> None:
     syntax = ds.file_meta.TransferSyntaxUID
     if syntax in NATIVE_SYNTAXES or "PixelData" not in ds:
         return
+    check_pixel_decode(ds)
     try:
         ds.decompress()
     except Exception as error:  # noqa: BLE001 — a codec missing or failing
@@ -62,6 +64,7 @@ def native_frames(ds: Dataset) -> list[bytes]:
     for keyword, default in (("PixelRepresentation", 0), ("SamplesPerPixel", 1)):
         if keyword not in ds:  # Type 1 but absent from some real files (DCMTK assumes these)
             setattr(ds, keyword, default)
+    check_pixel_decode(ds)
     try:
         array = ds.pixel_array
     except Exception as error:  # noqa: BLE001

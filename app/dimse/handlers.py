@@ -34,6 +34,7 @@ from pynetdicom.sop_class import (
 )
 
 from app.config import Modality
+from app.dicom.limits import check_pixel_decode, current, inflated_size
 from app.dimse import negotiation
 from app.dimse.common import (
     ae_title,
@@ -151,6 +152,16 @@ def handle_echo(event: evt.Event, policy: Policy, peers: Peers) -> Dataset | int
         return PROCESSING_FAILURE
 
 
+def bounded_identifier(event: evt.Event) -> Dataset:
+    """The request's Identifier, refused (DecompressionLimit) when it comes in a deflated
+    context and inflates beyond MaxInflatedSize: pynetdicom would inflate all of it."""
+    if UID(str(event.context.transfer_syntax)).is_deflated:
+        raw = event.request.Identifier
+        if raw is not None:
+            inflated_size(raw.getvalue(), current().inflated)
+    return event.identifier
+
+
 # --- C-STORE --------------------------------------------------------------------------------
 
 def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
@@ -192,7 +203,7 @@ def handle_find(event: evt.Event, context: ServerContext, policy: Policy,
         if not policy.allows(peer, Service.FIND):
             yield status(NOT_AUTHORIZED, "C-FIND not allowed for this AET"), None
             return
-        answers = FindAnswers(context, event.identifier,
+        answers = FindAnswers(context, bounded_identifier(event),
                               retrieve_aet=context.settings.dicom_aet)
         count = 0
         for answer in answers:
@@ -240,7 +251,7 @@ def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
                     "not allowed" if destination else f"unknown destination {destination_aet!r}")
         yield None, None  # pynetdicom answers A801 "Move destination unknown"
         return
-    items = instances_to_retrieve(context, event.identifier)  # may raise: see module doc
+    items = instances_to_retrieve(context, bounded_identifier(event))  # may raise: see module doc
     contexts = storage_contexts({(i.sop_class_uid, i.transfer_syntax_uid) for i in items})
     yield destination.host, destination.port, {
         "contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, enable_tcp_nodelay)]}
@@ -258,7 +269,7 @@ def handle_get(event: evt.Event, context: ServerContext, policy: Policy,
             yield 1
             yield status(NOT_AUTHORIZED, "C-GET not allowed for this AET"), None
             return
-        items = instances_to_retrieve(context, event.identifier)
+        items = instances_to_retrieve(context, bounded_identifier(event))
     except BadRequest as error:
         yield 1
         yield status(IDENTIFIER_MISMATCH, str(error)), None
@@ -303,6 +314,7 @@ def _fit_get_contexts(assoc: Any, dataset: Dataset) -> Dataset:
         return dataset
     target = ExplicitVRLittleEndian if ExplicitVRLittleEndian in accepted \
         else ImplicitVRLittleEndian
+    check_pixel_decode(dataset)
     dataset.decompress()
     dataset.file_meta.TransferSyntaxUID = target
     return dataset

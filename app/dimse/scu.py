@@ -39,6 +39,7 @@ from pynetdicom.sop_class import (
 )
 
 from app.config import Modality
+from app.dicom.limits import check_pixel_decode
 from app.dimse.common import (
     ACCEPTED_TRANSFER_SYNTAXES,
     IMPLEMENTATION_CLASS_UID,
@@ -310,6 +311,7 @@ def _send_file(assoc: Association, data: bytes, part: Part10, message_id: int,
     try:
         dataset = dcmread(io.BytesIO(data))
         if UID(part.transfer_syntax_uid).is_compressed:
+            check_pixel_decode(dataset)
             dataset.decompress()
         dataset.file_meta.TransferSyntaxUID = context.transfer_syntax[0]
     except Exception as error:  # noqa: BLE001 - codecs raise many kinds

@@ -290,3 +290,23 @@ class Attachment(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (UniqueConstraint("level", "resource_pk", "content_type",
                                        name="uq_attachments_resource_type"),)
+
+
+class BlobDeletion(Base):
+    """Blobs to delete: the durable half of "a delete that fails is retried, not lost".
+
+    A key is queued in the same transaction that drops the last row referencing it
+    (instance or attachment deleted, overwritten, recycled); the process deletes the blob
+    right after the commit and then forgets the key. When the store refuses (S3 outage)
+    the key stays, and a background drainer in every server process retries it with
+    backoff (``due``), so a crash or an outage leaves neither an orphan object nor a row
+    pointing at a missing one. Several processes share the queue: a claim moves ``due``
+    forward with a conditional UPDATE, so one process works on a key at a time (deleting
+    twice would be harmless anyway).
+    """
+
+    __tablename__ = "blob_deletions"
+    blob_key: Mapped[str] = mapped_column(Text(), primary_key=True)
+    due: Mapped[float] = mapped_column(index=True)  # epoch seconds of the next attempt
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text())

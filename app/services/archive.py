@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Row, select
 
 from app.dicom.levels import Level
+from app.dicom.limits import check_pixel_decode
 from app.dicom.parse import read_dataset
 from app.errors import UnknownResource
 from app.index import repository
@@ -307,6 +308,7 @@ def transcode_file(data: bytes, syntax: str) -> bytes:
 
 def _to_native_little_endian(ds: Any, source: Any) -> None:
     """Decode compressed pixel data (YBR becomes RGB) and byte-swap big endian values."""
+    check_pixel_decode(ds)
     if source.is_compressed:
         ds.decompress(generate_instance_uid=False)
     elif source == _BIG_ENDIAN:  # even 8-bit values are swapped in pairs when OW
@@ -323,6 +325,7 @@ def _swap_pixel_bytes(ds: Any) -> None:
     if int(ds.get("BitsAllocated", 8)) <= 8:
         ds["PixelData"].VR = "OB"
     else:
+        check_pixel_decode(ds)
         array = ds.pixel_array
         ds.PixelData = array.astype(array.dtype.newbyteorder(">")).tobytes()
         ds["PixelData"].VR = "OW"
@@ -340,6 +343,7 @@ def _compress_jpeg_baseline(ds: Any) -> None:
     photometric = str(ds.PhotometricInterpretation)
     if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB"):
         raise ValueError(f"JPEG baseline cannot hold {photometric} pixels")
+    check_pixel_decode(ds)
     frames = ds.pixel_array
     if int(ds.get("NumberOfFrames", 1) or 1) == 1:
         frames = frames[np.newaxis, ...]

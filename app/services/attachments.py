@@ -41,6 +41,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import attachments_repository as repository
+from app.services import blob_deletion
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
 
@@ -288,15 +289,16 @@ def _write(context: ServerContext, level: Level, public_id: str, content_type: i
                                                      current.revision, values):
                     raise RevisionConflict("The attachment changed meanwhile")
                 revision, old_key = current.revision + 1, current.uuid
+                blob_deletion.schedule(conn, [old_key])
     except IntegrityError as error:  # a concurrent writer created it first
-        context.blobs.delete(key)
+        blob_deletion.discard(context, [key])
         raise RevisionConflict("The attachment was created meanwhile by another writer") \
             from error
     except BaseException:
-        context.blobs.delete(key)
+        blob_deletion.discard(context, [key])
         raise
     if old_key is not None:
-        context.blobs.delete(old_key)
+        blob_deletion.delete_scheduled(context, [old_key])
     return AttachmentInfo(content_type, key, compression, values["uncompressed_size"],
                           values["uncompressed_md5"], values["compressed_size"],
                           values["compressed_md5"], revision)
@@ -326,7 +328,8 @@ def delete_attachment(context: ServerContext, level: Level, public_id: str, name
         if not repository.delete_attachment(conn, level, resource_pk, content_type,
                                             current.revision):
             raise RevisionConflict("The attachment changed meanwhile")
-    context.blobs.delete(current.uuid)
+        blob_deletion.schedule(conn, [current.uuid])
+    blob_deletion.delete_scheduled(context, [current.uuid])
 
 
 def set_compression(context: ServerContext, level: Level, public_id: str, name: str,

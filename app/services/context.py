@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.blobstore import BlobStore, open_blobstore
 from app.config import Settings
+from app.dicom import limits
 from app.index import repository
 from app.index.db import Database, migrate
 
@@ -27,6 +28,7 @@ class ServerContext:
 
     @classmethod
     def open(cls, settings: Settings) -> ServerContext:
+        limits.configure(settings.max_inflated_size, settings.max_decoded_image_size)
         url = settings.effective_database_url
         migrate(url)
         context = cls(settings, Database(url),
@@ -58,12 +60,12 @@ class ServerContext:
                             len(candidates))
                 return 0
             known |= repository.attachment_blob_keys(conn)
-        removed = 0
-        for key in candidates:
-            if key not in known:
-                self.blobs.delete(key)
-                removed += 1
-        return removed
+        orphans = [key for key in candidates if key not in known]
+        failed = self.blobs.delete_many(orphans)  # DeleteObjects by 1000 on S3
+        if failed:
+            log.warning("Could not remove %d orphan blob(s) now; the next sweep will",
+                        len(failed))
+        return len(orphans) - len(failed)
 
     def close(self) -> None:
         self.db.dispose()

@@ -1,4 +1,5 @@
-"""Deleting resources: index rows first (one transaction), then their blobs."""
+"""Deleting resources: index rows first (one transaction, which also queues their blob
+keys durably), then their blobs (see app/services/blob_deletion.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from app.dicom.levels import Level
 from app.errors import UnknownResource
 from app.index import repository
+from app.services import blob_deletion
 from app.services.context import ServerContext
 
 
@@ -17,8 +19,8 @@ def delete_resource(context: ServerContext, level: Level, public_id: str) -> dic
         if row is None:
             raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
         blob_keys, remaining = repository.delete_resource(conn, level, row.pk)
-    for key in blob_keys:
-        context.blobs.delete(key)
+        blob_deletion.schedule(conn, blob_keys)  # with the commit: retried, never lost
+    blob_deletion.delete_scheduled(context, blob_keys)
     if remaining is None:
         return {"RemainingAncestor": None}
     parent_level, parent_id = remaining

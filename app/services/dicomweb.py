@@ -16,17 +16,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import orjson
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from sqlalchemy import Connection, Row, select
 
 from app.dicom import render
-from app.dicom.dicomweb_json import drop_retired, find_bulk_element, rewrite_bulk_uris
+from app.dicom.dicomweb_json import drop_retired, rewrite_bulk_uris
 from app.dicom.levels import Level
 from app.dicom.transcode import NATIVE_SYNTAXES, native_frames, to_explicit_little_endian
-from app.errors import InexistentFile, ParameterOutOfRange, UnknownResource
+from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownResource
 from app.index import find as index_find
 from app.index import repository
 from app.index.repository import INSTANCES
@@ -113,7 +113,32 @@ def locate(context: ServerContext, target: Target, *,
     return located
 
 
-_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
+def locate_sop(context: ServerContext, sop: str, *, study: str | None = None,
+               series: str | None = None) -> LocatedInstance:
+    """One instance by SOPInstanceUID, its study and series UIDs checked when given (WADO-URI
+    names the study and series, but Orthanc's plugin only needs the instance); 404 when
+    there is no such instance or it is not in that study or series."""
+    for uid in (sop, study, series):
+        if uid is not None and (not uid or _NOT_A_UID.search(uid)):
+            raise UnknownResource(f"No such instance: {sop}")
+    keys = {"SOPInstanceUID": sop}
+    if study:
+        keys["StudyInstanceUID"] = study
+    if series:
+        keys["SeriesInstanceUID"] = series
+    with context.db.read() as conn:
+        pks = index_find.find_pks(conn, build_query(Level.INSTANCE, keys))
+        if len(pks) != 1:
+            raise UnknownResource(f"No such instance: {sop}" + (
+                f" in study {study}" if study else "") + (
+                f" in series {series}" if series else ""))
+        row = conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pks[0])).one()
+        series_row = repository.get_rows_by_pk(conn, Level.SERIES, [row.series_pk])[0]
+        study_row = repository.get_rows_by_pk(conn, Level.STUDY, [series_row.study_pk])[0]
+    return LocatedInstance(study_row.study_uid, series_row.series_uid, row)
+
+
+_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
                  INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
                  INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.index_in_series)
 
@@ -203,34 +228,79 @@ def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:
     return [every[n - 1] for n in numbers]
 
 
-def bulk_value(ds: Dataset, key: str) -> bytes:
-    """The raw value of a bulk element (top level first, then inside sequences)."""
-    tag = int(key, 16)
-    element = _find_element(ds, tag)
-    if element is None:
-        raise UnknownResource(f"No bulk data element ({key}) in this instance")
-    if not isinstance(element.value, bytes):
-        raise UnknownResource(f"The element ({key}) is not bulk data")
-    return element.value
+BulkPath = tuple[tuple[int, int], ...]  # ((sequence tag, item index from 0), ...)
 
 
-def _find_element(ds: Dataset, tag: int) -> Any:
+def parse_bulk_path(path: str) -> tuple[BulkPath, int]:
+    """``7fe00010``, ``0010,0010`` or ``60031010/1/60031011`` (Orthanc's BulkDataURIs:
+    a sequence tag and an item number from 1 before each nested tag) -> (items, tag)."""
+    pieces = [p for p in path.strip("/").split("/") if p]
+    if not pieces or len(pieces) % 2 == 0:
+        raise BadRequest(f"Invalid bulk data path {path!r}: expected a tag such as 7fe00010, "
+                         "or sequence/item/tag")
+    tags = [_parse_tag(p, path) for p in pieces[0::2]]
+    items: list[tuple[int, int]] = []
+    for sequence_tag, number in zip(tags, pieces[1::2], strict=False):
+        if not number.isdigit() or int(number) < 1:
+            raise BadRequest(f"Invalid item number {number!r} in bulk data path {path!r}")
+        items.append((sequence_tag, int(number) - 1))
+    return tuple(items), tags[-1]
+
+
+def _parse_tag(text: str, path: str) -> int:
+    key = text.replace(",", "")
+    if len(key) != 8 or any(c not in "0123456789abcdefABCDEF" for c in key):
+        raise BadRequest(f"Invalid tag {text!r} in bulk data path {path!r}")
+    return int(key, 16)
+
+
+def bulk_value(ds: Dataset, items: BulkPath, tag: int) -> bytes:
+    """The value of any element of the instance, as encoded in the file (the bytes of a
+    binary element, the padded text of a string): what Orthanc's plugin answers."""
+    current = ds
+    for sequence_tag, index in items:
+        if sequence_tag not in current or current[sequence_tag].VR != "SQ" or \
+                index >= len(current[sequence_tag].value):
+            raise UnknownResource(f"No item {index + 1} of sequence ({sequence_tag:08X}) "
+                                  "in this instance")
+        current = current[sequence_tag].value[index]
+    if tag not in current and not items:
+        # Metadata stored by earlier releases named nested bulk data by its tag alone.
+        current = _holder_of(ds, tag) or current
+    if tag not in current:
+        raise UnknownResource(f"No element ({tag:08X}) in this instance")
+    raw = current.get_item(tag)
+    if isinstance(raw, RawDataElement):
+        return bytes(raw.value or b"")
+    if raw.VR == "SQ":
+        raise BadRequest(f"The element ({tag:08X}) is a sequence, not bulk data")
+    if isinstance(raw.value, bytes | bytearray):
+        return bytes(raw.value)
+    return _encoded_value(raw, current)
+
+
+def _holder_of(ds: Dataset, tag: int) -> Dataset | None:
+    """The first dataset (depth first, through sequences) holding *tag*."""
     if tag in ds:
-        return ds[tag]
+        return ds
     for element in ds:
         if element.VR == "SQ":
             for item in element.value:
-                found = _find_element(item, tag)
+                found = _holder_of(item, tag)
                 if found is not None:
                     return found
     return None
 
 
-def stored_bulk_is_known(row: Row, key: str) -> bool:
-    """Whether the stored DICOM JSON names *key* as bulk data (cheap 404 before opening)."""
-    if key == "7FE00010":
-        return True
-    return find_bulk_element(orjson.loads(row.dicom_json), key) is not None
+def _encoded_value(element: Any, ds: Dataset) -> bytes:
+    """The value of an element pydicom has already converted, encoded little endian."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_data_element(buffer, element, ds.get("SpecificCharacterSet"))
+    return buffer.getvalue()[8:]  # after the tag and the length of implicit VR
 
 
 # --- rendered (PS3.18 10.4.1.1.4 / 8.3.5.1) -------------------------------------------------

@@ -224,8 +224,13 @@ def new_boundary() -> str:
     return secrets.token_hex(16)
 
 
-def part_header(boundary: str, content_type: str, location: str | None = None) -> bytes:
+def part_header(boundary: str, content_type: str, location: str | None = None,
+                size: int | None = None) -> bytes:
+    """A part's delimiter and headers; ``Content-Length`` when the size is known (as
+    Orthanc writes every part: clients such as its own tests read it)."""
     lines = [f"--{boundary}", f"Content-Type: {content_type}"]
+    if size is not None:
+        lines.append(f"Content-Length: {size}")
     if location:
         lines.append(f"Content-Location: {location}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -236,12 +241,19 @@ def multipart_content_type(boundary: str, related_type: str, extra: str = "") ->
     return f'multipart/related; type="{related_type}"{extra}; boundary={boundary}'
 
 
-def multipart_stream(boundary: str,
-                     parts: Iterable[tuple[str, str | None, Iterable[bytes]]],
-                     ) -> Iterator[bytes]:
-    """Yield a multipart body: each part is (content type, location, content chunks)."""
-    for content_type, location, content in parts:
-        yield part_header(boundary, content_type, location)
+OutgoingPart = tuple[str, str | None, Iterable[bytes]] | \
+    tuple[str, str | None, Iterable[bytes], int | None]
+
+
+def multipart_stream(boundary: str, parts: Iterable[OutgoingPart]) -> Iterator[bytes]:
+    """Yield a multipart body: each part is (content type, location, content chunks[,
+    size]); a part given as one ``bytes`` chunk in a list has its size known too."""
+    for part in parts:
+        content_type, location, content = part[0], part[1], part[2]
+        size = part[3] if len(part) > 3 else None  # type: ignore[misc]
+        if size is None and isinstance(content, list) and len(content) == 1:
+            size = len(content[0])
+        yield part_header(boundary, content_type, location, size)
         yield from content
         yield CRLF
     yield f"--{boundary}--\r\n".encode("latin-1")
@@ -266,7 +278,7 @@ def multipart_length(boundary: str, parts: Iterable[tuple[str, str | None, int]]
     """The exact size of what ``multipart_stream`` yields for parts of known sizes."""
     total = len(f"--{boundary}--\r\n")
     for content_type, location, size in parts:
-        total += len(part_header(boundary, content_type, location)) + size + len(CRLF)
+        total += len(part_header(boundary, content_type, location, size)) + size + len(CRLF)
     return total
 
 

@@ -21,9 +21,11 @@ from sqlalchemy import Connection
 
 from app.blobstore.base import new_key
 from app.dicom.levels import Level
+from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
 from app.errors import BadFileFormat, FullStorage, PharosError, ZipBomb
 from app.index import repository
+from app.services import blob_deletion
 from app.services.context import ServerContext
 from app.timeutil import now_stamp
 
@@ -61,6 +63,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     both are done, and removed if parsing or indexing fails: nothing is half stored.
     """
     settings = context.settings
+    check_deflated_dataset(data)  # a decompression bomb is refused before any write
     key = new_key()
     written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
     try:
@@ -79,14 +82,15 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
             outcome = repository.store_instance(
                 conn, parsed, blob_key=key, file_size=len(data), md5=md5, now=now_stamp(),
                 origin=origin, overwrite=settings.overwrite_instances)
+            recycled.extend(outcome.replaced_blob_keys)
+            # Durably queued with the commit: a failed delete is retried, never lost.
+            blob_deletion.schedule(conn, recycled)
     except BaseException:
-        context.blobs.delete(key)
+        blob_deletion.discard(context, [key])
         raise
     if outcome.status == "AlreadyStored":
-        context.blobs.delete(key)
-    recycled.extend(outcome.replaced_blob_keys)
-    for old_key in recycled:
-        context.blobs.delete(old_key)
+        blob_deletion.discard(context, [key])
+    blob_deletion.delete_scheduled(context, recycled)
     return IngestResult(outcome.status, parsed)
 
 
@@ -96,7 +100,7 @@ def _discard(context: ServerContext, key: str, written: Future[str]) -> None:
         written.result()
     except Exception:  # noqa: BLE001 — the write failed: put() already removed its temp file
         return
-    context.blobs.delete(key)
+    blob_deletion.discard(context, [key])
 
 
 def _make_room(context: ServerContext, conn: Connection, parsed: ParsedInstance,

@@ -23,6 +23,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from app.dicom.levels import Level
+from app.dicom.limits import check_pixel_decode
 from app.dicom.modify import (
     PATIENT_NAME,
     Modification,
@@ -133,6 +134,7 @@ def _transcode(ds: Dataset, syntax: str) -> None:
         raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
     try:
         if "PixelData" in ds and UID(current).is_compressed:
+            check_pixel_decode(ds)
             ds.decompress()
         if target.is_compressed:
             if "PixelData" not in ds:

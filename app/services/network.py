@@ -29,6 +29,7 @@ from app.config import Modality, Peer
 from app.dicom import orthanc_json
 from app.dicom.identifiers import is_orthanc_id
 from app.dicom.levels import Level
+from app.dicom.limits import check_deflated_dataset
 from app.dicom.tags import parse_tag
 from app.errors import (
     BadFileFormat,
@@ -471,6 +472,7 @@ def store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
 def store_straight(context: ServerContext, name: str, data: bytes) -> dict[str, Any]:
     """``POST /modalities/{name}/store-straight``: send the body, a DICOM file, as is."""
     modality = get_modality(context, name)
+    check_deflated_dataset(data)
     try:
         ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
         sop_class, sop_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)

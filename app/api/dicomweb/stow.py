@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import get_context, rest_origin
+from app.api.deps import body_chunks, get_context, rest_origin
 from app.api.dicomweb.common import DicomWebRoute, json_response, service_root
 from app.api.dicomweb.negotiation import UnsupportedMediaType, accept_ranges, choose_json
 from app.dicom.dicomweb_json import to_xml
@@ -45,14 +45,14 @@ def _request_type(request: Request) -> tuple[str, str]:
 
 
 async def _store(request: Request, context: ServerContext, study: str | None) -> Response:
-    media_type = choose_json(accept_ranges(request), xml=True)
+    media_type = choose_json(accept_ranges(request), xml_part=True, xml_bare=True)
     if study is not None:
         check_uids(Target(study))
     related, boundary = _request_type(request)
     settings = context.settings
     root = service_root(request)
     origin = rest_origin(request)
-    body = await spool_multipart(request.stream(), boundary,
+    body = await spool_multipart(body_chunks(request, context), boundary,
                                  memory_threshold=settings.ingest_spool_threshold,
                                  limit=settings.max_upload_size)
     with body:
