@@ -316,6 +316,10 @@ class Settings:
     viewer_directory: str | None = None
     # DICOMweb CORS: origins allowed to read answers ("*": any); empty: no CORS headers.
     cors_allow_origins: list[str] = field(default_factory=list)
+    # Decode, in Orthanc's image routes, what Orthanc's built-in decoder cannot (JPEG 2000,
+    # uncompressed YBR, float pixels, unusual palettes...). Off by default: those routes
+    # then answer exactly as Orthanc does (415), as Orthanc's clients and tests expect.
+    extended_image_decoding: bool = False
     # Cross-origin isolation headers (COOP/COEP) on DICOMweb answers, for viewers that
     # need SharedArrayBuffer when served from another origin.
     coop_coep: bool = False

@@ -55,8 +55,17 @@ def _tags_mode(request: Request) -> str:
             responses={200: {"content": {"application/dicom": {"schema": {"type": "string", "format": "binary"}}},
                              "description": "The DICOM file as stored"}})
 def get_instance_file(id: str, request: Request) -> Response:
-    """Download the DICOM file as it was received."""
+    """Download the DICOM file as it was received; ``Accept: application/dicom+json`` (or
+    ``+xml``) answers the instance in DICOMweb JSON (XML) instead, as Orthanc 1.5.4+."""
     context = get_context(request)
+    accept = request.headers.get("accept", "").split(";")[0].strip().lower()
+    if accept in ("application/dicom+json", "application/json+dicom"):
+        return JsonResponse(instance_service.instance_dicomweb(context, id),
+                            media_type="application/dicom+json")
+    if accept == "application/dicom+xml":
+        from app.dicom.dicomweb_json import to_xml
+        return Response(to_xml(instance_service.instance_dicomweb(context, id)),
+                        media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
     disposition = f'filename="{row.blob_key}.dcm"'
     headers = {"Content-Disposition": disposition}

@@ -19,6 +19,8 @@ from app.api.schemas import (
     GlobalStatistics,
     SystemInfo,
 )
+from app.dicom.levels import LEVELS
+from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
 from app.index import repository
 from app.services import browse, delete
@@ -37,6 +39,8 @@ def get_system(request: Request) -> JsonResponse:
         "DatabaseBackendPlugin": None, "DatabaseVersion": 6,
         "DicomAet": settings.dicom_aet, "DicomPort": settings.dicom_port,
         "HasLabels": True, "HttpPort": settings.http_port, "IsHttpServerSecure": False,
+        # Orthanc 1.11+: the main tags each level keeps (its MainDicomTagsSignature).
+        "MainDicomTags": {level.value: main_tags_signature(level) for level in LEVELS},
         "MaximumPatientCount": settings.maximum_patient_count,
         "MaximumStorageMode": settings.maximum_storage_mode,
         "MaximumStorageSize": settings.maximum_storage_size,

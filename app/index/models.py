@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -240,6 +241,9 @@ class Query(Base):
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
 # and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+# Migration 0007: case-insensitive PatientID look-ups (/tools/lookup, find with
+# CaseSensitive false) compare upper(patient_id) when the value has many letters.
+Index("ix_patients_patient_id_upper", func.upper(Patient.patient_id))
 for _name, _column in (("ix_patients_patient_id_pattern", Patient.patient_id),
                        ("ix_patients_patient_name_norm_pattern", Patient.patient_name_norm),
                        ("ix_studies_accession_pattern", Study.accession),
