@@ -6,16 +6,16 @@ change the running server; every HTTP process and the DICOM SCP must see the cha
 the values live in the index database (written from the configuration at each start,
 as Orthanc forgets them when it restarts).
 
-Revision ID: 0008_runtime_settings
-Revises: 0007_patient_id_upper
+Revision ID: 0009_runtime_settings
+Revises: 0008_dicomweb_servers
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0008_runtime_settings'
-down_revision = '0007_patient_id_upper'
+revision = '0009_runtime_settings'
+down_revision = '0008_dicomweb_servers'
 branch_labels = None
 depends_on = None
 
