@@ -198,6 +198,10 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
     "DicomWeb": "dicom_web",
+    "HttpTimeout": "http_timeout",
+    "HttpsVerifyPeers": "https_verify_peers",
+    "HttpsCACertificates": "https_ca_certificates",
+    "HttpProxy": "http_proxy",
     "ExecuteLuaEnabled": "execute_lua_enabled",
     "LuaScripts": "lua_scripts",
     "LuaHeartBeatPeriod": "lua_heart_beat_period",
@@ -210,13 +214,12 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "Plugins", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
     "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
-    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind",
+    "HttpVerbose", "StorageAccessOnFind",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
     "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
-    "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "HttpProxy", "HttpsVerifyPeers",
-    "HttpsCACertificates", "StrictAetComparison", "DicomModalities", "OrthancPeers",
+    "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "StrictAetComparison", "DicomModalities", "OrthancPeers",
     "Pharos", "DicomTlsEnabled", "TcpNoDelay",
 }
 
@@ -269,6 +272,12 @@ class Settings:
     storage_compression: bool = False
     # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
     dicom_web: dict[str, Any] = field(default_factory=dict)
+    # Outgoing HTTP (DICOMweb client): seconds of inactivity before giving up (Orthanc's
+    # default 60; 0 = none), TLS verification, a CA bundle, a proxy URL.
+    http_timeout: int = 60
+    https_verify_peers: bool = True
+    https_ca_certificates: str = ""
+    http_proxy: str = ""
     # Lua (app/scripting): /tools/execute-script allowed; scripts loaded at start; the
     # period of OnHeartBeat in seconds (0: never). Lua in use means one HTTP process.
     execute_lua_enabled: bool = False

@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    curation.router, merge_split.router, maintenance.router,
                    scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)
+    add_routes(app.router, dicomweb.servers_router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
     add_routes(app.router, dicomweb.wado_uri_router)

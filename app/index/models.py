@@ -216,6 +216,15 @@ class StoredPeer(Base):
     config: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class StoredDicomWebServer(Base):
+    """Remote DICOMweb servers added through ``PUT /dicom-web/servers/{name}`` (the
+    DICOMweb plugin's ``ServersInDatabase``; volatile entries otherwise, see network)."""
+
+    __tablename__ = "dicomweb_servers"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    config: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Query(Base):
     """A C-FIND issued through ``/modalities/{name}/query``, kept for ``/queries/{id}``."""
 
