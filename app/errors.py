@@ -142,6 +142,13 @@ class MissingRequiredTag(PharosError):
     orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 400
 
 
+class CannotOrderSlices(PharosError):
+    """Orthanc's code 2040 (Orthanc answers 500; a series that cannot be ordered is a
+    property of the data, so Pharos answers 400)."""
+
+    orthanc_code, orthanc_message, http_status = 2040, "Unable to order the slices of the series", 400
+
+
 class CannotExecuteLua(PharosError):
     """A Lua chunk or callback raised an error (Orthanc answers 500 with the Lua message
     in ``Details``)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -17,9 +19,12 @@ from app.api.schemas import (
     GlobalStatistics,
     SystemInfo,
 )
+from app.dicom.levels import LEVELS
+from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
 from app.index import repository
 from app.services import browse, delete
+from app.services import bulk_content as bulk_content_service
 
 router = APIRouter()
 
@@ -34,11 +39,14 @@ def get_system(request: Request) -> JsonResponse:
         "DatabaseBackendPlugin": None, "DatabaseVersion": 6,
         "DicomAet": settings.dicom_aet, "DicomPort": settings.dicom_port,
         "HasLabels": True, "HttpPort": settings.http_port, "IsHttpServerSecure": False,
+        # Orthanc 1.11+: the main tags each level keeps (its MainDicomTagsSignature).
+        "MainDicomTags": {level.value: main_tags_signature(level) for level in LEVELS},
         "MaximumPatientCount": settings.maximum_patient_count,
         "MaximumStorageMode": settings.maximum_storage_mode,
         "MaximumStorageSize": settings.maximum_storage_size,
         "Name": settings.name, "OverwriteInstances": settings.overwrite_instances,
-        "PluginsEnabled": False, "StorageAreaPlugin": None,
+        "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
+        "StorageAreaPlugin": None,
         "StorageCompression": False, "UserMetadata": settings.user_metadata,
         "Version": ORTHANC_API_VERSION,
         "PharosVersion": __version__, "Product": "Pharos",
@@ -103,6 +111,15 @@ async def bulk_delete(request: Request) -> JsonResponse:
         raise BadRequest('The body must be {"Resources": [list of Orthanc IDs]}')
     await run_in_threadpool(delete.bulk_delete, context, body["Resources"])
     return json_answer({})
+
+
+@router.post("/tools/bulk-content", tags=["System"], operation_id="bulk_content",
+             response_model=list[dict[str, Any]], openapi_extra=JSON_BODY_ANY)
+async def bulk_content(request: Request) -> JsonResponse:
+    """Describe many resources: ``{"Resources": [IDs], "Level", "Metadata", "Short"/"Full"}``."""
+    context = get_context(request)
+    body = await json_body(request, context)
+    return json_answer(await run_in_threadpool(bulk_content_service.bulk_content, context, body))
 
 
 @router.get("/tools/now", tags=["System"], operation_id="get_now", response_model=str)
