@@ -186,8 +186,8 @@ def media_layout(context: ServerContext, public_ids: Sequence[str], *,
     fileset = FileSet()
     by_uid: dict[str, Row] = {}
     for row in instances:
-        with context.blobs.open(row.blob_key) as stream:
-            dataset = read_dataset(stream.read(), stop_before_pixels=True)
+        with context.blobs.open(row.blob_key) as stream:  # the header only, not the pixels
+            dataset = read_dataset(stream, stop_before_pixels=True)
         by_uid[row.sop_uid] = row
         _fill_record_keys(dataset, row)
         if transcode is not None:  # the records name the syntax of the files in the ZIP

@@ -34,8 +34,11 @@ def read_file(context: ServerContext, row: Row) -> bytes:
     try:
         return context.blobs.read(row.blob_key)
     except FileNotFoundError as error:
-        raise InexistentFile(f"The file of instance {row.public_id} is missing from the storage") \
-            from error
+        raise missing_file(row) from error
+
+
+def missing_file(row: Row) -> InexistentFile:
+    return InexistentFile(f"The file of instance {row.public_id} is missing from the storage")
 
 
 def instance_file_or_none(context: ServerContext, public_id: str) -> bytes | None:
