@@ -197,6 +197,7 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "MediaArchiveSize": "media_archive_size",
     "DicomWeb": "dicom_web",
     "ExecuteLuaEnabled": "execute_lua_enabled",
     "LuaScripts": "lua_scripts",
@@ -213,7 +214,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpTimeout", "HttpVerbose", "StorageAccessOnFind",
     "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
+    "SynchronousCMove", "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "HttpProxy", "HttpsVerifyPeers",
     "HttpsCACertificates", "StrictAetComparison", "DicomModalities", "OrthancPeers",
@@ -267,6 +268,7 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    media_archive_size: int = 1  # outputs of asynchronous archive/media jobs kept at once
     # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
     dicom_web: dict[str, Any] = field(default_factory=dict)
     # Lua (app/scripting): /tools/execute-script allowed; scripts loaded at start; the

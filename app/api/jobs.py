@@ -81,3 +81,14 @@ def get_job_archive(id: str, request: Request) -> Response:
             while chunk := stream.read(1 << 20):
                 yield chunk
     return StreamingResponse(chunks(), media_type="application/zip", headers=headers)
+
+
+@router.delete("/jobs/{id}/archive", operation_id="delete_job_archive",
+               response_class=Response,
+               responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                "description": "The output is deleted (an empty answer)"}})
+def delete_job_archive(id: str, request: Request) -> Response:
+    """Delete the ZIP of a finished archive or media job (Orthanc 1.12.1); the job stays."""
+    from app.jobs.archive_kind import delete_job_output
+    delete_job_output(get_context(request), id)
+    return Response(b"", headers={"Content-Type": "text/plain"})
