@@ -292,6 +292,9 @@ class Settings:
     max_decoded_image_size: int = 1024**3
     ingest_spool_threshold: int = 8 * 1024**2  # bodies above this are spooled to disk
     sweep_orphans_at_start: bool = True
+    # Blobs younger than this (seconds) are never swept: another process sharing the
+    # store may be between writing one and committing its row.
+    orphan_min_age: int = 3600
     # HTTP worker processes (0: one per core, at most 4). Python runs one request's
     # parsing at a time per process; several processes share the index and the store.
     http_workers: int = 0

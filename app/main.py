@@ -14,6 +14,7 @@ from app.api import (
     archive,
     attachments,
     curation,
+    dicom_tools,
     dicomweb,
     images,
     instances,
@@ -36,6 +37,7 @@ from app.api.responses import JsonResponse
 from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
+from app.api.xml_answers import XmlAnswers
 from app.config import Settings
 from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
@@ -111,13 +113,14 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    resources.router, tools.router, images.router, archive.router,
                    modalities.router, peers.router, jobs.router, modify.router,
                    curation.router, merge_split.router, maintenance.router,
-                   scripting.router, plugins.router):
+                   scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
     add_routes(app.router, dicomweb.wado_uri_router)
     add_routes(app.router, viewer.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
+    app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml
     app.add_middleware(UriNormalizer)  # added last: runs first
     return app
 

@@ -8,8 +8,10 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.routing import Match
 
+from app.api import directory
 from app.api.responses import JsonResponse
 from app.errors import PharosError
 
@@ -36,17 +38,21 @@ def install_error_handlers(app: FastAPI) -> None:
                              error.orthanc_message, error.details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JsonResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code in (404, 405):
+            children = directory.listing(request)
+            if children is not None:  # GET on an inner node of the REST tree
+                return JsonResponse(children)
         if error.status_code == 404:
             return orthanc_error(request, 404, 17, "Unknown resource", None)
         if error.status_code == 405:
-            response = orthanc_error(request, 405, 8, "Bad request", "Method not allowed")
-            if error.headers:
-                response.headers.update(error.headers)
+            # Orthanc's SendMethodNotAllowed: the Allow header and an empty body (so no
+            # Content-Type).
+            headers = dict(error.headers or {})
             allowed = allowed_methods(request)
             if allowed:
-                response.headers["Allow"] = allowed
-            return response
+                headers["Allow"] = allowed
+            return Response(status_code=405, headers=headers)
         return orthanc_error(request, error.status_code, 8, "Bad request", str(error.detail))
 
     @app.exception_handler(RequestValidationError)

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response
 
+from app.api.blob_responses import blob_answer
 from app.api.deps import dicom_format, get_context, ignore_length, rest_origin, spool_body
 from app.api.params import IGNORE_LENGTH, RESOURCE_TAGS_FORMAT, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
@@ -18,8 +19,6 @@ from app.services import ingest
 from app.services import instances as instance_service
 
 router = APIRouter(tags=["Instances"])
-
-_READ_AT_ONCE = 4 * 1024 * 1024  # bytes: /file answers smaller files from memory
 
 
 @router.post("/instances", operation_id="store_instance", response_model=None,
@@ -53,24 +52,27 @@ def _tags_mode(request: Request) -> str:
 @router.get("/instances/{id}/file", operation_id="get_instance_file",
             response_class=Response,
             responses={200: {"content": {"application/dicom": {"schema": {"type": "string", "format": "binary"}}},
-                             "description": "The DICOM file as stored"}})
+                             "description": "The DICOM file as stored"},
+                       206: {"description": "The bytes of the one range of a Range header"},
+                       416: {"description": "The range starts past the end of the file"}})
 def get_instance_file(id: str, request: Request) -> Response:
-    """Download the DICOM file as it was received."""
+    """Download the DICOM file as it was received (or one byte range of it: ``Range``);
+    ``Accept: application/dicom+json`` (or ``+xml``) answers the instance in DICOMweb JSON
+    (XML) instead, as Orthanc 1.5.4+."""
     context = get_context(request)
+    accept = request.headers.get("accept", "").split(";")[0].strip().lower()
+    if accept in ("application/dicom+json", "application/json+dicom"):
+        return JsonResponse(instance_service.instance_dicomweb(context, id),
+                            media_type="application/dicom+json")
+    if accept == "application/dicom+xml":
+        from app.dicom.dicomweb_json import to_xml
+        return Response(to_xml(instance_service.instance_dicomweb(context, id)),
+                        media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
-    disposition = f'filename="{row.blob_key}.dcm"'
-    headers = {"Content-Disposition": disposition}
-    if row.file_size <= _READ_AT_ONCE:
-        # Most files: one read in this worker thread beats FileResponse's thread hop
-        # per stat, open and 64 KiB chunk. Bigger files stream (memory stays flat).
-        return Response(instance_service.read_file(context, row),
-                        media_type="application/dicom", headers=headers)
-    path = context.blobs.local_path(row.blob_key)
-    if path is not None:
-        return FileResponse(path, media_type="application/dicom", headers=headers)
-    stream = context.blobs.open(row.blob_key)
-    return StreamingResponse(ingest.iter_chunks(stream), media_type="application/dicom",
-                             headers=headers)
+    headers = {"Content-Disposition": f'filename="{row.blob_key}.dcm"'}
+    return blob_answer(request, context.blobs, row.blob_key, row.file_size,
+                       "application/dicom", headers,
+                       lambda: instance_service.missing_file(row))
 
 
 @router.get("/instances/{id}/tags", operation_id="get_instance_tags",

@@ -57,30 +57,22 @@ for _action in ("cancel", "pause", "resume", "resubmit"):
                 "type": "string", "format": "binary"}}},
                 "description": "The ZIP of a successful Archive or Media job"}})
 def get_job_archive(id: str, request: Request) -> Response:
-    """The output of an asynchronous archive or media job (404 until it succeeded)."""
-    from starlette.responses import FileResponse, StreamingResponse
-
+    """The output of an asynchronous archive or media job (404 until it succeeded);
+    ``Range`` reads one byte range of it (a resumed download)."""
+    from app.api.blob_responses import blob_answer
     from app.errors import InexistentItem
     from app.jobs.archive_kind import job_output
     context = get_context(request)
     key, filename = job_output(context, id)
     headers = {"Content-Disposition": f'filename="{filename}"'}
-    path = context.blobs.local_path(key)
-    if path is not None:
-        import os
-        if not os.path.exists(path):
-            raise InexistentItem("Job has no such output: archive")
-        return FileResponse(path, media_type="application/zip", headers=headers)
-    try:
-        stream = context.blobs.open(key)
-    except FileNotFoundError as error:
-        raise InexistentItem("Job has no such output: archive") from error
 
-    def chunks():  # noqa: ANN202
-        with stream:
-            while chunk := stream.read(1 << 20):
-                yield chunk
-    return StreamingResponse(chunks(), media_type="application/zip", headers=headers)
+    def missing() -> Exception:
+        return InexistentItem("Job has no such output: archive")
+    try:
+        size = context.blobs.size(key)
+    except FileNotFoundError as error:
+        raise missing() from error
+    return blob_answer(request, context.blobs, key, size, "application/zip", headers, missing)
 
 
 @router.delete("/jobs/{id}/archive", operation_id="delete_job_archive",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
+from app.api import directory
 from app.api.deps import flag, get_context, read_body
 from app.api.params import EXPAND, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
@@ -73,8 +74,7 @@ def list_modalities(request: Request) -> JsonResponse:
 @router.get("/modalities/{name}", operation_id="get_modality", response_model=list[str])
 def get_modality(name: str, request: Request) -> JsonResponse:
     network.get_modality(get_context(request), name)
-    return json_answer(["configuration", "echo", "get", "move", "query", "store",
-                        "store-straight"])
+    return json_answer(directory.listing(request) or [])  # the routes below it
 
 
 @router.get("/modalities/{name}/configuration", operation_id="get_modality_configuration",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
+from app.api.blob_responses import blob_answer
 from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
 from app.api.params import (
     BROWSE_TAGS,
@@ -265,8 +266,9 @@ def attachment_operation(id: str, name: str, operation: str, request: Request) -
     context = get_context(request)
     row = _attachment_row(request, id, name)
     if operation in ("data", "compressed-data"):
-        return Response(instance_service.read_file(context, row),
-                        media_type="application/octet-stream")
+        return blob_answer(request, context.blobs, row.blob_key, row.file_size,
+                           "application/octet-stream", {},
+                           lambda: instance_service.missing_file(row))
     values = {"size": str(row.file_size), "compressed-size": str(row.file_size),
               "md5": row.md5, "compressed-md5": row.md5, "uuid": row.blob_key,
               "is-compressed": "0"}

@@ -469,7 +469,9 @@ def _text_item(value: Any) -> str:
 
 
 def _unknown_vr_text(data: bytes, tag: int, creator: str | None) -> Any:
-    """UN element: a string if the dictionary says so and the bytes are plain ASCII."""
+    """UN element: a string if the dictionary says so and the bytes (up to the first NUL,
+    as a C string) are plain ASCII; the value is kept with its padding otherwise."""
+    data = _c_string(data)
     dict_vr = _entry(tag, creator)[0]
     if dict_vr not in TEXT_VRS or not _ASCII_BYTES.fullmatch(data):
         return NULL

@@ -51,6 +51,8 @@ class ParsedInstance:
     index_in_series_text: str | None = None
     # Orthanc's "PixelDataOffset" metadata (1.9.1+): file offset of the top-level (7fe0,0010).
     pixel_data_offset: int | None = None
+    # Orthanc's "PixelDataVR" metadata (1.12.1+): the VR of PixelData when not the expected one.
+    pixel_data_vr: str | None = None
 
     def tag(self, level: Level, keyword: str) -> str | None:
         return self.main_tags[level].get(keyword)
@@ -120,7 +122,29 @@ def parse_instance(data: bytes) -> ParsedInstance:
     except Exception as error:  # noqa: BLE001 — malformed values surface while decoding
         raise BadFileFormat(f"Cannot decode the DICOM file: {error}") from error
     parsed.pixel_data_offset = pixel_data_offset(data)
+    if parsed.pixel_data_offset is not None:
+        parsed.pixel_data_vr = nonstandard_pixel_data_vr(ds, parsed.transfer_syntax)
     return parsed
+
+
+def nonstandard_pixel_data_vr(ds: Dataset, transfer_syntax: str) -> str | None:
+    """Orthanc's ``PixelDataVR`` metadata (1.12.1+): the VR of PixelData when it is not the
+    one PS3.5 A.1-A.4 expects (explicit VR: OW above 8 bits allocated, else OB; implicit
+    VR: OW; encapsulated: OB), e.g. 8-bit pixels written as OW; None when as expected."""
+    if _PIXEL_DATA not in ds:
+        return None
+    if transfer_syntax == _IMPLICIT:
+        return None  # always OW, as expected
+    if transfer_syntax not in (_EXPLICIT_LITTLE, _BIG_ENDIAN):
+        return None  # encapsulated: always OB
+    actual = ds.get_item(_PIXEL_DATA).VR
+    bits = ds.get_item(0x00280100) if 0x00280100 in ds else None
+    try:
+        allocated = int(ds[0x00280100].value) if bits is not None else 8
+    except (TypeError, ValueError):
+        allocated = 8
+    expected = "OW" if allocated > 8 else "OB"
+    return actual if actual in ("OB", "OW") and actual != expected else None
 
 
 def _required(ds: Dataset, keyword: str, charset: tuple[str, bool] | None,
@@ -268,6 +292,7 @@ _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _IMPLICIT = "1.2.840.10008.1.2"
+_EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 
 
 def pixel_data_offset(data: bytes) -> int | None:

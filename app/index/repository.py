@@ -54,6 +54,7 @@ PARENT_FK: dict[Level, str] = {Level.STUDY: "patient_pk", Level.SERIES: "study_p
 INTERNAL_METADATA_PREFIX = "pharos:"
 STUDY_PATIENT_TAGS = "pharos:PatientMainDicomTags"
 PIXEL_DATA_OFFSET = "PixelDataOffset"
+PIXEL_DATA_VR = "PixelDataVR"  # Orthanc 1.12.1: only when PixelData's VR is not the expected one
 
 
 @dataclass(slots=True)
@@ -229,7 +230,8 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
     * A new study keeps the patient tags of the instance that created it: Orthanc
       duplicates them at the study level and answers them as ``PatientMainDicomTags``
       of the study, even when later instances (or the patient) carry other values.
-    * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+).
+    * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+), and ``PixelDataVR`` when the
+      VR of the pixel data is not the standard one (Orthanc 1.12.1+).
     """
     rows: list[dict[str, Any]] = []
     if ("NewStudy", Level.STUDY, parsed.ids.study) in changes and \
@@ -245,6 +247,9 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
     if parsed.pixel_data_offset is not None:
         rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
                      "name": PIXEL_DATA_OFFSET, "value": str(parsed.pixel_data_offset)})
+    if parsed.pixel_data_vr is not None:
+        rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
+                     "name": PIXEL_DATA_VR, "value": parsed.pixel_data_vr})
     if rows:
         conn.execute(insert(METADATA), rows)
 

@@ -236,9 +236,12 @@ def read_stored(context: ServerContext, info: AttachmentInfo) -> bytes:
     try:
         return context.blobs.read(info.uuid)
     except FileNotFoundError as error:
-        from app.errors import InexistentFile
-        raise InexistentFile(f"The content of attachment {info.uuid} is missing from the "
-                             "storage") from error
+        raise missing_content(info) from error
+
+
+def missing_content(info: AttachmentInfo) -> Exception:
+    from app.errors import InexistentFile
+    return InexistentFile(f"The content of attachment {info.uuid} is missing from the storage")
 
 
 def read_content(context: ServerContext, info: AttachmentInfo) -> bytes:

@@ -35,7 +35,7 @@ class ServerContext:
                       open_blobstore(settings.blobstore_url, settings.storage_directory))
         log.info("Blob store: %s", context.blobs.describe())
         if settings.sweep_orphans_at_start:
-            removed = context.sweep_orphan_blobs()
+            removed = context.sweep_orphan_blobs(float(settings.orphan_min_age))
             if removed:
                 log.warning("Removed %d orphan blob(s) that no index row referenced", removed)
         return context

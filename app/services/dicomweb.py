@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Row, select
 
 from app.dicom import render
 from app.dicom.dicomweb_json import drop_retired, rewrite_bulk_uris
+from app.dicom.frame_ranges import RANGED_SYNTAXES, FrameLayout, PrefixTooShort, frame_layout
 from app.dicom.levels import Level
 from app.dicom.transcode import NATIVE_SYNTAXES, native_frames, to_explicit_little_endian
 from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownResource
@@ -208,6 +209,52 @@ def load_dataset(context: ServerContext, row: Row) -> Dataset:
 
 def frame_count(ds: Dataset) -> int:
     return render.frame_count(ds)
+
+
+# Files above this size have their frames read by byte ranges when they are uncompressed.
+RANGED_FRAMES_MIN_SIZE = 1 << 20
+_HEADER_PREFIXES = (64 << 10, 1 << 20, 16 << 20)  # bytes read to find the pixel data
+
+
+def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) -> list[bytes] | None:
+    """Frames *numbers* of a large uncompressed file, reading only its header and those
+    frames (ranged reads: a study on S3 is never downloaded for one frame). None when the
+    file is small, compressed or not made of plain frame slices: then decode it whole.
+
+    The frames are the bytes ``frames(load_dataset(...), numbers, ...)`` gives for such
+    a file: uncompressed little-endian slices of the pixel data.
+    """
+    if row.transfer_syntax not in RANGED_SYNTAXES or row.file_size < RANGED_FRAMES_MIN_SIZE:
+        return None
+    layout = _ranged_layout(context, row)
+    if layout is None:
+        return None
+    for number in numbers:
+        if not 1 <= number <= layout.count:
+            raise ParameterOutOfRange(f"Frame {number} does not exist: the instance has "
+                                      f"{layout.count} frame(s), numbered from 1")
+    try:
+        return [context.blobs.read_range(row.blob_key, *layout.span(n)) for n in numbers]
+    except FileNotFoundError as error:
+        raise _missing(row) from error
+
+
+def _ranged_layout(context: ServerContext, row: Row) -> FrameLayout | None:
+    for size in _HEADER_PREFIXES:
+        try:
+            prefix = context.blobs.read_range(row.blob_key, 0, min(size, row.file_size))
+        except FileNotFoundError as error:
+            raise _missing(row) from error
+        try:
+            return frame_layout(prefix, row.file_size)
+        except PrefixTooShort:
+            if len(prefix) >= row.file_size:
+                return None
+    return None  # a header larger than 16 MiB: read the file whole
+
+
+def _missing(row: Row) -> InexistentFile:
+    return InexistentFile(f"The file of instance {row.sop_uid} is missing from the storage")
 
 
 def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:

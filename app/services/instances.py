@@ -34,8 +34,11 @@ def read_file(context: ServerContext, row: Row) -> bytes:
     try:
         return context.blobs.read(row.blob_key)
     except FileNotFoundError as error:
-        raise InexistentFile(f"The file of instance {row.public_id} is missing from the storage") \
-            from error
+        raise missing_file(row) from error
+
+
+def missing_file(row: Row) -> InexistentFile:
+    return InexistentFile(f"The file of instance {row.public_id} is missing from the storage")
 
 
 def instance_file_or_none(context: ServerContext, public_id: str) -> bytes | None:
@@ -228,6 +231,31 @@ def _items_of_pixel_sequence(data: bytes) -> list[bytes] | None:
         items.append(bytes(data[offset:offset + length]))
         offset += length
     return items
+
+
+def instance_dicomweb(context: ServerContext, public_id: str) -> dict[str, Any]:
+    """The whole instance in DICOM JSON (PS3.18 F) with binary values inline, as Orthanc
+    answers ``/instances/{id}/file`` to ``Accept: application/dicom+json`` (1.5.4+).
+
+    PixelData carries the VR the file has: OW in implicit VR, OB when encapsulated (its
+    fragments are not inlined: an empty InlineBinary, as Orthanc up to 1.12.5).
+    """
+    from app.dicom import fast_json
+    ds = dataset_of(context, public_id)
+    encapsulated = ds.file_meta.get("TransferSyntaxUID") is not None and \
+        ds.file_meta.TransferSyntaxUID.is_encapsulated
+    pixels = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
+    if pixels is not None:
+        del ds[PIXEL_DATA]
+    document = fast_json.to_json_dict(ds, bulk_data_threshold=2**62,
+                                      bulk_data_element_handler=lambda elem: "")
+    document = {k: v for k, v in document.items() if not k.endswith("0000")}  # group lengths
+    if pixels is not None:
+        vr = "OB" if encapsulated else (pixels.VR if pixels.VR in ("OB", "OW") else "OW")
+        data = b"" if encapsulated else bytes(pixels.value or b"")
+        import base64
+        document["7FE00010"] = {"vr": vr, "InlineBinary": base64.b64encode(data).decode()}
+    return document
 
 
 def raw_value(element: Any) -> bytes:

@@ -177,8 +177,10 @@ def retrieve_frames(request: Request, study: str, series: str, instance: str, fr
     ranges = accept_ranges(request)
     item = service.locate(context, Target(study, series, instance))[0]
     choice = choose_pixel(ranges, item.row.transfer_syntax)
-    ds = service.load_dataset(context, item.row)
-    chunks = service.frames(ds, numbers, choice.transfer_syntax)
+    chunks = service.frames_by_range(context, item.row, numbers)  # large uncompressed files
+    if chunks is None:
+        ds = service.load_dataset(context, item.row)
+        chunks = service.frames(ds, numbers, choice.transfer_syntax)
     root = service_root(request)
     locations = [f"{item.url(root)}/frames/{n}" for n in numbers]
     return _pixel_answer(ranges, chunks, choice.media_type, choice.transfer_syntax, locations)
