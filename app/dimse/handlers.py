@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
 
 from app.config import Modality
 from app.dicom.limits import check_pixel_decode, current, inflated_size
+from app.dimse import negotiation
 from app.dimse.common import (
     ae_title,
     enable_tcp_nodelay,
@@ -45,6 +46,7 @@ from app.dimse.common import (
 from app.dimse.scu import storage_contexts
 from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
 from app.errors import BadRequest, PharosError
+from app.services import runtime
 from app.services.context import ServerContext
 from app.services.dimse_query import FindAnswers
 from app.services.ingest import ingest_instance
@@ -97,8 +99,10 @@ def _peer(event: evt.Event, peers: Peers) -> Peer:
 
 # --- association ----------------------------------------------------------------------------
 
-def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
-    """EVT_REQUESTED: reject (PS3.8 9.3.4) or accept only the services the caller may use."""
+def handle_requested(event: evt.Event, context: ServerContext, policy: Policy,
+                     peers: Peers) -> None:
+    """EVT_REQUESTED: reject (PS3.8 9.3.4), or support exactly the presentation contexts
+    this caller may use (:mod:`app.dimse.negotiation`)."""
     assoc = event.assoc
     try:
         request = assoc.requestor.primitive
@@ -112,9 +116,13 @@ def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
         peer = Peer(calling, called, ip, policy.lookup(calling, ip))
         peers[assoc] = peer
         allowed = {service for service in Service if policy.allows(peer, service)}
-        assoc.acceptor.supported_contexts = [
-            cx for cx in assoc.acceptor.supported_contexts
-            if SERVICE_OF_SOP_CLASS.get(cx.abstract_syntax, Service.STORE) in allowed]
+        acceptance = runtime.presentation_acceptance(context, calling, ip)
+        proposed = [cx.abstract_syntax for cx in
+                    request.presentation_context_definition_list or []]
+        assoc.acceptor.supported_contexts = negotiation.supported_contexts(
+            proposed, SERVICE_OF_SOP_CLASS, allowed,
+            negotiation.network_syntaxes(acceptance.transfer_syntaxes),
+            acceptance.unknown_sop_class)
         log.info("Association from %s (%s) to %s: %s", calling, ip, called,
                  ", ".join(sorted(allowed)) or "no service")
     except Exception:  # noqa: BLE001 - fail closed, never raise

@@ -11,9 +11,10 @@ from app.index.repository import EXPORTS, get_row, parent_row
 
 MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]
 PEERS: Table = models.StoredPeer.__table__  # type: ignore[assignment]
+DICOMWEB_SERVERS: Table = models.StoredDicomWebServer.__table__  # type: ignore[assignment]
 QUERIES: Table = models.Query.__table__  # type: ignore[assignment]
 
-_TABLES = {"modalities": MODALITIES, "peers": PEERS}
+_TABLES = {"modalities": MODALITIES, "peers": PEERS, "dicomweb-servers": DICOMWEB_SERVERS}
 
 
 # --- modalities and peers (a JSON document per name; b"null" marks a deleted config entry)

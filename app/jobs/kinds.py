@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 # Modules that register kinds when imported (add yours here).
 KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.jobs.archive_kind",
-                                  "app.services.merge_split", "app.services.bulk_modify")
+                                  "app.services.merge_split", "app.services.bulk_modify",
+                                  "app.services.dicomweb_remote")
 
 
 class ProgressCallback(Protocol):

@@ -148,7 +148,14 @@ def _overrides(context: ServerContext, kind: str) -> dict[str, Any]:
     prefix of this server's *generation* (see :func:`_generation`) and are forgotten
     when the server restarts, as Orthanc forgets them.
     """
-    prefix = _prefix(context, kind)
+    return registry_overrides(context, kind, persistent=_in_database(context, kind))
+
+
+def registry_overrides(context: ServerContext, kind: str, *, persistent: bool,
+                       ) -> dict[str, Any]:
+    """:func:`_overrides` for any registry kind (``network_repository._TABLES``), kept
+    across restarts when *persistent* (the DICOMweb servers registry uses it too)."""
+    prefix = _prefix(context, persistent)
     with context.db.read() as conn:
         stored = network_index.stored_entries(conn, kind)
     answer: dict[str, Any] = {}
@@ -163,8 +170,8 @@ def _overrides(context: ServerContext, kind: str) -> dict[str, Any]:
 _VOLATILE = "~"
 
 
-def _prefix(context: ServerContext, kind: str) -> str:
-    return "" if _in_database(context, kind) else f"{_VOLATILE}{_generation(context)}:"
+def _prefix(context: ServerContext, persistent: bool) -> str:
+    return "" if persistent else f"{_VOLATILE}{_generation(context)}:"
 
 
 def _generation(context: ServerContext) -> str:
@@ -199,8 +206,14 @@ def _generation(context: ServerContext) -> str:
 
 
 def _save(context: ServerContext, kind: str, name: str, document: Any) -> None:
+    registry_save(context, kind, name, document, persistent=_in_database(context, kind))
+
+
+def registry_save(context: ServerContext, kind: str, name: str, document: Any, *,
+                  persistent: bool) -> None:
+    """Store a registry entry (None: a configured entry deleted)."""
     with context.db.write() as conn:
-        network_index.put_entry(conn, kind, _prefix(context, kind) + name,
+        network_index.put_entry(conn, kind, _prefix(context, persistent) + name,
                                 orjson.dumps(document))
 
 
