@@ -25,7 +25,6 @@ from pydicom.dataset import Dataset
 
 from app.dicom.identifiers import orthanc_hash
 from app.dicom.levels import Level
-from app.dicom.limits import check_pixel_decode
 from app.dicom.modify import (
     PATIENT_ID,
     PATIENT_NAME,
@@ -135,28 +134,16 @@ def _complete_file_meta(ds: Dataset) -> None:
 
 
 def _transcode(ds: Dataset, syntax: str) -> None:
+    """Orthanc's ``Transcode``: :func:`app.dicom.transcode.transcode_dataset` (a lossy
+    target gives a new SOP Instance UID, as Orthanc's DCMTK transcoder does)."""
+    from app.dicom import transcode as transcoding
+    target = transcoding.check_target(syntax)
     current = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if current == syntax:
+    if current == target:
         return
-    from pydicom.uid import UID
-    target = UID(syntax)
-    if not target.is_valid or not target.is_transfer_syntax:
-        raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
-    try:
-        if "PixelData" in ds and UID(current).is_compressed:
-            check_pixel_decode(ds)
-            ds.decompress()
-        if target.is_compressed:
-            if "PixelData" not in ds:
-                raise ParameterOutOfRange("Cannot compress an instance without pixel data")
-            ds.compress(target)
-        else:
-            ds.file_meta.TransferSyntaxUID = target
-    except PharosError:
-        raise
-    except Exception as error:  # noqa: BLE001 — codec missing or unsupported syntax
-        raise ParameterOutOfRange(f"Cannot transcode to transfer syntax {syntax}: {error}") \
-            from error
+    if "PixelData" not in ds and target not in transcoding.UNCOMPRESSED:
+        raise ParameterOutOfRange("Cannot compress an instance without pixel data")
+    transcoding.transcode_dataset(ds, target)
 
 
 # --- one instance, answered and not stored ------------------------------------------------
