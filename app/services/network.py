@@ -71,6 +71,26 @@ _RETRIEVE_KEYS: dict[Level, tuple[str, ...]] = {
                      "SOPInstanceUID"),
 }
 
+# C-FIND as Orthanc's DicomControlUserConnection::Find sends it: when absent, the
+# identifiers of the query level and of every level above it are added (universal).
+_FIND_EXPECTED_KEYS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: ("PatientID",),
+    Level.STUDY: ("AccessionNumber", "StudyInstanceUID", "PatientID"),
+    Level.SERIES: ("SeriesInstanceUID", "AccessionNumber", "StudyInstanceUID", "PatientID"),
+    Level.INSTANCE: ("SOPInstanceUID", "SeriesInstanceUID", "AccessionNumber",
+                     "StudyInstanceUID", "PatientID"),
+}
+# Orthanc's NormalizeFindQuery: the computed attributes a level may also ask for.
+_FIND_COMPUTED_KEYS: dict[Level, frozenset[int]] = {
+    Level.PATIENT: frozenset({0x00201200, 0x00201202, 0x00201204}),
+    Level.STUDY: frozenset({0x00080061, 0x00201206, 0x00201208, 0x00080062}),
+    Level.SERIES: frozenset({0x00201209}),
+    Level.INSTANCE: frozenset(),
+}
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "UV", "SV"})
+_FLOAT_VRS = frozenset({"FL", "FD"})
+
 _memory_lock = threading.Lock()
 
 
@@ -530,12 +550,44 @@ def build_identifier(level: Level, keys: dict[str, Any], *, normalize: bool = Tr
     return ds
 
 
+def find_identifier(level: Level, keys: dict[str, Any], *, normalize: bool) -> Dataset:
+    """The identifier of ``/modalities/{name}/query`` (Orthanc's SCU ``Find``): with
+    *normalize* (``"Normalize"``, true by default) only the attributes of the modules of
+    the query level and the levels above it (and the level's computed attributes) are
+    kept, the others dropped as Orthanc's ``NormalizeFindQuery`` drops them; then the
+    identifiers of the level and above are added when absent."""
+    from app.services.instances import MODULE_TAGS
+    allowed: set[int] | None = None
+    if normalize:
+        allowed = {_SPECIFIC_CHARACTER_SET, *_FIND_COMPUTED_KEYS[level]}
+        for module_level in Level:
+            if module_level.depth <= level.depth:
+                allowed |= MODULE_TAGS[module_level.value.lower()]
+    ds = Dataset()
+    for key, value in keys.items():
+        try:
+            tag = parse_tag(str(key))
+        except ValueError as error:
+            raise BadFileFormat(f"Unknown DICOM tag: {key}") from error
+        if tag == 0x00080052 or (allowed is not None and int(tag) not in allowed):
+            continue
+        _set(ds, tag, value)
+    for keyword in _FIND_EXPECTED_KEYS[level]:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    ds.QueryRetrieveLevel = level.value.upper()
+    return ds
+
+
 def _set(ds: Dataset, tag: int, value: Any) -> None:
     from pydicom.datadict import dictionary_VR
     try:
         vr = dictionary_VR(tag)
     except KeyError:
         vr = "LO"
+    if vr in _INTEGER_VRS or vr in _FLOAT_VRS:
+        ds.add_new(tag, vr, _number_value(tag, vr, value))
+        return
     if vr == "SQ":
         items = []
         for item in value if isinstance(value, list) else []:
@@ -546,6 +598,21 @@ def _set(ds: Dataset, tag: int, value: Any) -> None:
         ds.add_new(tag, "SQ", items)
     else:
         ds.add_new(tag, vr, "" if value is None else str(value))
+
+
+def _number_value(tag: int, vr: str, value: Any) -> Any:
+    """A binary number element from Orthanc's text (``512``, ``1\\2``; empty: no value);
+    anything else is refused, as Orthanc refuses an out-of-range value."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    try:
+        numbers = [int(part) if vr in _INTEGER_VRS else float(part)
+                   for part in text.split("\\")]
+    except ValueError as error:
+        raise BadFileFormat(f"Out-of-range value {text!r} for the {vr} tag "
+                            f"{tag >> 16:04x},{tag & 0xFFFF:04x}") from error
+    return numbers[0] if len(numbers) == 1 else numbers
 
 
 def _move_identifiers(level: Level, resources: list[Any]) -> list[Dataset]:
@@ -692,7 +759,7 @@ def query(context: ServerContext, name: str, body: Any) -> dict[str, str]:
         raise BadFileFormat("Query must be a JSON object of DICOM tags")
     asked = build_identifier(level, keys, normalize=False)
     del asked.QueryRetrieveLevel
-    identifier = build_identifier(level, keys, normalize=bool(options.get("Normalize", True)))
+    identifier = find_identifier(level, keys, normalize=bool(options.get("Normalize", True)))
     answers = _scu().find(modality, level.value, identifier,
                           local_aet=local_aet(context, modality, options),
                           timeout=scu_timeout(context, modality, options))
