@@ -78,3 +78,25 @@ def test_quality_and_refusals(server, instances):
         (modified,) = http.get(f"/studies/{job['ID']}/instances").json()
         stored = pydicom.dcmread(io.BytesIO(http.get(f"/instances/{modified['ID']}/file").content))
         assert stored.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+
+
+def test_store_to_peer_transcodes(tmp_path):
+    """``POST /peers/{name}/store`` with ``Transcode``: the peer receives the instance in
+    that syntax (Orthanc's OrthancPeerStoreJob); the job's content names the syntax."""
+    from tests.helpers import live_server
+    with live_server(tmp_path / "peer") as peer:
+        config = {"OrthancPeers": {"peer": [peer.url]}}
+        with live_server(tmp_path / "source", config) as source, source.client() as http, \
+                peer.client() as remote:
+            instance = http.post("/instances", content=make_dicom(
+                study_uid=generate_uid(), size=64, pixels=PIXELS.tobytes())).json()["ID"]
+            answer = http.post("/peers/peer/store", json={
+                "Resources": [instance], "Transcode": "1.2.840.10008.1.2.4.80"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["Transcode"] == "1.2.840.10008.1.2.4.80"
+            (received,) = remote.get("/instances").json()
+            ds = pydicom.dcmread(io.BytesIO(remote.get(f"/instances/{received}/file").content))
+            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+            assert np.array_equal(ds.pixel_array, PIXELS)
+            assert http.post("/peers/peer/store", json={
+                "Resources": [instance], "Transcode": "nope"}).status_code == 400
