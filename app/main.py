@@ -19,6 +19,7 @@ from app.api import (
     images,
     instances,
     jobs,
+    legacy_find,
     maintenance,
     merge_split,
     modalities,
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     for router in (system.router, runtime_api.router, instances.router,
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
-                   modalities.router, peers.router, jobs.router, modify.router,
+                   modalities.router, legacy_find.router, peers.router, jobs.router, modify.router,
                    curation.router, merge_split.router, maintenance.router,
                    scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)

@@ -742,6 +742,15 @@ def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                                priority=priority(options))
 
 
+def scu_find(context: ServerContext, modality: Modality, level: Level, identifier: Dataset,
+             options: dict[str, Any] | None = None) -> list[Dataset]:
+    """One C-FIND to a modality: the identifiers of its answers."""
+    options = options or {}
+    return _scu().find(modality, level.value, identifier,
+                       local_aet=local_aet(context, modality, options),
+                       timeout=scu_timeout(context, modality, options))
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadFileFormat("The body must be a JSON object")
