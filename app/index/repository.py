@@ -33,6 +33,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
+from app.index.db import note_events
 from app.timeutil import now_stamp
 
 PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
@@ -302,6 +303,8 @@ def stored_metadata(conn: Connection, level: Level, pk: int) -> dict[str, str]:
 
 
 def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now: str) -> None:
+    """Log changes in /changes (and signal them to scripting once the transaction commits)."""
+    note_events(conn, entries)
     if entries:
         conn.execute(insert(CHANGES), [
             {"change_type": kind, "level": level.value, "public_id": public_id, "date": now}
@@ -471,8 +474,12 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
         doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
     blob_keys = _blob_keys_of(conn, doomed)
-    public_ids = [public_id for doomed_level, pks in doomed.items() for chunk in _chunks(pks)
-                  for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    deleted = [(doomed_level, public_id) for doomed_level, pks in doomed.items()
+               for chunk in _chunks(pks)
+               for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    public_ids = [public_id for _, public_id in deleted]
+    # Orthanc signals a "Deleted" change per resource without logging it in /changes.
+    note_events(conn, [("Deleted", doomed_level, public_id) for doomed_level, public_id in deleted])
     for chunk in _chunks(public_ids):
         conn.execute(delete(CHANGES).where(CHANGES.c.public_id.in_(chunk)))
     for doomed_level, pks in doomed.items():

@@ -43,6 +43,7 @@ from app.errors import (
 from app.index import network_repository as network_index
 from app.index import repository
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.scripting import events as scripting_events
 from app.services import peers as peer_client
 from app.services.context import ServerContext
 from app.timeutil import now_stamp
@@ -741,6 +742,15 @@ def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                                priority=priority(options))
 
 
+def scu_find(context: ServerContext, modality: Modality, level: Level, identifier: Dataset,
+             options: dict[str, Any] | None = None) -> list[Dataset]:
+    """One C-FIND to a modality: the identifiers of its answers."""
+    options = options or {}
+    return _scu().find(modality, level.value, identifier,
+                       local_aet=local_aet(context, modality, options),
+                       timeout=scu_timeout(context, modality, options))
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadFileFormat("The body must be a JSON object")
@@ -760,6 +770,8 @@ def query(context: ServerContext, name: str, body: Any) -> dict[str, str]:
     asked = build_identifier(level, keys, normalize=False)
     del asked.QueryRetrieveLevel
     identifier = find_identifier(level, keys, normalize=bool(options.get("Normalize", True)))
+    identifier = scripting_events.outgoing_find_identifier(  # OutgoingFindRequestFilter
+        context, identifier, modality.aet)
     answers = _scu().find(modality, level.value, identifier,
                           local_aet=local_aet(context, modality, options),
                           timeout=scu_timeout(context, modality, options))

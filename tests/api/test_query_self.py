@@ -74,3 +74,27 @@ def test_the_scp_matches_as_orthanc(http: httpx.Client) -> None:
     refused = http.post("/modalities/self/query", json={
         "Level": "Study", "Query": {"StudyInstanceUID": "*"}})
     assert refused.status_code >= 400
+
+
+def test_deprecated_find_routes(http: httpx.Client) -> None:
+    patients = http.post("/modalities/self/find-patient", json={"PatientID": "QS-*"}).json()
+    assert [p["PatientID"] for p in patients] == ["QS-1"]
+    assert {"PatientName", "PatientBirthDate", "PatientSex"} <= set(patients[0])
+    # A study search needs a PatientID or AccessionNumber of more than two characters.
+    assert http.post("/modalities/self/find-study", json={}).json() == []
+    studies = http.post("/modalities/self/find-study", json={"PatientID": "QS-1"}).json()
+    assert [s["StudyInstanceUID"] for s in studies] == ["1.2.3.4"]
+    series = http.post("/modalities/self/find-series", json={
+        "PatientID": "QS-1", "StudyInstanceUID": "1.2.3.4"}).json()
+    assert len(series) == 1 and series[0]["Modality"] == "CT"
+    instances = http.post("/modalities/self/find-instance", json={
+        "PatientID": "QS-1", "StudyInstanceUID": "1.2.3.4",
+        "SeriesInstanceUID": series[0]["SeriesInstanceUID"]}).json()
+    assert len(instances) == 1 and instances[0]["InstanceNumber"] == "1"
+    tree = http.post("/modalities/self/find", json={"PatientID": "QS-1"}).json()
+    assert len(tree) == 1 and tree[0]["PatientID"] == "QS-1"
+    assert tree[0]["Studies"][0]["StudyInstanceUID"] == "1.2.3.4"
+    assert tree[0]["Studies"][0]["Series"][0]["Modality"] == "CT"
+    assert http.post("/modalities/self/find-patient", content=b"[1]").status_code == 400
+    assert {"find", "find-patient", "find-study", "find-series", "find-instance"} <= set(
+        http.get("/modalities/self").json())
