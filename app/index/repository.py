@@ -112,8 +112,13 @@ _TOUCH_PATIENT = (update(PATIENTS).where(PATIENTS.c.pk == bindparam("b_pk"))
                   .values(last_update=bindparam("b_now"), is_stable=False,
                           recycle_seq=bindparam("b_seq")))
 _INSERT_INSTANCE = insert(INSTANCES)
-_INDICES_OF_SERIES = select(INSTANCES.c.index_in_series).where(
-    INSTANCES.c.series_pk == bindparam("b_pk"))
+# The figures that tell whether a series is complete (GetSeriesStatus), aggregated by the
+# database on the (series_pk, index_in_series) index: no row travels per instance.
+_SERIES_COMPLETENESS = select(
+    func.count(), func.count(INSTANCES.c.index_in_series),
+    func.count(INSTANCES.c.index_in_series.distinct()),
+    func.min(INSTANCES.c.index_in_series), func.max(INSTANCES.c.index_in_series),
+).where(INSTANCES.c.series_pk == bindparam("b_pk"))
 
 
 def _pack(tags: dict[str, str]) -> bytes:
@@ -132,6 +137,15 @@ def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
             return "Inconsistent"
         seen.add(index)
     return "Complete" if len(seen) == expected else "Missing"
+
+
+def _series_complete(conn: Connection, series_pk: int, expected: int) -> bool:
+    """``series_status(...) == "Complete"`` computed by the database: every instance has
+    an index, the indices are distinct, within 1..expected, and there are *expected*."""
+    count, indexed, distinct, low, high = conn.execute(
+        _SERIES_COMPLETENESS, {"b_pk": series_pk}).one()
+    return (count == indexed == distinct == expected and low is not None
+            and low >= 1 and high <= expected)
 
 
 def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
@@ -176,9 +190,8 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     # Orthanc logs NewInstance first, then the new parents from the bottom up, then
     # CompletedSeries when this instance completes its series.
     log = [("NewInstance", Level.INSTANCE, ids.instance)] + list(reversed(changes))
-    if parsed.expected_instances is not None and series_status(
-            parsed.expected_instances, conn.execute(_INDICES_OF_SERIES, {"b_pk": series_pk})
-            .scalars().all()) == "Complete":
+    if parsed.expected_instances is not None and _series_complete(
+            conn, series_pk, parsed.expected_instances):
         log.append(("CompletedSeries", Level.SERIES, ids.series))
     add_changes(conn, log, now)
     return StoreOutcome("Success", instance_pk, replaced)
