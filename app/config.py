@@ -203,6 +203,7 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
     "MediaArchiveSize": "media_archive_size",
+    "DicomLossyTranscodingQuality": "dicom_lossy_transcoding_quality",
     "DicomWeb": "dicom_web",
     "HttpTimeout": "http_timeout",
     "HttpsVerifyPeers": "https_verify_peers",
@@ -290,6 +291,7 @@ class Settings:
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
     media_archive_size: int = 1  # outputs of asynchronous archive/media jobs kept at once
+    dicom_lossy_transcoding_quality: int = 90  # JPEG quality of lossy transcoding
     # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
     dicom_web: dict[str, Any] = field(default_factory=dict)
     # Outgoing HTTP (DICOMweb client): seconds of inactivity before giving up (Orthanc's

@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from app.api.deps import get_context, json_body
-from app.api.params import FILENAME, TRANSCODE, query_parameters
+from app.api.params import FILENAME, TRANSCODE, QueryParameter, query_parameters
 from app.api.responses import json_answer
 from app.api.schemas import JSON_BODY_ANY, JobAnswer
+from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest
 from app.jobs.archive_kind import submit_archive_job
@@ -26,6 +27,12 @@ from app.services import archive
 from app.services.browse import get_row_or_404
 
 router = APIRouter()
+
+LOSSY_QUALITY = QueryParameter("lossy-quality", {"type": "integer", "minimum": 1, "maximum": 100},
+                               "JPEG quality of lossy transcoding (default "
+                               "DicomLossyTranscodingQuality, 90)")
+EXTENDED = QueryParameter("extended", {"type": "boolean"},
+                          "Extended DICOMDIR records (SeriesDescription); present: true")
 
 _ZIP = {200: {"model": JobAnswer,
               "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
@@ -46,12 +53,13 @@ def _zip_response(stream: Iterator[bytes], filename: str) -> StreamingResponse:
 
 
 async def _synchronous(request: Request, public_ids: list[str], *, media: bool,
-                       filename: str, transcode: str | None,
-                       extended: bool = False) -> StreamingResponse:
+                       filename: str, transcode: str | None, extended: bool = False,
+                       quality: int | None = None) -> StreamingResponse:
     context = get_context(request)
     plan = await run_in_threadpool(archive.archive_plan, context, public_ids, media=media,
                                    extended=extended)
-    return _zip_response(archive.stream_zip(context, plan, transcode=transcode), filename)
+    return _zip_response(archive.stream_zip(context, plan, transcode=transcode,
+                                            quality=quality), filename)
 
 
 def _boolean(body: dict[str, Any], key: str) -> bool:
@@ -92,14 +100,23 @@ def _options(body: Any, default_extended: bool = False
 async def _post(request: Request, public_ids: list[str], body: Any, *, media: bool,
                 default_name: str, default_extended: bool = False) -> Response:
     transcode, filename, priority, extended = _options(body, default_extended)
+    quality = transcoding.lossy_quality(body) if transcode else None
     if _is_synchronous(body):
         return await _synchronous(request, public_ids, media=media, transcode=transcode,
-                                  extended=extended,
+                                  extended=extended, quality=quality,
                                   filename=filename or default_name)
     job_id = await run_in_threadpool(
         submit_archive_job, get_context(request), public_ids, media=media,
-        transcode=transcode, filename=filename, priority=priority, extended=extended)
+        transcode=transcode, filename=filename, priority=priority, extended=extended,
+        quality=quality)
     return json_answer({"ID": job_id, "Path": f"/jobs/{job_id}"})
+
+
+def _query_quality(request: Request) -> int | None:
+    """``?lossy-quality=`` (Orthanc 1.12.7), else the configured quality."""
+    value = request.query_params.get("lossy-quality")
+    return transcoding.lossy_quality({} if value is None else {"lossy-quality": value},
+                                     "lossy-quality")
 
 
 def _query_transcode(request: Request) -> str | None:
@@ -121,7 +138,8 @@ def _register(level: Level) -> None:
                                       transcode=_query_transcode(request),
                                       filename=request.query_params.get("filename")
                                       or f"{id}.zip",
-                                      extended=media and "extended" in request.query_params)
+                                      extended=media and "extended" in request.query_params,
+                                      quality=_query_quality(request))
 
         router.add_api_route(
             f"/{plural}/{{id}}/{suffix}", endpoint, methods=["GET"],
@@ -130,7 +148,9 @@ def _register(level: Level) -> None:
             summary=f"A ZIP of the {singular}" + (" with a DICOMDIR" if media else ""),
             description="``?transcode=<transfer syntax UID>`` re-encodes each instance; "
                         "``?filename=`` names the download.",
-            openapi_extra=query_parameters(TRANSCODE, FILENAME("The name of the ZIP (default {id}.zip)")))
+            openapi_extra=query_parameters(
+                TRANSCODE, LOSSY_QUALITY, *((EXTENDED,) if media else ()),
+                FILENAME("The name of the ZIP (default {id}.zip)")))
 
     def register_post(suffix: str, media: bool) -> None:
         async def endpoint(id: str, request: Request) -> Response:

@@ -90,7 +90,8 @@ RLE = "1.2.840.10008.1.2.5"
 COMPRESSED_TARGETS = frozenset({JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1,
                                 JPEG_LS, JPEG_LS_NEAR, J2K_LOSSLESS, J2K, RLE})
 LOSSY = frozenset({JPEG_BASELINE, JPEG_EXTENDED, JPEG_LS_NEAR, J2K})
-DEFAULT_LOSSY_QUALITY = 90  # Orthanc's DicomLossyTranscodingQuality
+DEFAULT_LOSSY_QUALITY = 90  # Orthanc's default DicomLossyTranscodingQuality
+_configured_quality = DEFAULT_LOSSY_QUALITY
 J2K_COMPRESSION_RATIO = 10.0
 
 
@@ -98,6 +99,25 @@ class CannotTranscode(UnsupportedImage):
     """The pixel data cannot be written in the asked transfer syntax."""
 
     http_status = 400
+
+
+def configure(quality: int) -> None:
+    """The lossy quality used when a request names none (``DicomLossyTranscodingQuality``)."""
+    global _configured_quality
+    _configured_quality = max(1, min(int(quality), 100))
+
+
+def lossy_quality(request: object, key: str = "LossyQuality") -> int:
+    """``LossyQuality`` of a request body (Orthanc 1.12.7), else the configured quality."""
+    from app.errors import BadRequest
+    if not isinstance(request, dict) or key not in request:
+        return _configured_quality
+    value = request[key]
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise BadRequest(f'"{key}" must be an integer between 1 and 100')
+    return value
 
 
 def check_target(syntax: object) -> str:
@@ -117,7 +137,7 @@ def check_target(syntax: object) -> str:
     return str(uid)
 
 
-def transcode_dataset(ds: Dataset, syntax: str, *, quality: int = DEFAULT_LOSSY_QUALITY,
+def transcode_dataset(ds: Dataset, syntax: str, *, quality: int | None = None,
                       new_uid_when_lossy: bool = True) -> None:
     """Re-encode *ds* in place in *syntax*, as Orthanc's DCMTK transcoder does: lossy targets
     record LossyImageCompression (PS3.3 C.7.6.1.1.5) and, with *new_uid_when_lossy*, get a
@@ -129,6 +149,7 @@ def transcode_dataset(ds: Dataset, syntax: str, *, quality: int = DEFAULT_LOSSY_
     target = UID(syntax)
     if source == target:
         return
+    quality = _configured_quality if quality is None else quality
     if "PixelData" in ds:
         check_pixel_decode(ds)
         try:
@@ -147,7 +168,7 @@ def transcode_dataset(ds: Dataset, syntax: str, *, quality: int = DEFAULT_LOSSY_
     ds.file_meta.TransferSyntaxUID = target
 
 
-def transcode_file(data: bytes, syntax: str, *, quality: int = DEFAULT_LOSSY_QUALITY,
+def transcode_file(data: bytes, syntax: str, *, quality: int | None = None,
                    new_uid_when_lossy: bool = True) -> bytes:
     """A Part 10 file re-encoded in *syntax*; the same bytes when it already is."""
     ds = pydicom.dcmread(io.BytesIO(data))

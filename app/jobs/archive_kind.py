@@ -30,7 +30,8 @@ MEGA_BYTES = 1024 * 1024
 
 def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: bool,
                        transcode: str | None = None, filename: str | None = None,
-                       priority: int = 0, extended: bool = False) -> str:
+                       priority: int = 0, extended: bool = False,
+                       quality: int | None = None) -> str:
     """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID."""
     from app.jobs import queue
     for public_id in public_ids:
@@ -38,7 +39,7 @@ def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: 
             raise UnknownResource(f"Unknown resource {public_id}")
     key = new_key()
     payload = {"Resources": public_ids, "Transcode": transcode, "Filename": filename,
-               "OutputKey": key, "Extended": extended}
+               "OutputKey": key, "Extended": extended, "LossyQuality": quality}
     job_id = queue.submit(context, MEDIA_JOB if media else ARCHIVE_JOB, payload,
                           content=_content(0, 0, 0, transcode), priority=priority)
     with context.db.write() as conn:
@@ -76,6 +77,7 @@ def _run(context: ServerContext, payload: dict[str, Any], progress: ProgressCall
     def chunks() -> Any:
         nonlocal written
         for chunk in archive.stream_zip(context, plan, transcode=transcode,
+                                        quality=payload.get("LossyQuality"),
                                         after_entry=after_entry):
             written += len(chunk)
             yield chunk

@@ -142,7 +142,7 @@ def archive_plan(context: ServerContext, public_ids: Sequence[str], *, media: bo
 
 
 def stream_zip(context: ServerContext, plan: ArchivePlan, *, transcode: str | None = None,
-               quality: int = transcoding.DEFAULT_LOSSY_QUALITY,
+               quality: int | None = None,
                after_entry: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """Yield the ZIP of *plan*, each instance transcoded to *transcode* when given, a
     media's DICOMDIR last (built from the headers of the files as written);
@@ -186,7 +186,7 @@ def _header(stream: Any) -> Any:
     return read_dataset(stream, stop_before_pixels=True)
 
 
-def _transcoded(context: ServerContext, row: Any, syntax: str, quality: int) -> bytes:
+def _transcoded(context: ServerContext, row: Any, syntax: str, quality: int | None) -> bytes:
     """The instance in *syntax*; as stored when it cannot be transcoded (as Orthanc does)."""
     with context.blobs.open(row.blob_key) as source:
         data = source.read()

@@ -100,3 +100,33 @@ def test_store_to_peer_transcodes(tmp_path):
             assert np.array_equal(ds.pixel_array, PIXELS)
             assert http.post("/peers/peer/store", json={
                 "Resources": [instance], "Transcode": "nope"}).status_code == 400
+
+
+def test_lossy_quality(server):
+    """``LossyQuality`` (modify, archive bodies) and ``?lossy-quality=`` (archive GET):
+    lower quality, smaller files and a larger recorded compression ratio."""
+    def ratio(ds: pydicom.Dataset) -> float:
+        return float(str(ds.LossyImageCompressionRatio).split("\\")[0].strip("[]'"))
+
+    jpeg = "1.2.840.10008.1.2.4.50"
+    with server.client() as http:
+        instances = {"grey8": http.post("/instances", content=make_dicom(
+            study_uid=generate_uid(), size=64, pixels=GREY8.tobytes(), BitsAllocated=8,
+            BitsStored=8, HighBit=7)).json()["ID"]}
+        sized = {}
+        for quality in (40, 80):
+            answer = http.post(f"/instances/{instances['grey8']}/modify",
+                               json={"Transcode": jpeg, "LossyQuality": quality})
+            assert answer.status_code == 200, answer.text
+            sized[quality] = pydicom.dcmread(io.BytesIO(answer.content))
+        assert len(sized[40].PixelData) < len(sized[80].PixelData)
+        assert ratio(sized[40]) > ratio(sized[80])
+        series = http.get(f"/instances/{instances['grey8']}/series").json()["ID"]
+        by_get = {q: len(http.get(f"/series/{series}/archive",
+                                  params={"transcode": jpeg, "lossy-quality": q}).content)
+                  for q in (40, 80)}
+        by_post = {q: len(http.post(f"/series/{series}/archive", json={
+            "Transcode": jpeg, "LossyQuality": q}).content) for q in (40, 80)}
+        assert by_get[40] < by_get[80] and by_post[40] < by_post[80]
+        assert http.post(f"/series/{series}/archive", json={
+            "Transcode": jpeg, "LossyQuality": 0}).status_code == 400
