@@ -195,7 +195,8 @@ def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[by
             while chunk := stream.read(4 << 20):
                 yield chunk
         return
-    yield transcode.transcode(read_blob(context, row), syntax, row.transfer_syntax)
+    yield transcode.transcode_file(read_blob(context, row), syntax, new_uid_when_lossy=False,
+                                   stored=row.transfer_syntax)
 
 
 # --- frames and bulk data (PS3.18 10.4.1.1.3, 10.4.1.1.5) ------------------------------------

@@ -66,7 +66,7 @@ def _part10(ds: Dataset) -> bytes:
 @pytest.mark.parametrize("dtype,precision", [("uint8", 8), ("uint16", 16)])
 def test_lossless_round_trip_every_predictor(selection: int, dtype: str, precision: int) -> None:
     pixels = _image((37, 53), dtype)
-    data = transcode.transcode(_part10(_dataset(pixels)), LOSSLESS) if selection == 6 else None
+    data = transcode.transcode_file(_part10(_dataset(pixels)), LOSSLESS) if selection == 6 else None
     stream = jpeg_lossless.encode(pixels, precision, selection)
     assert stream[:2] == b"\xff\xd8" and stream[-2:] == b"\xff\xd9"
     assert len(stream) % 2 == 0
@@ -119,16 +119,16 @@ def test_whole_file_transcoding_keeps_attributes_and_pixels() -> None:
     data = _part10(source)
     for target in (LOSSLESS, LOSSLESS_SV1, "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90",
                    "1.2.840.10008.1.2"):
-        out = pydicom.dcmread(io.BytesIO(transcode.transcode(data, target)))
+        out = pydicom.dcmread(io.BytesIO(transcode.transcode_file(data, target)))
         assert out.file_meta.TransferSyntaxUID == target
         assert out.PatientName == "DOE^JANE"
         assert np.array_equal(out.pixel_array, pixels), target
-    lossy = pydicom.dcmread(io.BytesIO(transcode.transcode(
+    lossy = pydicom.dcmread(io.BytesIO(transcode.transcode_file(
         _part10(_dataset(_image((24, 32), "uint8"))), BASELINE)))
     assert lossy.LossyImageCompression == "01"
     assert np.abs(lossy.pixel_array.astype(int) - _image((24, 32), "uint8")).max() < 16
-    with pytest.raises(transcode.CannotEncode):
-        transcode.transcode(data, BASELINE)  # 12-bit: no lossy JPEG encoder
+    with pytest.raises(transcode.CannotTranscode):
+        transcode.transcode_file(data, BASELINE)  # 12-bit: no lossy JPEG encoder
 
 
 # --- equality with DCMTK's encoders -------------------------------------------------------
@@ -175,7 +175,7 @@ def test_lossy_bytes_are_dcmtks(pixels: np.ndarray, tmp_path: Path) -> None:
 def test_ybr_jpeg_decodes_as_dcmtk(tmp_path: Path) -> None:
     """A YBR_FULL_422 baseline JPEG's frames come out as DCMTK decompresses them."""
     colour = np.stack([_image((32, 48), "uint8", s) for s in (7, 8, 9)], axis=-1)
-    ds = pydicom.dcmread(io.BytesIO(transcode.transcode(_part10(_dataset(colour)), BASELINE)))
+    ds = pydicom.dcmread(io.BytesIO(transcode.transcode_file(_part10(_dataset(colour)), BASELINE)))
     source, target = tmp_path / "jpeg.dcm", tmp_path / "raw.dcm"
     ds.save_as(source)
     subprocess.run([shutil.which("dcmdjpeg"), str(source), str(target)], check=True)  # type: ignore[list-item]
