@@ -88,9 +88,9 @@ def test_frames_uncompressed_by_default(
         "Accept": 'multipart/related; type="image/jp2"'})
     (headers, content), = parse_multipart(as_j2k)
     assert headers["content-type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"
-    # JPEG-LS: no encoder here, nothing acceptable remains.
+    # JPEG 2000 Part 2 (image/jpx): no encoder, nothing acceptable remains.
     assert http.get(_path(ds) + "/frames/1", headers={
-        "Accept": 'multipart/related; type="image/jls"'}).status_code == 400
+        "Accept": 'multipart/related; type="image/jpx"'}).status_code == 400
 
 
 def test_several_frames(client: DICOMwebClient, http: httpx.Client,
