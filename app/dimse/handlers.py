@@ -251,8 +251,11 @@ def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
         yield None, None  # pynetdicom answers A801 "Move destination unknown"
         return
     items = instances_to_retrieve(context, bounded_identifier(event))  # may raise: see module doc
-    if not items:  # Orthanc: "C-MOVE request matching no resource stored in Orthanc"
-        raise BadRequest("C-MOVE request matching no resource")
+    if not items:  # PS3.4 C.4.2.1.5: no match is a success without sub-operations
+        log.info("C-MOVE from %s: no stored resource matches", peer.calling_aet)
+        yield destination.host, destination.port
+        yield 0
+        return
     if not context.settings.synchronous_cmove:
         _submit_move(context, event, destination, items, peer)
         yield destination.host, destination.port

@@ -52,7 +52,7 @@ from app.dimse.common import (
     seconds,
     split_part10,
 )
-from app.errors import NetworkProtocol, PharosError
+from app.errors import NetworkProtocol, PharosError, UnprocessableQuery
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,8 @@ class _StoreSession:
         self.message_id = self.message_id % 65535 + 1
         try:
             status = _send_file(self.assoc, data, part, self.message_id,
-                                originator_aet, originator_id)
+                                originator_aet, originator_id,
+                                transcoding=self.modality.allow_transcoding)
         except PharosError as error:
             log.error("C-STORE of %s to %s: %s", part.sop_instance_uid, self.modality.aet,
                       error)
@@ -304,11 +305,18 @@ def _pick_context(assoc: Association, sop_class: str, transfer_syntax: str
 
 
 def _send_file(assoc: Association, data: bytes, part: Part10, message_id: int,
-               originator_aet: str | None, originator_id: int | None) -> int | None:
+               originator_aet: str | None, originator_id: int | None, *,
+               transcoding: bool = True) -> int | None:
+    """C-STORE of one file: as stored when the remote accepts its syntax, else converted
+    unless the modality has ``AllowTranscoding`` false (Orthanc's rule)."""
     context, as_is = _pick_context(assoc, part.sop_class_uid, part.transfer_syntax_uid)
     if context is None:
         raise NetworkProtocol(f"the remote accepts no presentation context for "
                               f"{UID(part.sop_class_uid).name}")
+    if not as_is and not transcoding:
+        raise NetworkProtocol(f"the remote does not accept "
+                              f"{UID(part.transfer_syntax_uid).name} and transcoding to it "
+                              f"is not allowed (AllowTranscoding)")
     if as_is:
         return _send_raw(assoc, context, data[part.dataset_offset:], part, message_id,
                          originator_aet, originator_id)
@@ -399,6 +407,9 @@ def find(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
                 break
     finally:
         _release(assoc)
+    if final is not None and 0xC000 <= final <= 0xCFFF:
+        raise UnprocessableQuery(f"C-FIND to {_describe(modality)} failed with status "
+                                 f"0x{final:04X} (unable to process: invalid query?)")
     if final != SUCCESS:
         raise NetworkProtocol(f"C-FIND to {_describe(modality)} failed"
                               + (" (no answer)" if final is None
