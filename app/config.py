@@ -295,6 +295,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "MediaArchiveSize": "media_archive_size",
+    "DicomLossyTranscodingQuality": "dicom_lossy_transcoding_quality",
     "DicomWeb": "dicom_web",
     "HttpTimeout": "http_timeout",
     "HttpsVerifyPeers": "https_verify_peers",
@@ -324,7 +326,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpVerbose", "StorageAccessOnFind",
     "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "MediaArchiveSize", "IngestTranscoding",
+    "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "StrictAetComparison", "DicomModalities", "OrthancPeers",
     "Pharos", "DicomTlsEnabled", "TcpNoDelay",
@@ -385,6 +387,8 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    media_archive_size: int = 1  # outputs of asynchronous archive/media jobs kept at once
+    dicom_lossy_transcoding_quality: int = 90  # JPEG quality of lossy transcoding
     # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
     dicom_web: dict[str, Any] = field(default_factory=dict)
     # Outgoing HTTP (DICOMweb client): seconds of inactivity before giving up (Orthanc's

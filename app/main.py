@@ -19,6 +19,7 @@ from app.api import (
     images,
     instances,
     jobs,
+    legacy_find,
     maintenance,
     merge_split,
     modalities,
@@ -34,6 +35,7 @@ from app.api import (
 from app.api import runtime as runtime_api
 from app.api.errors import install_error_handlers
 from app.api.openapi import customize_openapi
+from app.api.request_filter import ScriptRequestFilter
 from app.api.responses import JsonResponse
 from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             runtime.reset_to_configuration(settings, app.state.context.db)
         runtime_started = runtime.start(app.state.context)
         # Lua states and Python hooks before any door opens (filters apply at once).
-        scripting_engine.start(app.state.context)
+        scripting_engine.start(app.state.context, app)
         # One process of a multi-process server leads: it runs the DIMSE SCP (one port)
         # and the stability monitor; every process runs job workers (claims are atomic).
         leader = ProcessLeadership(settings)
@@ -123,7 +125,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     for router in (system.router, runtime_api.router, instances.router,
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
-                   modalities.router, peers.router, jobs.router, modify.router,
+                   modalities.router, legacy_find.router, peers.router, jobs.router, modify.router,
                    curation.router, merge_split.router, maintenance.router,
                    scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
     add_routes(app.router, dicomweb.wado_uri_router)
     add_routes(app.router, viewer.router)
+    app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml
     app.add_middleware(UriNormalizer)  # added last: runs first

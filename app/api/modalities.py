@@ -295,30 +295,3 @@ def _register_children(child: Level) -> None:
 
 for _child in (Level.STUDY, Level.SERIES, Level.INSTANCE):
     _register_children(_child)
-
-
-def _register_deprecated_find(level: Level | None) -> None:
-    suffix = "" if level is None else f"-{level.value.lower()}"
-
-    async def deprecated_find(name: str, request: Request) -> JsonResponse:
-        body = await text_or_json(request)
-        context = get_context(request)
-        if level is None:
-            return json_answer(await run_in_threadpool(
-                query_retrieve.deprecated_find_hierarchy, context, name, body))
-        return json_answer(await run_in_threadpool(
-            query_retrieve.deprecated_find, context, name, level, body))
-
-    what = "a hierarchy of patients, studies and series" if level is None \
-        else f"{level.plural}"
-    router.add_api_route(
-        f"/modalities/{{name}}/find{suffix}", deprecated_find, methods=["POST"],
-        operation_id=f"find{suffix.replace('-', '_')}_on_modality",
-        response_model=list[dict[str, Any]], openapi_extra=JSON_BODY_ANY,
-        tags=["Networking"], deprecated=True, summary=f"C-FIND SCU for {what}",
-        description="Deprecated by Orthanc in favour of ``/modalities/{name}/query``: the "
-                    "body's ``{tag: value}`` constraints, the answers simplified.")
-
-
-for _level in (None, Level.PATIENT, Level.STUDY, Level.SERIES, Level.INSTANCE):
-    _register_deprecated_find(_level)

@@ -46,6 +46,7 @@ from app.dimse.common import (
 from app.dimse.scu import storage_contexts
 from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
 from app.errors import BadRequest, PharosError
+from app.scripting import events as scripting_events
 from app.services import runtime
 from app.services.context import ServerContext
 from app.services.dimse_query import FindAnswers
@@ -180,10 +181,12 @@ def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
             sop_class_uid=str(request.AffectedSOPClassUID or ""),
             sop_instance_uid=sop_instance,
             transfer_syntax_uid=str(event.context.transfer_syntax))
-        ingest_instance(context, data, {
+        result = ingest_instance(context, data, {
             "Origin": "DicomProtocol", "RemoteAET": peer.calling_aet,
             "RemoteIP": peer.ip, "CalledAET": peer.called_aet})
-        return SUCCESS
+        # A ReceivedCStoreInstanceFilter (Lua/Python) may refuse with its own status.
+        return status(result.dimse_status, "Refused by a filter") if result.dimse_status \
+            else SUCCESS
     except PharosError as error:
         log.warning("C-STORE of %s from %s refused: %s", sop_instance, peer.calling_aet, error)
         return status(error.dimse_status, str(error))
@@ -202,8 +205,9 @@ def handle_find(event: evt.Event, context: ServerContext, policy: Policy,
         if not policy.allows(peer, Service.FIND):
             yield status(NOT_AUTHORIZED, "C-FIND not allowed for this AET"), None
             return
-        answers = FindAnswers(context, bounded_identifier(event),
-                              retrieve_aet=context.settings.dicom_aet)
+        identifier = scripting_events.incoming_find_identifier(  # IncomingFindRequestFilter
+            context, bounded_identifier(event), _find_origin(peer))
+        answers = FindAnswers(context, identifier, retrieve_aet=context.settings.dicom_aet)
         count = 0
         for answer in answers:
             if event.is_cancelled:  # PS3.4 C.4.1.2.2.1: C-CANCEL-FIND
@@ -221,6 +225,12 @@ def handle_find(event: evt.Event, context: ServerContext, policy: Policy,
     except Exception as error:  # noqa: BLE001
         log.exception("C-FIND from %s failed", peer.calling_aet)
         yield status(CANNOT_UNDERSTAND, f"Cannot process the query: {error}"), None
+
+
+def _find_origin(peer: Peer) -> dict[str, str]:
+    """The ``origin`` of IncomingFindRequestFilter (Orthanc's FormatOrigin)."""
+    return {"RemoteIp": peer.ip, "RemoteAet": peer.calling_aet, "CalledAet": peer.called_aet,
+            "Manufacturer": peer.modality.manufacturer if peer.modality else "Generic"}
 
 
 # --- C-MOVE and C-GET -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.services.query_retrieve",
                                   "app.jobs.archive_kind",
                                   "app.services.merge_split", "app.services.bulk_modify",
+                                  "app.scripting.lua_jobs",
                                   "app.services.dicomweb_remote")
 
 

@@ -14,6 +14,7 @@ submitted before a modality is changed or removed still runs against what was as
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -568,6 +569,8 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
         for index, (_, data) in enumerate(_instance_files(context, instances, missing)):
             if cancel_check():
                 raise JobInterrupted()
+            if payload.get("Transcode"):
+                data = _transcoded_for_peer(data, payload["Transcode"])
             peer_client.post_instance(client, data)
             size += len(data)
             content["Size"] = str(size)
@@ -580,14 +583,29 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
     return content
 
 
+def _transcoded_for_peer(data: bytes, syntax: str) -> bytes:
+    """Orthanc's ``OrthancPeerStoreJob``: the instance in *syntax*, sent as stored when it
+    cannot be transcoded (a lossy target gives a new SOP Instance UID)."""
+    from app.dicom import transcode as transcoding
+    try:
+        return transcoding.transcode_file(data, syntax)
+    except Exception as error:  # noqa: BLE001 — a codec failing on one instance
+        logging.getLogger(__name__).warning(
+            "Cannot transcode an instance to %s, sent as stored: %s", syntax, error)
+        return data
+
+
 def _peer_content(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
     url = [peer_client.normalized_url(peer.url)]
     if peer.username:
         url.append(peer.username)
-    return {"Compress": False, "Description": DESCRIPTION, "FailedInstancesCount": 0,
-            "InstancesCount": len(payload["Instances"]),
-            "ParentResources": payload["ParentResources"], "Peer": url,
-            "Size": "0", "SizeMB": 0}
+    content = {"Compress": False, "Description": DESCRIPTION, "FailedInstancesCount": 0,
+               "InstancesCount": len(payload["Instances"]),
+               "ParentResources": payload["ParentResources"], "Peer": url,
+               "Size": "0", "SizeMB": 0}
+    if payload.get("Transcode"):
+        content["Transcode"] = payload["Transcode"]
+    return content
 
 
 def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
@@ -600,6 +618,9 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     log_exports(context, resources, name)
     payload = {"Peer": name, "Remote": _peer_document(peer), "Instances": instances,
                "ParentResources": [public_id for _, public_id in resources]}
+    if "Transcode" in options:
+        from app.dicom import transcode as transcoding
+        payload["Transcode"] = transcoding.check_target(options["Transcode"])
     return queue.submit_or_run(context, PEER_STORE_JOB, payload,
                                synchronous=synchronous(options),
                                content=_peer_content(payload, peer), priority=priority(options))

@@ -51,6 +51,7 @@ from app.errors import (
 )
 from app.index import network_repository as network_index
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.scripting import events as scripting_events
 from app.services import network, runtime
 from app.services.context import ServerContext
 
@@ -274,6 +275,8 @@ def find_answers(context: ServerContext, modality: Modality, level: Level,
     encoding = runtime.current(context).default_encoding
     identifier = encode_identifier(level, find_keys(level, keys, normalize=settings["Normalize"],
                                                     modality=modality), encoding)
+    identifier = scripting_events.outgoing_find_identifier(  # OutgoingFindRequestFilter
+        context, identifier, modality.aet)
     timeout = settings["Timeout"]
     found = network.scu().find(
         modality, level.value, identifier, local_aet=settings["LocalAet"],
@@ -382,100 +385,6 @@ def query_answer(row: Row, index: str) -> dict[str, Any]:
     if not index.isdigit() or int(index) >= len(answers):
         raise ParameterOutOfRange(f"No answer {index} in query {row.id}")
     return answers[int(index)]
-
-
-# --- the deprecated find-patient|study|series|instance and find routes -----------------
-
-# DicomMap::SetupFind*Template: the keys asked at each level (empty: return keys).
-_TEMPLATES: dict[Level, tuple[str, ...]] = {
-    Level.PATIENT: ("PatientID", "OtherPatientIDs", "PatientBirthDate", "PatientName",
-                    "PatientSex"),
-    Level.STUDY: ("PatientID", "AccessionNumber", "StudyInstanceUID", "ReferringPhysicianName",
-                  "StudyDate", "StudyDescription", "StudyID", "StudyTime"),
-    Level.SERIES: ("PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID",
-                   "BodyPartExamined", "Modality", "OperatorsName",
-                   "PerformedProcedureStepDescription", "ProtocolName", "SeriesDate",
-                   "SeriesDescription", "SeriesNumber", "SeriesTime"),
-    Level.INSTANCE: ("PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID",
-                     "SOPInstanceUID", "AcquisitionNumber", "ImageComments", "ImageIndex",
-                     "ImageOrientationPatient", "ImagePositionPatient", "InstanceCreationDate",
-                     "InstanceCreationTime", "InstanceNumber", "NumberOfFrames",
-                     "TemporalPositionIdentifier"),
-}
-# Keys of the levels above that each level's find keeps (Orthanc's FindStudy...).
-_PARENT_KEYS: dict[Level, tuple[str, ...]] = {
-    Level.PATIENT: (),
-    Level.STUDY: ("PatientID", "AccessionNumber", "ModalitiesInStudy"),
-    Level.SERIES: ("PatientID", "AccessionNumber", "StudyInstanceUID"),
-    Level.INSTANCE: ("PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID"),
-}
-# Keys that must hold a real constraint (more than 2 characters) for a find to run.
-_REQUIRED: dict[Level, tuple[tuple[str, ...], ...]] = {
-    Level.PATIENT: (),
-    Level.STUDY: (("AccessionNumber", "PatientID"),),
-    Level.SERIES: (("AccessionNumber", "PatientID"), ("StudyInstanceUID",)),
-    Level.INSTANCE: (("AccessionNumber", "PatientID"), ("StudyInstanceUID",),
-                     ("SeriesInstanceUID",)),
-}
-
-
-def _deprecated_keys(level: Level, body: Any, copied: dict[int, str]) -> dict[int, str] | None:
-    """The template of the level merged with the body, restricted to the level's main
-    tags and parent keys; None when a required constraint is missing (no C-FIND)."""
-    keys = {_tag(k): "" for k in _TEMPLATES[level]}
-    keys.update(parse_keys(body if body is not None else {}, "body"))
-    keys.update(copied)
-    kept = {_tag(k) for k in MAIN_TAG_KEYWORDS[level] + _PARENT_KEYS[level]}
-    keys = {tag: value for tag, value in keys.items() if tag in kept}
-    for group in _REQUIRED[level]:
-        if all(len(keys.get(_tag(k), "")) <= 2 for k in group):
-            return None
-    return keys
-
-
-def deprecated_find(context: ServerContext, name: str, level: Level, body: Any
-                    ) -> list[dict[str, Any]]:
-    """``/modalities/{name}/find-patient|find-study|find-series|find-instance``
-    (deprecated by Orthanc for ``/query``): the answers in the simplified format."""
-    modality = network.get_modality(context, name)
-    settings = _direct_settings(context, modality)
-    keys = _deprecated_keys(level, body, {})
-    if keys is None:
-        return []
-    return [orthanc_json.to_simplified(a)
-            for a in find_answers(context, modality, level, keys, settings)]
-
-
-def deprecated_find_hierarchy(context: ServerContext, name: str, body: Any
-                              ) -> list[dict[str, Any]]:
-    """``/modalities/{name}/find``: matching patients, each with its ``Studies``, each
-    with its ``Series`` (deprecated by Orthanc for ``/query``)."""
-    modality = network.get_modality(context, name)
-    settings = _direct_settings(context, modality)
-
-    def children(level: Level, parent: dict[str, Any], keywords: tuple[str, ...]
-                 ) -> list[dict[str, Any]]:
-        short = orthanc_json.to_short(parent)
-        copied = {_tag(k): short[_key(k)] for k in keywords
-                  if isinstance(short.get(_key(k)), str)}
-        keys = _deprecated_keys(level, body, copied)
-        return [] if keys is None else find_answers(context, modality, level, keys, settings)
-
-    result = []
-    patient_keys = _deprecated_keys(Level.PATIENT, body, {}) or {}
-    for patient in find_answers(context, modality, Level.PATIENT, patient_keys, settings):
-        studies = []
-        for study in children(Level.STUDY, patient, ("PatientID",)):
-            series = children(Level.SERIES, study, ("PatientID", "StudyInstanceUID"))
-            studies.append(orthanc_json.to_simplified(study)
-                           | {"Series": [orthanc_json.to_simplified(s) for s in series]})
-        result.append(orthanc_json.to_simplified(patient) | {"Studies": studies})
-    return result
-
-
-def _direct_settings(context: ServerContext, modality: Modality) -> dict[str, Any]:
-    return {"Normalize": True, "LocalAet": network.local_aet(context, modality, {}),
-            "Timeout": None}
 
 
 # --- C-MOVE and C-GET jobs ---------------------------------------------------------------
