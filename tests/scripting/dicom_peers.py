@@ -25,17 +25,23 @@ class StoreScp:
     """dcmtk's storescp on a free port, writing what it receives to a folder."""
 
     def __init__(self, directory: Path, aet: str = "SINK") -> None:
-        self.directory = directory
+        self.directory = directory / "files"
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.callers = directory / "callers"  # one empty file per calling AET seen
+        self.callers.mkdir(exist_ok=True)
         self.port = free_port()
         self.aet = aet
         self.process = subprocess.Popen(
-            ["storescp", "--aetitle", aet, "--output-directory", str(directory),
-             str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            ["storescp", "--aetitle", aet, "--output-directory", str(self.directory),
+             "--exec-on-reception", f"touch {self.callers}/#a", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.directory.iterdir() if p.is_file())
+
+    def calling_aets(self) -> set[str]:
+        return {path.name for path in self.callers.iterdir()}
 
     def datasets(self) -> list[pydicom.Dataset]:
         return [pydicom.dcmread(path) for path in self.files()]

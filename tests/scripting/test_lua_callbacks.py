@@ -341,3 +341,13 @@ def test_heart_beat(tmp_path: Path) -> None:
                                 "LuaScripts": [str(tmp_path / "beat.lua")]}) as server, \
             server.client() as http:
         wait_until(lambda: int(lua(http, "print(beats)")) >= 2)
+
+
+
+def test_rest_call_reaching_a_route_that_needs_lua_does_not_deadlock(
+        client: httpx.Client) -> None:
+    """A script holding the main state calls a route that needs the main state again (here
+    /tools/execute-script itself; Orthanc: a recursive mutex on one thread). The route runs
+    in another thread of the server: its Lua work is handed back to the holding thread."""
+    assert lua(client, "print(RestApiPost('/tools/execute-script', 'nested = 7 print(nested)'))"
+               " print(nested)") == "7\n\n7\n"
