@@ -17,6 +17,11 @@ from typing import Any
 
 import orjson
 
+from app.dicom.encodings import parse as parse_encoding
+from app.dicom.transfer_syntaxes import ALL as ALL_SYNTAXES
+from app.dicom.transfer_syntaxes import GROUP_OPTIONS
+from app.dicom.transfer_syntaxes import from_configuration as syntaxes_of_configuration
+
 log = logging.getLogger(__name__)
 
 
@@ -197,6 +202,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "MediaArchiveSize": "media_archive_size",
+    "DicomLossyTranscodingQuality": "dicom_lossy_transcoding_quality",
     "DicomWeb": "dicom_web",
     "HttpTimeout": "http_timeout",
     "HttpsVerifyPeers": "https_verify_peers",
@@ -207,7 +214,14 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "LuaHeartBeatPeriod": "lua_heart_beat_period",
     "Dictionary": "dictionary",
     "DefaultPrivateCreator": "default_private_creator",
+    "MetricsEnabled": "metrics_enabled",
+    "DicomAlwaysAllowFind": "dicom_always_allow_find",
+    "DicomAlwaysAllowGet": "dicom_always_allow_get",
+    "DicomAlwaysAllowMove": "dicom_always_allow_move",
 }
+
+# Options read as a whole by a dedicated parser (app.dicom.transfer_syntaxes).
+_TRANSFER_SYNTAX_OPTIONS = {"AcceptedTransferSyntaxes", *GROUP_OPTIONS}
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
 _ACCEPTED_WITHOUT_EFFECT = {
@@ -215,9 +229,9 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
     "HttpVerbose", "StorageAccessOnFind",
-    "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
+    "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
+    "SynchronousCMove", "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "StrictAetComparison", "DicomModalities", "OrthancPeers",
     "Pharos", "DicomTlsEnabled", "TcpNoDelay",
@@ -256,6 +270,12 @@ class Settings:
     dicom_always_allow_store: bool = True
     dicom_check_modality_host: bool = False
     unknown_sop_class_accepted: bool = False
+    # AcceptedTransferSyntaxes + <Group>TransferSyntaxAccepted, resolved (Orthanc's order)
+    accepted_transfer_syntaxes: list[str] = field(default_factory=lambda: list(ALL_SYNTAXES))
+    metrics_enabled: bool = True
+    dicom_always_allow_find: bool = False
+    dicom_always_allow_get: bool = False
+    dicom_always_allow_move: bool = False
     log_exported_resources: bool = False
     keep_alive: bool = True
     default_encoding: str = "Latin1"
@@ -270,6 +290,8 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    media_archive_size: int = 1  # outputs of asynchronous archive/media jobs kept at once
+    dicom_lossy_transcoding_quality: int = 90  # JPEG quality of lossy transcoding
     # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
     dicom_web: dict[str, Any] = field(default_factory=dict)
     # Outgoing HTTP (DICOMweb client): seconds of inactivity before giving up (Orthanc's
@@ -317,6 +339,9 @@ class Settings:
     # Cross-origin isolation headers (COOP/COEP) on DICOMweb answers, for viewers that
     # need SharedArrayBuffer when served from another origin.
     coop_coep: bool = False
+    # Orthanc's verbosity at start ("default", "verbose" or "trace"; Orthanc's --verbose
+    # and --trace), changed at run time by PUT /tools/log-level.
+    log_level: str = "default"
     # Python hooks (app/scripting/hooks.py): a module name or the path of a .py file whose
     # functions named like Orthanc's Lua callbacks are called on the same events.
     hooks: str | None = None
@@ -383,7 +408,7 @@ class Settings:
             attribute = _ORTHANC_OPTIONS.get(key)
             if attribute is not None:
                 values[attribute] = value
-            elif key not in _ACCEPTED_WITHOUT_EFFECT:
+            elif key not in _ACCEPTED_WITHOUT_EFFECT and key not in _TRANSFER_SYNTAX_OPTIONS:
                 log.warning("Configuration option %r is unknown to Pharos and is ignored", key)
         if "DicomModalities" in document:
             values["dicom_modalities"] = {
@@ -393,6 +418,15 @@ class Settings:
             values["orthanc_peers"] = {
                 name: Peer.parse(name, value)
                 for name, value in (document["OrthancPeers"] or {}).items()}
+        try:
+            values["accepted_transfer_syntaxes"] = list(syntaxes_of_configuration(document))
+        except ValueError as error:
+            raise ValueError(f"AcceptedTransferSyntaxes: {error}") from error
+        if "default_encoding" in values:
+            try:
+                values["default_encoding"] = parse_encoding(values["default_encoding"]).name
+            except ValueError as error:
+                raise ValueError(f"DefaultEncoding: {error}") from error
         known = {f.name: f for f in fields(cls)}
         pharos_section = document.get("Pharos") or {}
         for key, value in pharos_section.items():

@@ -169,3 +169,10 @@ class NotLuaPredicate(PharosError):
 class LuaReturnsNoString(PharosError):
     orthanc_code, orthanc_message, http_status = \
         2035, "The Lua function does not return a string", 500
+
+
+class HookFailed(PharosError):
+    """A Python hook (``Pharos.Hooks``) raised: Orthanc's plugin error, as its Python
+    plugin reports an exception of a callback."""
+
+    orthanc_code, orthanc_message, http_status = 1, "Error encountered within the plugin engine", 500

@@ -208,6 +208,16 @@ class StoredModality(Base):
     config: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class RuntimeSetting(Base):
+    """Orthanc's settings changeable at run time (``/tools/default-encoding``,
+    ``/tools/accepted-transfer-syntaxes``, ``/tools/log-level``...): one row per name,
+    shared by every process of the server; written from the configuration at start."""
+
+    __tablename__ = "runtime_settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class StoredPeer(Base):
     """Orthanc peers added through the REST API (OrthancPeersInDatabase)."""
 

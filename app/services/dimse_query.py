@@ -142,7 +142,7 @@ class FindAnswers:
         limit = effective_limit(self.context, self.level, 0)
         query = build_query(self.level, self._constraints(),
                             case_sensitive=self.case_sensitive_pn,
-                            limit=limit + 1 if limit else 0)
+                            limit=limit + 1 if limit else 0, cfind=True)
         with self.context.db.read() as conn:
             pks = index_find.find_pks(conn, query)
         if limit and len(pks) > limit:

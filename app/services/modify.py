@@ -25,7 +25,6 @@ from pydicom.dataset import Dataset
 
 from app.dicom.identifiers import orthanc_hash
 from app.dicom.levels import Level
-from app.dicom.limits import check_pixel_decode
 from app.dicom.modify import (
     PATIENT_ID,
     PATIENT_NAME,
@@ -105,10 +104,11 @@ def transcode_syntax(request: Any) -> str | None:
     return value.strip()
 
 
-def encode(ds: Dataset, syntax: str | None) -> bytes:
-    """Write the dataset as a Part 10 file, transcoded to *syntax* when asked."""
+def encode(ds: Dataset, syntax: str | None, quality: int | None = None) -> bytes:
+    """Write the dataset as a Part 10 file, transcoded to *syntax* when asked (lossy
+    targets at *quality*, Orthanc's LossyQuality)."""
     if syntax is not None:
-        _transcode(ds, syntax)
+        _transcode(ds, syntax, quality)
     _complete_file_meta(ds)
     buffer = io.BytesIO()
     try:
@@ -134,29 +134,17 @@ def _complete_file_meta(ds: Dataset) -> None:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 
 
-def _transcode(ds: Dataset, syntax: str) -> None:
+def _transcode(ds: Dataset, syntax: str, quality: int | None = None) -> None:
+    """Orthanc's ``Transcode``: :func:`app.dicom.transcode.transcode_dataset` (a lossy
+    target gives a new SOP Instance UID, as Orthanc's DCMTK transcoder does)."""
+    from app.dicom import transcode as transcoding
+    target = transcoding.check_target(syntax)
     current = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if current == syntax:
+    if current == target:
         return
-    from pydicom.uid import UID
-    target = UID(syntax)
-    if not target.is_valid or not target.is_transfer_syntax:
-        raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
-    try:
-        if "PixelData" in ds and UID(current).is_compressed:
-            check_pixel_decode(ds)
-            ds.decompress()
-        if target.is_compressed:
-            if "PixelData" not in ds:
-                raise ParameterOutOfRange("Cannot compress an instance without pixel data")
-            ds.compress(target)
-        else:
-            ds.file_meta.TransferSyntaxUID = target
-    except PharosError:
-        raise
-    except Exception as error:  # noqa: BLE001 — codec missing or unsupported syntax
-        raise ParameterOutOfRange(f"Cannot transcode to transfer syntax {syntax}: {error}") \
-            from error
+    if "PixelData" not in ds and target not in transcoding.UNCOMPRESSED:
+        raise ParameterOutOfRange("Cannot compress an instance without pixel data")
+    transcoding.transcode_dataset(ds, target, quality=quality)
 
 
 # --- one instance, answered and not stored ------------------------------------------------
@@ -166,9 +154,11 @@ def modify_instance(context: ServerContext, public_id: str, request: Any, *,
     row = instance_row(context, public_id)
     modification = build_modification(context, request, anonymize=anonymize, level=None)
     syntax = None if anonymize else transcode_syntax(request)
+    from app.dicom.transcode import lossy_quality
+    quality = lossy_quality(request) if syntax else None
     ds = read_dataset(read_file(context, row))
     modification.apply(ds)
-    return encode(ds, syntax)
+    return encode(ds, syntax, quality)
 
 
 # --- whole resources ------------------------------------------------------------------------
@@ -198,7 +188,19 @@ def prepare_payload(context: ServerContext, level: Level, public_id: str, reques
         check_study_patient_tags(context, modification, public_id)
     return {"Level": level.value, "ID": public_id, "Anonymize": anonymize,
             "Request": request, "PatientName": patient_name, "KeepSource": keep_source,
-            "Transcode": transcode_syntax(request), "Origin": origin}
+            "Transcode": transcode_syntax(request), "Origin": origin,
+            "LossyQuality": _checked_quality(request)}
+
+
+def _checked_quality(request: Any) -> int | None:
+    from app.dicom.transcode import lossy_quality
+    return lossy_quality(request) if transcode_syntax(request) else None
+
+
+def _payload_quality(payload: dict[str, Any]) -> int | None:
+    """The LossyQuality of the request a modification job replays (checked at submission)."""
+    from app.dicom.transcode import lossy_quality
+    return lossy_quality(payload.get("Request")) if payload.get("Transcode") else None
 
 
 def run_modification(context: ServerContext, payload: dict[str, Any],
@@ -234,7 +236,8 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
             continue
         ds = read_dataset(data)
         modification.apply(ds)
-        result = ingest_instance(context, encode(ds, payload.get("Transcode")), origin)
+        result = ingest_instance(context, encode(ds, payload.get("Transcode"),
+                                                 _payload_quality(payload)), origin)
         in_place.stored(source_id, result)
         source = _source_ids(context, source_id)
         _record_origin(context, result.parsed.ids, source, metadata_name)

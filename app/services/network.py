@@ -14,6 +14,7 @@ submitted before a modality is changed or removed still runs against what was as
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from app.errors import (
 from app.index import network_repository as network_index
 from app.index import repository
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.scripting import events as scripting_events
 from app.services import peers as peer_client
 from app.services.context import ServerContext
 from app.timeutil import now_stamp
@@ -69,6 +71,26 @@ _RETRIEVE_KEYS: dict[Level, tuple[str, ...]] = {
     Level.INSTANCE: ("AccessionNumber", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
                      "SOPInstanceUID"),
 }
+
+# C-FIND as Orthanc's DicomControlUserConnection::Find sends it: when absent, the
+# identifiers of the query level and of every level above it are added (universal).
+_FIND_EXPECTED_KEYS: dict[Level, tuple[str, ...]] = {
+    Level.PATIENT: ("PatientID",),
+    Level.STUDY: ("AccessionNumber", "StudyInstanceUID", "PatientID"),
+    Level.SERIES: ("SeriesInstanceUID", "AccessionNumber", "StudyInstanceUID", "PatientID"),
+    Level.INSTANCE: ("SOPInstanceUID", "SeriesInstanceUID", "AccessionNumber",
+                     "StudyInstanceUID", "PatientID"),
+}
+# Orthanc's NormalizeFindQuery: the computed attributes a level may also ask for.
+_FIND_COMPUTED_KEYS: dict[Level, frozenset[int]] = {
+    Level.PATIENT: frozenset({0x00201200, 0x00201202, 0x00201204}),
+    Level.STUDY: frozenset({0x00080061, 0x00201206, 0x00201208, 0x00080062}),
+    Level.SERIES: frozenset({0x00201209}),
+    Level.INSTANCE: frozenset(),
+}
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "UV", "SV"})
+_FLOAT_VRS = frozenset({"FL", "FD"})
 
 _memory_lock = threading.Lock()
 
@@ -529,12 +551,44 @@ def build_identifier(level: Level, keys: dict[str, Any], *, normalize: bool = Tr
     return ds
 
 
+def find_identifier(level: Level, keys: dict[str, Any], *, normalize: bool) -> Dataset:
+    """The identifier of ``/modalities/{name}/query`` (Orthanc's SCU ``Find``): with
+    *normalize* (``"Normalize"``, true by default) only the attributes of the modules of
+    the query level and the levels above it (and the level's computed attributes) are
+    kept, the others dropped as Orthanc's ``NormalizeFindQuery`` drops them; then the
+    identifiers of the level and above are added when absent."""
+    from app.services.instances import MODULE_TAGS
+    allowed: set[int] | None = None
+    if normalize:
+        allowed = {_SPECIFIC_CHARACTER_SET, *_FIND_COMPUTED_KEYS[level]}
+        for module_level in Level:
+            if module_level.depth <= level.depth:
+                allowed |= MODULE_TAGS[module_level.value.lower()]
+    ds = Dataset()
+    for key, value in keys.items():
+        try:
+            tag = parse_tag(str(key))
+        except ValueError as error:
+            raise BadFileFormat(f"Unknown DICOM tag: {key}") from error
+        if tag == 0x00080052 or (allowed is not None and int(tag) not in allowed):
+            continue
+        _set(ds, tag, value)
+    for keyword in _FIND_EXPECTED_KEYS[level]:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    ds.QueryRetrieveLevel = level.value.upper()
+    return ds
+
+
 def _set(ds: Dataset, tag: int, value: Any) -> None:
     from pydicom.datadict import dictionary_VR
     try:
         vr = dictionary_VR(tag)
     except KeyError:
         vr = "LO"
+    if vr in _INTEGER_VRS or vr in _FLOAT_VRS:
+        ds.add_new(tag, vr, _number_value(tag, vr, value))
+        return
     if vr == "SQ":
         items = []
         for item in value if isinstance(value, list) else []:
@@ -545,6 +599,21 @@ def _set(ds: Dataset, tag: int, value: Any) -> None:
         ds.add_new(tag, "SQ", items)
     else:
         ds.add_new(tag, vr, "" if value is None else str(value))
+
+
+def _number_value(tag: int, vr: str, value: Any) -> Any:
+    """A binary number element from Orthanc's text (``512``, ``1\\2``; empty: no value);
+    anything else is refused, as Orthanc refuses an out-of-range value."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    try:
+        numbers = [int(part) if vr in _INTEGER_VRS else float(part)
+                   for part in text.split("\\")]
+    except ValueError as error:
+        raise BadFileFormat(f"Out-of-range value {text!r} for the {vr} tag "
+                            f"{tag >> 16:04x},{tag & 0xFFFF:04x}") from error
+    return numbers[0] if len(numbers) == 1 else numbers
 
 
 def _move_identifiers(level: Level, resources: list[Any]) -> list[Dataset]:
@@ -673,6 +742,15 @@ def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                                priority=priority(options))
 
 
+def scu_find(context: ServerContext, modality: Modality, level: Level, identifier: Dataset,
+             options: dict[str, Any] | None = None) -> list[Dataset]:
+    """One C-FIND to a modality: the identifiers of its answers."""
+    options = options or {}
+    return _scu().find(modality, level.value, identifier,
+                       local_aet=local_aet(context, modality, options),
+                       timeout=scu_timeout(context, modality, options))
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadFileFormat("The body must be a JSON object")
@@ -691,7 +769,9 @@ def query(context: ServerContext, name: str, body: Any) -> dict[str, str]:
         raise BadFileFormat("Query must be a JSON object of DICOM tags")
     asked = build_identifier(level, keys, normalize=False)
     del asked.QueryRetrieveLevel
-    identifier = build_identifier(level, keys, normalize=bool(options.get("Normalize", True)))
+    identifier = find_identifier(level, keys, normalize=bool(options.get("Normalize", True)))
+    identifier = scripting_events.outgoing_find_identifier(  # OutgoingFindRequestFilter
+        context, identifier, modality.aet)
     answers = _scu().find(modality, level.value, identifier,
                           local_aet=local_aet(context, modality, options),
                           timeout=scu_timeout(context, modality, options))
@@ -789,6 +869,8 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
         for index, (_, data) in enumerate(_instance_files(context, instances, missing)):
             if cancel_check():
                 raise JobInterrupted()
+            if payload.get("Transcode"):
+                data = _transcoded_for_peer(data, payload["Transcode"])
             peer_client.post_instance(client, data)
             size += len(data)
             content["Size"] = str(size)
@@ -801,14 +883,29 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
     return content
 
 
+def _transcoded_for_peer(data: bytes, syntax: str) -> bytes:
+    """Orthanc's ``OrthancPeerStoreJob``: the instance in *syntax*, sent as stored when it
+    cannot be transcoded (a lossy target gives a new SOP Instance UID)."""
+    from app.dicom import transcode as transcoding
+    try:
+        return transcoding.transcode_file(data, syntax)
+    except Exception as error:  # noqa: BLE001 — a codec failing on one instance
+        logging.getLogger(__name__).warning(
+            "Cannot transcode an instance to %s, sent as stored: %s", syntax, error)
+        return data
+
+
 def _peer_content(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
     url = [peer_client.normalized_url(peer.url)]
     if peer.username:
         url.append(peer.username)
-    return {"Compress": False, "Description": DESCRIPTION, "FailedInstancesCount": 0,
-            "InstancesCount": len(payload["Instances"]),
-            "ParentResources": payload["ParentResources"], "Peer": url,
-            "Size": "0", "SizeMB": 0}
+    content = {"Compress": False, "Description": DESCRIPTION, "FailedInstancesCount": 0,
+               "InstancesCount": len(payload["Instances"]),
+               "ParentResources": payload["ParentResources"], "Peer": url,
+               "Size": "0", "SizeMB": 0}
+    if payload.get("Transcode"):
+        content["Transcode"] = payload["Transcode"]
+    return content
 
 
 def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
@@ -821,6 +918,9 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     log_exports(context, resources, name)
     payload = {"Peer": name, "Remote": _peer_document(peer), "Instances": instances,
                "ParentResources": [public_id for _, public_id in resources]}
+    if "Transcode" in options:
+        from app.dicom import transcode as transcoding
+        payload["Transcode"] = transcoding.check_target(options["Transcode"])
     return queue.submit_or_run(context, PEER_STORE_JOB, payload,
                                synchronous=synchronous(options),
                                content=_peer_content(payload, peer), priority=priority(options))
