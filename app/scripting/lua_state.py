@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import lupa.lua53 as lua
 import orjson
 
-from app.errors import CannotExecuteLua
-from app.scripting.lua_values import LuaConversionError, from_lua, lua_text, to_lua
+from app.errors import CannotExecuteLua, PharosError
+from app.scripting.lua_values import from_lua, lua_text, to_lua
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,29 @@ CALLBACKS = (
     "OnJobFailure", "ReceivedInstanceFilter", "ReceivedCStoreInstanceFilter",
     "IncomingHttpRequestFilter", "IncomingFindRequestFilter", "OutgoingFindRequestFilter",
 )
+
+# Lua source only: precompiled bytecode is not verified by Lua 5.3 and a crafted chunk can
+# crash the process. The chunks Pharos runs are loaded in text mode; so are the ones a
+# script loads itself (the optional env argument keeps its "given or not" meaning).
+_TEXT_ONLY = b"""
+local rawload, rawloadfile = load, loadfile
+function load(chunk, name, mode, ...)
+   if select('#', ...) > 0 then
+      return rawload(chunk, name, 't', ...)
+   end
+   return rawload(chunk, name, 't')
+end
+function loadfile(filename, mode, ...)
+   if select('#', ...) > 0 then
+      return rawloadfile(filename, 't', ...)
+   end
+   return rawloadfile(filename, 't')
+end
+function dofile(filename)
+   local chunk = assert(loadfile(filename))
+   return chunk()
+end
+"""
 
 _sessions: contextvars.ContextVar[tuple[_Session, ...]] = \
     contextvars.ContextVar("pharos_lua_sessions", default=())
@@ -178,6 +201,7 @@ class LuaState:
         globals_ = self.runtime.globals()
         globals_[b"python"] = None
         self.runtime.execute(_PRINT, self._print)
+        self.runtime.execute(_TEXT_ONLY)
         self.register("ParseJson", self._parse_json)
         self.register("DumpJson", self._dump_json)
         for function_name, function in (functions or {}).items():
@@ -227,7 +251,10 @@ class LuaState:
                 # mode "t": source only; precompiled bytecode can crash the interpreter.
                 self.runtime.execute(source, name=CHUNK_NAME, mode="t")
                 return "".join(line + "\n" for line in self._output)
-            except (lua.LuaError, LuaConversionError) as error:
+            except PharosError:
+                raise
+            except Exception as error:  # noqa: BLE001 — LuaError, or what a Python function
+                # called from Lua raised (lupa re-raises it as is once Lua has unwound)
                 raise CannotExecuteLua(clean_lua_error(error)) from None
             finally:
                 self._output = outer
@@ -246,7 +273,9 @@ class LuaState:
                 raise CannotExecuteLua(f"The Lua function {name}() is not defined")
             try:
                 return function(*(to_lua(self.runtime, a) for a in arguments))
-            except (lua.LuaError, LuaConversionError) as error:
+            except PharosError:
+                raise
+            except Exception as error:  # noqa: BLE001 — as in execute()
                 raise CannotExecuteLua(clean_lua_error(error)) from None
         return self.run(work)
 

@@ -71,7 +71,10 @@ def client(hooked: LiveServer) -> Iterator[httpx.Client]:
 
 
 def test_lua_stays_off(client: httpx.Client) -> None:
-    assert client.post("/tools/execute-script", content="print(1)").status_code == 403
+    """Without ExecuteLuaEnabled, /tools/execute-script is refused as Orthanc refuses it."""
+    answer = client.post("/tools/execute-script", content="print(1)")
+    assert answer.status_code == 403
+    assert answer.content == b""
 
 
 def test_routing_with_queued_operations(client: httpx.Client, hooked: LiveServer,
