@@ -18,6 +18,7 @@ from app.errors import (
     PayloadTooLarge,
     UnsupportedContentEncoding,
 )
+from app.scripting.internal_http import internal_origin
 from app.services.context import ServerContext
 
 
@@ -71,6 +72,9 @@ def int_param(request: Request, name: str, default: int = 0) -> int:
 
 
 def rest_origin(request: Request) -> dict[str, str]:
+    internal = internal_origin(request.scope)
+    if internal:  # a script's own REST call: Orthanc's RequestOrigin "Lua" (or "Plugins")
+        return {"Origin": internal}
     client = request.client
     return {"Origin": "RestApi", "RemoteIP": client.host if client else "",
             "HttpUsername": request.scope.get("state", {}).get("username", "")}

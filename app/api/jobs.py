@@ -73,3 +73,14 @@ def get_job_archive(id: str, request: Request) -> Response:
     except FileNotFoundError as error:
         raise missing() from error
     return blob_answer(request, context.blobs, key, size, "application/zip", headers, missing)
+
+
+@router.delete("/jobs/{id}/archive", operation_id="delete_job_archive",
+               response_class=Response,
+               responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                "description": "The output is deleted (an empty answer)"}})
+def delete_job_archive(id: str, request: Request) -> Response:
+    """Delete the ZIP of a finished archive or media job (Orthanc 1.12.1); the job stays."""
+    from app.jobs.archive_kind import delete_job_output
+    delete_job_output(get_context(request), id)
+    return Response(b"", headers={"Content-Type": "text/plain"})

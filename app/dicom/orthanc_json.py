@@ -79,9 +79,11 @@ files, see ``tests/unit/test_orthanc_json.py``): everything matches except
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import struct
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from app.dicom import dictionary as user_dictionary
+
+log = logging.getLogger(__name__)
 
 MAX_STRING_LENGTH = 256
 PIXEL_DATA = 0x7FE00010
@@ -118,6 +122,27 @@ _NUMBER_FORMATS = {"US": ("H", None), "SS": ("h", None), "UL": ("L", None),
 
 ASCII = "ascii"  # Orthanc's Encoding_Ascii: keep printable 7-bit characters and "\n"
 DEFAULT_ENCODING = "latin_1"  # Orthanc's "DefaultEncoding": "Latin1"
+_default_encoding_source: Callable[[], str] | None = None
+
+
+def set_default_encoding_source(source: Callable[[], str] | None) -> None:
+    """Where :func:`default_encoding` reads the codec (the server's runtime setting,
+    ``PUT /tools/default-encoding``, shared by every process); None: Latin1."""
+    global _default_encoding_source
+    _default_encoding_source = source
+
+
+def default_encoding() -> str:
+    """The codec of strings in data sets without SpecificCharacterSet (Orthanc's
+    ``GetDefaultDicomEncoding``)."""
+    source = _default_encoding_source
+    if source is None:
+        return DEFAULT_ENCODING
+    try:
+        return source()
+    except Exception:  # noqa: BLE001 - decoding must never fail for this
+        log.exception("Cannot read the default encoding; using Latin1")
+        return DEFAULT_ENCODING
 
 _DICOM_ENCODINGS = {
     "ISO_IR 6": ASCII, "ISO 2022 IR 6": ASCII,
@@ -152,7 +177,7 @@ def charset_of(value: Any) -> tuple[str, bool]:
     The encoding is a Python codec name, or ``ASCII`` for Orthanc's ASCII filter.
     """
     if value is None:
-        return DEFAULT_ENCODING, False
+        return default_encoding(), False
     if isinstance(value, bytes | bytearray):
         value = _c_string(bytes(value)).decode("latin_1")
     if isinstance(value, str):
@@ -165,17 +190,17 @@ def charset_of(value: Any) -> tuple[str, bool]:
             "ISO_2022_IR_", "ISO 2022 IR ")
         if term:
             return _DICOM_ENCODINGS.get(term, ASCII), extensions
-    return DEFAULT_ENCODING, extensions
+    return default_encoding(), extensions
 
 
 def dataset_charset(ds: Dataset) -> tuple[str, bool]:
     """The (encoding, code extensions) Orthanc uses for every string of *ds*."""
     elem = ds.get_item(SPECIFIC_CHARACTER_SET) if SPECIFIC_CHARACTER_SET in ds else None
     if elem is None:
-        return DEFAULT_ENCODING, False
+        return default_encoding(), False
     value = elem.value
     if value is None or value == b"" or value == "":
-        return DEFAULT_ENCODING, False
+        return default_encoding(), False
     return charset_of(value)
 
 
@@ -525,7 +550,7 @@ def decode_value(elem: DataElement | RawDataElement, *,
         vr = _entry(tag, private_creator)[0] or "UN"
     if vr == "SQ" or tag == PIXEL_DATA:
         return None
-    value = _leaf(elem, vr, private_creator, charset or (DEFAULT_ENCODING, False))
+    value = _leaf(elem, vr, private_creator, charset or (default_encoding(), False))
     if value is NULL:
         return None
     if _too_long(value, max_length):

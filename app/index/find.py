@@ -9,7 +9,8 @@ value) is re-checked in Python with the reference matcher (``app.dicom.matching`
 Two query modes mirror Orthanc's two lookups:
 
 * DICOM (C-FIND, C-MOVE keys): a key of a lower level than the query matches when one
-  descendant matches (``EXISTS``).
+  descendant matches (``EXISTS``); a tag that is no main tag is matched on the DICOM
+  JSON of the resource's first instance, as Orthanc's C-FIND SCP does.
 * REST (``FindQuery.rest``, ``/tools/find``), like Orthanc 1.10's
   ``ServerContext::Apply``: tags of the query level and its parents are matched on the
   resource's main tags; patient tags of a study, series or instance are the copy the
@@ -303,7 +304,10 @@ def _compile(conn: Connection, query: FindQuery) -> _Compiled:
                 compiled.post.append(_PostItem(LeveledConstraint(
                     constraint, Level.SERIES), "modalities"))
             continue
-        if query.rest and not is_main_tag(keyword):
+        if not is_main_tag(keyword) and (query.rest or keyword not in COLUMNS):
+            # Orthanc matches a tag that is no main tag on the DICOM JSON of the first
+            # instance (C-FIND and /tools/find alike); DICOM queries keep the indexed
+            # columns Pharos has beyond the main tags (SOPClassUID).
             compiled.post.append(_PostItem(item, "sample"))
             continue
         below = item.level.depth > level.depth

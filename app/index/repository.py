@@ -33,6 +33,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
+from app.index.db import note_events
 from app.timeutil import now_stamp
 
 PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
@@ -111,8 +112,13 @@ _TOUCH_PATIENT = (update(PATIENTS).where(PATIENTS.c.pk == bindparam("b_pk"))
                   .values(last_update=bindparam("b_now"), is_stable=False,
                           recycle_seq=bindparam("b_seq")))
 _INSERT_INSTANCE = insert(INSTANCES)
-_INDICES_OF_SERIES = select(INSTANCES.c.index_in_series).where(
-    INSTANCES.c.series_pk == bindparam("b_pk"))
+# The figures that tell whether a series is complete (GetSeriesStatus), aggregated by the
+# database on the (series_pk, index_in_series) index: no row travels per instance.
+_SERIES_COMPLETENESS = select(
+    func.count(), func.count(INSTANCES.c.index_in_series),
+    func.count(INSTANCES.c.index_in_series.distinct()),
+    func.min(INSTANCES.c.index_in_series), func.max(INSTANCES.c.index_in_series),
+).where(INSTANCES.c.series_pk == bindparam("b_pk"))
 
 
 def _pack(tags: dict[str, str]) -> bytes:
@@ -131,6 +137,15 @@ def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
             return "Inconsistent"
         seen.add(index)
     return "Complete" if len(seen) == expected else "Missing"
+
+
+def _series_complete(conn: Connection, series_pk: int, expected: int) -> bool:
+    """``series_status(...) == "Complete"`` computed by the database: every instance has
+    an index, the indices are distinct, within 1..expected, and there are *expected*."""
+    count, indexed, distinct, low, high = conn.execute(
+        _SERIES_COMPLETENESS, {"b_pk": series_pk}).one()
+    return (count == indexed == distinct == expected and low is not None
+            and low >= 1 and high <= expected)
 
 
 def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
@@ -175,9 +190,8 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     # Orthanc logs NewInstance first, then the new parents from the bottom up, then
     # CompletedSeries when this instance completes its series.
     log = [("NewInstance", Level.INSTANCE, ids.instance)] + list(reversed(changes))
-    if parsed.expected_instances is not None and series_status(
-            parsed.expected_instances, conn.execute(_INDICES_OF_SERIES, {"b_pk": series_pk})
-            .scalars().all()) == "Complete":
+    if parsed.expected_instances is not None and _series_complete(
+            conn, series_pk, parsed.expected_instances):
         log.append(("CompletedSeries", Level.SERIES, ids.series))
     add_changes(conn, log, now)
     return StoreOutcome("Success", instance_pk, replaced)
@@ -302,6 +316,8 @@ def stored_metadata(conn: Connection, level: Level, pk: int) -> dict[str, str]:
 
 
 def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now: str) -> None:
+    """Log changes in /changes (and signal them to scripting once the transaction commits)."""
+    note_events(conn, entries)
     if entries:
         conn.execute(insert(CHANGES), [
             {"change_type": kind, "level": level.value, "public_id": public_id, "date": now}
@@ -471,8 +487,12 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
         doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
     blob_keys = _blob_keys_of(conn, doomed)
-    public_ids = [public_id for doomed_level, pks in doomed.items() for chunk in _chunks(pks)
-                  for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    deleted = [(doomed_level, public_id) for doomed_level, pks in doomed.items()
+               for chunk in _chunks(pks)
+               for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    public_ids = [public_id for _, public_id in deleted]
+    # Orthanc signals a "Deleted" change per resource without logging it in /changes.
+    note_events(conn, [("Deleted", doomed_level, public_id) for doomed_level, public_id in deleted])
     for chunk in _chunks(public_ids):
         conn.execute(delete(CHANGES).where(CHANGES.c.public_id.in_(chunk)))
     for doomed_level, pks in doomed.items():
@@ -602,6 +622,10 @@ def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], b
     rows = rows[:limit]
     last = conn.execute(select(func.max(EXPORTS.c.seq))).scalar_one() or 0
     return rows, done, int(rows[-1].seq if rows else last)
+
+
+def newest_export(conn: Connection) -> Row | None:
+    return conn.execute(select(EXPORTS).order_by(EXPORTS.c.seq.desc()).limit(1)).first()
 
 
 def clear_exports(conn: Connection) -> None:

@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import lupa.lua53 as lua
 import orjson
 
-from app.errors import CannotExecuteLua
-from app.scripting.lua_values import LuaConversionError, from_lua, lua_text, to_lua
+from app.errors import CannotExecuteLua, PharosError
+from app.scripting.lua_values import from_lua, lua_text, to_lua
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,40 @@ function print(...)
       line = line .. text
    end
    sink(line)
+end
+"""
+
+# The callbacks Orthanc calls (Orthanc 1.12): their presence is tracked after each use of
+# a state (LuaState.defined).
+CALLBACKS = (
+    "Initialize", "Finalize", "OnHeartBeat", "OnStoredInstance", "OnStablePatient",
+    "OnStableStudy", "OnStableSeries", "OnDeletedPatient", "OnDeletedStudy",
+    "OnDeletedSeries", "OnDeletedInstance", "OnUpdatedPatient", "OnUpdatedStudy",
+    "OnUpdatedSeries", "OnUpdatedInstance", "OnJobSubmitted", "OnJobSuccess",
+    "OnJobFailure", "ReceivedInstanceFilter", "ReceivedCStoreInstanceFilter",
+    "IncomingHttpRequestFilter", "IncomingFindRequestFilter", "OutgoingFindRequestFilter",
+)
+
+# Lua source only: precompiled bytecode is not verified by Lua 5.3 and a crafted chunk can
+# crash the process. The chunks Pharos runs are loaded in text mode; so are the ones a
+# script loads itself (the optional env argument keeps its "given or not" meaning).
+_TEXT_ONLY = b"""
+local rawload, rawloadfile = load, loadfile
+function load(chunk, name, mode, ...)
+   if select('#', ...) > 0 then
+      return rawload(chunk, name, 't', ...)
+   end
+   return rawload(chunk, name, 't')
+end
+function loadfile(filename, mode, ...)
+   if select('#', ...) > 0 then
+      return rawloadfile(filename, 't', ...)
+   end
+   return rawloadfile(filename, 't')
+end
+function dofile(filename)
+   local chunk = assert(loadfile(filename))
+   return chunk()
 end
 """
 
@@ -94,26 +128,46 @@ class _Session:
         self.thread = threading.get_ident()
         self.inbox: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = \
             queue.SimpleQueue()
+        self._guard = threading.Lock()
+        self.closed = False
 
-    def delegate(self, work: Callable[[], T]) -> T:
-        """Run *work* on the holding thread (called from another thread of the chain)."""
+    def delegate(self, work: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run *work* on the holding thread (called from another thread of the chain):
+        (True, result); (False, None) without running it when the session has ended
+        meanwhile (the caller then takes the lock itself): see :meth:`LuaState.run`."""
         done: Future[T] = Future()
-        self.inbox.put((work, done))
-        return done.result()
+        with self._guard:
+            if self.closed:
+                return False, None
+            self.inbox.put((work, done))
+        return True, done.result()
+
+    def close(self) -> None:
+        """End the session (lock still held): run what was handed back too late."""
+        with self._guard:
+            self.closed = True
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self._serve(*item)
+
+    def _serve(self, work: Callable[[], Any], done: Future[Any]) -> None:
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(work())
+            except BaseException as error:  # noqa: BLE001 — handed to the waiting thread
+                done.set_exception(error)
 
     def wait(self, pending: Future[T]) -> T:
         """Wait for *pending* on the holding thread, serving handed-back work meanwhile."""
         pending.add_done_callback(lambda _: self.inbox.put(None))
         while not pending.done():
             item = self.inbox.get()
-            if item is None:
-                continue
-            work, done = item
-            if done.set_running_or_notify_cancel():
-                try:
-                    done.set_result(work())
-                except BaseException as error:  # noqa: BLE001 — handed to the waiting thread
-                    done.set_exception(error)
+            if item is not None:
+                self._serve(*item)
         return pending.result()
 
 
@@ -140,12 +194,14 @@ class LuaState:
         self.name = name
         self._lock = threading.Lock()
         self._output: list[str] | None = None  # print()'s lines while execute() runs
+        self.defined: frozenset[str] = frozenset()
         self.runtime = lua.LuaRuntime(encoding=None, unpack_returned_tuples=True,
                                       register_eval=False, register_builtins=False,
                                       attribute_filter=_deny_attributes)
         globals_ = self.runtime.globals()
         globals_[b"python"] = None
         self.runtime.execute(_PRINT, self._print)
+        self.runtime.execute(_TEXT_ONLY)
         self.register("ParseJson", self._parse_json)
         self.register("DumpJson", self._dump_json)
         for function_name, function in (functions or {}).items():
@@ -156,10 +212,13 @@ class LuaState:
     def run(self, work: Callable[[], T]) -> T:
         """Run *work* with exclusive use of this state (re-entrant along a call chain)."""
         for session in reversed(_sessions.get()):
-            if session.state is self:
+            if session.state is self and not session.closed:
                 if session.thread == threading.get_ident():
                     return work()
-                return session.delegate(work)
+                ran, result = session.delegate(work)
+                if ran:
+                    return result  # type: ignore[return-value]
+                break  # the holder has finished meanwhile: take the lock
         with self._lock:
             session = _Session(self)
             token = _sessions.set((*_sessions.get(), session))
@@ -167,6 +226,15 @@ class LuaState:
                 return work()
             finally:
                 _sessions.reset(token)
+                session.close()
+                self._note_definitions()
+
+    def _note_definitions(self) -> None:
+        """Remember which callbacks are defined, so that the doors can skip the lock (and
+        the work of preparing arguments) when a callback is absent."""
+        globals_ = self.runtime.globals()
+        self.defined = frozenset(name for name in CALLBACKS
+                                 if lua.lua_type(globals_[name.encode()]) == "function")
 
     # --- what Orthanc's LuaContext offers ------------------------------------------------
 
@@ -183,7 +251,10 @@ class LuaState:
                 # mode "t": source only; precompiled bytecode can crash the interpreter.
                 self.runtime.execute(source, name=CHUNK_NAME, mode="t")
                 return "".join(line + "\n" for line in self._output)
-            except (lua.LuaError, LuaConversionError) as error:
+            except PharosError:
+                raise
+            except Exception as error:  # noqa: BLE001 — LuaError, or what a Python function
+                # called from Lua raised (lupa re-raises it as is once Lua has unwound)
                 raise CannotExecuteLua(clean_lua_error(error)) from None
             finally:
                 self._output = outer
@@ -202,7 +273,9 @@ class LuaState:
                 raise CannotExecuteLua(f"The Lua function {name}() is not defined")
             try:
                 return function(*(to_lua(self.runtime, a) for a in arguments))
-            except (lua.LuaError, LuaConversionError) as error:
+            except PharosError:
+                raise
+            except Exception as error:  # noqa: BLE001 — as in execute()
                 raise CannotExecuteLua(clean_lua_error(error)) from None
         return self.run(work)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 import lupa.lua53 as lua
@@ -48,6 +49,33 @@ def lua_number_text(value: int | float) -> str:
     if all(c.isdigit() or c == "-" for c in text):
         text += ".0"  # Lua 5.3 marks integral floats
     return text
+
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_HEXADECIMAL = re.compile(r"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?[0-9]+))?")
+_LUA_SPACES = " \t\n\r\f\v"
+
+
+def lua_string_to_number(text: str) -> int | float | None:
+    """The number Lua 5.3 reads in a string (``lua_stringtonumber``), or None."""
+    text = text.strip(_LUA_SPACES)
+    if _DECIMAL.fullmatch(text):
+        if "." in text or "e" in text or "E" in text:
+            return float(text)
+        value = int(text)
+        return value if -(2**63) <= value < 2**63 else float(value)
+    match = _HEXADECIMAL.fullmatch(text)
+    if match and (match.group(2) or match.group(3)):
+        sign, whole, fraction, exponent = match.groups()
+        if fraction is None and exponent is None:
+            value = int(whole, 16) % 2**64  # hexadecimal integers wrap around
+            value = value - 2**64 if value >= 2**63 else value
+            return -value if sign == "-" else value
+        number = float(int(whole or "0", 16)) + (
+            int(fraction, 16) / 16 ** len(fraction) if fraction else 0.0)
+        number *= 2.0 ** int(exponent or 0)
+        return -number if sign == "-" else number
+    return None
 
 
 def lua_text(value: Any) -> str:
@@ -95,10 +123,15 @@ def from_lua(value: Any, keep_strings: bool = False, _depth: int = 0) -> Any:
         if keep_strings:
             return lua_number_text(value)
         return _json_number(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        return value
+    if isinstance(value, bytes | str):
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if not keep_strings:
+            # lua_isnumber() is true for numeric strings: Orthanc's GetJson turns them into
+            # numbers unless keepStrings (DumpJson('{"a":"12"}') gives {"a":12}).
+            number = lua_string_to_number(text)
+            if number is not None:
+                return _json_number(number)
+        return text
     kind = lua.lua_type(value)
     if kind == "table":
         if _depth >= MAX_DEPTH:

@@ -377,11 +377,11 @@ def rendered(context: ServerContext, row: Row, frame: int, options: RenderOption
 
 
 def representative(located: Sequence[LocatedInstance]) -> LocatedInstance:
-    """The instance a study or series is rendered by: the middle one of the first series
-    that has images (what viewers show as a thumbnail)."""
+    """The instance a study or series is rendered by: the first one (in instance order)
+    of the first series that has images, as Orthanc's plugin (1.20) renders it."""
     with_pixels = [item for item in located
                    if b'"7FE00010"' in item.row.dicom_json]
     candidates = with_pixels or list(located)
     first_series = candidates[0].series_uid
     series = [item for item in candidates if item.series_uid == first_series]
-    return series[len(series) // 2]
+    return series[0]

@@ -54,12 +54,15 @@ def keyword_of(name: str) -> tuple[int, str]:
 
 def build_query(level: Level, query: dict[str, str], *, case_sensitive: bool = True,
                 since: int = 0, limit: int = 0, labels: Sequence[str] = (),
-                labels_constraint: str = "All") -> FindQuery:
+                labels_constraint: str = "All", cfind: bool = False) -> FindQuery:
+    """A DICOM query (QIDO-RS, C-MOVE keys; C-FIND with *cfind*, see app.dicom.matching);
+    a value the rules refuse (a sequence, a misplaced wildcard) is a BadRequest."""
     constraints = []
     for name, value in query.items():
         tag, keyword = keyword_of(name)
         try:
-            constraint = parse_constraint(tag, keyword, value, case_sensitive_pn=case_sensitive)
+            constraint = parse_constraint(tag, keyword, value, case_sensitive_pn=case_sensitive,
+                                          cfind=cfind)
         except ValueError as error:
             raise BadRequest(str(error)) from error
         constraints.append(LeveledConstraint(constraint, level_of_keyword(keyword, level)))
