@@ -553,7 +553,7 @@ def store_straight(context: ServerContext, name: str, data: bytes) -> dict[str, 
 # --- Orthanc peers ---------------------------------------------------------------------
 
 def peer_system(context: ServerContext, name: str) -> Any:
-    return peer_client.system(get_peer(context, name))
+    return peer_client.system(get_peer(context, name), context.settings.http_timeout)
 
 
 @job_kind(PEER_STORE_JOB)
@@ -565,7 +565,7 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
     content = _peer_content(payload, peer)
     missing: list[str] = []
     size = 0
-    with peer_client.open_client(peer) as client:
+    with peer_client.open_client(peer, context.settings.http_timeout) as client:
         for index, (_, data) in enumerate(_instance_files(context, instances, missing)):
             if cancel_check():
                 raise JobInterrupted()
@@ -629,6 +629,6 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
 def peer_store_straight(context: ServerContext, name: str, data: bytes) -> Any:
     """``POST /peers/{name}/store-straight``: the body, a DICOM file, to the peer as is."""
     peer = get_peer(context, name)
-    with peer_client.open_client(peer) as client:
+    with peer_client.open_client(peer, context.settings.http_timeout) as client:
         return peer_client.post_instance(client, data)
 
