@@ -16,6 +16,7 @@ Where Orthanc calls its Lua engine, Pharos calls these:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from app.dicom import orthanc_json
 from app.dicom.parse import read_dataset
 from app.scripting.dicom_maps import identifier_from_table, identifier_table
 from app.scripting.engine import engine_of
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -44,11 +47,18 @@ def lua_origin(origin: Mapping[str, str]) -> dict[str, str]:
     return {"RequestOrigin": kind}
 
 
-def simplified_tags(data: bytes) -> dict[str, Any]:
+def simplified_tags(data: bytes, parsed: ParsedInstance) -> dict[str, Any]:
     """The tags Orthanc hands to instance callbacks: the ``?simplify`` JSON of the whole
-    data set (long values null), without the pixel data."""
-    dataset = read_dataset(data, stop_before_pixels=True)
-    return orthanc_json.to_simplified(orthanc_json.dataset_to_json(dataset))
+    data set (long values null), without the pixel data. Should an odd file defeat the
+    JSON conversion (the instance itself was parsed), the main tags stand in for it."""
+    try:
+        dataset = read_dataset(data, stop_before_pixels=True)
+        return orthanc_json.to_simplified(orthanc_json.dataset_to_json(dataset))
+    except Exception:  # noqa: BLE001 — never refuse or fail a store because of scripting
+        log.warning("Tags of instance %s given to scripts: main tags only", parsed.ids.instance,
+                    exc_info=True)
+        return {name: value for level in parsed.main_tags.values()
+                for name, value in level.items()}
 
 
 def filter_incoming_instance(context: ServerContext, data: bytes, parsed: ParsedInstance,
@@ -61,20 +71,26 @@ def filter_incoming_instance(context: ServerContext, data: bytes, parsed: Parsed
         return None
     info = {"HasPixelData": parsed.pixel_data_offset is not None,
             "TransferSyntaxUID": parsed.transfer_syntax}
-    return engine.filter_instance(simplified_tags(data), lua_origin(origin), info,
+    return engine.filter_instance(simplified_tags(data, parsed), lua_origin(origin), info,
                                   cstore=origin.get("Origin") == "DicomProtocol")
 
 
-def instance_stored(context: ServerContext, data: bytes, instance_id: str,
+def instance_stored(context: ServerContext, data: bytes, parsed: ParsedInstance,
                     origin: Mapping[str, str]) -> None:
-    """Queue ``OnStoredInstance`` for a newly stored (or overwritten) instance."""
+    """Queue ``OnStoredInstance`` for a newly stored (or overwritten) instance. Never
+    raises: the instance is stored already."""
     engine = engine_of(context)
     if engine is None or not engine.defines("OnStoredInstance"):
         return
-    # Metadata a modification stores after the instance, known now (the book's loop guard
-    # "metadata['ModifiedFrom'] == nil" must see it).
-    extra = {name: origin[name] for name in ("ModifiedFrom", "AnonymizedFrom") if name in origin}
-    engine.signal_stored_instance(instance_id, simplified_tags(data), lua_origin(origin), extra)
+    try:
+        # Metadata a modification stores after the instance, known now (the Book's loop
+        # guard "metadata['ModifiedFrom'] == nil" must see it).
+        extra = {name: origin[name] for name in ("ModifiedFrom", "AnonymizedFrom")
+                 if name in origin}
+        engine.signal_stored_instance(parsed.ids.instance, simplified_tags(data, parsed),
+                                      lua_origin(origin), extra)
+    except Exception:  # noqa: BLE001
+        log.exception("OnStoredInstance could not be queued for %s", parsed.ids.instance)
 
 
 def http_request_allowed(context: ServerContext, method: str, uri: str, ip: str,
