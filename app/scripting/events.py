@@ -16,9 +16,13 @@ Where Orthanc calls its Lua engine, Pharos calls these:
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.dicom import orthanc_json
 from app.dicom.parse import read_dataset
@@ -26,12 +30,26 @@ from app.scripting.dicom_maps import identifier_from_table, identifier_table
 from app.scripting.engine import engine_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from app.dicom.parse import ParsedInstance
     from app.services.context import ServerContext
+
+
+# Threads for the HTTP work that waits for a Lua state (execute-script, the HTTP filter):
+# not Starlette's pool, which the internal REST calls of the script holding the state need.
+_WAITING_THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pharos-lua-http")
+
+
+async def run_waiting_for_lua(function: Callable[..., T], *arguments: Any) -> T:
+    """Run blocking work that may wait for a Lua state, off the event loop."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return await loop.run_in_executor(_WAITING_THREADS,
+                                      functools.partial(context.run, function, *arguments))
 
 
 def lua_origin(origin: Mapping[str, str]) -> dict[str, str]:
@@ -103,9 +121,12 @@ def http_request_allowed(context: ServerContext, method: str, uri: str, ip: str,
 
 
 def filters_http_requests(context: ServerContext) -> bool:
-    """Cheap check (no lock) that an HTTP filter is defined."""
+    """Whether HTTP requests go through the scripting engine: when an HTTP filter is
+    defined, or Lua is in use (requests then wait for a running Lua callback, as in
+    Orthanc). Cheap (no lock)."""
     engine = engine_of(context)
-    return engine is not None and engine.defines("IncomingHttpRequestFilter")
+    return engine is not None and (engine.main is not None
+                                   or engine.defines("IncomingHttpRequestFilter"))
 
 
 def incoming_find_identifier(context: ServerContext, identifier: Dataset,
