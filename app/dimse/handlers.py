@@ -180,8 +180,7 @@ def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
             received_dataset_bytes(request),
             sop_class_uid=str(request.AffectedSOPClassUID or ""),
             sop_instance_uid=sop_instance,
-            transfer_syntax_uid=str(event.context.transfer_syntax),
-            source_aet=peer.calling_aet)
+            transfer_syntax_uid=str(event.context.transfer_syntax))
         result = ingest_instance(context, data, {
             "Origin": "DicomProtocol", "RemoteAET": peer.calling_aet,
             "RemoteIP": peer.ip, "CalledAET": peer.called_aet})
@@ -262,11 +261,31 @@ def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
         yield None, None  # pynetdicom answers A801 "Move destination unknown"
         return
     items = instances_to_retrieve(context, bounded_identifier(event))  # may raise: see module doc
+    if not items:  # PS3.4 C.4.2.1.5: no match is a success without sub-operations
+        log.info("C-MOVE from %s: no stored resource matches", peer.calling_aet)
+        yield destination.host, destination.port
+        yield 0
+        return
+    if not context.settings.synchronous_cmove:
+        _submit_move(context, event, destination, items, peer)
+        yield destination.host, destination.port
+        yield 0  # nothing sent within the C-MOVE: the job sends (Orthanc's AsynchronousMove)
+        return
     contexts = storage_contexts({(i.sop_class_uid, i.transfer_syntax_uid) for i in items})
     yield destination.host, destination.port, {
         "contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, enable_tcp_nodelay)]}
     yield len(items)
     yield from _sub_operations(event, context, items, peer)
+
+
+def _submit_move(context: ServerContext, event: evt.Event, destination: Modality,
+                 items: list[RetrieveItem], peer: Peer) -> None:
+    from app.services import network
+    job = network.submit_move_store(
+        context, destination, [item.public_id for item in items],
+        originator_aet=peer.calling_aet, originator_id=int(event.request.MessageID or 0))
+    log.info("C-MOVE from %s to %s: %d instance(s) in job %s", peer.calling_aet,
+             destination.aet, len(items), job)
 
 
 def handle_get(event: evt.Event, context: ServerContext, policy: Policy,
@@ -325,6 +344,6 @@ def _fit_get_contexts(assoc: Any, dataset: Dataset) -> Dataset:
     target = ExplicitVRLittleEndian if ExplicitVRLittleEndian in accepted \
         else ImplicitVRLittleEndian
     check_pixel_decode(dataset)
-    dataset.decompress()
+    dataset.decompress(generate_instance_uid=False)  # the same instance, decoded
     dataset.file_meta.TransferSyntaxUID = target
     return dataset

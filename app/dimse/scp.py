@@ -75,6 +75,9 @@ def build_ae(context: ServerContext) -> AE:
     ae.network_timeout = timeout  # type: ignore[assignment]
     ae.acse_timeout = timeout  # type: ignore[assignment]
     ae.dimse_timeout = timeout  # type: ignore[assignment]
+    # C-MOVE sub-associations are opened by this AE: a destination that does not answer
+    # the TCP connection gives up after DicomScuTimeout, as Orthanc's SCU connections.
+    ae.connection_timeout = seconds(settings.dicom_scu_timeout)
     # The called-AET check is the Policy's (Orthanc's rules, logged), not pynetdicom's.
     ae.require_called_aet = False
     # pynetdicom refuses to start a server without a supported context.

@@ -245,6 +245,8 @@ class Query(Base):
     query: Mapped[bytes] = mapped_column(LargeBinary)  # the request (JSON)
     answers: Mapped[bytes] = mapped_column(LargeBinary)  # list of DICOM JSON datasets
     created: Mapped[float] = mapped_column()
+    # {"Normalize", "LocalAet", "Timeout", "Remote"}: JSON; NULL for queries of 0.1
+    options: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,

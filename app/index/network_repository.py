@@ -34,9 +34,10 @@ def put_entry(conn: Connection, kind: str, name: str, config: bytes) -> None:
 # --- queries --------------------------------------------------------------------------
 
 def insert_query(conn: Connection, *, query_id: str, modality: str, level: str, query: bytes,
-                 answers: bytes, created: float) -> None:
+                 answers: bytes, created: float, options: bytes) -> None:
     conn.execute(insert(QUERIES).values(id=query_id, modality=modality, level=level,
-                                        query=query, answers=answers, created=created))
+                                        query=query, answers=answers, created=created,
+                                        options=options))
 
 
 def get_query(conn: Connection, query_id: str) -> Row | None:

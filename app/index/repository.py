@@ -624,6 +624,10 @@ def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], b
     return rows, done, int(rows[-1].seq if rows else last)
 
 
+def newest_export(conn: Connection) -> Row | None:
+    return conn.execute(select(EXPORTS).order_by(EXPORTS.c.seq.desc()).limit(1)).first()
+
+
 def clear_exports(conn: Connection) -> None:
     conn.execute(delete(EXPORTS))
 

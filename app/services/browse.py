@@ -158,8 +158,13 @@ def _change(row: Row) -> dict[str, Any]:
             "Seq": row.seq}
 
 
-def exports_json(conn: Connection, since: int, limit: int) -> dict[str, Any]:
-    rows, done, last_seq = repository.list_exports(conn, since, limit)
+def exports_json(conn: Connection, since: int, limit: int, last: bool = False) -> dict[str, Any]:
+    if last:  # Orthanc's GetLastExportedResource: the newest export, Done
+        newest = repository.newest_export(conn)
+        rows, done = ([newest] if newest is not None else []), True
+        last_seq = int(newest.seq) if newest is not None else 0
+    else:
+        rows, done, last_seq = repository.list_exports(conn, since, limit)
     exports = []
     for row in rows:
         level = Level(row.level)
