@@ -94,15 +94,33 @@ class Modality:
 
     @classmethod
     def parse(cls, name: str, value: Any) -> Modality:
+        """The short or long form; ValueError when the AET, host or port cannot work (an
+        AE title is 1-16 characters without backslash, PS3.5 6.2; a TCP port 1-65535)."""
+        modality = cls._parse(name, value)
+        aet = modality.aet.strip()
+        if not 1 <= len(aet) <= 16 or "\\" in aet or not aet.isprintable():
+            raise ValueError(f"modality {name}: the AET {modality.aet[:40]!r} is not 1 to 16 "
+                             "printable characters")
+        if not modality.host.strip() or not modality.host.isprintable():
+            raise ValueError(f"modality {name}: the host is empty")
+        if not 1 <= modality.port <= 65535:
+            raise ValueError(f"modality {name}: the port {modality.port} is not 1-65535")
+        if modality.local_aet is not None and not (
+                isinstance(modality.local_aet, str) and 1 <= len(modality.local_aet) <= 16):
+            raise ValueError(f"modality {name}: LocalAet must be 1 to 16 characters")
+        return modality
+
+    @classmethod
+    def _parse(cls, name: str, value: Any) -> Modality:
         if isinstance(value, list):
             if len(value) not in (3, 4):
                 raise ValueError(f"modality {name}: expected [AET, host, port(, manufacturer)]")
-            return cls(name, str(value[0]), str(value[1]), int(value[2]),
+            return cls(name, str(value[0]), str(value[1]), _port(value[2]),
                        str(value[3]) if len(value) == 4 else "Generic")
         if not isinstance(value, dict) or not {"AET", "Host", "Port"} <= value.keys():
             raise ValueError(f"modality {name}: expected AET, Host and Port")
         return cls(
-            name=name, aet=str(value["AET"]), host=str(value["Host"]), port=int(value["Port"]),
+            name=name, aet=str(value["AET"]), host=str(value["Host"]), port=_port(value["Port"]),
             manufacturer=str(value.get("Manufacturer", "Generic")),
             allow_echo=bool(value.get("AllowEcho", True)),
             allow_find=bool(value.get("AllowFind", True)),
@@ -114,7 +132,7 @@ class Modality:
             allow_transcoding=bool(value.get("AllowTranscoding", True)),
             use_dicom_tls=bool(value.get("UseDicomTls", False)),
             local_aet=value.get("LocalAet"),
-            timeout=int(value.get("Timeout", 0)),
+            timeout=_port(value.get("Timeout", 0), "Timeout", 0, 86400),
             properties=dict(value),
         )
 
@@ -147,6 +165,21 @@ class Peer:
 
     @classmethod
     def parse(cls, name: str, value: Any) -> Peer:
+        """The short or long form; ValueError unless the URL is http(s)://host..."""
+        peer = cls._parse(name, value)
+        from urllib.parse import urlsplit
+        try:
+            parts = urlsplit(peer.url)
+            parts.port  # noqa: B018 — raises ValueError for a port out of range
+        except ValueError as error:
+            raise ValueError(f"peer {name}: bad URL {peer.url[:200]!r}: {error}") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"peer {name}: the URL {peer.url[:200]!r} must be "
+                             "http(s)://host[:port]/...")
+        return peer
+
+    @classmethod
+    def _parse(cls, name: str, value: Any) -> Peer:
         if isinstance(value, list):
             if len(value) not in (1, 3):
                 raise ValueError(f"peer {name}: expected [URL] or [URL, username, password]")
@@ -155,6 +188,19 @@ class Peer:
             raise ValueError(f"peer {name}: expected an object with Url")
         return cls(name, str(value["Url"]), value.get("Username"), value.get("Password"),
                    dict(value))
+
+
+def _port(value: Any, what: str = "port", minimum: int = 1, maximum: int = 65535) -> int:
+    """An integer option (a JSON number or its text), ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"the {what} must be a number, not {value}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"the {what} must be a number, not {str(value)[:40]!r}") from None
+    if not minimum <= number <= maximum:
+        raise ValueError(f"the {what} {number} is not within {minimum}-{maximum}")
+    return number
 
 
 # Orthanc options Pharos reads (top level of the configuration file).

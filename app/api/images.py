@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.deps import flag, get_context
+from app.api.deps import flag, float_param, get_context
 from app.api.params import COMPRESS, IMAGE, RESCALE, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.errors import ParameterOutOfRange
@@ -19,6 +19,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _IMAGE_RESPONSES = {200: {"content": {"image/png": _BINARY, "image/jpeg": _BINARY,
                                       "image/x-portable-arbitrarymap": _BINARY},
                           "description": "The decoded frame"}}
+MAX_VIEWPORT = 65535  # pixels: the largest Rows/Columns DICOM can hold
 _MODES = {"preview": "preview", "image-uint8": "uint8", "image-uint16": "uint16",
           "image-int16": "int16", "rendered": "rendered"}
 
@@ -31,26 +32,20 @@ def _media_type(request: Request, default: str = "image/png") -> str:
     return default
 
 
-def _float(request: Request, *names: str) -> float | None:
-    for name in names:
-        value = request.query_params.get(name)
-        if value not in (None, ""):
-            try:
-                return float(value)
-            except ValueError as error:
-                raise ParameterOutOfRange(f"Argument {name!r} must be a number") from error
-    return None
-
-
 async def _render(request: Request, public_id: str, frame: int, route: str) -> Response:
     mode = _MODES[route]
     media_type = _media_type(request)
-    quality = int(_float(request, "quality") or 90)
-    width, height = _float(request, "width"), _float(request, "height")
+    if media_type == "image/jpeg" and mode in ("uint16", "int16"):
+        # Orthanc's DicomImageDecoder::ExtractJpegImage: JPEG holds 8-bit samples only.
+        raise ParameterOutOfRange(f"JPEG cannot hold the 16-bit values of /{route}: "
+                                  "ask for image/png or image/x-portable-arbitrarymap")
+    quality = int(float_param(request, "quality", minimum=1, maximum=100) or 90)
+    width = float_param(request, "width", minimum=0, maximum=MAX_VIEWPORT)
+    height = float_param(request, "height", minimum=0, maximum=MAX_VIEWPORT)
     body = await run_in_threadpool(
         images.image, get_context(request), public_id, frame, mode, media_type,
-        quality=quality, center=_float(request, "window-center", "WindowCenter"),
-        width=_float(request, "window-width", "WindowWidth"),
+        quality=quality, center=float_param(request, "window-center", "WindowCenter"),
+        width=float_param(request, "window-width", "WindowWidth"),
         viewport=(int(width) if width else None, int(height) if height else None))
     return Response(body, media_type=media_type)
 

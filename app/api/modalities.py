@@ -24,7 +24,9 @@ from app.api.schemas import (
     StoreStraightResult,
 )
 from app.dicom import orthanc_json
+from app.errors import BadJson
 from app.services import network
+from app.validation import check_json_depth
 
 router = APIRouter(tags=["Networking"])
 
@@ -44,9 +46,10 @@ async def text_or_json(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", errors="replace").strip()
+    return check_json_depth(document, error=BadJson)
 
 
 def _format(request: Request, full: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_ki
 from app.services import peers as peer_client
 from app.services.context import ServerContext
 from app.timeutil import now_stamp
+from app.validation import is_digits
 
 DESCRIPTION = "REST API"
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's QueryRetrieveSize default
@@ -513,7 +514,27 @@ def build_identifier(level: Level, keys: dict[str, Any], *, normalize: bool = Tr
         for keyword in _LEVEL_KEYS[level]:
             if keyword not in ds:
                 setattr(ds, keyword, "")
+    _check_encodable(ds)
     return ds
+
+
+def _check_encodable(ds: Dataset) -> None:
+    """Encode the identifier once, as pynetdicom will (Implicit VR Little Endian): a value
+    its VR cannot hold (text in a US tag, 70 characters in a UI...) is the client's error
+    (400), not a failure of the association (500)."""
+    import warnings
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            write_dataset(buffer, ds)
+    except Exception as error:  # noqa: BLE001 — pydicom raises many kinds here
+        raise BadFileFormat(f"The query cannot be encoded as a DICOM identifier: {error}") \
+            from error
 
 
 def _set(ds: Dataset, tag: int, value: Any) -> None:
@@ -525,9 +546,15 @@ def _set(ds: Dataset, tag: int, value: Any) -> None:
     if vr == "SQ":
         items = []
         for item in value if isinstance(value, list) else []:
+            if not isinstance(item, dict):
+                raise BadFileFormat(f"Items of the sequence {tag:08X} must be JSON objects")
             child = Dataset()
-            for key, sub in (item or {}).items():
-                _set(child, parse_tag(str(key)), sub)
+            for key, sub in item.items():
+                try:
+                    child_tag = parse_tag(str(key))
+                except ValueError as error:
+                    raise BadFileFormat(f"Unknown DICOM tag: {key}") from error
+                _set(child, child_tag, sub)
             items.append(child)
         ds.add_new(tag, "SQ", items)
     else:
@@ -718,7 +745,7 @@ def query_answers(row: Row) -> list[dict[str, Any]]:
 
 def query_answer(row: Row, index: str) -> dict[str, Any]:
     answers = query_answers(row)
-    if not index.isdigit() or int(index) >= len(answers):
+    if not is_digits(index) or int(index) >= len(answers):
         raise ParameterOutOfRange(f"No answer {index} in query {row.id}")
     return answers[int(index)]
 

@@ -33,6 +33,7 @@ from app.services.dicomweb_multipart import (
     multipart_stream,
     new_boundary,
 )
+from app.validation import is_digits, parse_float, parse_int
 
 router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
 
@@ -136,9 +137,9 @@ def parse_frame_list(text: str) -> list[int]:
     numbers = []
     for piece in text.replace("%2C", ",").replace("%2c", ",").split(","):
         piece = piece.strip()
-        if not piece.isdigit() or int(piece) < 1:
-            raise BadRequest(f"Invalid frame list {text!r}: expected frame numbers from 1, "
-                             "separated by commas")
+        if not is_digits(piece) or not 1 <= int(piece) <= 2**31 - 1:
+            raise BadRequest(f"Invalid frame list {text[:80]!r}: expected frame numbers "
+                             "from 1, separated by commas")
         numbers.append(int(piece))
     return numbers
 
@@ -213,10 +214,7 @@ def retrieve_bulk(request: Request, study: str, series: str, instance: str, path
 # --- rendered and thumbnails ----------------------------------------------------------------
 
 def _number(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except ValueError as error:
-        raise BadRequest(f"Invalid {name} parameter: {text!r}") from error
+    return parse_float(text, name, error=BadRequest)
 
 
 def render_options(request: Request, *, thumbnail: bool = False) -> RenderOptions:
@@ -240,11 +238,11 @@ def render_options(request: Request, *, thumbnail: bool = False) -> RenderOption
     viewport: tuple[int | None, int | None] = (128, 128) if thumbnail else (None, None)
     if params.get("viewport"):
         pieces = params["viewport"].split(",")
-        try:
-            viewport = (int(pieces[0]) if pieces[0] else None,
-                        int(pieces[1]) if len(pieces) > 1 and pieces[1] else None)
-        except ValueError as error:
-            raise BadRequest("viewport must be vw,vh") from error
+        viewport = (
+            parse_int(pieces[0], "viewport", maximum=65535, error=BadRequest)
+            if pieces[0] else None,
+            parse_int(pieces[1], "viewport", maximum=65535, error=BadRequest)
+            if len(pieces) > 1 and pieces[1] else None)
     return RenderOptions(media_type, quality, center, width, viewport)
 
 

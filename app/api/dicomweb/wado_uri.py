@@ -18,6 +18,7 @@ from app.errors import BadRequest
 from app.services import dicomweb as service
 from app.services.context import ServerContext
 from app.services.dicomweb import RenderOptions, Target
+from app.validation import parse_float
 
 router = APIRouter(route_class=DicomWebRoute, tags=["WADO-URI"])
 
@@ -31,14 +32,12 @@ def _required(request: Request, name: str) -> str:
     return value
 
 
-def _optional_number(request: Request, name: str) -> float | None:
+def _optional_number(request: Request, name: str, minimum: float = -1e9,
+                     maximum: float = 1e9) -> float | None:
     value = request.query_params.get(name)
     if value is None or not value.strip():
         return None
-    try:
-        return float(value)
-    except ValueError as error:
-        raise BadRequest(f"WADO-URI: {name} must be a number") from error
+    return parse_float(value, name, minimum=minimum, maximum=maximum, error=BadRequest)
 
 
 @router.get("/wado", name="wado_uri")
@@ -68,10 +67,10 @@ def wado(request: Request, context: ServerContext = Depends(get_context)) -> Res
 
 
 def _image(request: Request, context: ServerContext, row: object, media_type: str) -> Response:
-    frame = _optional_number(request, "frameNumber")
-    rows = _optional_number(request, "rows")
-    columns = _optional_number(request, "columns")
-    quality = _optional_number(request, "imageQuality")
+    frame = _optional_number(request, "frameNumber", 1, 2**31 - 1)
+    rows = _optional_number(request, "rows", 0, 65535)
+    columns = _optional_number(request, "columns", 0, 65535)
+    quality = _optional_number(request, "imageQuality", 1, 100)
     options = RenderOptions(
         media_type, int(quality) if quality else 90,
         _optional_number(request, "windowCenter"), _optional_number(request, "windowWidth"),
