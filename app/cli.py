@@ -90,12 +90,25 @@ def serve_forever(settings: Settings, config_path: str | None = None,
         uvicorn.run(create_app(settings), **common)
         return 0
     migrate(settings.effective_database_url)  # once, before the workers race to it
+    _reset_runtime_settings(settings)  # once: the workers only read them
     if config_path:
         os.environ["PHAROS_CONFIG_FILE"] = str(Path(config_path).resolve())
     os.environ["PHAROS_SETTINGS_OVERRIDES"] = orjson.dumps(overrides or {}).decode()
     uvicorn.run("app.main:create_app_from_environment", factory=True, workers=workers,
                 **common)
     return 0
+
+
+def _reset_runtime_settings(settings: Settings) -> None:
+    """The run-time settings (default encoding, accepted transfer syntaxes, log levels...)
+    back to the configured values, as an Orthanc restart gives them."""
+    from app.index.db import Database
+    from app.services import runtime
+    db = Database(settings.effective_database_url)
+    try:
+        runtime.reset_to_configuration(settings, db)
+    finally:
+        db.dispose()
 
 
 def import_directory(settings: Settings, directory: Path) -> int:

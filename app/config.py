@@ -17,6 +17,11 @@ from typing import Any
 
 import orjson
 
+from app.dicom.encodings import parse as parse_encoding
+from app.dicom.transfer_syntaxes import ALL as ALL_SYNTAXES
+from app.dicom.transfer_syntaxes import GROUP_OPTIONS
+from app.dicom.transfer_syntaxes import from_configuration as syntaxes_of_configuration
+
 log = logging.getLogger(__name__)
 
 
@@ -70,6 +75,42 @@ def load_orthanc_json(path: Path) -> dict[str, Any]:
     return merged
 
 
+# Orthanc's StringToModalityManufacturer: current names, and obsolete ones mapped.
+MANUFACTURERS = {"Generic": "Generic", "GenericNoWildcardInDates": "GenericNoWildcardInDates",
+                 "GenericNoUniversalWildcard": "GenericNoUniversalWildcard",
+                 "Vitrea": "Vitrea", "GE": "GE",
+                 "AgfaImpax": "GenericNoWildcardInDates", "SyngoVia": "GenericNoWildcardInDates",
+                 "EFilm2": "Generic", "MedInria": "Generic", "ClearCanvas": "Generic",
+                 "Dcm4Chee": "Generic"}
+
+
+def _manufacturer(name: str, value: Any) -> str:
+    found = MANUFACTURERS.get(str(value))
+    if found is None:
+        raise ValueError(f"modality {name}: unknown manufacturer {value!r}")
+    if found != value:
+        log.warning('The "%s" manufacturer is obsolete: "%s" is used instead', value, found)
+    return found
+
+
+def _port(name: str, value: Any) -> int:
+    """Orthanc's ReadPortNumber: an integer (or a string of one) in 1..65535."""
+    try:
+        port = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError(f"modality {name}: bad port number {value!r}")
+    return port
+
+
+def _flag(name: str, value: dict[str, Any], key: str, default: bool) -> bool:
+    found = value.get(key, default)
+    if not isinstance(found, bool):
+        raise ValueError(f"modality {name}: {key} must be a Boolean")
+    return found
+
+
 @dataclass(frozen=True)
 class Modality:
     """A remote DICOM node, from ``DicomModalities`` (short list or long object form)."""
@@ -94,8 +135,9 @@ class Modality:
 
     @classmethod
     def parse(cls, name: str, value: Any) -> Modality:
-        """The short or long form; ValueError when the AET, host or port cannot work (an
-        AE title is 1-16 characters without backslash, PS3.5 6.2; a TCP port 1-65535)."""
+        """The short or long form; ValueError also when the AET or the host cannot work
+        (an AE title is 1-16 characters without backslash, PS3.5 6.2): pynetdicom would
+        fail on them at the first association, as a 500."""
         modality = cls._parse(name, value)
         aet = modality.aet.strip()
         if not 1 <= len(aet) <= 16 or "\\" in aet or not aet.isprintable():
@@ -103,37 +145,50 @@ class Modality:
                              "printable characters")
         if not modality.host.strip() or not modality.host.isprintable():
             raise ValueError(f"modality {name}: the host is empty")
-        if not 1 <= modality.port <= 65535:
-            raise ValueError(f"modality {name}: the port {modality.port} is not 1-65535")
-        if modality.local_aet is not None and not (
-                isinstance(modality.local_aet, str) and 1 <= len(modality.local_aet) <= 16):
+        local = modality.local_aet
+        if local is not None and not 1 <= len(local.strip()) <= 16:
             raise ValueError(f"modality {name}: LocalAet must be 1 to 16 characters")
         return modality
 
     @classmethod
     def _parse(cls, name: str, value: Any) -> Modality:
+        """Orthanc's ``RemoteModalityParameters::Unserialize`` (short or long form)."""
         if isinstance(value, list):
             if len(value) not in (3, 4):
                 raise ValueError(f"modality {name}: expected [AET, host, port(, manufacturer)]")
-            return cls(name, str(value[0]), str(value[1]), _port(value[2]),
-                       str(value[3]) if len(value) == 4 else "Generic")
+            return cls(name, str(value[0]), str(value[1]), _port(name, value[2]),
+                       _manufacturer(name, value[3]) if len(value) == 4 else "Generic")
         if not isinstance(value, dict) or not {"AET", "Host", "Port"} <= value.keys():
             raise ValueError(f"modality {name}: expected AET, Host and Port")
+        if not isinstance(value["AET"], str) or not isinstance(value["Host"], str):
+            raise ValueError(f"modality {name}: AET and Host must be strings")
+        commitment = _flag(name, value, "AllowStorageCommitment", True)
+        properties = dict(value)
+        # AllowStorageCommitment, when given, sets both N-ACTION and N-EVENT-REPORT.
+        for key in ("AllowNAction", "AllowEventReport"):
+            properties[key] = commitment if "AllowStorageCommitment" in value \
+                else _flag(name, value, key, True)
+        timeout = value.get("Timeout", 0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise ValueError(f"modality {name}: Timeout must be a positive integer")
+        local_aet = value.get("LocalAet")
+        if local_aet is not None and not isinstance(local_aet, str):
+            raise ValueError(f"modality {name}: LocalAet must be a string")
         return cls(
-            name=name, aet=str(value["AET"]), host=str(value["Host"]), port=_port(value["Port"]),
-            manufacturer=str(value.get("Manufacturer", "Generic")),
-            allow_echo=bool(value.get("AllowEcho", True)),
-            allow_find=bool(value.get("AllowFind", True)),
-            allow_get=bool(value.get("AllowGet", True)),
-            allow_move=bool(value.get("AllowMove", True)),
-            allow_store=bool(value.get("AllowStore", True)),
-            allow_find_worklist=bool(value.get("AllowFindWorklist", True)),
-            allow_storage_commitment=bool(value.get("AllowStorageCommitment", True)),
-            allow_transcoding=bool(value.get("AllowTranscoding", True)),
-            use_dicom_tls=bool(value.get("UseDicomTls", False)),
-            local_aet=value.get("LocalAet"),
-            timeout=_port(value.get("Timeout", 0), "Timeout", 0, 86400),
-            properties=dict(value),
+            name=name, aet=value["AET"], host=value["Host"], port=_port(name, value["Port"]),
+            manufacturer=_manufacturer(name, value.get("Manufacturer", "Generic")),
+            allow_echo=_flag(name, value, "AllowEcho", True),
+            allow_find=_flag(name, value, "AllowFind", True),
+            allow_get=_flag(name, value, "AllowGet", True),
+            allow_move=_flag(name, value, "AllowMove", True),
+            allow_store=_flag(name, value, "AllowStore", True),
+            allow_find_worklist=_flag(name, value, "AllowFindWorklist", True),
+            allow_storage_commitment=commitment,
+            allow_transcoding=_flag(name, value, "AllowTranscoding", True),
+            use_dicom_tls=_flag(name, value, "UseDicomTls", False),
+            local_aet=local_aet or None,
+            timeout=timeout,
+            properties=properties,
         )
 
     def to_orthanc(self) -> dict[str, Any]:
@@ -153,9 +208,39 @@ class Modality:
         return answer
 
 
+_PEER_RESERVED = {"CertificateFile", "CertificateKeyFile", "CertificateKeyPassword",
+                  "HttpHeaders", "Password", "Pkcs11", "Url", "URL", "Username", "Timeout"}
+
+
+def _peer_url(name: str, url: Any) -> str:
+    """Orthanc's ``WebServiceParameters::SetUrl``: http(s) only, with a trailing slash;
+    and a host and a valid port, without which every request would fail (a 500)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"peer {name}: the URL must start with http:// or https://: "
+                         f"{str(url)[:200]!r}")
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError for a port out of range
+    except ValueError as error:
+        raise ValueError(f"peer {name}: bad URL {url[:200]!r}: {error}") from None
+    if not parts.hostname or not url.isprintable():
+        raise ValueError(f"peer {name}: the URL {url[:200]!r} has no host")
+    return url if url.endswith("/") else url + "/"
+
+
+def _peer_string(name: str, value: dict[str, Any], key: str) -> str:
+    found = value.get(key, "")
+    if not isinstance(found, str):
+        raise ValueError(f"peer {name}: {key} must be a string")
+    return found
+
+
 @dataclass(frozen=True)
 class Peer:
-    """A remote Orthanc-compatible HTTP server, from ``OrthancPeers``."""
+    """A remote Orthanc-compatible HTTP server, from ``OrthancPeers`` (Orthanc's
+    ``WebServiceParameters``: the short ``[URL]``/``[URL, user, password]`` or the long
+    form; other keys of the long form are user properties, kept as strings)."""
 
     name: str
     url: str
@@ -165,42 +250,36 @@ class Peer:
 
     @classmethod
     def parse(cls, name: str, value: Any) -> Peer:
-        """The short or long form; ValueError unless the URL is http(s)://host..."""
-        peer = cls._parse(name, value)
-        from urllib.parse import urlsplit
-        try:
-            parts = urlsplit(peer.url)
-            parts.port  # noqa: B018 — raises ValueError for a port out of range
-        except ValueError as error:
-            raise ValueError(f"peer {name}: bad URL {peer.url[:200]!r}: {error}") from None
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"peer {name}: the URL {peer.url[:200]!r} must be "
-                             "http(s)://host[:port]/...")
-        return peer
-
-    @classmethod
-    def _parse(cls, name: str, value: Any) -> Peer:
         if isinstance(value, list):
-            if len(value) not in (1, 3):
+            if len(value) not in (1, 3) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"peer {name}: expected [URL] or [URL, username, password]")
-            return cls(name, str(value[0]), *(str(v) for v in value[1:]))
-        if not isinstance(value, dict) or "Url" not in value:
-            raise ValueError(f"peer {name}: expected an object with Url")
-        return cls(name, str(value["Url"]), value.get("Username"), value.get("Password"),
-                   dict(value))
+            return cls(name, _peer_url(name, value[0]), *(v or None for v in value[1:]))
+        if not isinstance(value, dict):
+            raise ValueError(f"peer {name}: expected a list or an object")
+        url = _peer_string(name, value, "Url") or _peer_string(name, value, "URL")
+        properties = dict(value)
+        headers = value.get("HttpHeaders", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError(f"peer {name}: HttpHeaders must map names to strings")
+        if not isinstance(value.get("Pkcs11", False), bool):
+            raise ValueError(f"peer {name}: Pkcs11 must be a Boolean")
+        timeout = value.get("Timeout", 0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise ValueError(f"peer {name}: Timeout must be a positive integer")
+        for key, item in value.items():
+            if key in _PEER_RESERVED:
+                continue
+            if isinstance(item, bool):
+                properties[key] = "1" if item else "0"
+            elif isinstance(item, int | str):
+                properties[key] = str(item)
+            else:
+                raise ValueError(f"peer {name}: user-defined properties must be strings: {key}")
+        return cls(name, _peer_url(name, url), _peer_string(name, value, "Username") or None,
+                   _peer_string(name, value, "Password") or None, properties)
 
-
-def _port(value: Any, what: str = "port", minimum: int = 1, maximum: int = 65535) -> int:
-    """An integer option (a JSON number or its text), ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"the {what} must be a number, not {value}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"the {what} must be a number, not {str(value)[:40]!r}") from None
-    if not minimum <= number <= maximum:
-        raise ValueError(f"the {what} {number} is not within {minimum}-{maximum}")
-    return number
+    def user_properties(self) -> dict[str, str]:
+        return {k: v for k, v in (self.properties or {}).items() if k not in _PEER_RESERVED}
 
 
 # Orthanc options Pharos reads (top level of the configuration file).
@@ -243,22 +322,40 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "UserMetadata": "user_metadata",
     "UserContentType": "user_content_type",
     "StorageCompression": "storage_compression",
+    "MediaArchiveSize": "media_archive_size",
+    "DicomLossyTranscodingQuality": "dicom_lossy_transcoding_quality",
+    "DicomWeb": "dicom_web",
+    "HttpTimeout": "http_timeout",
+    "HttpsVerifyPeers": "https_verify_peers",
+    "HttpsCACertificates": "https_ca_certificates",
+    "HttpProxy": "http_proxy",
+    "ExecuteLuaEnabled": "execute_lua_enabled",
+    "LuaScripts": "lua_scripts",
+    "LuaHeartBeatPeriod": "lua_heart_beat_period",
     "Dictionary": "dictionary",
     "DefaultPrivateCreator": "default_private_creator",
+    "MetricsEnabled": "metrics_enabled",
+    "DicomAlwaysAllowFind": "dicom_always_allow_find",
+    "DicomAlwaysAllowGet": "dicom_always_allow_get",
+    "DicomAlwaysAllowMove": "dicom_always_allow_move",
+    "DicomEchoChecksFind": "dicom_echo_checks_find",
+    "SynchronousCMove": "synchronous_cmove",
 }
+
+# Options read as a whole by a dedicated parser (app.dicom.transfer_syntaxes).
+_TRANSFER_SYNTAX_OPTIONS = {"AcceptedTransferSyntaxes", *GROUP_OPTIONS}
 
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
 _ACCEPTED_WITHOUT_EFFECT = {
-    "Plugins", "LuaScripts", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
+    "Plugins", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
     "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
-    "HttpTimeout", "HttpVerbose", "StorageAccessOnFind", "DicomWeb", "ExecuteLuaEnabled",
-    "AcceptedTransferSyntaxes", "DicomAssociationCloseDelay", "QueryRetrieveSize",
+    "HttpVerbose", "StorageAccessOnFind",
+    "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "SynchronousCMove", "MediaArchiveSize", "IngestTranscoding",
+    "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
-    "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "HttpProxy", "HttpsVerifyPeers",
-    "HttpsCACertificates", "StrictAetComparison", "DicomModalities", "OrthancPeers",
+    "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "StrictAetComparison", "DicomModalities", "OrthancPeers",
     "Pharos", "DicomTlsEnabled", "TcpNoDelay",
 }
 
@@ -295,6 +392,14 @@ class Settings:
     dicom_always_allow_store: bool = True
     dicom_check_modality_host: bool = False
     unknown_sop_class_accepted: bool = False
+    # AcceptedTransferSyntaxes + <Group>TransferSyntaxAccepted, resolved (Orthanc's order)
+    accepted_transfer_syntaxes: list[str] = field(default_factory=lambda: list(ALL_SYNTAXES))
+    metrics_enabled: bool = True
+    dicom_always_allow_find: bool = False
+    dicom_always_allow_get: bool = False
+    dicom_always_allow_move: bool = False
+    dicom_echo_checks_find: bool = False
+    synchronous_cmove: bool = True
     log_exported_resources: bool = False
     keep_alive: bool = True
     default_encoding: str = "Latin1"
@@ -309,6 +414,21 @@ class Settings:
     # {"name": 1024} or {"name": [1024, "mime/type"]}: user attachment types (Orthanc)
     user_content_type: dict[str, Any] = field(default_factory=dict)
     storage_compression: bool = False
+    media_archive_size: int = 1  # outputs of asynchronous archive/media jobs kept at once
+    dicom_lossy_transcoding_quality: int = 90  # JPEG quality of lossy transcoding
+    # The "DicomWeb" section of Orthanc's DICOMweb plugin (Servers, Host, Ssl...).
+    dicom_web: dict[str, Any] = field(default_factory=dict)
+    # Outgoing HTTP (DICOMweb client): seconds of inactivity before giving up (Orthanc's
+    # default 60; 0 = none), TLS verification, a CA bundle, a proxy URL.
+    http_timeout: int = 60
+    https_verify_peers: bool = True
+    https_ca_certificates: str = ""
+    http_proxy: str = ""
+    # Lua (app/scripting): /tools/execute-script allowed; scripts loaded at start; the
+    # period of OnHeartBeat in seconds (0: never). Lua in use means one HTTP process.
+    execute_lua_enabled: bool = False
+    lua_scripts: list[str] = field(default_factory=list)
+    lua_heart_beat_period: int = 0
     # {"gggg,eeee": [VR, Name, MinVM, MaxVM, PrivateCreator]}: tags added to the dictionary
     dictionary: dict[str, Any] = field(default_factory=dict)
     default_private_creator: str = "PrivateCreator"
@@ -325,6 +445,9 @@ class Settings:
     max_decoded_image_size: int = 1024**3
     ingest_spool_threshold: int = 8 * 1024**2  # bodies above this are spooled to disk
     sweep_orphans_at_start: bool = True
+    # Blobs younger than this (seconds) are never swept: another process sharing the
+    # store may be between writing one and committing its row.
+    orphan_min_age: int = 3600
     # HTTP worker processes (0: one per core, at most 4). Python runs one request's
     # parsing at a time per process; several processes share the index and the store.
     http_workers: int = 0
@@ -333,15 +456,43 @@ class Settings:
     viewer_directory: str | None = None
     # DICOMweb CORS: origins allowed to read answers ("*": any); empty: no CORS headers.
     cors_allow_origins: list[str] = field(default_factory=list)
+    # Decode, in Orthanc's image routes, what Orthanc's built-in decoder cannot (JPEG 2000,
+    # uncompressed YBR, float pixels, unusual palettes...). Off by default: those routes
+    # then answer exactly as Orthanc does (415), as Orthanc's clients and tests expect.
+    extended_image_decoding: bool = False
     # Cross-origin isolation headers (COOP/COEP) on DICOMweb answers, for viewers that
     # need SharedArrayBuffer when served from another origin.
     coop_coep: bool = False
+    # Orthanc's verbosity at start ("default", "verbose" or "trace"; Orthanc's --verbose
+    # and --trace), changed at run time by PUT /tools/log-level.
+    log_level: str = "default"
+    # Python hooks (app/scripting/hooks.py): a module name or the path of a .py file whose
+    # functions named like Orthanc's Lua callbacks are called on the same events.
+    hooks: str | None = None
+    # The whole configuration document as read (GetOrthancConfiguration() in Lua) and the
+    # folder relative paths of LuaScripts / Hooks are read from (Orthanc's rule).
+    document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    configuration_directory: str | None = None
+
+    @property
+    def lua_in_use(self) -> bool:
+        """Lua needs the server's one Lua state, hence one HTTP process (see README)."""
+        return self.execute_lua_enabled or bool(self.lua_scripts)
 
     @property
     def effective_http_workers(self) -> int:
+        if self.lua_in_use:
+            return 1  # one process: exactly one Lua state, as in Orthanc
         if self.http_workers > 0:
             return self.http_workers
         return max(1, min(os.cpu_count() or 1, 4))
+
+    def resolve_path(self, path: str) -> Path:
+        """A path of the configuration, relative to its folder as Orthanc reads it."""
+        candidate = Path(path).expanduser()
+        if candidate.is_absolute() or not self.configuration_directory:
+            return candidate
+        return Path(self.configuration_directory) / candidate
 
     @property
     def effective_authentication(self) -> bool:
@@ -366,7 +517,12 @@ class Settings:
                      overrides: dict[str, Any] | None = None) -> Settings:
         """Build settings from defaults < configuration file < ``PHAROS_*`` variables < overrides."""
         document = load_orthanc_json(Path(config_path)) if config_path else {}
-        return cls.from_document(document, os.environ if environ is None else environ, overrides)
+        settings = cls.from_document(document, os.environ if environ is None else environ,
+                                     overrides)
+        if config_path and settings.configuration_directory is None:
+            path = Path(config_path).resolve()
+            settings.configuration_directory = str(path if path.is_dir() else path.parent)
+        return settings
 
     @classmethod
     def from_document(cls, document: dict[str, Any], environ: dict[str, str] | None = None,
@@ -376,7 +532,7 @@ class Settings:
             attribute = _ORTHANC_OPTIONS.get(key)
             if attribute is not None:
                 values[attribute] = value
-            elif key not in _ACCEPTED_WITHOUT_EFFECT:
+            elif key not in _ACCEPTED_WITHOUT_EFFECT and key not in _TRANSFER_SYNTAX_OPTIONS:
                 log.warning("Configuration option %r is unknown to Pharos and is ignored", key)
         if "DicomModalities" in document:
             values["dicom_modalities"] = {
@@ -386,6 +542,15 @@ class Settings:
             values["orthanc_peers"] = {
                 name: Peer.parse(name, value)
                 for name, value in (document["OrthancPeers"] or {}).items()}
+        try:
+            values["accepted_transfer_syntaxes"] = list(syntaxes_of_configuration(document))
+        except ValueError as error:
+            raise ValueError(f"AcceptedTransferSyntaxes: {error}") from error
+        if "default_encoding" in values:
+            try:
+                values["default_encoding"] = parse_encoding(values["default_encoding"]).name
+            except ValueError as error:
+                raise ValueError(f"DefaultEncoding: {error}") from error
         known = {f.name: f for f in fields(cls)}
         pharos_section = document.get("Pharos") or {}
         for key, value in pharos_section.items():
@@ -400,7 +565,10 @@ class Settings:
             attribute = name[len("PHAROS_"):].lower()
             if attribute in known and attribute not in ("dicom_modalities", "orthanc_peers"):
                 values[attribute] = _coerce(raw, known[attribute].type)
+        if isinstance(values.get("lua_scripts"), str):
+            values["lua_scripts"] = [values["lua_scripts"]]
         values.update(overrides or {})
+        values.setdefault("document", document)
         return cls(**values)
 
 

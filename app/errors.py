@@ -45,6 +45,13 @@ class NetworkProtocol(PharosError):
     orthanc_code, orthanc_message, http_status = 9, "Error in the network protocol", 500
 
 
+class UnprocessableQuery(NetworkProtocol):
+    """A remote answered C-FIND with "unable to process" (Cxxx, PS3.4 C.4.1.1.4): Orthanc
+    answers 422, the query being likely invalid for that remote."""
+
+    http_status = 422
+
+
 class Database(PharosError):
     orthanc_code, orthanc_message, http_status = 11, "Error with the database engine", 500
 
@@ -140,3 +147,39 @@ class MissingRequiredTag(PharosError):
     """
 
     orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 400
+
+
+class CannotOrderSlices(PharosError):
+    """Orthanc's code 2040 (Orthanc answers 500; a series that cannot be ordered is a
+    property of the data, so Pharos answers 400)."""
+
+    orthanc_code, orthanc_message, http_status = 2040, "Unable to order the slices of the series", 400
+
+
+class CannotExecuteLua(PharosError):
+    """A Lua chunk or callback raised an error (Orthanc answers 500 with the Lua message
+    in ``Details``)."""
+
+    orthanc_code, orthanc_message, http_status = 2031, "Cannot execute a Lua command", 500
+
+
+class LuaBadOutput(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2033, "The Lua function does not give the expected number of outputs", 500
+
+
+class NotLuaPredicate(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2034, "The Lua function is not a predicate (only true/false outputs allowed)", 500
+
+
+class LuaReturnsNoString(PharosError):
+    orthanc_code, orthanc_message, http_status = \
+        2035, "The Lua function does not return a string", 500
+
+
+class HookFailed(PharosError):
+    """A Python hook (``Pharos.Hooks``) raised: Orthanc's plugin error, as its Python
+    plugin reports an exception of a callback."""
+
+    orthanc_code, orthanc_message, http_status = 1, "Error encountered within the plugin engine", 500

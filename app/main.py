@@ -14,30 +14,39 @@ from app.api import (
     archive,
     attachments,
     curation,
+    dicom_tools,
     dicomweb,
     images,
     instances,
     jobs,
+    legacy_find,
     maintenance,
     merge_split,
     modalities,
     modify,
     peers,
+    plugins,
     resources,
+    scripting,
     system,
     tools,
     viewer,
 )
+from app.api import runtime as runtime_api
 from app.api.errors import install_error_handlers
 from app.api.openapi import customize_openapi
+from app.api.request_filter import ScriptRequestFilter
 from app.api.responses import JsonResponse
 from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
+from app.api.xml_answers import XmlAnswers
 from app.config import Settings
 from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
+from app.scripting import engine as scripting_engine
+from app.services import runtime
 from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
 from app.services.stability import ProcessLeadership, StabilityMonitor
@@ -49,8 +58,14 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None, *, context: ServerContext | None = None) -> FastAPI:
-    """Build the app. The context (index, blobs) opens in the lifespan unless one is given."""
+def create_app(settings: Settings | None = None, *, context: ServerContext | None = None,
+               reset_runtime_settings: bool = True) -> FastAPI:
+    """Build the app. The context (index, blobs) opens in the lifespan unless one is given.
+
+    The app's start is the server's start: the run-time settings go back to the
+    configured values, unless *reset_runtime_settings* is false (a worker process of a
+    multi-process server, whose parent did it once for all).
+    """
     settings = settings or (context.settings if context else Settings())
     user_dictionary.register(user_dictionary.parse(settings.dictionary))
 
@@ -59,6 +74,11 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         own = app.state.context is None
         if own:
             app.state.context = ServerContext.open(settings)
+        if reset_runtime_settings:
+            runtime.reset_to_configuration(settings, app.state.context.db)
+        runtime_started = runtime.start(app.state.context)
+        # Lua states and Python hooks before any door opens (filters apply at once).
+        scripting_engine.start(app.state.context, app)
         # One process of a multi-process server leads: it runs the DIMSE SCP (one port)
         # and the stability monitor; every process runs job workers (claims are atomic).
         leader = ProcessLeadership(settings)
@@ -80,7 +100,9 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             deletions.stop()
             if monitor is not None:
                 monitor.stop()
+            scripting_engine.stop(app.state.context)
             leader.release()
+            runtime_started.stop()
             if own:
                 app.state.context.close()
                 app.state.context = None
@@ -100,17 +122,21 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.state.settings = settings
     install_error_handlers(app)
     # One flat route table (see app/api/routing.py): the order is the matching order.
-    for router in (system.router, instances.router,
+    for router in (system.router, runtime_api.router, instances.router,
                    attachments.router,  # before resources: it defers "dicom" there
                    resources.router, tools.router, images.router, archive.router,
-                   modalities.router, peers.router, jobs.router, modify.router,
-                   curation.router, merge_split.router, maintenance.router):
+                   modalities.router, legacy_find.router, peers.router, jobs.router, modify.router,
+                   curation.router, merge_split.router, maintenance.router,
+                   scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)
+    add_routes(app.router, dicomweb.servers_router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/dicom-web")
     add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
     add_routes(app.router, dicomweb.wado_uri_router)
     add_routes(app.router, viewer.router)
+    app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
+    app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml
     app.add_middleware(UriNormalizer)  # added last: runs first
     return app
 
@@ -122,4 +148,5 @@ def create_app_from_environment() -> FastAPI:
     import orjson
     overrides = orjson.loads(os.environ.get("PHAROS_SETTINGS_OVERRIDES") or "{}")
     return create_app(Settings.from_sources(os.environ.get("PHAROS_CONFIG_FILE"),
-                                            overrides=overrides))
+                                            overrides=overrides),
+                      reset_runtime_settings=False)

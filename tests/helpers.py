@@ -79,9 +79,37 @@ class LiveServer:
     storage: Path
     dicom_port: int
     process: subprocess.Popen
+    blobstore_url: str | None = None  # None: the filesystem under storage
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+
+    def blob_keys(self) -> set[str]:
+        """The keys of the stored blobs, whatever the store (files, or S3 objects)."""
+        if self.blobstore_url and self.blobstore_url.startswith("s3://"):
+            from app.blobstore import open_blobstore
+            return set(open_blobstore(self.blobstore_url, str(self.storage)).keys())
+        return {p.name for p in self.storage.rglob("*") if p.is_file()
+                and len(p.parent.name) == 2 and not p.name.endswith(".tmp")}
+
+
+def blobstore_url_for_tests(storage: Path) -> str | None:
+    """``PHAROS_TEST_BLOBSTORE=s3`` runs every live server on S3 (CI does it once): blobs
+    go to a bucket of the session's moto server, named after the storage folder so that a
+    server restarted on the same folder finds its blobs again."""
+    if os.environ.get("PHAROS_TEST_BLOBSTORE", "").lower() != "s3":
+        return None
+    import hashlib
+
+    from tests.s3server import moto_s3
+    s3 = moto_s3()
+    bucket = "pharos-" + hashlib.sha1(str(storage.resolve()).encode()).hexdigest()[:24]
+    client = s3.client()
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception:  # noqa: BLE001 — not created yet
+        client.create_bucket(Bucket=bucket)
+    return s3.url(bucket, max_attempts=4)
 
 
 def _database_url(storage: Path) -> tuple[str | None, str | None]:
@@ -132,6 +160,8 @@ def live_server(tmp_path: Path, config: dict | None = None,
     document["Pharos"] = {"HttpWorkers": 1, **document.get("Pharos", {})}
     if database_url:
         document["Pharos"] = {**document.get("Pharos", {}), "DatabaseUrl": database_url}
+    if "BlobstoreUrl" not in document["Pharos"]:  # a test that names a store keeps it
+        document["Pharos"]["BlobstoreUrl"] = blobstore_url_for_tests(storage)
     config_path = tmp_path / "pharos.json"
     config_path.write_bytes(orjson.dumps(document))
     log = open(tmp_path / "server.log", "wb")
@@ -142,7 +172,8 @@ def live_server(tmp_path: Path, config: dict | None = None,
     url = f"http://127.0.0.1:{document['HttpPort']}"
     try:
         _wait_until_up(url, process, tmp_path / "server.log", document)
-        yield LiveServer(url, storage, int(document["DicomPort"]), process)
+        yield LiveServer(url, storage, int(document["DicomPort"]), process,
+                         document["Pharos"]["BlobstoreUrl"])
     finally:
         process.terminate()
         try:

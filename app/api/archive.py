@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from app.api.deps import get_context, json_body
-from app.api.params import FILENAME, TRANSCODE, query_parameters
+from app.api.params import FILENAME, TRANSCODE, QueryParameter, query_parameters
 from app.api.responses import content_disposition, json_answer
 from app.api.schemas import JSON_BODY_ANY, JobAnswer
+from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest
 from app.jobs.archive_kind import submit_archive_job
@@ -26,6 +27,12 @@ from app.services import archive
 from app.services.browse import get_row_or_404
 
 router = APIRouter()
+
+LOSSY_QUALITY = QueryParameter("lossy-quality", {"type": "integer", "minimum": 1, "maximum": 100},
+                               "JPEG quality of lossy transcoding (default "
+                               "DicomLossyTranscodingQuality, 90)")
+EXTENDED = QueryParameter("extended", {"type": "boolean"},
+                          "Extended DICOMDIR records (SeriesDescription); present: true")
 
 _ZIP = {200: {"model": JobAnswer,
               "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
@@ -46,12 +53,13 @@ def _zip_response(stream: Iterator[bytes], filename: str) -> StreamingResponse:
 
 
 async def _synchronous(request: Request, public_ids: list[str], *, media: bool,
-                       filename: str, transcode: str | None) -> StreamingResponse:
+                       filename: str, transcode: str | None, extended: bool = False,
+                       quality: int | None = None) -> StreamingResponse:
     context = get_context(request)
-    entries, extra = await run_in_threadpool(archive.archive_plan, context, public_ids,
-                                             media=media, transcode=transcode)
-    return _zip_response(archive.stream_zip(context, entries, extra, transcode=transcode),
-                         filename)
+    plan = await run_in_threadpool(archive.archive_plan, context, public_ids, media=media,
+                                   extended=extended)
+    return _zip_response(archive.stream_zip(context, plan, transcode=transcode,
+                                            quality=quality), filename)
 
 
 def _boolean(body: dict[str, Any], key: str) -> bool:
@@ -72,10 +80,11 @@ def _is_synchronous(body: Any) -> bool:
     return True
 
 
-def _options(body: Any) -> tuple[str | None, str | None, int, bool]:
+def _options(body: Any, default_extended: bool = False
+             ) -> tuple[str | None, str | None, int, bool]:
     """Transcode, Filename, Priority, Extended of a POST body."""
     if not isinstance(body, dict):
-        return None, None, 0, False
+        return None, None, 0, default_extended
     transcode = archive.check_transcode_target(body["Transcode"]) \
         if "Transcode" in body else None
     filename = body.get("Filename")
@@ -84,20 +93,30 @@ def _options(body: Any) -> tuple[str | None, str | None, int, bool]:
     priority = body.get("Priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise BadFileFormat('"Priority" must be an integer')
-    extended = _boolean(body, "Extended") if "Extended" in body else False
+    extended = _boolean(body, "Extended") if "Extended" in body else default_extended
     return transcode, filename, priority, extended
 
 
 async def _post(request: Request, public_ids: list[str], body: Any, *, media: bool,
-                default_name: str) -> Response:
-    transcode, filename, priority, extended = _options(body)
+                default_name: str, default_extended: bool = False) -> Response:
+    transcode, filename, priority, extended = _options(body, default_extended)
+    quality = transcoding.lossy_quality(body) if transcode else None
     if _is_synchronous(body):
         return await _synchronous(request, public_ids, media=media, transcode=transcode,
+                                  extended=extended, quality=quality,
                                   filename=filename or default_name)
     job_id = await run_in_threadpool(
         submit_archive_job, get_context(request), public_ids, media=media,
-        transcode=transcode, filename=filename, priority=priority, extended=extended)
+        transcode=transcode, filename=filename, priority=priority, extended=extended,
+        quality=quality)
     return json_answer({"ID": job_id, "Path": f"/jobs/{job_id}"})
+
+
+def _query_quality(request: Request) -> int | None:
+    """``?lossy-quality=`` (Orthanc 1.12.7), else the configured quality."""
+    value = request.query_params.get("lossy-quality")
+    return transcoding.lossy_quality({} if value is None else {"lossy-quality": value},
+                                     "lossy-quality")
 
 
 def _query_transcode(request: Request) -> str | None:
@@ -118,7 +137,9 @@ def _register(level: Level) -> None:
             return await _synchronous(request, [id], media=media,
                                       transcode=_query_transcode(request),
                                       filename=request.query_params.get("filename")
-                                      or f"{id}.zip")
+                                      or f"{id}.zip",
+                                      extended=media and "extended" in request.query_params,
+                                      quality=_query_quality(request))
 
         router.add_api_route(
             f"/{plural}/{{id}}/{suffix}", endpoint, methods=["GET"],
@@ -127,7 +148,9 @@ def _register(level: Level) -> None:
             summary=f"A ZIP of the {singular}" + (" with a DICOMDIR" if media else ""),
             description="``?transcode=<transfer syntax UID>`` re-encodes each instance; "
                         "``?filename=`` names the download.",
-            openapi_extra=query_parameters(TRANSCODE, FILENAME("The name of the ZIP (default {id}.zip)")))
+            openapi_extra=query_parameters(
+                TRANSCODE, LOSSY_QUALITY, *((EXTENDED,) if media else ()),
+                FILENAME("The name of the ZIP (default {id}.zip)")))
 
     def register_post(suffix: str, media: bool) -> None:
         async def endpoint(id: str, request: Request) -> Response:
@@ -156,10 +179,11 @@ for _level in (Level.PATIENT, Level.STUDY, Level.SERIES):
     _register(_level)
 
 
-async def _batch(request: Request, media: bool) -> Response:
+async def _batch(request: Request, media: bool, extended: bool = False) -> Response:
     body = await json_body(request, get_context(request))
     ids = archive.resources_of(body)
-    return await _post(request, ids, body, media=media, default_name="Archive.zip")
+    return await _post(request, ids, body, media=media, default_name="Archive.zip",
+                       default_extended=extended)
 
 
 @router.post("/tools/create-archive", tags=["System"], operation_id="create_archive",
@@ -182,5 +206,5 @@ async def create_media(request: Request) -> Response:
              operation_id="create_media_extended", response_class=Response, responses=_ZIP,
              openapi_extra=JSON_BODY_ANY)
 async def create_media_extended(request: Request) -> Response:
-    """As ``/tools/create-media`` (Pharos' DICOMDIR records are always the same)."""
-    return await _batch(request, media=True)
+    """As ``/tools/create-media``, the DICOMDIR extended (SeriesDescription) by default."""
+    return await _batch(request, media=True, extended=True)

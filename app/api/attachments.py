@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from app.api import resources
+from app.api.blob_responses import blob_answer
 from app.api.deps import get_context, read_body
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import AttachmentInfo, EmptyAnswer
@@ -91,12 +92,14 @@ def _routes(level: Level) -> None:
         if not_modified is not None:
             return not_modified
         answer: Response
-        if operation == "data":
+        if operation == "data" and info.compression:
             answer = Response(service.read_content(context, info),
                               media_type=service.mime_of(context, info.content_type))
-        elif operation == "compressed-data":
-            answer = Response(service.read_stored(context, info),
-                              media_type="application/octet-stream")
+        elif operation in ("data", "compressed-data"):  # the blob as stored: ranges apply
+            media_type = service.mime_of(context, info.content_type) \
+                if operation == "data" else "application/octet-stream"
+            answer = blob_answer(request, context.blobs, info.uuid, info.compressed_size,
+                                 media_type, {}, lambda: service.missing_content(info))
         elif operation == "info":
             answer = json_answer(info.orthanc_json())
         else:

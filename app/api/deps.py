@@ -10,12 +10,15 @@ from typing import IO
 from fastapi import Request
 
 from app.dicom.limits import BoundedInflater
+from app.dicom.tags import parse_tag
 from app.errors import (
     BadJson,
+    BadRequest,
     DecompressionLimit,
     PayloadTooLarge,
     UnsupportedContentEncoding,
 )
+from app.scripting.internal_http import internal_origin
 from app.services.context import ServerContext
 from app.validation import MAX_INT64, check_json_depth, is_digits, parse_float, parse_int
 
@@ -30,6 +33,30 @@ def flag(request: Request, name: str) -> bool:
     if value is None:
         return False
     return value.strip().lower() not in ("0", "false", "no")
+
+
+def dicom_format(request: Request, default: str) -> str:
+    """Orthanc's ``GetDicomFormat``: ``?simplify``, ``?short`` or ``?full``, else *default*
+    (``full`` for tags routes, ``simplify`` for resources)."""
+    for name in ("simplify", "short", "full"):
+        if flag(request, name):
+            return name
+    return default
+
+
+def ignore_length(request: Request) -> frozenset[int]:
+    """``?ignore-length=PatientName,0018-1020``: tags to show whatever their length."""
+    raw = request.query_params.get("ignore-length")
+    if not raw:
+        return frozenset()
+    tags = set()
+    for name in raw.split(","):
+        if name.strip():
+            try:
+                tags.add(int(parse_tag(name)))
+            except ValueError as error:
+                raise BadRequest(f"Unknown DICOM tag in ignore-length: {name!r}") from error
+    return frozenset(tags)
 
 
 def int_param(request: Request, name: str, default: int = 0, *, minimum: int = 0,
@@ -53,6 +80,9 @@ def float_param(request: Request, *names: str, minimum: float = -math.inf,
 
 
 def rest_origin(request: Request) -> dict[str, str]:
+    internal = internal_origin(request.scope)
+    if internal:  # a script's own REST call: Orthanc's RequestOrigin "Lua" (or "Plugins")
+        return {"Origin": internal}
     client = request.client
     return {"Origin": "RestApi", "RemoteIP": client.host if client else "",
             "HttpUsername": request.scope.get("state", {}).get("username", "")}

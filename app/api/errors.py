@@ -8,7 +8,10 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
+from app.api import directory
 from app.api.responses import JsonResponse
 from app.errors import PharosError
 
@@ -35,14 +38,21 @@ def install_error_handlers(app: FastAPI) -> None:
                              error.orthanc_message, error.details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JsonResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code in (404, 405):
+            children = directory.listing(request)
+            if children is not None:  # GET on an inner node of the REST tree
+                return JsonResponse(children)
         if error.status_code == 404:
             return orthanc_error(request, 404, 17, "Unknown resource", None)
         if error.status_code == 405:
-            response = orthanc_error(request, 405, 8, "Bad request", "Method not allowed")
-            if error.headers:
-                response.headers.update(error.headers)
-            return response
+            # Orthanc's SendMethodNotAllowed: the Allow header and an empty body (so no
+            # Content-Type).
+            headers = dict(error.headers or {})
+            allowed = allowed_methods(request)
+            if allowed:
+                headers["Allow"] = allowed
+            return Response(status_code=405, headers=headers)
         return orthanc_error(request, error.status_code, 8, "Bad request", str(error.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -53,6 +63,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, error: Exception) -> JsonResponse:
         log.exception("Unexpected error on %s %s", request.method, request.url.path)
         return orthanc_error(request, 500, -1, "Internal error", str(error))
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods of every route of the request's path, as Orthanc's ``Allow`` lists them
+    (``GET,POST``: no space, no OPTIONS or HEAD), for a 405 answer. Starlette only names
+    the methods of the first route whose path matched."""
+    methods: list[str] = []
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match == Match.NONE:
+            continue
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method not in ("HEAD", "OPTIONS") and method not in methods:
+                methods.append(method)
+    order = ["GET", "POST", "PUT", "DELETE"]
+    methods.sort(key=lambda m: order.index(m) if m in order else len(order))
+    return ",".join(methods)
 
 
 def _describe(error: RequestValidationError) -> str:

@@ -6,19 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response
 
-from app.api.deps import flag, get_context, rest_origin, spool_body
-from app.api.params import TAGS_FORMAT, query_parameters
+from app.api.blob_responses import blob_answer
+from app.api.deps import dicom_format, get_context, ignore_length, rest_origin, spool_body
+from app.api.params import IGNORE_LENGTH, RESOURCE_TAGS_FORMAT, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
+from app.dicom.levels import Level
 from app.errors import BadFileFormat
 from app.services import ingest
 from app.services import instances as instance_service
 
 router = APIRouter(tags=["Instances"])
-
-_READ_AT_ONCE = 4 * 1024 * 1024  # bytes: /file answers smaller files from memory
 
 
 @router.post("/instances", operation_id="store_instance", response_model=None,
@@ -46,34 +46,33 @@ async def store_instance(request: Request) -> JsonResponse:
 
 
 def _tags_mode(request: Request) -> str:
-    if flag(request, "simplify"):
-        return "simplify"
-    if flag(request, "short"):
-        return "short"
-    return "full"
+    return dicom_format(request, "full")
 
 
 @router.get("/instances/{id}/file", operation_id="get_instance_file",
             response_class=Response,
             responses={200: {"content": {"application/dicom": {"schema": {"type": "string", "format": "binary"}}},
-                             "description": "The DICOM file as stored"}})
+                             "description": "The DICOM file as stored"},
+                       206: {"description": "The bytes of the one range of a Range header"},
+                       416: {"description": "The range starts past the end of the file"}})
 def get_instance_file(id: str, request: Request) -> Response:
-    """Download the DICOM file as it was received."""
+    """Download the DICOM file as it was received (or one byte range of it: ``Range``);
+    ``Accept: application/dicom+json`` (or ``+xml``) answers the instance in DICOMweb JSON
+    (XML) instead, as Orthanc 1.5.4+."""
     context = get_context(request)
+    accept = request.headers.get("accept", "").split(";")[0].strip().lower()
+    if accept in ("application/dicom+json", "application/json+dicom"):
+        return JsonResponse(instance_service.instance_dicomweb(context, id),
+                            media_type="application/dicom+json")
+    if accept == "application/dicom+xml":
+        from app.dicom.dicomweb_json import to_xml
+        return Response(to_xml(instance_service.instance_dicomweb(context, id)),
+                        media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
-    disposition = f'filename="{row.blob_key}.dcm"'
-    headers = {"Content-Disposition": disposition}
-    if row.file_size <= _READ_AT_ONCE:
-        # Most files: one read in this worker thread beats FileResponse's thread hop
-        # per stat, open and 64 KiB chunk. Bigger files stream (memory stays flat).
-        return Response(instance_service.read_file(context, row),
-                        media_type="application/dicom", headers=headers)
-    path = context.blobs.local_path(row.blob_key)
-    if path is not None:
-        return FileResponse(path, media_type="application/dicom", headers=headers)
-    stream = context.blobs.open(row.blob_key)
-    return StreamingResponse(ingest.iter_chunks(stream), media_type="application/dicom",
-                             headers=headers)
+    headers = {"Content-Disposition": f'filename="{row.blob_key}.dcm"'}
+    return blob_answer(request, context.blobs, row.blob_key, row.file_size,
+                       "application/dicom", headers,
+                       lambda: instance_service.missing_file(row))
 
 
 @router.get("/instances/{id}/tags", operation_id="get_instance_tags",
@@ -81,17 +80,20 @@ def get_instance_file(id: str, request: Request) -> Response:
             responses={200: {"description": "Orthanc's tags JSON (full, ?short or ?simplify)"}})
 def get_instance_tags(id: str, request: Request) -> JsonResponse:
     """The DICOM tags of the instance, in Orthanc's format."""
-    return json_answer(instance_service.tags_json(get_context(request), id, _tags_mode(request)))
+    return json_answer(instance_service.tags_json(get_context(request), id, _tags_mode(request),
+                                                  ignore_length(request)))
 
 
 @router.get("/instances/{id}/simplified-tags", operation_id="get_instance_simplified_tags",
-            response_model=dict[str, Any], responses={200: {"description": "Tags by keyword"}})
+            response_model=dict[str, Any], openapi_extra=query_parameters(IGNORE_LENGTH),
+            responses={200: {"description": "Tags by keyword"}})
 def get_instance_simplified_tags(id: str, request: Request) -> JsonResponse:
-    return json_answer(instance_service.tags_json(get_context(request), id, "simplify"))
+    return json_answer(instance_service.tags_json(get_context(request), id, "simplify",
+                                                  ignore_length(request)))
 
 
 @router.get("/instances/{id}/header", operation_id="get_instance_header",
-            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
+            response_model=dict[str, Any], openapi_extra=query_parameters(*RESOURCE_TAGS_FORMAT),
             responses={200: {"description": "The meta header (group 0002) in Orthanc's format"}})
 def get_instance_header(id: str, request: Request) -> JsonResponse:
     return json_answer(instance_service.header_json(get_context(request), id, _tags_mode(request)))
@@ -118,3 +120,12 @@ def get_instance_content(id: str, path: str, request: Request) -> Response:
     if isinstance(answer, bytes):
         return Response(answer, media_type="application/octet-stream")
     return json_answer(answer)
+
+
+@router.get("/instances/{id}/module", operation_id="get_instance_module",
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
+            responses={200: {"description": "The tags of the SOP Common module"}})
+def get_instance_module(id: str, request: Request) -> JsonResponse:
+    return json_answer(instance_service.module_json(
+        get_context(request), Level.INSTANCE, id, "instance", _tags_mode(request),
+        ignore_length(request)))

@@ -57,28 +57,31 @@ for _action in ("cancel", "pause", "resume", "resubmit"):
                 "type": "string", "format": "binary"}}},
                 "description": "The ZIP of a successful Archive or Media job"}})
 def get_job_archive(id: str, request: Request) -> Response:
-    """The output of an asynchronous archive or media job (404 until it succeeded)."""
-    from starlette.responses import FileResponse, StreamingResponse
-
+    """The output of an asynchronous archive or media job (404 until it succeeded);
+    ``Range`` reads one byte range of it (a resumed download)."""
+    from app.api.blob_responses import blob_answer
     from app.errors import InexistentItem
     from app.jobs.archive_kind import job_output
     context = get_context(request)
     key, filename = job_output(context, id)
     from app.api.responses import content_disposition
     headers = {"Content-Disposition": content_disposition(filename)}
-    path = context.blobs.local_path(key)
-    if path is not None:
-        import os
-        if not os.path.exists(path):
-            raise InexistentItem("Job has no such output: archive")
-        return FileResponse(path, media_type="application/zip", headers=headers)
-    try:
-        stream = context.blobs.open(key)
-    except FileNotFoundError as error:
-        raise InexistentItem("Job has no such output: archive") from error
 
-    def chunks():  # noqa: ANN202
-        with stream:
-            while chunk := stream.read(1 << 20):
-                yield chunk
-    return StreamingResponse(chunks(), media_type="application/zip", headers=headers)
+    def missing() -> Exception:
+        return InexistentItem("Job has no such output: archive")
+    try:
+        size = context.blobs.size(key)
+    except FileNotFoundError as error:
+        raise missing() from error
+    return blob_answer(request, context.blobs, key, size, "application/zip", headers, missing)
+
+
+@router.delete("/jobs/{id}/archive", operation_id="delete_job_archive",
+               response_class=Response,
+               responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                "description": "The output is deleted (an empty answer)"}})
+def delete_job_archive(id: str, request: Request) -> Response:
+    """Delete the ZIP of a finished archive or media job (Orthanc 1.12.1); the job stays."""
+    from app.jobs.archive_kind import delete_job_output
+    delete_job_output(get_context(request), id)
+    return Response(b"", headers={"Content-Type": "text/plain"})

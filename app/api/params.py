@@ -44,10 +44,15 @@ SINCE = QueryParameter("since", {"type": "integer", "minimum": 0},
 LIMIT = QueryParameter("limit", {"type": "integer", "minimum": 0},
                        "Answer at most this many items (0: no limit)")
 REQUESTED_TAGS = QueryParameter(
+    "requested-tags", {"type": "string"},
+    "DICOM tags to add as RequestedTags, by keyword or gggg,eeee, separated by ';' "
+    "(with expand on lists)")
+REQUESTED_TAGS_OLD = QueryParameter(
     "requestedTags", {"type": "string"},
-    "DICOM tags to add as RequestedTags, by keyword or gggg,eeee, separated by ';'")
+    "The spelling of requested-tags before Orthanc 1.12.4 (still accepted)")
 SHORT = _flag("short", "Tags as {gggg,eeee: value}")
 SIMPLIFY = _flag("simplify", "Tags as {keyword: value}")
+NUMERIC = _flag("numeric", "Name metadata by their Orthanc MetadataType numbers (LastUpdate: 7)")
 FULL = _flag("full", "Answer {name: content type} instead of the names")
 LAST = QueryParameter("last", {"type": "boolean"},
                       "Answer the latest change only (its presence counts, whatever its value)")
@@ -72,7 +77,14 @@ TRANSCODE = QueryParameter("transcode", {"type": "string"},
                            "Re-encode each instance in this transfer syntax (UID)")
 FILENAME = QueryParameter("filename", {"type": "string"}, "The name of the downloaded file")
 IMAGE = (ACCEPT, QUALITY, WIDTH, HEIGHT, WINDOW_CENTER, WINDOW_WIDTH)
-TAGS_FORMAT = (SHORT, SIMPLIFY)
+FULL_TAGS = _flag("full", "Tags as {gggg,eeee: {Name, Type, Value}}")
+IGNORE_LENGTH = QueryParameter(
+    "ignore-length", {"type": "string"},
+    "Tags (keywords or gggg-eeee, comma-separated) shown even when longer than 256 bytes")
+TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS, IGNORE_LENGTH)
+RESOURCE_TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS)
+# Browsing routes: RequestedTags, and the format of MainDicomTags and RequestedTags.
+BROWSE_TAGS = (REQUESTED_TAGS, REQUESTED_TAGS_OLD, *RESOURCE_TAGS_FORMAT)
 
 
 def query_parameters(*parameters: QueryParameter, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
+from app.api import directory
 from app.api.deps import flag, get_context, read_body
 from app.api.modalities import _DICOM_BODY, _EMPTY_TEXT, _TEXT_OR_JSON, text_or_json
 from app.api.params import EXPAND, query_parameters
@@ -37,7 +38,7 @@ def list_peers(request: Request) -> JsonResponse:
 @router.get("/peers/{name}", operation_id="get_peer", response_model=list[str])
 def get_peer(name: str, request: Request) -> JsonResponse:
     network.get_peer(get_context(request), name)
-    return json_answer(["configuration", "store", "store-straight", "system"])
+    return json_answer(directory.listing(request) or [])  # the routes below it
 
 
 @router.get("/peers/{name}/configuration", operation_id="get_peer_configuration",

@@ -10,8 +10,18 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from app.api.deps import flag, get_context, int_param
-from app.api.params import EXPAND, FULL, LIMIT, REQUESTED_TAGS, SINCE, TAGS_FORMAT, query_parameters
+from app.api.blob_responses import blob_answer
+from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
+from app.api.params import (
+    BROWSE_TAGS,
+    EXPAND,
+    FULL,
+    LIMIT,
+    NUMERIC,
+    SINCE,
+    TAGS_FORMAT,
+    query_parameters,
+)
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import (
     RESOURCE_MODEL,
@@ -47,37 +57,34 @@ def _register(level: Level) -> None:
 
     def list_resources(request: Request) -> JsonResponse:
         context = get_context(request)
-        requested = _requested_tags(request)
+        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
+        since, limit = _since_limit(request)
         with context.db.read() as conn:
-            answer = browse.list_resources(
-                conn, level, expand=flag(request, "expand") and not requested,
-                since=int_param(request, "since"), limit=int_param(request, "limit"))
-            if requested and flag(request, "expand"):
-                rows = repository.get_rows_by_pk(conn, level, [r.pk for r in repository.list_public_ids(
-                    conn, level, since=int_param(request, "since"),
-                    limit=int_param(request, "limit"))])
-                answer = find.expanded(conn, level, rows, requested)
-            return json_answer(answer)
+            ids = browse.list_ids(conn, level, since=since, limit=limit)
+            if not flag(request, "expand"):
+                return json_answer([r.public_id for r in ids])
+            rows = repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
+            return json_answer(find.expanded(conn, level, rows, requested, fmt))
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
          responses={200: {"model": list[model] | list[str]}},
          openapi_extra=query_parameters(EXPAND(f"Answer the {singular} resources instead of their IDs"),
                              SINCE(f"Skip this many {plural} (paging, with limit)"),
-                             LIMIT, REQUESTED_TAGS))
+                             LIMIT(f"Answer at most this many {plural} (with since; 0: none)"),
+                             *BROWSE_TAGS))
 
     def get_resource(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
         requested = _requested_tags(request)
         with context.db.read() as conn:
-            if requested:
-                row = get_row_or_404(conn, level, id)
-                return json_answer(find.expanded(conn, level, [row], requested)[0])
-            return json_answer(browse.resource_json(conn, level, id))
+            row = get_row_or_404(conn, level, id)
+            return json_answer(find.expanded(conn, level, [row], requested,
+                                             dicom_format(request, "simplify"))[0])
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
          summary=f"One {singular}", responses={200: {"model": model}},
-         openapi_extra=query_parameters(REQUESTED_TAGS))
+         openapi_extra=query_parameters(*BROWSE_TAGS))
 
     async def delete_resource(id: str, request: Request) -> JsonResponse:
         answer = await run_in_threadpool(delete.delete_resource, get_context(request), level, id)
@@ -107,13 +114,34 @@ def _register(level: Level) -> None:
              # Children: the resources, or their IDs with ?expand=false.
              responses={200: {"model": list[target_model] | list[str]
                               if target.depth > level.depth else target_model}},
-             openapi_extra=query_parameters(_RELATIVES_EXPAND))
+             openapi_extra=query_parameters(_RELATIVES_EXPAND, *BROWSE_TAGS))
 
     if level != Level.INSTANCE:
         def shared_tags(id: str, request: Request) -> JsonResponse:
-            mode = "simplify" if flag(request, "simplify") else (
-                "short" if flag(request, "short") else "full")
-            return json_answer(instance_service.shared_tags(get_context(request), level, id, mode))
+            return json_answer(instance_service.shared_tags(
+                get_context(request), level, id, dicom_format(request, "full"),
+                ignore_length(request)))
+
+        def instances_tags(id: str, request: Request) -> JsonResponse:
+            return json_answer(instance_service.instances_tags(
+                get_context(request), level, id, dicom_format(request, "full"),
+                ignore_length(request)))
+
+        _add(f"/{plural}/{{id}}/instances-tags", instances_tags,
+             operation_id=f"get_{singular}_instances_tags", tag=tag,
+             summary="The tags of every instance below, by instance ID",
+             responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+             openapi_extra=query_parameters(*TAGS_FORMAT))
+
+        modules = [("module", level.value.lower())]
+        if level == Level.STUDY:
+            modules.append(("module-patient", "patient"))
+        for route, module in modules:
+            _add(f"/{plural}/{{id}}/{route}", _module(level, module),
+                 operation_id=f"get_{singular}_{route.replace('-', '_')}", tag=tag,
+                 summary=f"The tags of the {module} module (from one instance)",
+                 responses={200: {"model": dict[str, Any], "description": "Orthanc's tags JSON"}},
+                 openapi_extra=query_parameters(*TAGS_FORMAT))
 
         _add(f"/{plural}/{{id}}/shared-tags", shared_tags,
              operation_id=f"get_{singular}_shared_tags", tag=tag,
@@ -123,15 +151,24 @@ def _register(level: Level) -> None:
 
     def list_metadata(id: str, request: Request) -> JsonResponse:
         values = _metadata(request, level, id)
+        if flag(request, "numeric"):  # Orthanc 1.12: MetadataType numbers instead of names
+            user = get_context(request).settings.user_metadata
+            numbered = {browse.metadata_number(name, user): value
+                        for name, value in values.items()}
+            numbers = {number: value for number, value in numbered.items() if number is not None}
+            return json_answer({str(n): v for n, v in numbers.items()}
+                               if flag(request, "expand") else list(numbers))
         return json_answer(values if flag(request, "expand") else list(values))
 
     _add(f"/{plural}/{{id}}/metadata", list_metadata, operation_id=f"list_{singular}_metadata",
          tag=tag, summary="Metadata names (or name/value pairs with ?expand)",
          responses={200: {"model": list[str] | dict[str, str]}},
-         openapi_extra=query_parameters(EXPAND("Answer {name: value} instead of the names")))
+         openapi_extra=query_parameters(EXPAND("Answer {name: value} instead of the names"),
+                                        NUMERIC))
 
     def get_metadata(id: str, name: str, request: Request) -> PlainTextResponse:
         values = _metadata(request, level, id)
+        name = browse.metadata_name(name, get_context(request).settings.user_metadata)
         if name not in values:
             raise InexistentItem(f"No metadata {name!r} on this {singular}")
         return PlainTextResponse(values[name])
@@ -163,28 +200,48 @@ _RELATIVES_EXPAND = replace(EXPAND, schema={"type": "boolean", "default": True},
 
 
 def _requested_tags(request: Request) -> list[str]:
-    """``?requestedTags=A;B`` (Orthanc 1.11), also accepted comma-separated."""
-    raw = request.query_params.get("requestedTags") or request.query_params.get("RequestedTags")
-    if not raw:
-        return []
-    return [t for t in raw.replace(",", ";").split(";") if t.strip()] if ";" in raw else \
-        [t for t in [raw.strip()] if t]
+    """``?requested-tags=A;B`` (Orthanc 1.12.4 spelling) or ``?requestedTags=A;B`` (1.11)."""
+    params = request.query_params
+    return find.parse_requested_tags(params.get("requested-tags", params.get("requestedTags")))
+
+
+def _since_limit(request: Request) -> tuple[int, int | None]:
+    """``?since`` and ``?limit`` of ``GET /{level}``; ``limit=0`` answers nothing, as in
+    Orthanc 1.12.4. Orthanc 1.12.4 refuses one without the other (400); Pharos reads a
+    missing since as 0 and a missing limit as none (see the README's differences)."""
+    limit = request.query_params.get("limit")
+    return int_param(request, "since"), None if limit is None else int_param(request, "limit")
 
 
 def _relatives(level: Level, target: Level) -> Callable[..., JsonResponse]:
     def relatives(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
+        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
+        # Orthanc: children are expanded unless ?expand=false; the parent always is.
         expand = request.query_params.get("expand") is None or flag(request, "expand")
         with context.db.read() as conn:
-            return json_answer(browse.related(conn, level, id, target, expand))
+            rows = browse.related_rows(conn, level, id, target)
+            if target.depth < level.depth:
+                return json_answer(find.expanded(conn, target, rows, requested, fmt)[0])
+            if not expand:
+                return json_answer([r.public_id for r in rows])
+            return json_answer(find.expanded(conn, target, rows, requested, fmt))
     return relatives
+
+
+def _module(level: Level, module: str) -> Callable[..., JsonResponse]:
+    def module_tags(id: str, request: Request) -> JsonResponse:
+        return json_answer(instance_service.module_json(
+            get_context(request), level, id, module, dicom_format(request, "full"),
+            ignore_length(request)))
+    return module_tags
 
 
 def _metadata(request: Request, level: Level, public_id: str) -> dict[str, str]:
     context = get_context(request)
     with context.db.read() as conn:
         row = get_row_or_404(conn, level, public_id)
-        return browse.resource_metadata(conn, level, row)
+        return browse.resource_metadata(conn, level, row, context.settings.user_metadata)
 
 
 for _level in LEVELS:
@@ -210,8 +267,9 @@ def attachment_operation(id: str, name: str, operation: str, request: Request) -
     context = get_context(request)
     row = _attachment_row(request, id, name)
     if operation in ("data", "compressed-data"):
-        return Response(instance_service.read_file(context, row),
-                        media_type="application/octet-stream")
+        return blob_answer(request, context.blobs, row.blob_key, row.file_size,
+                           "application/octet-stream", {},
+                           lambda: instance_service.missing_file(row))
     values = {"size": str(row.file_size), "compressed-size": str(row.file_size),
               "md5": row.md5, "compressed-md5": row.md5, "uuid": row.blob_key,
               "is-compressed": "0"}

@@ -15,6 +15,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
+from app.scripting.internal_http import internal_origin
 
 
 def is_loopback(host: str | None) -> bool:
@@ -35,7 +36,8 @@ class SecurityMiddleware:
                       for name, pw in settings.registered_users.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or internal_origin(scope):
+            # Scripts' own REST calls (Lua RestApiGet...) are not authenticated (Orthanc).
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

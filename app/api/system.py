@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -17,9 +19,12 @@ from app.api.schemas import (
     GlobalStatistics,
     SystemInfo,
 )
+from app.dicom.levels import LEVELS
+from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
 from app.index import repository
 from app.services import browse, delete
+from app.services import bulk_content as bulk_content_service
 
 router = APIRouter()
 
@@ -34,11 +39,14 @@ def get_system(request: Request) -> JsonResponse:
         "DatabaseBackendPlugin": None, "DatabaseVersion": 6,
         "DicomAet": settings.dicom_aet, "DicomPort": settings.dicom_port,
         "HasLabels": True, "HttpPort": settings.http_port, "IsHttpServerSecure": False,
+        # Orthanc 1.11+: the main tags each level keeps (its MainDicomTagsSignature).
+        "MainDicomTags": {level.value: main_tags_signature(level) for level in LEVELS},
         "MaximumPatientCount": settings.maximum_patient_count,
         "MaximumStorageMode": settings.maximum_storage_mode,
         "MaximumStorageSize": settings.maximum_storage_size,
         "Name": settings.name, "OverwriteInstances": settings.overwrite_instances,
-        "PluginsEnabled": False, "StorageAreaPlugin": None,
+        "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
+        "StorageAreaPlugin": None,
         "StorageCompression": False, "UserMetadata": settings.user_metadata,
         "Version": ORTHANC_API_VERSION,
         "PharosVersion": __version__, "Product": "Pharos",
@@ -77,11 +85,13 @@ def clear_changes(request: Request) -> JsonResponse:
             response_model=Exports,
             openapi_extra=query_parameters(SINCE("Answer the exports after this sequence number"),
                                 LIMIT("Answer at most this many exports (default 100, at most "
-                                      "10,000)")))
+                                      "10,000)"), LAST))
 def list_exports(request: Request) -> JsonResponse:
+    """The exports log: ``?since=SEQ&limit=N`` pages, ``?last`` the latest."""
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
     with get_context(request).db.read() as conn:
-        return json_answer(browse.exports_json(conn, int_param(request, "since"), limit))
+        return json_answer(browse.exports_json(conn, int_param(request, "since"), limit,
+                                               last="last" in request.query_params))
 
 
 @router.delete("/exports", tags=["Tracking changes"], operation_id="clear_exports",
@@ -103,6 +113,15 @@ async def bulk_delete(request: Request) -> JsonResponse:
         raise BadRequest('The body must be {"Resources": [list of Orthanc IDs]}')
     await run_in_threadpool(delete.bulk_delete, context, body["Resources"])
     return json_answer({})
+
+
+@router.post("/tools/bulk-content", tags=["System"], operation_id="bulk_content",
+             response_model=list[dict[str, Any]], openapi_extra=JSON_BODY_ANY)
+async def bulk_content(request: Request) -> JsonResponse:
+    """Describe many resources: ``{"Resources": [IDs], "Level", "Metadata", "Short"/"Full"}``."""
+    context = get_context(request)
+    body = await json_body(request, context)
+    return json_answer(await run_in_threadpool(bulk_content_service.bulk_content, context, body))
 
 
 @router.get("/tools/now", tags=["System"], operation_id="get_now", response_model=str)

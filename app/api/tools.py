@@ -6,15 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse
 
 from app.api.deps import get_context, json_body, read_body
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY, EmptyAnswer, ResourceRef
+from app.api.schemas import JSON_BODY_ANY, ResourceRef
 from app.dicom.levels import LEVELS, Level
+from app.errors import UnknownResource
 from app.services import find
 
 router = APIRouter()
 
+_EMPTY_TEXT: dict[int | str, Any] = {200: {"description": "An empty body", "content": {
+    "text/plain": {"schema": {"type": "string", "maxLength": 0}}}}}
 _TEXT_BODY = {"requestBody": {"required": True, "content": {
     "text/plain": {"schema": {"type": "string"}}}}}
 
@@ -53,23 +57,31 @@ def _register(level: Level) -> None:
     def get_labels(id: str, request: Request) -> JsonResponse:
         return json_answer(find.labels_of(get_context(request), level, id))
 
-    def put_label(id: str, label: str, request: Request) -> JsonResponse:
-        find.add_label(get_context(request), level, id, label)
-        return json_answer({})
+    # Orthanc answers label operations with an empty text/plain body.
+    def has_label(id: str, label: str, request: Request) -> PlainTextResponse:
+        if label not in find.labels_of(get_context(request), level, id):
+            raise UnknownResource(f"The {singular} has no label {label!r}")
+        return PlainTextResponse("")
 
-    def delete_label(id: str, label: str, request: Request) -> JsonResponse:
+    def put_label(id: str, label: str, request: Request) -> PlainTextResponse:
+        find.add_label(get_context(request), level, id, label)
+        return PlainTextResponse("")
+
+    def delete_label(id: str, label: str, request: Request) -> PlainTextResponse:
         find.remove_label(get_context(request), level, id, label)
-        return json_answer({})
+        return PlainTextResponse("")
 
     router.add_api_route(f"/{plural}/{{id}}/labels", get_labels, methods=["GET"],
                          operation_id=f"list_{singular}_labels", tags=[tag],
                          response_model=list[str])
-    router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", put_label, methods=["PUT"],
-                         operation_id=f"add_{singular}_label", tags=[tag],
-                         response_model=EmptyAnswer)
-    router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", delete_label, methods=["DELETE"],
-                         operation_id=f"remove_{singular}_label", tags=[tag],
-                         response_model=EmptyAnswer)
+    for endpoint, method, operation, summary in (
+            (has_label, "GET", "has", "Empty if the resource has the label, else 404"),
+            (put_label, "PUT", "add", "Add a label (1-64 characters of [A-Za-z0-9_-])"),
+            (delete_label, "DELETE", "remove", "Remove a label (absent: no error)")):
+        router.add_api_route(f"/{plural}/{{id}}/labels/{{label}}", endpoint, methods=[method],
+                             operation_id=f"{operation}_{singular}_label", tags=[tag],
+                             summary=summary, response_model=None,
+                             response_class=PlainTextResponse, responses=_EMPTY_TEXT)
 
 
 for _level in LEVELS:

@@ -402,6 +402,8 @@ class _ObjectReader(io.RawIOBase):
         self._etag = response.get("ETag")
         self._body: Any = response["Body"]
         self._position = 0
+        # Like a file's name (pydicom reads it from any BufferedReader): where the blob is.
+        self.name = f"s3://{store.bucket}/{name}"
 
     def readable(self) -> bool:
         return True

@@ -166,6 +166,8 @@ def drop_retired(document: bytes) -> bytes:
     which is the common case), and empty sequences without a "Value" (PS3.18 F.2.5: an
     attribute without value has no Value field; pydicom writes ``"Value": []``)."""
     document = document.replace(b',"Value":[]', b"")
+    # Stored by earlier releases: a code-extension character set kept its empty first value.
+    document = document.replace(b'"00080005":{"vr":"CS","Value":["",', b'"00080005":{"vr":"CS","Value":[')
     if b'""' in document:  # empty values of multi-valued elements are null (PS3.18 F.2.5)
         document = _EMPTY_IN_ARRAY.sub(b"null", document)
     if (b'0000":{"vr":"UL"' not in document or _GROUP_LENGTH.search(document) is None) \

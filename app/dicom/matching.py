@@ -6,9 +6,14 @@ or range (``A-B``, ``A-``, ``-B`` on DA, TM and DT, PS3.4 C.2.2.2.5).
 
 Two doors parse queries differently, as Orthanc does:
 
-* DICOM (C-FIND, QIDO-RS, ``DatabaseLookup::AddDicomConstraint``): matching is
+* DICOM (QIDO-RS, ``DatabaseLookup::AddDicomConstraint``): matching is
   case-sensitive except for PN values, whose sensitivity is the caller's choice
   (``CaseSensitivePN``); ``*`` is universal matching (PS3.4 C.2.2.2.4).
+* C-FIND (``cfind=True``, Orthanc's ``OrthancFindRequestHandler``): the same case rules,
+  but the constraints are Orthanc's (1.6+): a ``*`` is wild card matching, which an
+  absent attribute never satisfies, and a wildcard on a VR without wild card matching
+  (UI, DA, numbers...) refuses the query. PS3.4 C.2.2.2.4 Note 1 calls ``*`` universal;
+  Pharos answers as Orthanc does, whose release tests require it (see the README).
 * REST (``/tools/find``, ``DatabaseLookup::AddRestConstraint``, ``rest=True``):
   ``CaseSensitive`` applies to every VR; the value is taken as given (no trimming);
   wildcards are only allowed on AE CS LO LT PN SH ST UC UR UT (Orthanc 1.6+, after
@@ -169,7 +174,7 @@ def vr_of(tag: int) -> str:
 
 def parse_constraint(tag: int, keyword: str, query: str, *, case_sensitive_pn: bool = True,
                      vr: str | None = None, rest: bool = False,
-                     case_sensitive: bool = True) -> Constraint:
+                     case_sensitive: bool = True, cfind: bool = False) -> Constraint:
     """Turn one query value into a Constraint, with Orthanc's precedence of rules:
     range (DA/TM/DT with ``-``), then list (``\\``), then wildcard, then single value.
 
@@ -183,6 +188,10 @@ def parse_constraint(tag: int, keyword: str, query: str, *, case_sensitive_pn: b
         raise ValueError(f"Cannot search on the sequence {keyword}")
     if rest:
         return _parse_rest(tag, keyword, query, vr, case_sensitive)
+    if cfind:  # Orthanc's C-FIND SCP: AddDicomConstraint on the DICOM value
+        value = query.strip() if vr not in ("UT", "ST", "LT") else query
+        return _parse_rest(tag, keyword, value, vr,
+                           case_sensitive_pn if vr == "PN" else True)
     case_sensitive = case_sensitive_pn if vr == "PN" else True
     query = query.strip() if vr not in ("UT", "ST", "LT") else query
     if query in ("", "*"):

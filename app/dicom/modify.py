@@ -428,8 +428,9 @@ def detect_modify_level(modification: Modification) -> Level:
 
 
 def check_modify_level(modification: Modification, level: Level) -> None:
-    """Orthanc 1.10.1's sanity check at the patient level (the other per-level checks are
-    disabled there, identifiers being guarded by ``Force`` instead)."""
+    """Orthanc's sanity check at the patient level (the other per-level checks are
+    disabled, identifiers being guarded by ``Force`` instead); since Orthanc 1.11.3 it is
+    skipped when the request has ``"Force": true`` (renaming a whole patient)."""
     if level == Level.PATIENT and not modification.is_replaced(PATIENT_ID):
         raise BadRequest("When modifying a patient, her PatientID is required to be modified")
 

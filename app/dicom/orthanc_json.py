@@ -79,9 +79,11 @@ files, see ``tests/unit/test_orthanc_json.py``): everything matches except
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import struct
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from app.dicom import dictionary as user_dictionary
+
+log = logging.getLogger(__name__)
 
 MAX_STRING_LENGTH = 256
 PIXEL_DATA = 0x7FE00010
@@ -118,6 +122,27 @@ _NUMBER_FORMATS = {"US": ("H", None), "SS": ("h", None), "UL": ("L", None),
 
 ASCII = "ascii"  # Orthanc's Encoding_Ascii: keep printable 7-bit characters and "\n"
 DEFAULT_ENCODING = "latin_1"  # Orthanc's "DefaultEncoding": "Latin1"
+_default_encoding_source: Callable[[], str] | None = None
+
+
+def set_default_encoding_source(source: Callable[[], str] | None) -> None:
+    """Where :func:`default_encoding` reads the codec (the server's runtime setting,
+    ``PUT /tools/default-encoding``, shared by every process); None: Latin1."""
+    global _default_encoding_source
+    _default_encoding_source = source
+
+
+def default_encoding() -> str:
+    """The codec of strings in data sets without SpecificCharacterSet (Orthanc's
+    ``GetDefaultDicomEncoding``)."""
+    source = _default_encoding_source
+    if source is None:
+        return DEFAULT_ENCODING
+    try:
+        return source()
+    except Exception:  # noqa: BLE001 - decoding must never fail for this
+        log.exception("Cannot read the default encoding; using Latin1")
+        return DEFAULT_ENCODING
 
 _DICOM_ENCODINGS = {
     "ISO_IR 6": ASCII, "ISO 2022 IR 6": ASCII,
@@ -152,7 +177,7 @@ def charset_of(value: Any) -> tuple[str, bool]:
     The encoding is a Python codec name, or ``ASCII`` for Orthanc's ASCII filter.
     """
     if value is None:
-        return DEFAULT_ENCODING, False
+        return default_encoding(), False
     if isinstance(value, bytes | bytearray):
         value = _c_string(bytes(value)).decode("latin_1")
     if isinstance(value, str):
@@ -165,17 +190,17 @@ def charset_of(value: Any) -> tuple[str, bool]:
             "ISO_2022_IR_", "ISO 2022 IR ")
         if term:
             return _DICOM_ENCODINGS.get(term, ASCII), extensions
-    return DEFAULT_ENCODING, extensions
+    return default_encoding(), extensions
 
 
 def dataset_charset(ds: Dataset) -> tuple[str, bool]:
     """The (encoding, code extensions) Orthanc uses for every string of *ds*."""
     elem = ds.get_item(SPECIFIC_CHARACTER_SET) if SPECIFIC_CHARACTER_SET in ds else None
     if elem is None:
-        return DEFAULT_ENCODING, False
+        return default_encoding(), False
     value = elem.value
     if value is None or value == b"" or value == "":
-        return DEFAULT_ENCODING, False
+        return default_encoding(), False
     return charset_of(value)
 
 
@@ -469,7 +494,9 @@ def _text_item(value: Any) -> str:
 
 
 def _unknown_vr_text(data: bytes, tag: int, creator: str | None) -> Any:
-    """UN element: a string if the dictionary says so and the bytes are plain ASCII."""
+    """UN element: a string if the dictionary says so and the bytes (up to the first NUL,
+    as a C string) are plain ASCII; the value is kept with its padding otherwise."""
+    data = _c_string(data)
     dict_vr = _entry(tag, creator)[0]
     if dict_vr not in TEXT_VRS or not _ASCII_BYTES.fullmatch(data):
         return NULL
@@ -523,7 +550,7 @@ def decode_value(elem: DataElement | RawDataElement, *,
         vr = _entry(tag, private_creator)[0] or "UN"
     if vr == "SQ" or tag == PIXEL_DATA:
         return None
-    value = _leaf(elem, vr, private_creator, charset or (DEFAULT_ENCODING, False))
+    value = _leaf(elem, vr, private_creator, charset or (default_encoding(), False))
     if value is NULL:
         return None
     if _too_long(value, max_length):
@@ -566,7 +593,8 @@ def _too_long(value: str, max_length: int) -> bool:
 
 
 def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
-                  top_level: bool, header: bool = False) -> dict[str, Any]:
+                  top_level: bool, header: bool = False,
+                  ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     creators: dict[int, str | None] = {}
     for tag in sorted(item.keys()):
@@ -584,7 +612,7 @@ def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
             if isinstance(elem, RawDataElement):
                 elem = item[tag]
             out[key] = {"Name": name, "Type": "Sequence", "Value": [
-                _item_to_json(child, charset, max_length, False)
+                _item_to_json(child, charset, max_length, False, ignore_length=ignore_length)
                 for child in (elem.value or [])]}
             continue
         if header and (vr in BINARY_VRS or dict_vr is None and name == UNKNOWN_NAME):
@@ -592,7 +620,7 @@ def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
         value = NULL if tag == PIXEL_DATA else _leaf(elem, vr, creator, charset)
         if value is NULL:
             out[key] = _leaf_node(name, creator, "Null", None)
-        elif _too_long(value, max_length):
+        elif tag not in ignore_length and _too_long(value, max_length):
             out[key] = _leaf_node(name, creator, "TooLong", None)
         else:
             out[key] = _leaf_node(name, creator, "String", value)
@@ -621,12 +649,15 @@ def _pixel_representation(item: Dataset) -> int | None:
         return None
 
 
-def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH) -> dict[str, Any]:
+def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH,
+                    ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     """The ``full`` format of ``/instances/{id}/tags``: ``{"gggg,eeee": {Name, Type, Value}}``.
 
-    Private elements whose creator is known also carry ``"PrivateCreator"``.
+    Private elements whose creator is known also carry ``"PrivateCreator"``.  The tags of
+    *ignore_length* (``?ignore-length=``) are given whatever their length.
     """
-    return _item_to_json(ds, dataset_charset(ds), max_length, True)
+    return _item_to_json(ds, dataset_charset(ds), max_length, True,
+                         ignore_length=ignore_length)
 
 
 def header_json(file_meta: Dataset | None) -> dict[str, Any]:
@@ -662,4 +693,48 @@ def to_simplified(full: dict[str, Any]) -> dict[str, Any]:
             out[node["Name"]] = node["Value"]
         else:
             out[node["Name"]] = None
+    return dict(sorted(out.items()))
+
+
+# Keys of a resource's JSON that hold tags by keyword (GET /{level}/{id}, ?expand, find).
+RESOURCE_TAG_KEYS = ("MainDicomTags", "PatientMainDicomTags", "RequestedTags")
+
+
+def format_resource_tags(resource: Any, fmt: str) -> Any:
+    """A resource's JSON (or a list of them) in Orthanc's tag format (1.9.4+).
+
+    ``simplify`` (the default of the resource routes) keeps keywords; ``short`` gives
+    ``{"gggg,eeee": value}`` and ``full`` ``{"gggg,eeee": {Name, Type, Value}}``, as
+    Orthanc's ``?short`` / ``?full`` on ``/patients/{id}``, ``?expand`` lists and relatives.
+    """
+    if fmt == "simplify":
+        return resource
+    if isinstance(resource, list):
+        return [format_resource_tags(item, fmt) for item in resource]
+    if not isinstance(resource, dict):
+        return resource
+    out = dict(resource)
+    for key in RESOURCE_TAG_KEYS:
+        tags = out.get(key)
+        if isinstance(tags, dict):
+            out[key] = _keyword_tags_as(tags, fmt)
+    return out
+
+
+def _keyword_tags_as(tags: dict[str, Any], fmt: str) -> dict[str, Any]:
+    from pydicom.datadict import tag_for_keyword
+
+    out: dict[str, Any] = {}
+    for keyword, value in tags.items():
+        number = tag_for_keyword(keyword)
+        if number is None:
+            registered = user_dictionary.find_name(keyword)
+            number = registered.tag if registered is not None else None
+        key = format_tag(number) if number is not None else keyword
+        if fmt == "short":
+            out[key] = value
+        else:
+            kind = "String" if isinstance(value, str) else (
+                "Sequence" if isinstance(value, list) else "Null")
+            out[key] = {"Name": keyword, "Type": kind, "Value": value}
     return dict(sorted(out.items()))

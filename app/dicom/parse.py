@@ -27,8 +27,10 @@ from app.dicom.orthanc_json import dataset_charset, decode_value
 from app.dicom.tags import MAIN_TAGS
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 
-# Binary elements larger than this are replaced by a BulkDataURI in the stored DICOM JSON.
-BULK_DATA_THRESHOLD = 1024
+# Binary elements (OB, OW, OF, OD, OL, OV, UN) longer than this are replaced by a
+# BulkDataURI in the stored DICOM JSON: all non-empty ones, as Orthanc's DICOMweb plugin
+# writes its WADO-RS metadata (PS3.18 F.2.6 leaves the choice to the origin server).
+BULK_DATA_THRESHOLD = 0
 BULK_DATA_MARKER = "bulk:"
 
 
@@ -49,6 +51,8 @@ class ParsedInstance:
     index_in_series_text: str | None = None
     # Orthanc's "PixelDataOffset" metadata (1.9.1+): file offset of the top-level (7fe0,0010).
     pixel_data_offset: int | None = None
+    # Orthanc's "PixelDataVR" metadata (1.12.1+): the VR of PixelData when not the expected one.
+    pixel_data_vr: str | None = None
 
     def tag(self, level: Level, keyword: str) -> str | None:
         return self.main_tags[level].get(keyword)
@@ -132,7 +136,29 @@ def parse_instance(data: bytes) -> ParsedInstance:
     except Exception as error:  # noqa: BLE001 — malformed values surface while decoding
         raise BadFileFormat(f"Cannot decode the DICOM file: {error}") from error
     parsed.pixel_data_offset = pixel_data_offset(data)
+    if parsed.pixel_data_offset is not None:
+        parsed.pixel_data_vr = nonstandard_pixel_data_vr(ds, parsed.transfer_syntax)
     return parsed
+
+
+def nonstandard_pixel_data_vr(ds: Dataset, transfer_syntax: str) -> str | None:
+    """Orthanc's ``PixelDataVR`` metadata (1.12.1+): the VR of PixelData when it is not the
+    one PS3.5 A.1-A.4 expects (explicit VR: OW above 8 bits allocated, else OB; implicit
+    VR: OW; encapsulated: OB), e.g. 8-bit pixels written as OW; None when as expected."""
+    if _PIXEL_DATA not in ds:
+        return None
+    if transfer_syntax == _IMPLICIT:
+        return None  # always OW, as expected
+    if transfer_syntax not in (_EXPLICIT_LITTLE, _BIG_ENDIAN):
+        return None  # encapsulated: always OB
+    actual = ds.get_item(_PIXEL_DATA).VR
+    bits = ds.get_item(0x00280100) if 0x00280100 in ds else None
+    try:
+        allocated = int(ds[0x00280100].value) if bits is not None else 8
+    except (TypeError, ValueError):
+        allocated = 8
+    expected = "OW" if allocated > 8 else "OB"
+    return actual if actual in ("OB", "OW") and actual != expected else None
 
 
 def _required(ds: Dataset, keyword: str, charset: tuple[str, bool] | None,
@@ -191,15 +217,40 @@ def _extract(ds: Dataset) -> ParsedInstance:
 def dicom_json_of(ds: Dataset) -> dict[str, Any]:
     """PS3.18 F DICOM JSON with bulk data replaced by ``bulk:<tag path>`` markers.
 
-    The markers are rewritten into absolute BulkDataURIs when WADO-RS answers, from the
+    The path is Orthanc's plugin's: lower-case tags, and for an element inside a sequence
+    ``<sequence tag>/<item number from 1>/<tag>`` (``bulk:60031010/1/60031011``). The
+    markers are rewritten into absolute BulkDataURIs when WADO-RS answers, from the
     request's own host, so the stored JSON does not depend on any address.
     """
     def handler(elem: Any) -> str:
-        return f"{BULK_DATA_MARKER}{elem.tag:08X}"
+        return f"{BULK_DATA_MARKER}{elem.tag:08x}"
 
     # Same output as ds.to_json_dict(...), 2-3x faster (tests/unit/test_fast_json.py).
-    return fast_json.to_json_dict(ds, bulk_data_threshold=BULK_DATA_THRESHOLD,
-                                  bulk_data_element_handler=handler)
+    document = fast_json.to_json_dict(ds, bulk_data_threshold=BULK_DATA_THRESHOLD,
+                                      bulk_data_element_handler=handler)
+    _bulk_paths(document, "")
+    _charset_without_leading_empty(document)
+    return document
+
+
+def _charset_without_leading_empty(document: dict[str, Any]) -> None:
+    r"""``\ISO 2022 IR 149`` (code extensions, the default repertoire first) is written
+    ``["ISO 2022 IR 149"]``, as Orthanc writes it (DicomWebJsonVisitor)."""
+    element = document.get("00080005")
+    values = element.get("Value") if isinstance(element, dict) else None
+    if isinstance(values, list) and len(values) > 1 and values[0] in ("", None):
+        element["Value"] = values[1:]
+
+
+def _bulk_paths(document: dict[str, Any], prefix: str) -> None:
+    """Give the bulk markers nested in sequences their path (the handler sees no parents)."""
+    for key, element in document.items():
+        if prefix and "BulkDataURI" in element:
+            element["BulkDataURI"] = f"{BULK_DATA_MARKER}{prefix}{key.lower()}"
+        elif element.get("vr") == "SQ":
+            for number, item in enumerate(element.get("Value") or (), start=1):
+                if isinstance(item, dict):
+                    _bulk_paths(item, f"{prefix}{key.lower()}/{number}/")
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -255,6 +306,7 @@ _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _IMPLICIT = "1.2.840.10008.1.2"
+_EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 
 
 def pixel_data_offset(data: bytes) -> int | None:

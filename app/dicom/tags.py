@@ -46,6 +46,12 @@ IDENTIFIER_KEYWORD: dict[Level, str] = {
 }
 
 
+def main_tags_signature(level: Level) -> str:
+    """Orthanc's ``MainDicomTagsSignature`` of a level (1.11+): the sorted ``gggg,eeee`` of
+    its main tags joined by ``;``; ``/system`` and the resources' metadata show it."""
+    return ";".join(sorted(format_tag(int(tag)) for tag, _ in MAIN_TAGS[level]))
+
+
 def format_tag(tag: int) -> str:
     """Orthanc's ``gggg,eeee`` spelling (lower-case hexadecimal)."""
     return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"

@@ -38,6 +38,8 @@ from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import uid_to_service_class
 from pynetdicom.transport import AssociationSocket
 from pynetdicom.transport import RequestHandler as PynetdicomRequestHandler
 
@@ -126,6 +128,32 @@ class _Association(Association):
                 messages.not_empty.notify()
             return None, None
         return item
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """pynetdicom's dispatch, except that a C-STORE of a SOP class it does not know
+        as storage (accepted in "promiscuous mode", app/dimse/negotiation.py) goes to
+        the storage service instead of aborting the association."""
+        if isinstance(msg, C_STORE) and msg.is_valid_request and not self._sent_release \
+                and uid_to_service_class(str(msg.AffectedSOPClassUID or "")) \
+                is not StorageServiceClass:
+            context = self._accepted_cx.get(context_id)
+            if context is None:
+                log.info("C-STORE on a rejected presentation context %d: aborting", context_id)
+                self.abort()
+                return
+            self.dimse.cancel_req = {}
+            self._is_paused = True
+            try:
+                StorageServiceClass(self).SCP(msg, context)
+            except Exception:  # noqa: BLE001 - as pynetdicom does
+                log.exception("C-STORE of an unknown SOP class failed")
+                self.abort()
+                return
+            finally:
+                self._is_paused = False
+            self.dimse.cancel_req = {}
+            return
+        super()._serve_request(msg, context_id)
 
     def _run_reactor(self) -> None:
         """pynetdicom 3.0's ``Association._run_reactor`` (acceptor), with the message

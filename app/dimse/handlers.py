@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
 
 from app.config import Modality
 from app.dicom.limits import check_pixel_decode, current, inflated_size
+from app.dimse import negotiation
 from app.dimse.common import (
     ae_title,
     enable_tcp_nodelay,
@@ -45,6 +46,8 @@ from app.dimse.common import (
 from app.dimse.scu import storage_contexts
 from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
 from app.errors import BadRequest, PharosError
+from app.scripting import events as scripting_events
+from app.services import runtime
 from app.services.context import ServerContext
 from app.services.dimse_query import FindAnswers
 from app.services.ingest import ingest_instance
@@ -97,8 +100,10 @@ def _peer(event: evt.Event, peers: Peers) -> Peer:
 
 # --- association ----------------------------------------------------------------------------
 
-def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
-    """EVT_REQUESTED: reject (PS3.8 9.3.4) or accept only the services the caller may use."""
+def handle_requested(event: evt.Event, context: ServerContext, policy: Policy,
+                     peers: Peers) -> None:
+    """EVT_REQUESTED: reject (PS3.8 9.3.4), or support exactly the presentation contexts
+    this caller may use (:mod:`app.dimse.negotiation`)."""
     assoc = event.assoc
     try:
         request = assoc.requestor.primitive
@@ -112,9 +117,13 @@ def handle_requested(event: evt.Event, policy: Policy, peers: Peers) -> None:
         peer = Peer(calling, called, ip, policy.lookup(calling, ip))
         peers[assoc] = peer
         allowed = {service for service in Service if policy.allows(peer, service)}
-        assoc.acceptor.supported_contexts = [
-            cx for cx in assoc.acceptor.supported_contexts
-            if SERVICE_OF_SOP_CLASS.get(cx.abstract_syntax, Service.STORE) in allowed]
+        acceptance = runtime.presentation_acceptance(context, calling, ip)
+        proposed = [cx.abstract_syntax for cx in
+                    request.presentation_context_definition_list or []]
+        assoc.acceptor.supported_contexts = negotiation.supported_contexts(
+            proposed, SERVICE_OF_SOP_CLASS, allowed,
+            negotiation.network_syntaxes(acceptance.transfer_syntaxes),
+            acceptance.unknown_sop_class)
         log.info("Association from %s (%s) to %s: %s", calling, ip, called,
                  ", ".join(sorted(allowed)) or "no service")
     except Exception:  # noqa: BLE001 - fail closed, never raise
@@ -171,12 +180,13 @@ def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
             received_dataset_bytes(request),
             sop_class_uid=str(request.AffectedSOPClassUID or ""),
             sop_instance_uid=sop_instance,
-            transfer_syntax_uid=str(event.context.transfer_syntax),
-            source_aet=peer.calling_aet)
-        ingest_instance(context, data, {
+            transfer_syntax_uid=str(event.context.transfer_syntax))
+        result = ingest_instance(context, data, {
             "Origin": "DicomProtocol", "RemoteAET": peer.calling_aet,
             "RemoteIP": peer.ip, "CalledAET": peer.called_aet})
-        return SUCCESS
+        # A ReceivedCStoreInstanceFilter (Lua/Python) may refuse with its own status.
+        return status(result.dimse_status, "Refused by a filter") if result.dimse_status \
+            else SUCCESS
     except PharosError as error:
         log.warning("C-STORE of %s from %s refused: %s", sop_instance, peer.calling_aet, error)
         return status(error.dimse_status, str(error))
@@ -195,8 +205,9 @@ def handle_find(event: evt.Event, context: ServerContext, policy: Policy,
         if not policy.allows(peer, Service.FIND):
             yield status(NOT_AUTHORIZED, "C-FIND not allowed for this AET"), None
             return
-        answers = FindAnswers(context, bounded_identifier(event),
-                              retrieve_aet=context.settings.dicom_aet)
+        identifier = scripting_events.incoming_find_identifier(  # IncomingFindRequestFilter
+            context, bounded_identifier(event), _find_origin(peer))
+        answers = FindAnswers(context, identifier, retrieve_aet=context.settings.dicom_aet)
         count = 0
         for answer in answers:
             if event.is_cancelled:  # PS3.4 C.4.1.2.2.1: C-CANCEL-FIND
@@ -214,6 +225,12 @@ def handle_find(event: evt.Event, context: ServerContext, policy: Policy,
     except Exception as error:  # noqa: BLE001
         log.exception("C-FIND from %s failed", peer.calling_aet)
         yield status(CANNOT_UNDERSTAND, f"Cannot process the query: {error}"), None
+
+
+def _find_origin(peer: Peer) -> dict[str, str]:
+    """The ``origin`` of IncomingFindRequestFilter (Orthanc's FormatOrigin)."""
+    return {"RemoteIp": peer.ip, "RemoteAet": peer.calling_aet, "CalledAet": peer.called_aet,
+            "Manufacturer": peer.modality.manufacturer if peer.modality else "Generic"}
 
 
 # --- C-MOVE and C-GET -----------------------------------------------------------------------
@@ -244,11 +261,31 @@ def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
         yield None, None  # pynetdicom answers A801 "Move destination unknown"
         return
     items = instances_to_retrieve(context, bounded_identifier(event))  # may raise: see module doc
+    if not items:  # PS3.4 C.4.2.1.5: no match is a success without sub-operations
+        log.info("C-MOVE from %s: no stored resource matches", peer.calling_aet)
+        yield destination.host, destination.port
+        yield 0
+        return
+    if not context.settings.synchronous_cmove:
+        _submit_move(context, event, destination, items, peer)
+        yield destination.host, destination.port
+        yield 0  # nothing sent within the C-MOVE: the job sends (Orthanc's AsynchronousMove)
+        return
     contexts = storage_contexts({(i.sop_class_uid, i.transfer_syntax_uid) for i in items})
     yield destination.host, destination.port, {
         "contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, enable_tcp_nodelay)]}
     yield len(items)
     yield from _sub_operations(event, context, items, peer)
+
+
+def _submit_move(context: ServerContext, event: evt.Event, destination: Modality,
+                 items: list[RetrieveItem], peer: Peer) -> None:
+    from app.services import network
+    job = network.submit_move_store(
+        context, destination, [item.public_id for item in items],
+        originator_aet=peer.calling_aet, originator_id=int(event.request.MessageID or 0))
+    log.info("C-MOVE from %s to %s: %d instance(s) in job %s", peer.calling_aet,
+             destination.aet, len(items), job)
 
 
 def handle_get(event: evt.Event, context: ServerContext, policy: Policy,
@@ -307,6 +344,6 @@ def _fit_get_contexts(assoc: Any, dataset: Dataset) -> Dataset:
     target = ExplicitVRLittleEndian if ExplicitVRLittleEndian in accepted \
         else ImplicitVRLittleEndian
     check_pixel_decode(dataset)
-    dataset.decompress()
+    dataset.decompress(generate_instance_uid=False)  # the same instance, decoded
     dataset.file_meta.TransferSyntaxUID = target
     return dataset

@@ -1,10 +1,10 @@
 """The DICOM SCP: a pynetdicom AE listening on DicomPort as DicomAet, in a background
 thread started by the app's lifespan (``start_scp(context).stop()``).
 
-It accepts C-ECHO, C-STORE for every storage SOP class pynetdicom knows (and unknown
-ones with ``UnknownSopClassAccepted``) in every transfer syntax pydicom knows, C-FIND,
-C-MOVE and C-GET in the Patient Root and Study Root models (PS3.4 C.6.1, C.6.2), with
-the SCP/SCU role selection C-GET needs. Associations time out after DicomScpTimeout
+It accepts C-ECHO, C-STORE for every storage SOP class (and unknown ones with
+``UnknownSopClassAccepted``) in the accepted transfer syntaxes (runtime settings),
+C-FIND, C-MOVE and C-GET in the Patient Root and Study Root models (PS3.4 C.6.1,
+C.6.2), with the SCP/SCU role selection C-GET needs (app/dimse/negotiation.py). Associations time out after DicomScpTimeout
 seconds of silence; sockets run with TCP_NODELAY.
 """
 
@@ -14,19 +14,18 @@ import logging
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
-from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dimse import handlers
 from app.dimse.acceptor import RequestHandler
 from app.dimse.common import (
-    ACCEPTED_TRANSFER_SYNTAXES,
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
-    UNCOMPRESSED,
     enable_tcp_nodelay,
     seconds,
 )
+from app.dimse.negotiation import GENERIC_SYNTAXES
 from app.dimse.security import Policy
 from app.services.context import ServerContext
 
@@ -64,6 +63,8 @@ class RunningScp:
 
 
 def build_ae(context: ServerContext) -> AE:
+    """The AE: timeouts, identity, limits. Its supported presentation contexts are set
+    per association by ``handlers.handle_requested`` (app/dimse/negotiation.py)."""
     settings = context.settings
     ae = AE(ae_title=settings.dicom_aet)
     ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
@@ -74,16 +75,13 @@ def build_ae(context: ServerContext) -> AE:
     ae.network_timeout = timeout  # type: ignore[assignment]
     ae.acse_timeout = timeout  # type: ignore[assignment]
     ae.dimse_timeout = timeout  # type: ignore[assignment]
+    # C-MOVE sub-associations are opened by this AE: a destination that does not answer
+    # the TCP connection gives up after DicomScuTimeout, as Orthanc's SCU connections.
+    ae.connection_timeout = seconds(settings.dicom_scu_timeout)
     # The called-AET check is the Policy's (Orthanc's rules, logged), not pynetdicom's.
     ae.require_called_aet = False
-    syntaxes = [str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
-    ae.add_supported_context(handlers.Verification, [str(ts) for ts in UNCOMPRESSED])
-    for sop_class in handlers.SERVICE_OF_SOP_CLASS:
-        if sop_class != handlers.Verification:
-            ae.add_supported_context(sop_class, [str(ts) for ts in UNCOMPRESSED])
-    # scu_role/scp_role: accept a C-GET requestor's proposal to act as storage SCP.
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, syntaxes, scu_role=True, scp_role=True)
+    # pynetdicom refuses to start a server without a supported context.
+    ae.add_supported_context(handlers.Verification, list(GENERIC_SYNTAXES))
     return ae
 
 
@@ -94,15 +92,12 @@ def start_scp(context: ServerContext) -> Stoppable:
     # pynetdicom's "standard" handlers format every PDU and DIMSE message for its
     # INFO/DEBUG lines even when the logger drops them (~5% of a C-STORE): unbind them.
     _config.LOG_HANDLER_LEVEL = "none"
-    # Unknown (private) SOP classes go to the storage service (pynetdicom's switch is
-    # process-wide; only the SCP process sets it).
-    _config.UNRESTRICTED_STORAGE_SERVICE = bool(settings.unknown_sop_class_accepted)
     policy = Policy(context)
     peers: handlers.Peers = WeakKeyDictionary()
     ae = build_ae(context)
     bound = [
         (evt.EVT_CONN_OPEN, enable_tcp_nodelay),
-        (evt.EVT_REQUESTED, handlers.handle_requested, [policy, peers]),
+        (evt.EVT_REQUESTED, handlers.handle_requested, [context, policy, peers]),
         (evt.EVT_C_ECHO, handlers.handle_echo, [policy, peers]),
         (evt.EVT_C_STORE, handlers.handle_store, [context, policy, peers]),
         (evt.EVT_C_FIND, handlers.handle_find, [context, policy, peers]),

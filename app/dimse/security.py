@@ -7,10 +7,11 @@
   changed through REST) has it; with ``DicomCheckModalityHost`` the modality's Host must
   also be the peer's IP address. AETs compare case-insensitively
   (Orthanc's ``StrictAetComparison`` default).
-* Unknown calling AETs: the association is accepted only when ``DicomAlwaysAllowEcho``
-  or ``DicomAlwaysAllowStore`` is on (otherwise rejected, reason 3 "calling AE title not
-  recognized"); then C-ECHO is allowed when ``DicomAlwaysAllowEcho``, C-STORE when
-  ``DicomAlwaysAllowStore``; C-FIND, C-MOVE and C-GET are refused.
+* Unknown calling AETs: the association is accepted only when one of the
+  ``DicomAlwaysAllow{Echo,Store,Find,Get,Move}`` options is on (otherwise rejected,
+  reason 3 "calling AE title not recognized"); then each service is allowed when its
+  ``DicomAlwaysAllow*`` option is on (Echo and Store default to true, the others to
+  false, as in Orthanc 1.9.7+).
 * Known modalities: their ``AllowEcho``/``AllowStore``/``AllowFind``/``AllowMove``/
   ``AllowGet``, each ORed with the ``DicomAlwaysAllow*`` option of the same service.
 
@@ -107,18 +108,26 @@ class Policy:
             log.warning("Association from %s (%s) rejected: called AET %r is not %r",
                         calling_aet, ip, called_aet, settings.dicom_aet)
             return 7  # called AE title not recognized
-        if settings.dicom_always_allow_echo or settings.dicom_always_allow_store:
+        if any(self._always(service) for service in Service):
             return None
         if self.lookup(calling_aet, ip) is None:
             log.warning("Association from unknown AET %r (%s) rejected", calling_aet, ip)
             return 3  # calling AE title not recognized
         return None
 
-    def allows(self, peer: Peer, service: Service) -> bool:
+    def _always(self, service: Service) -> bool:
+        """``DicomAlwaysAllow<Service>``: even unknown AETs may use the service."""
         settings = self.settings
-        if service == Service.ECHO and settings.dicom_always_allow_echo:
-            return True
-        if service == Service.STORE and settings.dicom_always_allow_store:
+        return bool({
+            Service.ECHO: settings.dicom_always_allow_echo,
+            Service.STORE: settings.dicom_always_allow_store,
+            Service.FIND: settings.dicom_always_allow_find,
+            Service.MOVE: settings.dicom_always_allow_move,
+            Service.GET: settings.dicom_always_allow_get,
+        }[service])
+
+    def allows(self, peer: Peer, service: Service) -> bool:
+        if self._always(service):
             return True
         modality = peer.modality
         if modality is None:

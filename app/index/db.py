@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -98,6 +102,19 @@ class _FileLock:
         fcntl.flock(self._handle, fcntl.LOCK_UN)
 
 
+# (change type, level, public ID): Orthanc's ServerIndexChange. Change types are those of
+# /changes plus the ones Orthanc signals without logging them ("Deleted").
+IndexEvent = tuple[str, Any, str]
+EVENTS_KEY = "pharos.events"
+
+
+def note_events(conn: Connection, events: Iterable[IndexEvent]) -> None:
+    """Record events of the current write transaction; dispatched only if it commits."""
+    pending = conn.info.get(EVENTS_KEY)
+    if pending is not None:
+        pending.extend(events)
+
+
 class Database:
     """The engine plus the write discipline: one writer at a time on SQLite (a thread
     lock within the process, a file lock between processes)."""
@@ -110,6 +127,7 @@ class Database:
         path = url.split("///", 1)[-1] if self.sqlite else ""
         self._file_lock = _FileLock(Path(path + ".writelock")) \
             if self.sqlite and path and path != ":memory:" else None
+        self._listeners: list[Callable[[list[IndexEvent]], None]] = []
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -118,19 +136,45 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that commits on success and rolls back on error."""
+        """A transaction that commits on success and rolls back on error; after a commit,
+        the events it noted (:func:`note_events`) go to the listeners."""
+        events: list[IndexEvent] = []
         if self._write_lock is None:
             with self.engine.begin() as connection:
-                yield connection
-            return
-        with self._write_lock, self._file_lock or nullcontext(), \
-                self.engine.connect() as connection:
-            connection.info["write"] = True
-            try:
-                with connection.begin():
+                connection.info[EVENTS_KEY] = events
+                try:
                     yield connection
-            finally:
-                connection.info["write"] = False
+                finally:
+                    connection.info.pop(EVENTS_KEY, None)
+        else:
+            with self._write_lock, self._file_lock or nullcontext(), \
+                    self.engine.connect() as connection:
+                connection.info["write"] = True
+                connection.info[EVENTS_KEY] = events
+                try:
+                    with connection.begin():
+                        yield connection
+                finally:
+                    connection.info["write"] = False
+                    connection.info.pop(EVENTS_KEY, None)
+        if events:
+            self._dispatch(events)
+
+    def add_listener(self, listener: Callable[[list[IndexEvent]], None]) -> None:
+        """Call *listener* with the events of every committed write transaction (scripting
+        callbacks: OnStable*, OnDeleted*, OnUpdated*). It must return quickly."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[list[IndexEvent]], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _dispatch(self, events: list[IndexEvent]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(events)
+            except Exception:  # noqa: BLE001 — a listener never fails a committed write
+                log.exception("Index event listener failed")
 
     def dispose(self) -> None:
         self.engine.dispose()

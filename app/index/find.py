@@ -9,7 +9,8 @@ value) is re-checked in Python with the reference matcher (``app.dicom.matching`
 Two query modes mirror Orthanc's two lookups:
 
 * DICOM (C-FIND, C-MOVE keys): a key of a lower level than the query matches when one
-  descendant matches (``EXISTS``).
+  descendant matches (``EXISTS``); a tag that is no main tag is matched on the DICOM
+  JSON of the resource's first instance, as Orthanc's C-FIND SCP does.
 * REST (``FindQuery.rest``, ``/tools/find``), like Orthanc 1.10's
   ``ServerContext::Apply``: tags of the query level and its parents are matched on the
   resource's main tags; patient tags of a study, series or instance are the copy the
@@ -46,6 +47,7 @@ from sqlalchemy import (
 
 from app.dicom.levels import Level
 from app.dicom.matching import Constraint, Kind
+from app.dicom.tag_values import TagValue, from_dicom_json
 from app.dicom.tags import MAIN_TAG_KEYWORDS
 from app.dicom.text import normalize
 from app.index.repository import (
@@ -302,7 +304,10 @@ def _compile(conn: Connection, query: FindQuery) -> _Compiled:
                 compiled.post.append(_PostItem(LeveledConstraint(
                     constraint, Level.SERIES), "modalities"))
             continue
-        if query.rest and not is_main_tag(keyword):
+        if not is_main_tag(keyword) and (query.rest or keyword not in COLUMNS):
+            # Orthanc matches a tag that is no main tag on the DICOM JSON of the first
+            # instance (C-FIND and /tools/find alike); DICOM queries keep the indexed
+            # columns Pharos has beyond the main tags (SOPClassUID).
             compiled.post.append(_PostItem(item, "sample"))
             continue
         below = item.level.depth > level.depth
@@ -571,6 +576,29 @@ def _study_patient_tags(conn: Connection, level: Level, pks: Sequence[int]) -> d
             for pk, study_pk, tags in rows}
 
 
+# --- /tools/lookup ---------------------------------------------------------------------------
+
+IDENTIFIER_COLUMNS = ((Level.PATIENT, "PatientID"), (Level.STUDY, "StudyInstanceUID"),
+                      (Level.SERIES, "SeriesInstanceUID"), (Level.INSTANCE, "SOPInstanceUID"))
+
+
+def lookup_identifier(conn: Connection, value: str) -> list[tuple[Level, str]]:
+    """Resources whose identifier (PatientID, Study/Series/SOP Instance UID) is *value*,
+    ignoring case: Orthanc keeps identifiers upper-cased (``NormalizeIdentifier``) and
+    looks them up so. Indexed: case variants of the value, not ``upper(column)``."""
+    answer: list[tuple[Level, str]] = []
+    for level, keyword in IDENTIFIER_COLUMNS:
+        constraint = Constraint(0, keyword, Kind.EQUAL, (value,), case_sensitive=False)
+        table = TABLE[level]
+        condition, exact = _raw_condition(table.c[COLUMNS[keyword].name], constraint,
+                                          conn.dialect.name)
+        rows = conn.execute(select(table.c.public_id, table.c[COLUMNS[keyword].name])
+                            .where(condition).order_by(table.c.pk))
+        answer.extend((level, public_id) for public_id, stored in rows
+                      if exact or constraint.matches(stored))
+    return answer
+
+
 # --- reading tag values for many resources --------------------------------------------------
 
 def tag_values(conn: Connection, level: Level, pks: Sequence[int], keywords: Sequence[str],
@@ -689,6 +717,81 @@ def json_value(document: dict[str, Any], keyword: str) -> str | None:
         else:
             parts.append(str(value))
     return "\\".join(parts)
+
+
+# --- RequestedTags ---------------------------------------------------------------------------
+
+# Computed tags answered as RequestedTags, at the level each is computed for (Orthanc's
+# ``ComputeTags``: asked at another level, they are left out).
+REQUESTED_COMPUTED_TAGS = {**COMPUTED_TAGS, "InstanceAvailability": Level.INSTANCE}
+
+
+def requested_tag_values(conn: Connection, level: Level, rows: Sequence[Any],
+                         tags: Sequence[tuple[int, str]]) -> dict[int, dict[int, TagValue]]:
+    """Orthanc's ``RequestedTags`` (1.11+) of resources at *level*, by resource pk.
+
+    As ``ServerContext::ExpandResource``: a main tag of the level or of an ancestor comes
+    from the index (patient tags of lower levels: the copy their study keeps), and is
+    left out when the resource has none; a computed tag is computed when asked at its own
+    level; any other tag (a main tag of a lower level included) comes from the DICOM JSON
+    of the resource's first instance, sequences included, and is left out when absent.
+    """
+    answer: dict[int, dict[int, TagValue]] = {row.pk: {} for row in rows}
+    pks = [row.pk for row in rows]
+    if not pks:
+        return answer
+    by_level: dict[Level, list[tuple[int, str]]] = {}
+    from_file: list[tuple[int, str]] = []
+    for tag, keyword in tags:
+        if keyword in REQUESTED_COMPUTED_TAGS:
+            if REQUESTED_COMPUTED_TAGS[keyword] == level:
+                for pk, value in _requested_computed(conn, level, pks, keyword).items():
+                    if value is not None:
+                        answer[pk][tag] = value
+            continue
+        source = _main_tag_source(level, keyword)
+        if source is None:
+            from_file.append((tag, keyword))
+        else:
+            by_level.setdefault(source, []).append((tag, keyword))
+    for source, wanted in by_level.items():
+        if source == level:
+            main = {row.pk: orjson.loads(row.main_tags) for row in rows}
+        elif source == Level.PATIENT:
+            main = _study_patient_tags(conn, level, pks)
+        else:
+            main = _main_tags(conn, level, pks, source)
+        for pk, values in main.items():
+            for tag, keyword in wanted:
+                if keyword in values:
+                    answer[pk][tag] = values[keyword]
+    if from_file:
+        for pk, document in first_instance_json(conn, level, pks).items():
+            for tag, _ in from_file:
+                element = document.get(f"{tag:08X}")
+                if element is not None:
+                    answer[pk][tag] = from_dicom_json(element)
+    return answer
+
+
+def _main_tag_source(level: Level, keyword: str) -> Level | None:
+    """The level (this one or an ancestor) whose main tags hold *keyword*, if any."""
+    current: Level | None = level
+    while current is not None:
+        if keyword in MAIN_TAG_KEYWORDS[current]:
+            return current
+        current = current.parent
+    return None
+
+
+def _requested_computed(conn: Connection, level: Level, pks: list[int],
+                        keyword: str) -> dict[int, str | None]:
+    if keyword == "InstanceAvailability":  # every stored instance is on line
+        return dict.fromkeys(pks, "ONLINE")
+    values: dict[int, str | None] = dict(computed_tag(conn, level, pks, keyword))
+    if keyword == "SOPClassesInStudy":  # Orthanc leaves it out when there is none
+        values = {pk: value or None for pk, value in values.items()}
+    return values
 
 
 # --- computed tags --------------------------------------------------------------------------

@@ -150,3 +150,23 @@ def prune_history(conn: Connection, keep: int, protect_after: str) -> int:
 def count_by_state(conn: Connection) -> dict[str, int]:
     return {state: int(count) for state, count in conn.execute(
         select(JOBS.c.state, func.count()).group_by(JOBS.c.state))}
+
+
+def job_outputs(conn: Connection, job_types: Sequence[str]) -> list[Row]:
+    """(id, output_key) of the finished jobs of *job_types* that still have an output,
+    the most recently completed first."""
+    return list(conn.execute(
+        select(JOBS.c.id, JOBS.c.output_key)
+        .where(and_(JOBS.c.type.in_(list(job_types)), JOBS.c.state == SUCCESS,
+                    JOBS.c.output_key.is_not(None)))
+        .order_by(JOBS.c.completion_time.desc(), JOBS.c.seq.desc())))
+
+
+def clear_output(conn: Connection, job_id: str) -> str | None:
+    """Forget the output of a job; answer the blob key it had (None: it had none)."""
+    key = conn.execute(select(JOBS.c.output_key).where(JOBS.c.id == job_id)).scalar()
+    if key is None:
+        return None
+    conn.execute(update(JOBS).where(and_(JOBS.c.id == job_id, JOBS.c.output_key == key))
+                 .values(output_key=None))
+    return str(key)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -207,10 +208,29 @@ class StoredModality(Base):
     config: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class RuntimeSetting(Base):
+    """Orthanc's settings changeable at run time (``/tools/default-encoding``,
+    ``/tools/accepted-transfer-syntaxes``, ``/tools/log-level``...): one row per name,
+    shared by every process of the server; written from the configuration at start."""
+
+    __tablename__ = "runtime_settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class StoredPeer(Base):
     """Orthanc peers added through the REST API (OrthancPeersInDatabase)."""
 
     __tablename__ = "peers"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    config: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoredDicomWebServer(Base):
+    """Remote DICOMweb servers added through ``PUT /dicom-web/servers/{name}`` (the
+    DICOMweb plugin's ``ServersInDatabase``; volatile entries otherwise, see network)."""
+
+    __tablename__ = "dicomweb_servers"
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     config: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -225,11 +245,16 @@ class Query(Base):
     query: Mapped[bytes] = mapped_column(LargeBinary)  # the request (JSON)
     answers: Mapped[bytes] = mapped_column(LargeBinary)  # list of DICOM JSON datasets
     created: Mapped[float] = mapped_column()
+    # {"Normalize", "LocalAet", "Timeout", "Remote"}: JSON; NULL for queries of 0.1
+    options: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
 # and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+# Migration 0007: case-insensitive PatientID look-ups (/tools/lookup, find with
+# CaseSensitive false) compare upper(patient_id) when the value has many letters.
+Index("ix_patients_patient_id_upper", func.upper(Patient.patient_id))
 for _name, _column in (("ix_patients_patient_id_pattern", Patient.patient_id),
                        ("ix_patients_patient_name_norm_pattern", Patient.patient_name_norm),
                        ("ix_studies_accession_pattern", Study.accession),

@@ -11,9 +11,10 @@ from app.index.repository import EXPORTS, get_row, parent_row
 
 MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]
 PEERS: Table = models.StoredPeer.__table__  # type: ignore[assignment]
+DICOMWEB_SERVERS: Table = models.StoredDicomWebServer.__table__  # type: ignore[assignment]
 QUERIES: Table = models.Query.__table__  # type: ignore[assignment]
 
-_TABLES = {"modalities": MODALITIES, "peers": PEERS}
+_TABLES = {"modalities": MODALITIES, "peers": PEERS, "dicomweb-servers": DICOMWEB_SERVERS}
 
 
 # --- modalities and peers (a JSON document per name; b"null" marks a deleted config entry)
@@ -33,9 +34,10 @@ def put_entry(conn: Connection, kind: str, name: str, config: bytes) -> None:
 # --- queries --------------------------------------------------------------------------
 
 def insert_query(conn: Connection, *, query_id: str, modality: str, level: str, query: bytes,
-                 answers: bytes, created: float) -> None:
+                 answers: bytes, created: float, options: bytes) -> None:
     conn.execute(insert(QUERIES).values(id=query_id, modality=modality, level=level,
-                                        query=query, answers=answers, created=created))
+                                        query=query, answers=answers, created=created,
+                                        options=options))
 
 
 def get_query(conn: Connection, query_id: str) -> Row | None:

@@ -13,6 +13,7 @@ from app.index.repository import (
     METADATA,
     PATIENTS,
     PIXEL_DATA_OFFSET,
+    PIXEL_DATA_VR,
     SERIES,
     STUDIES,
     STUDY_PATIENT_TAGS,
@@ -82,3 +83,4 @@ def refresh(conn: Connection, instance_pk: int, parsed: ParsedInstance, *, blob_
     offset = parsed.pixel_data_offset
     _set_metadata(conn, Level.INSTANCE, instance_pk, PIXEL_DATA_OFFSET,
                   None if offset is None else str(offset))
+    _set_metadata(conn, Level.INSTANCE, instance_pk, PIXEL_DATA_VR, parsed.pixel_data_vr)

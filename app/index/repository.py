@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +33,8 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
+from app.index.db import note_events
+from app.timeutil import now_stamp
 
 PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
 STUDIES: Table = models.Study.__table__  # type: ignore[assignment]
@@ -52,6 +55,7 @@ PARENT_FK: dict[Level, str] = {Level.STUDY: "patient_pk", Level.SERIES: "study_p
 INTERNAL_METADATA_PREFIX = "pharos:"
 STUDY_PATIENT_TAGS = "pharos:PatientMainDicomTags"
 PIXEL_DATA_OFFSET = "PixelDataOffset"
+PIXEL_DATA_VR = "PixelDataVR"  # Orthanc 1.12.1: only when PixelData's VR is not the expected one
 
 
 @dataclass(slots=True)
@@ -108,10 +112,40 @@ _TOUCH_PATIENT = (update(PATIENTS).where(PATIENTS.c.pk == bindparam("b_pk"))
                   .values(last_update=bindparam("b_now"), is_stable=False,
                           recycle_seq=bindparam("b_seq")))
 _INSERT_INSTANCE = insert(INSTANCES)
+# The figures that tell whether a series is complete (GetSeriesStatus), aggregated by the
+# database on the (series_pk, index_in_series) index: no row travels per instance.
+_SERIES_COMPLETENESS = select(
+    func.count(), func.count(INSTANCES.c.index_in_series),
+    func.count(INSTANCES.c.index_in_series.distinct()),
+    func.min(INSTANCES.c.index_in_series), func.max(INSTANCES.c.index_in_series),
+).where(INSTANCES.c.series_pk == bindparam("b_pk"))
 
 
 def _pack(tags: dict[str, str]) -> bytes:
     return orjson.dumps(tags, option=orjson.OPT_SORT_KEYS)
+
+
+def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
+    """Orthanc's ``GetSeriesStatus``: Unknown, Complete, Missing or Inconsistent."""
+    if expected is None:
+        return "Unknown"
+    seen: set[int] = set()
+    for index in indices:
+        if index is None:
+            return "Unknown"
+        if not 0 < index <= expected or index in seen:
+            return "Inconsistent"
+        seen.add(index)
+    return "Complete" if len(seen) == expected else "Missing"
+
+
+def _series_complete(conn: Connection, series_pk: int, expected: int) -> bool:
+    """``series_status(...) == "Complete"`` computed by the database: every instance has
+    an index, the indices are distinct, within 1..expected, and there are *expected*."""
+    count, indexed, distinct, low, high = conn.execute(
+        _SERIES_COMPLETENESS, {"b_pk": series_pk}).one()
+    return (count == indexed == distinct == expected and low is not None
+            and low >= 1 and high <= expected)
 
 
 def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
@@ -153,8 +187,12 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     conn.execute(_TOUCH[Level.SERIES], {"b_pk": series_pk, "b_now": now})
     conn.execute(_TOUCH[Level.STUDY], {"b_pk": study_pk, "b_now": now})
     conn.execute(_TOUCH_PATIENT, {"b_pk": patient_pk, "b_now": now, "b_seq": time.time_ns()})
-    # Orthanc logs NewInstance first, then the new parents from the bottom up.
+    # Orthanc logs NewInstance first, then the new parents from the bottom up, then
+    # CompletedSeries when this instance completes its series.
     log = [("NewInstance", Level.INSTANCE, ids.instance)] + list(reversed(changes))
+    if parsed.expected_instances is not None and _series_complete(
+            conn, series_pk, parsed.expected_instances):
+        log.append(("CompletedSeries", Level.SERIES, ids.series))
     add_changes(conn, log, now)
     return StoreOutcome("Success", instance_pk, replaced)
 
@@ -206,7 +244,8 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
     * A new study keeps the patient tags of the instance that created it: Orthanc
       duplicates them at the study level and answers them as ``PatientMainDicomTags``
       of the study, even when later instances (or the patient) carry other values.
-    * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+).
+    * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+), and ``PixelDataVR`` when the
+      VR of the pixel data is not the standard one (Orthanc 1.12.1+).
     """
     rows: list[dict[str, Any]] = []
     if ("NewStudy", Level.STUDY, parsed.ids.study) in changes and \
@@ -222,6 +261,9 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
     if parsed.pixel_data_offset is not None:
         rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
                      "name": PIXEL_DATA_OFFSET, "value": str(parsed.pixel_data_offset)})
+    if parsed.pixel_data_vr is not None:
+        rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
+                     "name": PIXEL_DATA_VR, "value": parsed.pixel_data_vr})
     if rows:
         conn.execute(insert(METADATA), rows)
 
@@ -274,6 +316,8 @@ def stored_metadata(conn: Connection, level: Level, pk: int) -> dict[str, str]:
 
 
 def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now: str) -> None:
+    """Log changes in /changes (and signal them to scripting once the transaction commits)."""
+    note_events(conn, entries)
     if entries:
         conn.execute(insert(CHANGES), [
             {"change_type": kind, "level": level.value, "public_id": public_id, "date": now}
@@ -438,12 +482,17 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
         parent_row_ = conn.execute(select(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk)).one()
         if still is not None:
             remaining = (parent, parent_row_.public_id)
+            _touch_ancestors(conn, parent, parent_row_)
             break
         doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
     blob_keys = _blob_keys_of(conn, doomed)
-    public_ids = [public_id for doomed_level, pks in doomed.items() for chunk in _chunks(pks)
-                  for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    deleted = [(doomed_level, public_id) for doomed_level, pks in doomed.items()
+               for chunk in _chunks(pks)
+               for public_id in public_ids_by_pk(conn, doomed_level, chunk).values()]
+    public_ids = [public_id for _, public_id in deleted]
+    # Orthanc signals a "Deleted" change per resource without logging it in /changes.
+    note_events(conn, [("Deleted", doomed_level, public_id) for doomed_level, public_id in deleted])
     for chunk in _chunks(public_ids):
         conn.execute(delete(CHANGES).where(CHANGES.c.public_id.in_(chunk)))
     for doomed_level, pks in doomed.items():
@@ -451,6 +500,21 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
     top = min(doomed, key=lambda lv: lv.depth)  # the highest level deleted
     conn.execute(delete(TABLE[top]).where(TABLE[top].c.pk.in_(doomed[top])))  # cascades down
     return blob_keys, remaining
+
+
+def _touch_ancestors(conn: Connection, level: Level, row: Row) -> None:
+    """Orthanc 1.12.1+: a deletion sets LastUpdate of the remaining ancestor and of its own
+    ancestors to now (their stability is left as it is)."""
+    now = now_stamp()
+    current: Level | None = level
+    pk: int | None = row.pk
+    while current is not None and pk is not None:
+        table = TABLE[current]
+        conn.execute(update(table).where(table.c.pk == pk).values(last_update=now))
+        if current.parent is None:
+            break
+        pk = conn.execute(select(table.c[PARENT_FK[current]]).where(table.c.pk == pk)).scalar()
+        current = current.parent
 
 
 def _chunks(values: Sequence[Any], size: int = 500) -> Iterable[list[Any]]:
@@ -519,16 +583,32 @@ def oldest_unprotected_patient(conn: Connection, exclude_public_id: str) -> Row 
 # --- changes and exports ------------------------------------------------------------------
 
 def list_changes(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
+    """Up to *limit* changes after *since*, whether that is all of them, and Orthanc's
+    ``Last``: the last change answered, or for an empty page the last sequence number
+    ever given (``GetLastChangeIndex``), so that a client polling with ``since=Last``
+    neither misses nor repeats a change."""
     rows = list(conn.execute(select(CHANGES).where(CHANGES.c.seq > since)
                              .order_by(CHANGES.c.seq).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]
-    last = conn.execute(select(func.max(CHANGES.c.seq))).scalar_one() or 0
-    return rows, done, int(rows[-1].seq if rows else last)
+    return rows, done, int(rows[-1].seq) if rows else last_change_index(conn)
 
 
-def last_change(conn: Connection) -> int:
-    return int(conn.execute(select(func.max(CHANGES.c.seq))).scalar_one() or 0)
+def newest_change(conn: Connection) -> Row | None:
+    return conn.execute(select(CHANGES).order_by(CHANGES.c.seq.desc()).limit(1)).first()
+
+
+def last_change_index(conn: Connection) -> int:
+    """The last sequence number given to a change, even when that change is gone."""
+    if conn.dialect.name == "sqlite":
+        value = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+                             ).scalar()
+    elif conn.dialect.name == "postgresql":
+        value = conn.execute(text("SELECT pg_sequence_last_value(pg_get_serial_sequence("
+                                  "'changes', 'seq')::regclass)")).scalar()
+    else:  # pragma: no cover
+        value = conn.execute(select(func.max(CHANGES.c.seq))).scalar()
+    return int(value or 0)
 
 
 def clear_changes(conn: Connection) -> None:
@@ -542,6 +622,10 @@ def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], b
     rows = rows[:limit]
     last = conn.execute(select(func.max(EXPORTS.c.seq))).scalar_one() or 0
     return rows, done, int(rows[-1].seq if rows else last)
+
+
+def newest_export(conn: Connection) -> Row | None:
+    return conn.execute(select(EXPORTS).order_by(EXPORTS.c.seq.desc()).limit(1)).first()
 
 
 def clear_exports(conn: Connection) -> None:

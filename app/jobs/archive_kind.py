@@ -5,8 +5,11 @@
 key chosen at submission (``output_key``), so that a repeated run (pause, crash) simply
 rewrites the same blob; ``GET /jobs/{id}/archive`` then streams it.
 
-Outputs are not referenced by instances or attachments: the startup orphan sweep removes
-those older than an hour (Orthanc keeps its archives in temporary files, lost at restart).
+As Orthanc's media archive, at most ``MediaArchiveSize`` outputs (default 1) are kept:
+a job that finishes makes the outputs of the older jobs unavailable (their blobs are
+deleted), and ``DELETE /jobs/{id}/archive`` removes one. Outputs are not referenced by
+instances or attachments: the startup orphan sweep removes those older than an hour whose
+job is gone (Orthanc keeps its archives in temporary files, lost at restart).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ MEGA_BYTES = 1024 * 1024
 
 def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: bool,
                        transcode: str | None = None, filename: str | None = None,
-                       priority: int = 0, extended: bool = False) -> str:
+                       priority: int = 0, extended: bool = False,
+                       quality: int | None = None) -> str:
     """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID."""
     from app.jobs import queue
     for public_id in public_ids:
@@ -35,7 +39,7 @@ def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: 
             raise UnknownResource(f"Unknown resource {public_id}")
     key = new_key()
     payload = {"Resources": public_ids, "Transcode": transcode, "Filename": filename,
-               "OutputKey": key, "Extended": extended}
+               "OutputKey": key, "Extended": extended, "LossyQuality": quality}
     job_id = queue.submit(context, MEDIA_JOB if media else ARCHIVE_JOB, payload,
                           content=_content(0, 0, 0, transcode), priority=priority)
     with context.db.write() as conn:
@@ -63,15 +67,17 @@ def _content(instances: int, uncompressed: int, size: int,
 def _run(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
          cancel_check: CancelCheck, *, media: bool) -> dict[str, Any]:
     transcode = payload.get("Transcode")
-    entries, extra = archive.archive_plan(context, list(payload["Resources"]), media=media,
-                                          transcode=transcode)
+    plan = archive.archive_plan(context, list(payload["Resources"]), media=media,
+                                extended=bool(payload.get("Extended")))
+    entries = plan.entries
     uncompressed = sum(int(row.file_size or 0) for _, row in entries)
     total = max(1, len(entries))
     written = 0
 
     def chunks() -> Any:
         nonlocal written
-        for chunk in archive.stream_zip(context, entries, extra, transcode=transcode,
+        for chunk in archive.stream_zip(context, plan, transcode=transcode,
+                                        quality=payload.get("LossyQuality"),
                                         after_entry=after_entry):
             written += len(chunk)
             yield chunk
@@ -82,7 +88,41 @@ def _run(context: ServerContext, payload: dict[str, Any], progress: ProgressCall
         progress(count / total, _content(len(entries), uncompressed, written, transcode))
 
     size = context.blobs.put(payload["OutputKey"], chunks())
+    _evict_older_outputs(context, keep=max(int(context.settings.media_archive_size), 1) - 1)
     return _content(len(entries), uncompressed, size, transcode)
+
+
+def _evict_older_outputs(context: ServerContext, keep: int) -> None:
+    """Orthanc's ``MediaArchiveSize``: the outputs of finished archive jobs beyond the
+    *keep* most recent ones are deleted (the running job's output comes on top)."""
+    with context.db.write() as conn:
+        evicted = [(row.id, jobs_repository.clear_output(conn, row.id))
+                   for row in jobs_repository.job_outputs(conn, (ARCHIVE_JOB, MEDIA_JOB))[keep:]]
+    for _job_id, key in evicted:
+        if key is not None:
+            _delete_blob(context, key)
+
+
+def _delete_blob(context: ServerContext, key: str) -> None:
+    try:
+        context.blobs.delete(key)
+    except FileNotFoundError:
+        pass
+
+
+def delete_job_output(context: ServerContext, job_id: str, key: str = OUTPUT) -> None:
+    """``DELETE /jobs/{id}/archive``: the ZIP of a finished job is removed (404 when the
+    job has no such output)."""
+    from app.jobs import queue
+    row = queue.job_row(context, job_id)
+    if key != OUTPUT or row.type not in (ARCHIVE_JOB, MEDIA_JOB) \
+            or row.state != jobs_repository.SUCCESS:
+        raise InexistentItem(f"Job has no such output: {key}")
+    with context.db.write() as conn:
+        blob_key = jobs_repository.clear_output(conn, job_id)
+    if blob_key is None:
+        raise InexistentItem(f"Job has no such output: {key}")
+    _delete_blob(context, blob_key)
 
 
 @job_kind(ARCHIVE_JOB)
@@ -108,7 +148,7 @@ def job_output(context: ServerContext, job_id: str, key: str = OUTPUT) -> tuple[
             or row.state != jobs_repository.SUCCESS:
         raise InexistentItem(f"Job has no such output: {key}")
     payload = orjson.loads(row.payload) if row.payload else {}
-    blob_key = row.output_key or payload.get("OutputKey")
+    blob_key = row.output_key
     if not blob_key:
         raise InexistentItem(f"Job has no such output: {key}")
     return blob_key, payload.get("Filename") or "archive.zip"

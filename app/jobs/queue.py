@@ -16,6 +16,7 @@ from sqlalchemy import Row
 
 from app.errors import BadRequest, InexistentItem, ParameterOutOfRange
 from app.index import jobs_repository as jobs
+from app.index.db import note_events
 from app.jobs.json import CANCELED_JOB, error_for_code, job_json, job_time
 from app.jobs.kinds import get_kind
 from app.services.context import ServerContext
@@ -42,6 +43,7 @@ def submit(context: ServerContext, job_type: str, payload: dict[str, Any], *,
         jobs.insert_job(conn, job_id=job_id, job_type=job_type, priority=int(priority),
                         payload=orjson.dumps(payload), content=orjson.dumps(content or {}),
                         creation_time=job_time())
+        note_events(conn, [("JobSubmitted", None, job_id)])  # OnJobSubmitted (Lua)
     wakeup_event(context).set()
     return job_id
 

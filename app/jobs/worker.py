@@ -23,6 +23,7 @@ from sqlalchemy import Row
 
 from app.errors import PharosError
 from app.index import jobs_repository as jobs
+from app.index.db import note_events
 from app.jobs.json import CANCELED_JOB, job_time
 from app.jobs.kinds import JobInterrupted, get_kind, load_kind_modules
 from app.jobs.queue import wakeup_event
@@ -160,7 +161,9 @@ class Workers:
                     progress=outcome.get("progress"), content=outcome.get("content"),
                     error_code=outcome["error_code"], error_details=outcome["error_details"],
                     completion_time=job_time() if done else None, runtime=runtime)
-                if settled and done:
+                if settled and done:  # OnJobSuccess / OnJobFailure (Lua)
+                    note_events(conn, [("JobSuccess" if outcome["state"] == jobs.SUCCESS
+                                        else "JobFailure", None, row.id)])
                     jobs.prune_history(conn, self.context.settings.jobs_history_size,
                                        _seconds_ago(SYNC_PROTECTION))
         finally:

@@ -41,6 +41,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import attachments_repository as repository
+from app.index.db import note_events
 from app.services import blob_deletion
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
@@ -237,9 +238,12 @@ def read_stored(context: ServerContext, info: AttachmentInfo) -> bytes:
     try:
         return context.blobs.read(info.uuid)
     except FileNotFoundError as error:
-        from app.errors import InexistentFile
-        raise InexistentFile(f"The content of attachment {info.uuid} is missing from the "
-                             "storage") from error
+        raise missing_content(info) from error
+
+
+def missing_content(info: AttachmentInfo) -> Exception:
+    from app.errors import InexistentFile
+    return InexistentFile(f"The content of attachment {info.uuid} is missing from the storage")
 
 
 def read_content(context: ServerContext, info: AttachmentInfo) -> bytes:
@@ -282,6 +286,7 @@ def _write(context: ServerContext, level: Level, public_id: str, content_type: i
             if expect is not None and (current is None or current.uuid != expect.uuid):
                 raise RevisionConflict("The attachment changed while it was being rewritten")
             _check_revision(current, if_match, check_revisions, "replace")
+            note_events(conn, [("UpdatedAttachment", level, public_id)])  # OnUpdated* (Lua)
             if current is None:
                 repository.insert_attachment(conn, level, resource_pk, content_type, values)
                 revision = 0
@@ -330,6 +335,7 @@ def delete_attachment(context: ServerContext, level: Level, public_id: str, name
                                             current.revision):
             raise RevisionConflict("The attachment changed meanwhile")
         blob_deletion.schedule(conn, [current.uuid])
+        note_events(conn, [("UpdatedAttachment", level, public_id)])  # OnUpdated* (Lua)
     blob_deletion.delete_scheduled(context, [current.uuid])
 
 

@@ -14,9 +14,10 @@ import orjson
 from sqlalchemy import Connection, Row, bindparam, select
 
 from app.dicom.levels import Level
+from app.dicom.tags import main_tags_signature
 from app.errors import UnknownResource
 from app.index import repository
-from app.index.repository import INSTANCES
+from app.index.repository import INSTANCES, series_status
 
 
 def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
@@ -24,20 +25,6 @@ def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
     if row is None:
         raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
     return row
-
-
-def series_status(expected: int | None, indices: Sequence[int | None]) -> str:
-    """Orthanc's ``GetSeriesStatus``: Unknown, Complete, Missing or Inconsistent."""
-    if expected is None:
-        return "Unknown"
-    seen: set[int] = set()
-    for index in indices:
-        if index is None:
-            return "Unknown"
-        if not 0 < index <= expected or index in seen:
-            return "Inconsistent"
-        seen.add(index)
-    return "Complete" if len(seen) == expected else "Missing"
 
 
 _ORIGIN_METADATA = ("AnonymizedFrom", "ModifiedFrom")
@@ -99,31 +86,26 @@ def resource_json(conn: Connection, level: Level, public_id: str) -> dict[str, A
     return resources_json(conn, level, [get_row_or_404(conn, level, public_id)])[0]
 
 
-def list_resources(conn: Connection, level: Level, *, expand: bool, since: int,
-                   limit: int) -> list[Any]:
-    """``GET /{level}``: IDs, or full JSON with ``expand``, paged by ``since``/``limit``."""
-    ids = repository.list_public_ids(conn, level, since=since, limit=limit)
-    if not expand:
-        return [r.public_id for r in ids]
-    rows = repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
-    return resources_json(conn, level, rows)
+def list_ids(conn: Connection, level: Level, *, since: int = 0,
+             limit: int | None = None) -> list[Row]:
+    """``GET /{level}``: (pk, public_id) rows in index order, paged by since/limit (a
+    limit of 0 answers nothing, as Orthanc 1.12.4; None: no limit)."""
+    if limit == 0:
+        return []
+    return repository.list_public_ids(conn, level, since=since, limit=limit or 0)
 
 
-def related(conn: Connection, level: Level, public_id: str, target: Level,
-            expand: bool = True) -> Any:
-    """``/{level}/{id}/{target}``: descendants (a list) or the ancestor (one object)."""
+def related_rows(conn: Connection, level: Level, public_id: str, target: Level) -> list[Row]:
+    """``/{level}/{id}/{target}``: the rows of the descendants, or of the one ancestor."""
     row = get_row_or_404(conn, level, public_id)
     if target.depth < level.depth:
         current_level, current = level, row
         while current_level != target:
             current = repository.parent_row(conn, current_level, current)
             current_level = current_level.parent  # type: ignore[assignment]
-        return resources_json(conn, target, [current])[0]
+        return [current]
     pks = repository.descendant_pks(conn, level, row.pk, target)
-    rows = repository.get_rows_by_pk(conn, target, pks)
-    if not expand:
-        return [r.public_id for r in rows]
-    return resources_json(conn, target, rows)
+    return repository.get_rows_by_pk(conn, target, pks)
 
 
 def _sizes(total: int) -> dict[str, Any]:
@@ -160,10 +142,10 @@ def global_statistics(conn: Connection) -> dict[str, Any]:
 
 
 def changes_json(conn: Connection, since: int, limit: int, last: bool = False) -> dict[str, Any]:
-    if last:
-        seq = repository.last_change(conn)
-        rows, done = (repository.list_changes(conn, seq - 1, 1)[0], True) if seq else ([], True)
-        last_seq = seq
+    if last:  # Orthanc's GetLastChange: the newest change, Done
+        newest = repository.newest_change(conn)
+        rows, done = ([newest] if newest is not None else []), True
+        last_seq = newest.seq if newest is not None else repository.last_change_index(conn)
     else:
         rows, done, last_seq = repository.list_changes(conn, since, limit)
     return {"Changes": [_change(r) for r in rows], "Done": done, "Last": last_seq}
@@ -176,8 +158,13 @@ def _change(row: Row) -> dict[str, Any]:
             "Seq": row.seq}
 
 
-def exports_json(conn: Connection, since: int, limit: int) -> dict[str, Any]:
-    rows, done, last_seq = repository.list_exports(conn, since, limit)
+def exports_json(conn: Connection, since: int, limit: int, last: bool = False) -> dict[str, Any]:
+    if last:  # Orthanc's GetLastExportedResource: the newest export, Done
+        newest = repository.newest_export(conn)
+        rows, done = ([newest] if newest is not None else []), True
+        last_seq = int(newest.seq) if newest is not None else 0
+    else:
+        rows, done, last_seq = repository.list_exports(conn, since, limit)
     exports = []
     for row in rows:
         level = Level(row.level)
@@ -209,13 +196,54 @@ def series_metadata(conn: Connection, row: Row) -> dict[str, str]:
     return answer
 
 
-def resource_metadata(conn: Connection, level: Level, row: Row) -> dict[str, str]:
-    """``/{level}/{id}/metadata?expand`` for any level: automatic and stored metadata.
+# Orthanc's MetadataType numbers (ServerEnumerations.h): metadata are listed in this
+# order and can be named by number (``/metadata/7``, ``?numeric``).
+METADATA_NUMBERS = {
+    "IndexInSeries": 1, "ReceptionDate": 2, "RemoteAET": 3, "ExpectedNumberOfInstances": 4,
+    "ModifiedFrom": 5, "AnonymizedFrom": 6, "LastUpdate": 7, "Origin": 8,
+    "TransferSyntax": 9, "SopClassUid": 10, "RemoteIP": 11, "CalledAET": 12,
+    "HttpUsername": 13, "PixelDataOffset": 14, "MainDicomTagsSignature": 15,
+    "MainDicomSequences": 16, "PixelDataVR": 17,
+}
+
+
+def metadata_number(name: str, user_metadata: dict[str, Any] | None) -> int | None:
+    """The MetadataType number of a metadata name: automatic, declared in UserMetadata,
+    or a number itself; None for an undeclared name."""
+    if name in METADATA_NUMBERS:
+        return METADATA_NUMBERS[name]
+    if user_metadata and name in user_metadata:
+        return int(user_metadata[name])
+    return int(name) if name.isdigit() else None
+
+
+def metadata_name(name: str, user_metadata: dict[str, Any] | None) -> str:
+    """The name under which a metadata is kept, for a name or a MetadataType number."""
+    if not name.isdigit():
+        return name
+    number = int(name)
+    for known, value in METADATA_NUMBERS.items():
+        if value == number:
+            return known
+    for declared, value in (user_metadata or {}).items():
+        if int(value) == number:
+            return declared
+    return name
+
+
+def resource_metadata(conn: Connection, level: Level, row: Row,
+                      user_metadata: dict[str, Any] | None = None) -> dict[str, str]:
+    """``/{level}/{id}/metadata?expand`` for any level: automatic and stored metadata,
+    in the order of their MetadataType numbers, as Orthanc lists them.
 
     The route should call this one (inside its read transaction) rather than
     ``services.instances.resource_metadata``, which cannot see stored metadata.
     """
     if level == Level.SERIES:
-        return series_metadata(conn, row)
-    from app.services.instances import resource_metadata as automatic
-    return {**automatic(level, row), **repository.stored_metadata(conn, level, row.pk)}
+        values = series_metadata(conn, row)
+    else:
+        from app.services.instances import resource_metadata as automatic
+        values = {**automatic(level, row), **repository.stored_metadata(conn, level, row.pk)}
+    values["MainDicomTagsSignature"] = main_tags_signature(level)
+    return dict(sorted(values.items(), key=lambda item: (
+        metadata_number(item[0], user_metadata) or 1 << 20, item[0])))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.blobstore import BlobStore, open_blobstore
 from app.config import Settings
 from app.dicom import limits
+from app.dicom import transcode as transcoding
 from app.index import repository
 from app.index.db import Database, migrate
 
@@ -29,13 +30,14 @@ class ServerContext:
     @classmethod
     def open(cls, settings: Settings) -> ServerContext:
         limits.configure(settings.max_inflated_size, settings.max_decoded_image_size)
+        transcoding.configure(settings.dicom_lossy_transcoding_quality)
         url = settings.effective_database_url
         migrate(url)
         context = cls(settings, Database(url),
                       open_blobstore(settings.blobstore_url, settings.storage_directory))
         log.info("Blob store: %s", context.blobs.describe())
         if settings.sweep_orphans_at_start:
-            removed = context.sweep_orphan_blobs()
+            removed = context.sweep_orphan_blobs(float(settings.orphan_min_age))
             if removed:
                 log.warning("Removed %d orphan blob(s) that no index row referenced", removed)
         return context

@@ -16,17 +16,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-import orjson
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from sqlalchemy import Connection, Row, select
 
 from app.dicom import render
-from app.dicom.dicomweb_json import drop_retired, find_bulk_element, rewrite_bulk_uris
+from app.dicom.dicomweb_json import drop_retired, rewrite_bulk_uris
+from app.dicom.frame_ranges import RANGED_SYNTAXES, FrameLayout, PrefixTooShort, frame_layout
 from app.dicom.levels import Level
 from app.dicom.transcode import NATIVE_SYNTAXES, native_frames, to_explicit_little_endian
-from app.errors import InexistentFile, ParameterOutOfRange, UnknownResource
+from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownResource
 from app.index import find as index_find
 from app.index import repository
 from app.index.repository import INSTANCES
@@ -113,7 +114,32 @@ def locate(context: ServerContext, target: Target, *,
     return located
 
 
-_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
+def locate_sop(context: ServerContext, sop: str, *, study: str | None = None,
+               series: str | None = None) -> LocatedInstance:
+    """One instance by SOPInstanceUID, its study and series UIDs checked when given (WADO-URI
+    names the study and series, but Orthanc's plugin only needs the instance); 404 when
+    there is no such instance or it is not in that study or series."""
+    for uid in (sop, study, series):
+        if uid is not None and (not uid or _NOT_A_UID.search(uid)):
+            raise UnknownResource(f"No such instance: {sop}")
+    keys = {"SOPInstanceUID": sop}
+    if study:
+        keys["StudyInstanceUID"] = study
+    if series:
+        keys["SeriesInstanceUID"] = series
+    with context.db.read() as conn:
+        pks = index_find.find_pks(conn, build_query(Level.INSTANCE, keys))
+        if len(pks) != 1:
+            raise UnknownResource(f"No such instance: {sop}" + (
+                f" in study {study}" if study else "") + (
+                f" in series {series}" if series else ""))
+        row = conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pks[0])).one()
+        series_row = repository.get_rows_by_pk(conn, Level.SERIES, [row.series_pk])[0]
+        study_row = repository.get_rows_by_pk(conn, Level.STUDY, [series_row.study_pk])[0]
+    return LocatedInstance(study_row.study_uid, series_row.series_uid, row)
+
+
+_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
                  INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
                  INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.index_in_series)
 
@@ -185,6 +211,52 @@ def frame_count(ds: Dataset) -> int:
     return render.frame_count(ds)
 
 
+# Files above this size have their frames read by byte ranges when they are uncompressed.
+RANGED_FRAMES_MIN_SIZE = 1 << 20
+_HEADER_PREFIXES = (64 << 10, 1 << 20, 16 << 20)  # bytes read to find the pixel data
+
+
+def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) -> list[bytes] | None:
+    """Frames *numbers* of a large uncompressed file, reading only its header and those
+    frames (ranged reads: a study on S3 is never downloaded for one frame). None when the
+    file is small, compressed or not made of plain frame slices: then decode it whole.
+
+    The frames are the bytes ``frames(load_dataset(...), numbers, ...)`` gives for such
+    a file: uncompressed little-endian slices of the pixel data.
+    """
+    if row.transfer_syntax not in RANGED_SYNTAXES or row.file_size < RANGED_FRAMES_MIN_SIZE:
+        return None
+    layout = _ranged_layout(context, row)
+    if layout is None:
+        return None
+    for number in numbers:
+        if not 1 <= number <= layout.count:
+            raise ParameterOutOfRange(f"Frame {number} does not exist: the instance has "
+                                      f"{layout.count} frame(s), numbered from 1")
+    try:
+        return [context.blobs.read_range(row.blob_key, *layout.span(n)) for n in numbers]
+    except FileNotFoundError as error:
+        raise _missing(row) from error
+
+
+def _ranged_layout(context: ServerContext, row: Row) -> FrameLayout | None:
+    for size in _HEADER_PREFIXES:
+        try:
+            prefix = context.blobs.read_range(row.blob_key, 0, min(size, row.file_size))
+        except FileNotFoundError as error:
+            raise _missing(row) from error
+        try:
+            return frame_layout(prefix, row.file_size)
+        except PrefixTooShort:
+            if len(prefix) >= row.file_size:
+                return None
+    return None  # a header larger than 16 MiB: read the file whole
+
+
+def _missing(row: Row) -> InexistentFile:
+    return InexistentFile(f"The file of instance {row.sop_uid} is missing from the storage")
+
+
 def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:
     """Frames *numbers* (1-based): the stored compressed frames when *syntax* is the stored
     one and compressed, else uncompressed little-endian frames."""
@@ -203,34 +275,79 @@ def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:
     return [every[n - 1] for n in numbers]
 
 
-def bulk_value(ds: Dataset, key: str) -> bytes:
-    """The raw value of a bulk element (top level first, then inside sequences)."""
-    tag = int(key, 16)
-    element = _find_element(ds, tag)
-    if element is None:
-        raise UnknownResource(f"No bulk data element ({key}) in this instance")
-    if not isinstance(element.value, bytes):
-        raise UnknownResource(f"The element ({key}) is not bulk data")
-    return element.value
+BulkPath = tuple[tuple[int, int], ...]  # ((sequence tag, item index from 0), ...)
 
 
-def _find_element(ds: Dataset, tag: int) -> Any:
+def parse_bulk_path(path: str) -> tuple[BulkPath, int]:
+    """``7fe00010``, ``0010,0010`` or ``60031010/1/60031011`` (Orthanc's BulkDataURIs:
+    a sequence tag and an item number from 1 before each nested tag) -> (items, tag)."""
+    pieces = [p for p in path.strip("/").split("/") if p]
+    if not pieces or len(pieces) % 2 == 0:
+        raise BadRequest(f"Invalid bulk data path {path!r}: expected a tag such as 7fe00010, "
+                         "or sequence/item/tag")
+    tags = [_parse_tag(p, path) for p in pieces[0::2]]
+    items: list[tuple[int, int]] = []
+    for sequence_tag, number in zip(tags, pieces[1::2], strict=False):
+        if not number.isdigit() or int(number) < 1:
+            raise BadRequest(f"Invalid item number {number!r} in bulk data path {path!r}")
+        items.append((sequence_tag, int(number) - 1))
+    return tuple(items), tags[-1]
+
+
+def _parse_tag(text: str, path: str) -> int:
+    key = text.replace(",", "")
+    if len(key) != 8 or any(c not in "0123456789abcdefABCDEF" for c in key):
+        raise BadRequest(f"Invalid tag {text!r} in bulk data path {path!r}")
+    return int(key, 16)
+
+
+def bulk_value(ds: Dataset, items: BulkPath, tag: int) -> bytes:
+    """The value of any element of the instance, as encoded in the file (the bytes of a
+    binary element, the padded text of a string): what Orthanc's plugin answers."""
+    current = ds
+    for sequence_tag, index in items:
+        if sequence_tag not in current or current[sequence_tag].VR != "SQ" or \
+                index >= len(current[sequence_tag].value):
+            raise UnknownResource(f"No item {index + 1} of sequence ({sequence_tag:08X}) "
+                                  "in this instance")
+        current = current[sequence_tag].value[index]
+    if tag not in current and not items:
+        # Metadata stored by earlier releases named nested bulk data by its tag alone.
+        current = _holder_of(ds, tag) or current
+    if tag not in current:
+        raise UnknownResource(f"No element ({tag:08X}) in this instance")
+    raw = current.get_item(tag)
+    if isinstance(raw, RawDataElement):
+        return bytes(raw.value or b"")
+    if raw.VR == "SQ":
+        raise BadRequest(f"The element ({tag:08X}) is a sequence, not bulk data")
+    if isinstance(raw.value, bytes | bytearray):
+        return bytes(raw.value)
+    return _encoded_value(raw, current)
+
+
+def _holder_of(ds: Dataset, tag: int) -> Dataset | None:
+    """The first dataset (depth first, through sequences) holding *tag*."""
     if tag in ds:
-        return ds[tag]
+        return ds
     for element in ds:
         if element.VR == "SQ":
             for item in element.value:
-                found = _find_element(item, tag)
+                found = _holder_of(item, tag)
                 if found is not None:
                     return found
     return None
 
 
-def stored_bulk_is_known(row: Row, key: str) -> bool:
-    """Whether the stored DICOM JSON names *key* as bulk data (cheap 404 before opening)."""
-    if key == "7FE00010":
-        return True
-    return find_bulk_element(orjson.loads(row.dicom_json), key) is not None
+def _encoded_value(element: Any, ds: Dataset) -> bytes:
+    """The value of an element pydicom has already converted, encoded little endian."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_data_element(buffer, element, ds.get("SpecificCharacterSet"))
+    return buffer.getvalue()[8:]  # after the tag and the length of implicit VR
 
 
 # --- rendered (PS3.18 10.4.1.1.4 / 8.3.5.1) -------------------------------------------------
@@ -260,11 +377,11 @@ def rendered(context: ServerContext, row: Row, frame: int, options: RenderOption
 
 
 def representative(located: Sequence[LocatedInstance]) -> LocatedInstance:
-    """The instance a study or series is rendered by: the middle one of the first series
-    that has images (what viewers show as a thumbnail)."""
+    """The instance a study or series is rendered by: the first one (in instance order)
+    of the first series that has images, as Orthanc's plugin (1.20) renders it."""
     with_pixels = [item for item in located
                    if b'"7FE00010"' in item.row.dicom_json]
     candidates = with_pixels or list(located)
     first_series = candidates[0].series_uid
     series = [item for item in candidates if item.series_uid == first_series]
-    return series[len(series) // 2]
+    return series[0]

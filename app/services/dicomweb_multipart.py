@@ -90,6 +90,112 @@ def _parse_headers(block: bytes) -> dict[str, str]:
     return headers
 
 
+class MultipartReader:
+    """An incremental multipart parser (RFC 2046 5.1): bytes in as they arrive, events out.
+
+    ``feed(chunk)`` answers the events that chunk completes: ``("part", headers)`` when a
+    part's headers are read, ``("data", bytes)`` for its content (in pieces), ``("end",
+    None)`` when the part is complete. Only a part's headers and the tail that may start
+    a delimiter are held in memory. ``close()`` raises MalformedMultipart unless the
+    closing delimiter was seen. STOW-RS bodies and the DICOMweb client's WADO-RS answers
+    are read with it.
+    """
+
+    def __init__(self, boundary: str) -> None:
+        if not boundary or len(boundary) > 200:
+            raise MalformedMultipart("The multipart boundary is missing or too long")
+        self.boundary = boundary
+        self._delimiter = b"--" + boundary.encode("latin-1")
+        self._body_delimiter = CRLF + self._delimiter  # content ends with CRLF--boundary
+        self._buffer = bytearray()
+        # preamble -> after_delimiter -> headers -> content -> after_delimiter ... -> done
+        self._state = "preamble"
+        self.parts = 0
+
+    @property
+    def done(self) -> bool:
+        return self._state == "done"
+
+    def feed(self, chunk: bytes) -> list[tuple[str, object]]:
+        events: list[tuple[str, object]] = []
+        if self._state == "done":
+            return events  # an epilogue: read and ignored
+        self._buffer += chunk
+        while self._step(events):
+            pass
+        return events
+
+    def close(self) -> None:
+        if self._state != "done":
+            raise MalformedMultipart("The multipart body ends before its closing delimiter "
+                                     f"--{self.boundary}--")
+        if not self.parts:
+            raise MalformedMultipart("The multipart body has no part")
+
+    def _step(self, events: list[tuple[str, object]]) -> bool:
+        """Advance one state if the buffer allows it; False when more bytes are needed."""
+        buffer = self._buffer
+        if self._state == "preamble":
+            # The first delimiter may start the body (no preceding CRLF).
+            index = buffer.find(self._delimiter)
+            if index < 0:
+                keep = len(self._delimiter) - 1
+                if len(buffer) > keep:
+                    del buffer[:len(buffer) - keep]
+                return False
+            del buffer[:index + len(self._delimiter)]
+            self._state = "after_delimiter"
+            return True
+        if self._state == "after_delimiter":
+            if len(buffer) < 2:
+                return False
+            if buffer[:2] == b"--":
+                self._state = "done"
+                buffer.clear()
+                return False
+            end = buffer.find(CRLF)
+            if end < 0:
+                if len(buffer) > 1024:
+                    raise MalformedMultipart("Garbage after a multipart delimiter")
+                return False
+            if buffer[:end].strip(b" \t"):  # transport padding only (RFC 2046)
+                raise MalformedMultipart("Garbage after a multipart delimiter")
+            del buffer[:end + 2]
+            self._state = "headers"
+            return True
+        if self._state == "headers":
+            if buffer[:2] == CRLF:  # a part without any header
+                block, skip = b"", 2
+            else:
+                index = buffer.find(CRLF + CRLF)
+                if index < 0:
+                    if len(buffer) > _HEADER_LIMIT:
+                        raise MalformedMultipart("The headers of a part are too long")
+                    return False
+                block, skip = bytes(buffer[:index]), index + 4
+            del buffer[:skip]
+            self.parts += 1
+            events.append(("part", _parse_headers(block)))
+            self._state = "content"
+            return True
+        if self._state == "content":
+            index = buffer.find(self._body_delimiter)
+            if index < 0:
+                # Keep a tail that might be the start of the delimiter.
+                flush = len(buffer) - (len(self._body_delimiter) - 1)
+                if flush > 0:
+                    events.append(("data", bytes(buffer[:flush])))
+                    del buffer[:flush]
+                return False
+            if index:
+                events.append(("data", bytes(buffer[:index])))
+            events.append(("end", None))
+            del buffer[:index + len(self._body_delimiter)]
+            self._state = "after_delimiter"
+            return True
+        return False
+
+
 async def spool_multipart(chunks: AsyncIterator[bytes], boundary: str, *,
                           memory_threshold: int, limit: int) -> SpooledBody:
     """Parse a multipart body from an async stream of chunks into a SpooledBody.
@@ -97,14 +203,9 @@ async def spool_multipart(chunks: AsyncIterator[bytes], boundary: str, *,
     Raises MalformedMultipart (400) for a body without the opening or closing delimiter,
     a part without a blank line after its headers, or headers over 64 KiB.
     """
-    if not boundary or len(boundary) > 200:
-        raise MalformedMultipart("The multipart boundary is missing or too long")
-    delimiter = b"--" + boundary.encode("latin-1")
-    body_delimiter = CRLF + delimiter  # a part's content ends with CRLF--boundary
+    reader = MultipartReader(boundary)
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=memory_threshold)
     result = SpooledBody(spool=spool)
-    buffer = bytearray()
-    state = "preamble"  # preamble -> after_delimiter -> headers -> content -> ... -> done
     part: Part | None = None
     written = 0
     total = 0
@@ -113,79 +214,51 @@ async def spool_multipart(chunks: AsyncIterator[bytes], boundary: str, *,
             total += len(chunk)
             if total > limit:
                 raise PayloadTooLarge(f"The body is over the limit of {limit} bytes")
-            buffer += chunk
-            while True:
-                if state == "preamble":
-                    # The first delimiter may start the body (no preceding CRLF).
-                    index = buffer.find(delimiter)
-                    if index < 0:
-                        keep = len(delimiter) - 1
-                        if len(buffer) > keep:
-                            del buffer[:len(buffer) - keep]
-                        break
-                    del buffer[:index + len(delimiter)]
-                    state = "after_delimiter"
-                if state == "after_delimiter":
-                    if len(buffer) < 2:
-                        break
-                    if buffer[:2] == b"--":
-                        state = "done"
-                        break
-                    end = buffer.find(CRLF)
-                    if end < 0:
-                        if len(buffer) > 1024:
-                            raise MalformedMultipart("Garbage after a multipart delimiter")
-                        break
-                    if buffer[:end].strip(b" \t"):  # transport padding only (RFC 2046)
-                        raise MalformedMultipart("Garbage after a multipart delimiter")
-                    del buffer[:end + 2]
-                    state = "headers"
-                if state == "headers":
-                    if buffer[:2] == CRLF:  # a part without any header
-                        block, skip = b"", 2
-                    else:
-                        index = buffer.find(CRLF + CRLF)
-                        if index < 0:
-                            if len(buffer) > _HEADER_LIMIT:
-                                raise MalformedMultipart("The headers of a part are too long")
-                            break
-                        block, skip = bytes(buffer[:index]), index + 4
-                    del buffer[:skip]
-                    part = Part(_parse_headers(block), offset=written)
+            for kind, value in reader.feed(chunk):
+                if kind == "part":
+                    part = Part(value, offset=written)  # type: ignore[arg-type]
                     result.parts.append(part)
-                    state = "content"
-                if state == "content":
+                elif kind == "data":
                     assert part is not None
-                    index = buffer.find(body_delimiter)
-                    if index < 0:
-                        # Keep a tail that might be the start of the delimiter.
-                        flush = len(buffer) - (len(body_delimiter) - 1)
-                        if flush > 0:
-                            spool.write(buffer[:flush])
-                            written += flush
-                            part.size += flush
-                            del buffer[:flush]
-                        break
-                    spool.write(buffer[:index])
-                    written += index
-                    part.size += index
-                    del buffer[:index + len(body_delimiter)]
-                    state = "after_delimiter"
-                    continue
-                if state == "done":
-                    break
-            if state == "done":
-                # Anything after the closing delimiter is an epilogue: read and ignored.
-                buffer.clear()
-        if state != "done":
-            raise MalformedMultipart("The multipart body ends before its closing delimiter "
-                                     f"--{boundary}--")
-        if not result.parts:
-            raise MalformedMultipart("The multipart body has no part")
+                    data: bytes = value  # type: ignore[assignment]
+                    spool.write(data)
+                    written += len(data)
+                    part.size += len(data)
+        reader.close()
     except BaseException:
         result.close()
         raise
     return result
+
+
+def iter_parts(chunks: Iterable[bytes], boundary: str, *, memory_threshold: int,
+               ) -> Iterator[tuple[dict[str, str], IO[bytes]]]:
+    """The parts of a multipart stream one by one, as soon as each is complete: (headers,
+    content spooled in memory below *memory_threshold*, on disk above, positioned at 0).
+    Each content is closed once the next part is asked for: memory stays flat whatever
+    the number of parts."""
+    reader = MultipartReader(boundary)
+    headers: dict[str, str] | None = None
+    content: IO[bytes] | None = None
+    try:
+        for chunk in chunks:
+            for kind, value in reader.feed(chunk):
+                if kind == "part":
+                    headers = value  # type: ignore[assignment]
+                    content = tempfile.SpooledTemporaryFile(max_size=memory_threshold)
+                elif kind == "data":
+                    assert content is not None
+                    content.write(value)  # type: ignore[arg-type]
+                elif kind == "end":
+                    assert headers is not None and content is not None
+                    content.seek(0)
+                    yield headers, content
+                    content.close()
+                    content = None
+        reader.close()
+    finally:
+        if content is not None:
+            content.close()
 
 
 def split_header_list(value: str, separator: str = ",") -> list[str]:
@@ -224,8 +297,13 @@ def new_boundary() -> str:
     return secrets.token_hex(16)
 
 
-def part_header(boundary: str, content_type: str, location: str | None = None) -> bytes:
+def part_header(boundary: str, content_type: str, location: str | None = None,
+                size: int | None = None) -> bytes:
+    """A part's delimiter and headers; ``Content-Length`` when the size is known (as
+    Orthanc writes every part: clients such as its own tests read it)."""
     lines = [f"--{boundary}", f"Content-Type: {content_type}"]
+    if size is not None:
+        lines.append(f"Content-Length: {size}")
     if location:
         lines.append(f"Content-Location: {location}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -236,12 +314,19 @@ def multipart_content_type(boundary: str, related_type: str, extra: str = "") ->
     return f'multipart/related; type="{related_type}"{extra}; boundary={boundary}'
 
 
-def multipart_stream(boundary: str,
-                     parts: Iterable[tuple[str, str | None, Iterable[bytes]]],
-                     ) -> Iterator[bytes]:
-    """Yield a multipart body: each part is (content type, location, content chunks)."""
-    for content_type, location, content in parts:
-        yield part_header(boundary, content_type, location)
+OutgoingPart = tuple[str, str | None, Iterable[bytes]] | \
+    tuple[str, str | None, Iterable[bytes], int | None]
+
+
+def multipart_stream(boundary: str, parts: Iterable[OutgoingPart]) -> Iterator[bytes]:
+    """Yield a multipart body: each part is (content type, location, content chunks[,
+    size]); a part given as one ``bytes`` chunk in a list has its size known too."""
+    for part in parts:
+        content_type, location, content = part[0], part[1], part[2]
+        size = part[3] if len(part) > 3 else None  # type: ignore[misc]
+        if size is None and isinstance(content, list) and len(content) == 1:
+            size = len(content[0])
+        yield part_header(boundary, content_type, location, size)
         yield from content
         yield CRLF
     yield f"--{boundary}--\r\n".encode("latin-1")
@@ -266,7 +351,7 @@ def multipart_length(boundary: str, parts: Iterable[tuple[str, str | None, int]]
     """The exact size of what ``multipart_stream`` yields for parts of known sizes."""
     total = len(f"--{boundary}--\r\n")
     for content_type, location, size in parts:
-        total += len(part_header(boundary, content_type, location)) + size + len(CRLF)
+        total += len(part_header(boundary, content_type, location, size)) + size + len(CRLF)
     return total
 
 

@@ -57,6 +57,8 @@ class QidoQuery:
     limit: int = 0
     offset: int = 0
     fuzzy: bool = False
+    # StudyInstanceUID / SeriesInstanceUID given as query parameters (not by the path)
+    queried_uids: set[str] = field(default_factory=set)
 
 
 def _int(value: str, name: str) -> int:
@@ -97,7 +99,9 @@ def parse_query(level: Level, params: Sequence[tuple[str, str]],
         elif lowered in CONTROL_PARAMETERS:
             continue
         else:
-            query.keys[_key(name)] = value
+            key = _key(name)
+            query.keys[key] = value
+            query.queried_uids.add(key)
     for keyword, uid in scope.items():
         query.keys[_key(keyword)] = uid
     return query
@@ -147,14 +151,15 @@ def _name(key: str) -> str:
 
 
 def _return_keys(query: QidoQuery) -> list[str]:
-    """PS3.18 10.6.3.3.1: default attributes of the level and of the levels above (as
-    Orthanc's plugin answers, even when the path scopes the search), matching keys,
-    includefield keys."""
+    """PS3.18 10.6.3.3.1: default attributes of the level, matching keys, includefield
+    keys; and the default attributes of the study (of the series) when StudyInstanceUID
+    (SeriesInstanceUID) is not a query parameter (PS3.18 Table 6.7.1-2a/2b, as Orthanc's
+    plugin reads it: a UID of the path still brings them)."""
     level = query.level
     keys: list[str] = list(DEFAULTS[level])
-    if level in (Level.SERIES, Level.INSTANCE):
+    if level in (Level.SERIES, Level.INSTANCE) and "0020000D" not in query.queried_uids:
         keys += DEFAULTS[Level.STUDY]
-    if level == Level.INSTANCE:
+    if level == Level.INSTANCE and "0020000E" not in query.queried_uids:
         keys += DEFAULTS[Level.SERIES]
     for unique_level, key in UNIQUE_KEYS.items():
         if unique_level.depth <= level.depth:

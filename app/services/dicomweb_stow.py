@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from app.dicom.create import BulkPart, build_instance
 from app.dicom.dicomweb_json import sequence, url_element
 from app.dicom.limits import check_deflated_dataset
-from app.errors import PharosError
+from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, study_url
 from app.services.dicomweb_multipart import Part, SpooledBody, parse_media_type
@@ -47,10 +47,15 @@ JSON_PART_TYPES = {"application/dicom+json", "application/json"}
 
 @dataclass
 class Failure:
+    """One part not stored. *malformed*: the part is not a usable DICOM instance (not
+    DICOM, or without its identifiers), which makes a request that stored nothing a 400;
+    other failures (another study than the URL's, storage refused) make it a 409."""
+
     reason: int
     message: str
     sop_class: str | None = None
     sop_instance: str | None = None
+    malformed: bool = False
 
 
 @dataclass
@@ -63,10 +68,14 @@ class StoreReport:
 
     @property
     def status(self) -> int:
-        """PS3.18 10.5.3: 200 all stored, 202 some stored, 409 none stored."""
+        """PS3.18 Table 10.5.3-1: 200 all stored, 202 some stored; none stored: 400 when a
+        part is not a usable DICOM instance (as Orthanc's plugin), else 409 (a conflict,
+        such as an instance of another study than the URL's)."""
         if not self.failures:
             return 200
-        return 202 if self.stored else 409
+        if self.stored:
+            return 202
+        return 400 if any(f.malformed for f in self.failures) else 409
 
     def warning(self) -> str | None:
         """The Warning header of a partial or failed store (PS3.18 8.? / RFC 7234 5.5)."""
@@ -79,41 +88,46 @@ class StoreReport:
         return f'299 Pharos "{text}"'
 
     def response(self, study: str | None) -> dict[str, Any]:
+        """The Store Instances Response Module (PS3.18 Table 10.5.3-3), shaped as Orthanc's
+        plugin (1.19) shapes it: the Retrieve URL of the study once something is stored,
+        the Failed SOP Sequence only when a listed instance failed, the Referenced SOP
+        Sequence always (empty when nothing was stored)."""
         answer: dict[str, Any] = {"00080005": {"vr": "CS", "Value": ["ISO_IR 192"]}}
         studies = {item[2] for item in self.stored}
-        if study is not None:
+        if self.stored and study is not None:
             answer["00081190"] = url_element(study_url(self.root, study))
         elif len(studies) == 1:
             answer["00081190"] = url_element(study_url(self.root, next(iter(studies))))
-        if self.failures:
-            answer["00081198"] = sequence(self._failed_item(f) for f in self.failures)
-        if self.stored:
-            answer["00081199"] = sequence(
-                {"00081150": {"vr": "UI", "Value": [sop_class]},
-                 "00081155": {"vr": "UI", "Value": [sop]},
-                 "00081190": url_element(instance_url(self.root, study_uid, series, sop))}
-                for sop_class, sop, study_uid, series in self.stored)
+        # Items need both UIDs (Type 1): a part that is not DICOM cannot be listed.
+        listed = [f for f in self.failures if f.sop_class and f.sop_instance]
+        if listed:
+            answer["00081198"] = sequence(self._failed_item(f) for f in listed)
+        answer["00081199"] = sequence(
+            {"00081150": {"vr": "UI", "Value": [sop_class]},
+             "00081155": {"vr": "UI", "Value": [sop]},
+             "00081190": url_element(instance_url(self.root, study_uid, series, sop))}
+            for sop_class, sop, study_uid, series in self.stored)
         return answer
 
     @staticmethod
     def _failed_item(failure: Failure) -> dict[str, Any]:
-        item: dict[str, Any] = {}
-        if failure.sop_class:
-            item["00081150"] = {"vr": "UI", "Value": [failure.sop_class]}
-        if failure.sop_instance:
-            item["00081155"] = {"vr": "UI", "Value": [failure.sop_instance]}
-        item["00081197"] = {"vr": "US", "Value": [failure.reason]}
-        return item
+        return {"00081150": {"vr": "UI", "Value": [failure.sop_class]},
+                "00081155": {"vr": "UI", "Value": [failure.sop_instance]},
+                "00081197": {"vr": "US", "Value": [failure.reason]}}
 
 
-def _peek_uids(data: bytes) -> tuple[str | None, str | None, str | None]:
-    """(SOP Class, SOP Instance, Study) UIDs read cheaply, for checks and failure items."""
+Uids = tuple[str | None, str | None, str | None, str | None]
+
+
+def _peek_uids(data: bytes) -> Uids:
+    """(SOP Class, SOP Instance, Study, Series) UIDs read cheaply, for checks and failure
+    items."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
                              specific_tags=["SOPClassUID", "SOPInstanceUID",
-                                            "StudyInstanceUID"])
+                                            "StudyInstanceUID", "SeriesInstanceUID"])
     except (InvalidDicomError, Exception):  # noqa: BLE001 — anything unreadable
-        return None, None, None
+        return None, None, None, None
 
     def text(keyword: str) -> str | None:
         try:
@@ -121,7 +135,8 @@ def _peek_uids(data: bytes) -> tuple[str | None, str | None, str | None]:
         except Exception:  # noqa: BLE001
             return None
         return str(value).strip("\x00 ") if value is not None else None
-    return text("SOPClassUID"), text("SOPInstanceUID"), text("StudyInstanceUID")
+    return (text("SOPClassUID"), text("SOPInstanceUID"), text("StudyInstanceUID"),
+            text("SeriesInstanceUID"))
 
 
 Stored = tuple[str, str, str, str]  # SOP Class, SOP Instance, Study, Series UIDs
@@ -138,17 +153,23 @@ def _store_one(context: ServerContext, data: bytes, study: str | None,
     try:
         check_deflated_dataset(data)  # before any parse: a bomb is refused unread
     except PharosError as error:
-        return Failure(CANNOT_UNDERSTAND, str(error))
-    if study is not None:
-        sop_class, sop, study_uid = _peek_uids(data)
-        if study_uid is not None and study_uid != study:
-            return Failure(PROCESSING_FAILURE, f"the instance belongs to study {study_uid}, "
-                           f"not to the study {study} of the request", sop_class, sop)
+        return Failure(CANNOT_UNDERSTAND, str(error), malformed=True)
+    sop_class, sop, study_uid, series_uid = _peek_uids(data)
+    if not (sop_class and sop and study_uid and series_uid):
+        # PS3.18 10.5.1 stores SOP Instances: without these it is not one (Orthanc's plugin
+        # refuses it too, "Cannot understand" when the SOP UIDs are known).
+        return Failure(CANNOT_UNDERSTAND, "not a DICOM instance with SOPClassUID, "
+                       "SOPInstanceUID, StudyInstanceUID and SeriesInstanceUID",
+                       sop_class, sop, malformed=True)
+    if study is not None and study_uid != study:
+        return Failure(PROCESSING_FAILURE, f"the instance belongs to study {study_uid}, "
+                       f"not to the study {study} of the request", sop_class, sop)
     try:
         result = _ingest_with_retry(context, data, origin)
     except PharosError as error:
-        sop_class, sop, _ = _peek_uids(data)
-        reason = OUT_OF_RESOURCES if error.dimse_status == 0xA700 else CANNOT_UNDERSTAND
+        if isinstance(error, BadFileFormat | MissingRequiredTag):
+            return Failure(CANNOT_UNDERSTAND, str(error), sop_class, sop, malformed=True)
+        reason = OUT_OF_RESOURCES if error.dimse_status == 0xA700 else PROCESSING_FAILURE
         return Failure(reason, str(error), sop_class, sop)
     parsed = result.parsed
     return (parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid, parsed.series_uid)
@@ -189,7 +210,7 @@ def store_dicom_parts(context: ServerContext, body: SpooledBody, *, study: str |
             if media_type not in DICOM_PART_TYPES:
                 pending.append(_done(Failure(
                     CANNOT_UNDERSTAND, f"a part of type {media_type!r} in an "
-                    "application/dicom request")))
+                    "application/dicom request", malformed=True)))
                 continue
             while pending and (len(pending) >= _IN_FLIGHT or
                                held + part.size > _IN_FLIGHT_BYTES):
@@ -251,14 +272,16 @@ def store_json_parts(context: ServerContext, body: SpooledBody, *, study: str | 
         media_type, _ = parse_media_type(part.content_type)
         (metadata_parts if media_type in JSON_PART_TYPES else bulk_parts).append(part)
     if not metadata_parts:
-        report.failures.append(Failure(CANNOT_UNDERSTAND, "no application/dicom+json part"))
+        report.failures.append(Failure(CANNOT_UNDERSTAND, "no application/dicom+json part",
+                                       malformed=True))
         return report
     resolve = _bulk_resolver(body, bulk_parts)
     for part in metadata_parts:
         try:
             documents = check_json_depth(orjson.loads(body.read(part)))
         except orjson.JSONDecodeError as error:
-            report.failures.append(Failure(CANNOT_UNDERSTAND, f"invalid JSON: {error}"))
+            report.failures.append(Failure(CANNOT_UNDERSTAND, f"invalid JSON: {error}",
+                                           malformed=True))
             continue
         except PharosError as error:
             report.failures.append(Failure(CANNOT_UNDERSTAND, str(error)))
@@ -268,7 +291,8 @@ def store_json_parts(context: ServerContext, body: SpooledBody, *, study: str | 
                 data = build_instance(document, resolve, study_uid=study)
             except PharosError as error:
                 sop_class, sop = _json_uids(document)
-                report.failures.append(Failure(CANNOT_UNDERSTAND, str(error), sop_class, sop))
+                report.failures.append(Failure(CANNOT_UNDERSTAND, str(error), sop_class, sop,
+                                               malformed=True))
                 continue
             _record(report, _store_one(context, data, study, origin))
     return report

@@ -14,12 +14,13 @@ from sqlalchemy import Connection, delete, insert, select
 
 from app.dicom.levels import Level
 from app.dicom.matching import WildcardNotAllowed, parse_constraint
+from app.dicom.tag_values import format_tags
 from app.dicom.tags import format_tag, parse_tag, tag_name
 from app.errors import BadRequest, ParameterOutOfRange, PharosError
 from app.index import find as index_find
 from app.index import repository
 from app.index.find import FindQuery, LeveledConstraint, level_of_keyword
-from app.index.repository import INSTANCES, LABELS, PATIENTS, SERIES, STUDIES
+from app.index.repository import LABELS
 from app.services.browse import get_row_or_404, resources_json
 from app.services.context import ServerContext
 from app.validation import MAX_INT64
@@ -54,12 +55,15 @@ def keyword_of(name: str) -> tuple[int, str]:
 
 def build_query(level: Level, query: dict[str, str], *, case_sensitive: bool = True,
                 since: int = 0, limit: int = 0, labels: Sequence[str] = (),
-                labels_constraint: str = "All") -> FindQuery:
+                labels_constraint: str = "All", cfind: bool = False) -> FindQuery:
+    """A DICOM query (QIDO-RS, C-MOVE keys; C-FIND with *cfind*, see app.dicom.matching);
+    a value the rules refuse (a sequence, a misplaced wildcard) is a BadRequest."""
     constraints = []
     for name, value in query.items():
         tag, keyword = keyword_of(name)
         try:
-            constraint = parse_constraint(tag, keyword, value, case_sensitive_pn=case_sensitive)
+            constraint = parse_constraint(tag, keyword, value, case_sensitive_pn=case_sensitive,
+                                          cfind=cfind)
         except ValueError as error:
             raise BadRequest(str(error)) from error
         constraints.append(LeveledConstraint(constraint, level_of_keyword(keyword, level)))
@@ -170,49 +174,41 @@ def tools_find(context: ServerContext, body: Any) -> list[Any]:
 
 def expanded(conn: Connection, level: Level, rows: Sequence[Any], requested: Sequence[str],
              fmt: str = "simplify") -> list[dict[str, Any]]:
-    """Resources as ``GET /{level}/{id}`` shows them, plus ``RequestedTags`` when asked."""
+    """Resources as ``GET /{level}/{id}`` shows them, plus ``RequestedTags`` when asked
+    (see ``index.find.requested_tag_values``), tags in Orthanc's *fmt* (``simplify``,
+    ``short`` or ``full``)."""
     answers = resources_json(conn, level, rows)
     if requested:
-        keywords = [keyword_of(name)[1] for name in requested]
-        values = index_find.tag_values(conn, level, [r.pk for r in rows], keywords)
+        tags = list(dict.fromkeys(keyword_of(name) for name in requested))
+        values = index_find.requested_tag_values(conn, level, rows, tags)
         for answer, row in zip(answers, rows, strict=True):
-            answer["RequestedTags"] = {k: v for k, v in values[row.pk].items()
-                                       if v is not None and not isinstance(v, list)}
+            answer["RequestedTags"] = format_tags(values[row.pk], fmt)
     if fmt != "simplify":
         for answer in answers:
-            for key in ("MainDicomTags", "PatientMainDicomTags", "RequestedTags"):
+            for key in ("MainDicomTags", "PatientMainDicomTags"):
                 if key in answer:
-                    answer[key] = _reformat(answer[key], fmt)
+                    answer[key] = format_tags(
+                        {int(parse_tag(keyword)): value for keyword, value in answer[key].items()},
+                        fmt)
     return answers
 
 
-def _reformat(tags: dict[str, str], fmt: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for keyword, value in tags.items():
-        try:
-            key = format_tag(int(parse_tag(keyword)))
-        except ValueError:
-            key = keyword
-        out[key] = value if fmt == "short" else {"Name": keyword, "Type": "String",
-                                                 "Value": value}
-    return out
+def parse_requested_tags(text: str | None) -> list[str]:
+    """``requested-tags`` / ``requestedTags`` of browsing routes: names or ``gggg,eeee``
+    separated by ``;`` (Orthanc's ``ParseListOfTags``); an unknown name answers 400."""
+    names = [name.strip() for name in (text or "").split(";") if name.strip()]
+    for name in names:
+        keyword_of(name)
+    return names
 
 
 def lookup(context: ServerContext, text: str) -> list[dict[str, str]]:
-    """``/tools/lookup``: resources whose PatientID or UID equals *text* exactly."""
-    value = text.strip()
-    answer = []
+    """``/tools/lookup``: resources whose PatientID or UID is *text* (case ignored, as
+    Orthanc compares its upper-cased identifiers)."""
     with context.db.read() as conn:
-        for level, column in ((Level.PATIENT, PATIENTS.c.patient_id),
-                              (Level.STUDY, STUDIES.c.study_uid),
-                              (Level.SERIES, SERIES.c.series_uid),
-                              (Level.INSTANCE, INSTANCES.c.sop_uid)):
-            table = repository.TABLE[level]
-            for (public_id,) in conn.execute(select(table.c.public_id).where(column == value)
-                                             .order_by(table.c.pk)):
-                answer.append({"ID": public_id, "Path": f"/{level.plural}/{public_id}",
-                               "Type": level.value})
-    return answer
+        found = index_find.lookup_identifier(conn, text.strip())
+    return [{"ID": public_id, "Path": f"/{level.plural}/{public_id}", "Type": level.value}
+            for level, public_id in found]
 
 
 # --- labels ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
 from app.errors import BadFileFormat, FullStorage, PharosError, ZipBomb
 from app.index import repository
+from app.scripting import events as scripting_events
 from app.services import blob_deletion
 from app.services.context import ServerContext
 from app.timeutil import now_stamp
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class IngestResult:
-    status: str  # Success | AlreadyStored
+    status: str  # Success | AlreadyStored | FilteredOut
     parsed: ParsedInstance
+    dimse_status: int = 0  # the C-STORE status a refusing script chose (0: success)
 
     def orthanc_json(self) -> dict[str, str]:
         """The answer of ``POST /instances``."""
@@ -68,6 +70,11 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
     try:
         parsed = parse_instance(data)
+        # ReceivedInstanceFilter (Lua, Python hooks), before anything is indexed.
+        refusal = scripting_events.filter_incoming_instance(context, data, parsed, origin)
+        if refusal is not None:
+            _discard(context, key, written)
+            return IngestResult("FilteredOut", parsed, refusal)
         md5 = written.result()
     except BaseException:
         _discard(context, key, written)
@@ -91,6 +98,8 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     if outcome.status == "AlreadyStored":
         blob_deletion.discard(context, [key])
     blob_deletion.delete_scheduled(context, recycled)
+    if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
+        scripting_events.instance_stored(context, data, parsed.ids.instance, origin)
     return IngestResult(outcome.status, parsed)
 
 

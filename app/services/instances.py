@@ -35,8 +35,11 @@ def read_file(context: ServerContext, row: Row) -> bytes:
     try:
         return context.blobs.read(row.blob_key)
     except FileNotFoundError as error:
-        raise InexistentFile(f"The file of instance {row.public_id} is missing from the storage") \
-            from error
+        raise missing_file(row) from error
+
+
+def missing_file(row: Row) -> InexistentFile:
+    return InexistentFile(f"The file of instance {row.public_id} is missing from the storage")
 
 
 def instance_file_or_none(context: ServerContext, public_id: str) -> bytes | None:
@@ -59,10 +62,69 @@ def dataset_of(context: ServerContext, public_id: str, *,
     return read_dataset(read_file(context, row), stop_before_pixels=stop_before_pixels)
 
 
-def tags_json(context: ServerContext, public_id: str, mode: str = "full") -> dict[str, Any]:
+def tags_json(context: ServerContext, public_id: str, mode: str = "full",
+              ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     """``/tags`` in Orthanc's ``full``, ``short`` or ``simplify`` format."""
-    full = orthanc_json.dataset_to_json(dataset_of(context, public_id))
+    full = orthanc_json.dataset_to_json(dataset_of(context, public_id),
+                                        ignore_length=ignore_length)
     return format_tags(full, mode)
+
+
+def _instance_tags_until_pixels(context: ServerContext, row: Row,
+                                ignore_length: frozenset[int]) -> dict[str, Any]:
+    dataset = read_dataset(read_file(context, row), stop_before_pixels=True)
+    return orthanc_json.dataset_to_json(dataset, ignore_length=ignore_length)
+
+
+def instances_tags(context: ServerContext, level: Level, public_id: str, mode: str = "full",
+                   ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """``/{level}/{id}/instances-tags``: the tags of every instance below, by instance ID."""
+    with context.db.read() as conn:
+        row = get_row_or_404(conn, level, public_id)
+        instances = repository.instances_below(conn, level, row.pk)
+    return {instance.public_id: format_tags(
+        _instance_tags_until_pixels(context, instance, ignore_length), mode)
+        for instance in instances}
+
+
+# Orthanc's DicomTag::AddTagsForModule() (PS3.3 tables C.7-1, C.7-3, C.7-5, C.12-1).
+MODULE_TAGS: dict[str, frozenset[int]] = {
+    "patient": frozenset({
+        0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00081120, 0x00100032, 0x00101000,
+        0x00101002, 0x00101001, 0x00102160, 0x00104000, 0x00102201, 0x00102202, 0x00102292,
+        0x00102293, 0x00102294, 0x00102297, 0x00102298, 0x00102299, 0x00120062, 0x00120063,
+        0x00120064, 0x00100021, 0x00100024}),
+    "study": frozenset({
+        0x0020000D, 0x00080020, 0x00080030, 0x00080090, 0x00080096, 0x00200010, 0x00080050,
+        0x00080051, 0x00081030, 0x00081048, 0x00081049, 0x00081060, 0x00081062, 0x00321034,
+        0x00081110, 0x00081032, 0x00401012}),
+    "series": frozenset({
+        0x00080060, 0x0020000E, 0x00200011, 0x00200060, 0x00080021, 0x00080031, 0x00081050,
+        0x00081052, 0x00181030, 0x0008103E, 0x0008103F, 0x00081070, 0x00081072, 0x00081111,
+        0x00081250, 0x00180015, 0x00185100, 0x00280108, 0x00290109, 0x00400275, 0x00102210,
+        0x00400253, 0x00400244, 0x00400245, 0x00400254, 0x00400260, 0x00400280}),
+    "instance": frozenset({
+        0x00080016, 0x00080018, 0x00080005, 0x00080012, 0x00080013, 0x00080014, 0x0008001A,
+        0x0008001B, 0x00080110, 0x00080201, 0x0018A001, 0x00200013, 0x01000410, 0x01000420,
+        0x01000424, 0x01000426, 0x04000500, 0x04000561, 0x0040A390, 0x00280303, 0x4FFE0001,
+        0xFFFAFFFA}),
+}
+
+
+def module_json(context: ServerContext, level: Level, public_id: str, module: str,
+                mode: str = "full", ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """``/{level}/{id}/module`` (and ``/studies/{id}/module-patient``): the tags of one DICOM
+    module, read from the first instance of the resource (Orthanc's ``GetModule``)."""
+    with context.db.read() as conn:
+        row = get_row_or_404(conn, level, public_id)
+        instances = [row] if level == Level.INSTANCE else \
+            repository.instances_below(conn, level, row.pk)
+    if not instances:
+        return {}
+    tags = _instance_tags_until_pixels(context, instances[0], ignore_length)
+    wanted = MODULE_TAGS[module]
+    return format_tags({key: node for key, node in tags.items()
+                        if int(key.replace(",", ""), 16) in wanted}, mode)
 
 
 def format_tags(full: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -79,7 +141,7 @@ def header_json(context: ServerContext, public_id: str, mode: str = "full") -> d
 
 
 def shared_tags(context: ServerContext, level: Level, public_id: str,
-                mode: str = "full") -> dict[str, Any]:
+                mode: str = "full", ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     """Tags whose value is the same in every instance below the resource."""
     with context.db.read() as conn:
         row = get_row_or_404(conn, level, public_id)
@@ -87,7 +149,8 @@ def shared_tags(context: ServerContext, level: Level, public_id: str,
     shared: dict[str, Any] | None = None
     for instance in instances:
         dataset = read_dataset(read_file(context, instance), stop_before_pixels=True)
-        tags = {k: v for k, v in orthanc_json.dataset_to_json(dataset).items()
+        tags = {k: v for k, v in orthanc_json.dataset_to_json(
+            dataset, ignore_length=ignore_length).items()
                 if v["Type"] == "String"}
         if shared is None:
             shared = tags
@@ -169,6 +232,31 @@ def _items_of_pixel_sequence(data: bytes) -> list[bytes] | None:
         items.append(bytes(data[offset:offset + length]))
         offset += length
     return items
+
+
+def instance_dicomweb(context: ServerContext, public_id: str) -> dict[str, Any]:
+    """The whole instance in DICOM JSON (PS3.18 F) with binary values inline, as Orthanc
+    answers ``/instances/{id}/file`` to ``Accept: application/dicom+json`` (1.5.4+).
+
+    PixelData carries the VR the file has: OW in implicit VR, OB when encapsulated (its
+    fragments are not inlined: an empty InlineBinary, as Orthanc up to 1.12.5).
+    """
+    from app.dicom import fast_json
+    ds = dataset_of(context, public_id)
+    encapsulated = ds.file_meta.get("TransferSyntaxUID") is not None and \
+        ds.file_meta.TransferSyntaxUID.is_encapsulated
+    pixels = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
+    if pixels is not None:
+        del ds[PIXEL_DATA]
+    document = fast_json.to_json_dict(ds, bulk_data_threshold=2**62,
+                                      bulk_data_element_handler=lambda elem: "")
+    document = {k: v for k, v in document.items() if not k.endswith("0000")}  # group lengths
+    if pixels is not None:
+        vr = "OB" if encapsulated else (pixels.VR if pixels.VR in ("OB", "OW") else "OW")
+        data = b"" if encapsulated else bytes(pixels.value or b"")
+        import base64
+        document["7FE00010"] = {"vr": vr, "InlineBinary": base64.b64encode(data).decode()}
+    return document
 
 
 def raw_value(element: Any) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from app.dicom.levels import Level
 from app.errors import BadRequest, ParameterOutOfRange, PharosError, UnknownResource
 from app.index import curation_repository
+from app.index.db import note_events
 from app.index.repository import INTERNAL_METADATA_PREFIX
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
@@ -75,6 +76,7 @@ def set_metadata(context: ServerContext, level: Level, public_id: str, name: str
             if wanted != int(current.revision):
                 raise RevisionMismatch(f"Revision {wanted} is not the current one "
                                        f"({current.revision})")
+        note_events(conn, [("UpdatedMetadata", level, public_id)])  # OnUpdated* (Lua)
         return curation_repository.set_metadata(conn, level, row.pk, name, value)
 
 
@@ -95,6 +97,7 @@ def delete_metadata(context: ServerContext, level: Level, public_id: str, name: 
                 raise RevisionMismatch(f"Revision {wanted} is not the current one "
                                        f"({current.revision})")
         curation_repository.delete_metadata(conn, level, row.pk, name)
+        note_events(conn, [("UpdatedMetadata", level, public_id)])  # OnUpdated* (Lua)
 
 
 def is_protected(context: ServerContext, public_id: str) -> bool:

@@ -19,12 +19,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pydicom
 from pydicom.dataset import Dataset
 
+from app.dicom.identifiers import orthanc_hash
 from app.dicom.levels import Level
-from app.dicom.limits import check_pixel_decode
 from app.dicom.modify import (
+    PATIENT_ID,
     PATIENT_NAME,
     Modification,
     check_modify_level,
@@ -33,10 +35,16 @@ from app.dicom.modify import (
     parse_modify_request,
 )
 from app.dicom.parse import read_dataset
-from app.errors import BadFileFormat, BadRequest, ParameterOutOfRange, PharosError
+from app.dicom.tags import MAIN_TAGS, format_tag
+from app.errors import (
+    BadFileFormat,
+    BadRequest,
+    ParameterOutOfRange,
+    PharosError,
+    UnknownResource,
+)
 from app.index import curation_repository, repository
 from app.services import delete as delete_service
-from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_row, read_file
@@ -75,14 +83,15 @@ def build_modification(context: ServerContext, request: Any, *, anonymize: bool,
             # nested in sequences untouched: they still get a new (random) value.
             modification.uids.add(PATIENT_NAME)
         return modification
-    modification, _force = parse_modify_request(request, creator)
+    modification, force = parse_modify_request(request, creator)
     if level is None:
         modification.level = detect_modify_level(modification)
     else:
         modification.level = level
         if level != Level.PATIENT:
             modification._mark_not_orthanc_anonymization()
-        check_modify_level(modification, level)
+        if not force:  # Orthanc 1.11.3+: "Force" lifts the per-level identifier checks
+            check_modify_level(modification, level)
     return modification
 
 
@@ -95,10 +104,11 @@ def transcode_syntax(request: Any) -> str | None:
     return value.strip()
 
 
-def encode(ds: Dataset, syntax: str | None) -> bytes:
-    """Write the dataset as a Part 10 file, transcoded to *syntax* when asked."""
+def encode(ds: Dataset, syntax: str | None, quality: int | None = None) -> bytes:
+    """Write the dataset as a Part 10 file, transcoded to *syntax* when asked (lossy
+    targets at *quality*, Orthanc's LossyQuality)."""
     if syntax is not None:
-        _transcode(ds, syntax)
+        _transcode(ds, syntax, quality)
     _complete_file_meta(ds)
     buffer = io.BytesIO()
     try:
@@ -124,29 +134,17 @@ def _complete_file_meta(ds: Dataset) -> None:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 
 
-def _transcode(ds: Dataset, syntax: str) -> None:
+def _transcode(ds: Dataset, syntax: str, quality: int | None = None) -> None:
+    """Orthanc's ``Transcode``: :func:`app.dicom.transcode.transcode_dataset` (a lossy
+    target gives a new SOP Instance UID, as Orthanc's DCMTK transcoder does)."""
+    from app.dicom import transcode as transcoding
+    target = transcoding.check_target(syntax)
     current = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if current == syntax:
+    if current == target:
         return
-    from pydicom.uid import UID
-    target = UID(syntax)
-    if not target.is_valid or not target.is_transfer_syntax:
-        raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
-    try:
-        if "PixelData" in ds and UID(current).is_compressed:
-            check_pixel_decode(ds)
-            ds.decompress()
-        if target.is_compressed:
-            if "PixelData" not in ds:
-                raise ParameterOutOfRange("Cannot compress an instance without pixel data")
-            ds.compress(target)
-        else:
-            ds.file_meta.TransferSyntaxUID = target
-    except PharosError:
-        raise
-    except Exception as error:  # noqa: BLE001 — codec missing or unsupported syntax
-        raise ParameterOutOfRange(f"Cannot transcode to transfer syntax {syntax}: {error}") \
-            from error
+    if "PixelData" not in ds and target not in transcoding.UNCOMPRESSED:
+        raise ParameterOutOfRange("Cannot compress an instance without pixel data")
+    transcoding.transcode_dataset(ds, target, quality=quality)
 
 
 # --- one instance, answered and not stored ------------------------------------------------
@@ -156,18 +154,23 @@ def modify_instance(context: ServerContext, public_id: str, request: Any, *,
     row = instance_row(context, public_id)
     modification = build_modification(context, request, anonymize=anonymize, level=None)
     syntax = None if anonymize else transcode_syntax(request)
+    from app.dicom.transcode import lossy_quality
+    quality = lossy_quality(request) if syntax else None
     ds = read_dataset(read_file(context, row))
     modification.apply(ds)
-    return encode(ds, syntax)
+    return encode(ds, syntax, quality)
 
 
 # --- whole resources ------------------------------------------------------------------------
 
 def prepare_payload(context: ServerContext, level: Level, public_id: str, request: Any, *,
                     anonymize: bool, origin: dict[str, str]) -> dict[str, Any]:
-    """Validate a request and freeze it into a JSON payload a run (or a job) can replay."""
-    with context.db.read() as conn:
-        get_row_or_404(conn, level, public_id)
+    """Validate a request and freeze it into a JSON payload a run (or a job) can replay.
+
+    As Orthanc, the resource may be of any level (``/series/{study}/modify`` modifies the
+    instances of the study at the series level): only the modification level follows the
+    route."""
+    _resource_row(context, public_id)
     if request is None:
         request = {}
     patient_name = None
@@ -181,9 +184,23 @@ def prepare_payload(context: ServerContext, level: Level, public_id: str, reques
     if not isinstance(keep_source, bool):
         raise BadFileFormat('"KeepSource" must be a Boolean value')
     check_in_place(context, modification, keep_source)
+    if level == Level.STUDY and not anonymize:
+        check_study_patient_tags(context, modification, public_id)
     return {"Level": level.value, "ID": public_id, "Anonymize": anonymize,
             "Request": request, "PatientName": patient_name, "KeepSource": keep_source,
-            "Transcode": transcode_syntax(request), "Origin": origin}
+            "Transcode": transcode_syntax(request), "Origin": origin,
+            "LossyQuality": _checked_quality(request)}
+
+
+def _checked_quality(request: Any) -> int | None:
+    from app.dicom.transcode import lossy_quality
+    return lossy_quality(request) if transcode_syntax(request) else None
+
+
+def _payload_quality(payload: dict[str, Any]) -> int | None:
+    """The LossyQuality of the request a modification job replays (checked at submission)."""
+    from app.dicom.transcode import lossy_quality
+    return lossy_quality(payload.get("Request")) if payload.get("Transcode") else None
 
 
 def run_modification(context: ServerContext, payload: dict[str, Any],
@@ -198,10 +215,10 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
                                        patient_name=payload.get("PatientName"))
     if anonymize:
         modification.level = Level.PATIENT
+    resource_level, row = _resource_row(context, payload["ID"])
     with context.db.read() as conn:
-        row = get_row_or_404(conn, level, payload["ID"])
         instances = [(r.public_id, r.blob_key) for r in
-                     repository.instances_below(conn, level, row.pk)]
+                     repository.instances_below(conn, resource_level, row.pk)]
     origin = payload.get("Origin") or {"Origin": "RestApi"}
     metadata_name = "AnonymizedFrom" if anonymize else "ModifiedFrom"
     answer: dict[str, Any] | None = None
@@ -219,7 +236,8 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
             continue
         ds = read_dataset(data)
         modification.apply(ds)
-        result = ingest_instance(context, encode(ds, payload.get("Transcode")), origin)
+        result = ingest_instance(context, encode(ds, payload.get("Transcode"),
+                                                 _payload_quality(payload)), origin)
         in_place.stored(source_id, result)
         source = _source_ids(context, source_id)
         _record_origin(context, result.parsed.ids, source, metadata_name)
@@ -241,7 +259,72 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
     _log_change(context, level, answer["ID"], anonymize)
     # Orthanc's ResourceModificationJob content, which the synchronous route answers.
     return {"Description": "REST API", "FailedInstancesCount": failed, **answer,
-            "InstancesCount": len(instances) - failed, "IsAnonymization": anonymize}
+            "InstancesCount": len(instances) - failed, "IsAnonymization": anonymize,
+            "ParentResources": [payload["ID"]]}
+
+
+def _resource_row(context: ServerContext, public_id: str) -> tuple[Level, Any]:
+    """The resource of any level with this ID (Orthanc's ``GetChildInstances``), or 404."""
+    with context.db.read() as conn:
+        for level in (Level.STUDY, Level.SERIES, Level.PATIENT, Level.INSTANCE):
+            row = repository.get_row(conn, level, public_id)
+            if row is not None:
+                return level, row
+    raise UnknownResource(f"Unknown resource: {public_id}")
+
+
+_PATIENT_MAIN_TAGS = {int(tag): keyword for tag, keyword in MAIN_TAGS[Level.PATIENT]}
+
+
+def check_study_patient_tags(context: ServerContext, modification: Modification,
+                             study_id: str) -> None:
+    """Orthanc's (1.11.3+) rules for patient tags replaced by ``/studies/{id}/modify``.
+
+    A study that is its patient's only one may change every patient tag. When the target
+    patient (the replaced PatientID, else the study's) exists with other studies, the study
+    can only be attached to it: every main patient tag that patient has must be replaced
+    by that patient's value, and no other one may be replaced. Anything else would leave
+    one patient with two sets of patient tags: use ``/patients/{id}/modify``.
+    """
+    replaced = [tag for tag in _PATIENT_MAIN_TAGS if modification.is_replaced(tag)]
+    if not replaced:
+        return
+    with context.db.read() as conn:
+        study = repository.get_row(conn, Level.STUDY, study_id)
+        if study is None:
+            raise UnknownResource("Study not found")
+        if modification.is_replaced(PATIENT_ID):
+            target_id = str(modification.replacements[PATIENT_ID])
+        else:
+            target_id = _main_tags(repository.parent_row(conn, Level.STUDY, study)).get(
+                "PatientID", "")
+        patient = repository.get_row(conn, Level.PATIENT, orthanc_hash(target_id))
+        if patient is None:
+            return
+        studies = repository.descendant_pks(conn, Level.PATIENT, patient.pk, Level.STUDY)
+        if not [pk for pk in studies if pk != study.pk]:
+            return
+        existing = _main_tags(patient)
+    for tag, keyword in _PATIENT_MAIN_TAGS.items():
+        if keyword in existing:
+            if not modification.is_replaced(tag) or \
+                    str(modification.replacements[tag]) != existing[keyword]:
+                raise BadRequest(
+                    "Trying to change patient tags in a study.  The Patient already exists and "
+                    "has other studies.  All the 'Replace' tags should match the existing "
+                    "patient main dicom tags and you should specify all Patient MainDicomTags "
+                    "in your query.  Try using /patients/../modify instead to modify the "
+                    f"patient. Failing tag: {format_tag(tag)}")
+        elif modification.is_replaced(tag):
+            raise BadRequest(
+                "Trying to change patient tags in a study.  The Patient already exists and has "
+                "other studies.  You are trying to replace a tag that is not defined yet in "
+                "this patient. Try using /patients/../modify instead to modify the patient. "
+                f"Failing tag: {format_tag(tag)}")
+
+
+def _main_tags(row: Any) -> dict[str, str]:
+    return orjson.loads(row.main_tags) if row.main_tags else {}
 
 
 def _source_ids(context: ServerContext, instance_id: str) -> dict[Level, str]:
@@ -334,12 +417,13 @@ def check_in_place(context: ServerContext, modification: Modification,
 
 
 class InPlaceTracker:
-    """Follows the results of a modification that land on their own source.
+    """Follows the results of a modification, especially those that land on their source.
 
-    Such a result overwrites its source (``OverwriteInstances``); once all are stored, the
-    main tags of their series, studies and patients are rebuilt from one result per series
-    (Orthanc's ``PostProcessInstances`` reconstruction), since parents that kept other
-    instances were not re-created from the new files. A result that was "already stored"
+    Such a result overwrites its source (``OverwriteInstances``). Once all results are
+    stored, the main tags of their series, studies and patients are rebuilt from one result
+    per series (Orthanc's ``PostProcessInstances`` reconstruction, 1.11.3+), since parents
+    that kept other instances were not re-created from the new files. A result of its own
+    source that was "already stored"
     (overwriting disabled) means the modification changed nothing: an error, never a
     silent success.
     """
@@ -350,10 +434,11 @@ class InPlaceTracker:
 
     def stored(self, source_id: str, result: Any) -> None:
         ids = result.parsed.ids
-        if ids.instance != source_id:
-            return
-        if result.status == "AlreadyStored":
+        if ids.instance == source_id and result.status == "AlreadyStored":
             raise BadRequest(_OVERWRITE_NEEDED)
+        # Orthanc >= 1.11.3 rebuilds the parents of every modified series, not only of the
+        # results that replaced their source: a result may join an existing series or study
+        # (UIDs kept) whose main tags came from older instances.
         self.by_series.setdefault(ids.series, ids.instance)
 
     def finish(self) -> None:

@@ -18,6 +18,13 @@ from tests.helpers import make_dicom
 
 
 @pytest.fixture(scope="module")
+def study_files() -> list[bytes]:
+    study_uid, series_uid = generate_uid(), generate_uid()
+    return [make_dicom(study_uid=study_uid, series_uid=series_uid, instance_number=n)
+            for n in (1, 2)]
+
+
+@pytest.fixture(scope="module")
 def study(server):
     study_uid = generate_uid()
     files = {}
@@ -53,17 +60,55 @@ def test_study_archive_has_orthanc_folders_and_the_stored_bytes(server, study):
 
 
 def test_media_has_a_valid_dicomdir(server, study, tmp_path):
+    """Orthanc's media: IMAGES/IM0, IMAGES/IM1... and a DICOMDIR (last) whose records
+    point at them; ?extended adds the series descriptions."""
     study_id, files = study
     with server.client() as http:
         answer = http.get(f"/studies/{study_id}/media")
         assert answer.status_code == 200
-    zipfile.ZipFile(io.BytesIO(answer.content)).extractall(tmp_path)
-    fileset = FileSet(pydicom.dcmread(tmp_path / "DICOMDIR"))
+        extended = http.get(f"/studies/{study_id}/media?extended")
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    assert archive.namelist() == [f"IMAGES/IM{i}" for i in range(6)] + ["DICOMDIR"]
+    archive.extractall(tmp_path)
+    dicomdir = pydicom.dcmread(tmp_path / "DICOMDIR")
+    assert dicomdir.FileSetID == "ORTHANC_MEDIA"
+    records = {r.DirectoryRecordType: r for r in reversed(dicomdir.DirectoryRecordSequence)}
+    assert records["PATIENT"].PatientID == "ARCH-1" and records["SERIES"].Modality == "CT"
+    assert records["IMAGE"].ReferencedFileID == ["IMAGES", "IM0"]
+    assert "SeriesDescription" not in records["SERIES"]
+    fileset = FileSet(dicomdir)
     assert len(fileset) == 6
     for instance in fileset:
         assert instance.path and (tmp_path / instance.path).read_bytes() in files.values()
     if shutil.which("dcmdump"):
         subprocess.run(["dcmdump", str(tmp_path / "DICOMDIR")], check=True, capture_output=True)
+    series = [r for r in pydicom.dcmread(io.BytesIO(zipfile.ZipFile(io.BytesIO(
+        extended.content)).read("DICOMDIR"))).DirectoryRecordSequence
+        if r.DirectoryRecordType == "SERIES"]
+    assert sorted(r.SeriesDescription for r in series) == ["Series (CT)", "Series (MR)"]
+
+
+def test_media_archive_size_and_deleted_outputs(tmp_path, study_files):
+    """MediaArchiveSize outputs are kept (Orthanc's default: 1): a finished job makes the
+    older outputs unavailable; DELETE /jobs/{id}/archive removes one, the job stays."""
+    from tests.helpers import live_server
+    for size in (1, 2):
+        with live_server(tmp_path / str(size), {"MediaArchiveSize": size}) as live, \
+                live.client() as http:
+            stored = [http.post("/instances", content=data).json() for data in study_files]
+            jobs = []
+            for kind in ("archive", "media"):
+                job_id = http.post(f"/studies/{stored[0]['ParentStudy']}/{kind}",
+                                   json={"Synchronous": False}).json()["ID"]
+                assert _wait_for_job(http, job_id)["State"] == "Success"
+                jobs.append(job_id)
+            first = http.get(f"/jobs/{jobs[0]}/archive")
+            assert first.status_code == (404 if size == 1 else 200)
+            assert http.get(f"/jobs/{jobs[1]}/archive").status_code == 200
+            assert http.delete(f"/jobs/{jobs[1]}/archive").status_code == 200
+            assert http.get(f"/jobs/{jobs[1]}/archive").status_code == 404
+            assert http.delete(f"/jobs/{jobs[1]}/archive").status_code == 404
+            assert http.get(f"/jobs/{jobs[1]}").json()["State"] == "Success"
 
 
 def test_create_archive_of_several_resources(server, study):
@@ -160,7 +205,8 @@ def _members(content: bytes) -> list[pydicom.Dataset]:
 
 @pytest.mark.parametrize("syntax", [
     "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90"])
+    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80"])
 def test_lossless_transcoding_keeps_the_pixels(server, study, syntax):
     study_id, files = study
     originals = {ds.SOPInstanceUID: ds.pixel_array
@@ -205,13 +251,23 @@ def test_lossy_transcoding_and_refused_targets(server, study):
     study_id, _ = study
     with server.client() as http:
         series = http.get(f"/studies/{study_id}").json()["Series"][0]
-        j2k = http.post(f"/series/{series}/archive", json={"Transcode": "1.2.840.10008.1.2.4.91"})
-        for ds in _members(j2k.content):
-            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
-            assert ds.LossyImageCompression == "01" and ds.pixel_array.shape == (32, 32)
-        # JPEG-LS has no maintained encoder here: a clear 400 before any byte is streamed.
-        refused = http.get(f"/series/{series}/archive?transcode=1.2.840.10008.1.2.4.80")
-        assert refused.status_code == 400 and "encoder" in refused.json()["Details"]
+        stored = {i["MainDicomTags"]["SOPInstanceUID"]
+                  for i in http.get(f"/series/{series}/instances").json()}
+        # Lossy targets (JPEG 2000, near-lossless JPEG-LS): a new SOP Instance UID each
+        # (as Orthanc's transcoder gives), the loss recorded.
+        for syntax in ("1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.81"):
+            answer = http.post(f"/series/{series}/archive", json={"Transcode": syntax})
+            for ds in _members(answer.content):
+                assert ds.file_meta.TransferSyntaxUID == syntax
+                assert ds.LossyImageCompression == "01" and ds.pixel_array.shape == (32, 32)
+                assert ds.SOPInstanceUID not in stored
+        # 12-bit lossy JPEG cannot be written: the files are archived as they are stored.
+        kept = _members(http.get(f"/series/{series}/archive?transcode=1.2.840.10008.1.2.4.51")
+                        .content)
+        assert {ds.file_meta.TransferSyntaxUID for ds in kept} == {"1.2.840.10008.1.2.1"}
+        # A syntax without an encoder: a clear 400 before any byte is streamed.
+        refused = http.get(f"/series/{series}/archive?transcode=1.2.840.10008.1.2.4.100")
+        assert refused.status_code == 400 and "supported targets" in refused.json()["Details"]
         assert http.get(f"/series/{series}/archive?transcode=1.2.3").status_code == 400
         assert http.post("/tools/create-archive", json={
             "Resources": [series], "Transcode": 12}).status_code == 400

@@ -84,7 +84,45 @@ def test_store_nothing_stored_is_409_with_warning(http: httpx.Client) -> None:
     response = stow(http, [make_dicom()], path=f"/dicom-web/studies/{generate_uid()}")
     assert response.status_code == 409
     assert "FailureReason 0x0110" in response.headers["warning"]
-    assert FAILED in response.json() and REFERENCED not in response.json()
+    answer = response.json()
+    # As Orthanc's plugin: no Retrieve URL, the Referenced SOP Sequence present and empty.
+    assert set(answer) == {"00080005", FAILED, REFERENCED}
+    assert "Value" not in answer[REFERENCED]
+
+
+def test_store_answers_as_orthanc_plugin(http: httpx.Client) -> None:
+    """Orthanc's plugin (1.19): no Failed SOP Sequence when nothing failed; 400 when
+    nothing was stored because parts are not DICOM instances; unidentifiable parts are
+    not listed (their Referenced SOP UIDs are Type 1), identifiable ones with 0xC000."""
+    ok = stow(http, [make_dicom()], accept="application/json")
+    assert ok.status_code == 200
+    assert set(ok.json()) == {"00080005", "00081190", REFERENCED}
+    assert ok.headers["content-type"] == "application/dicom+json"
+    garbage = stow(http, [b"this is not DICOM" * 20])
+    assert garbage.status_code == 400
+    assert set(garbage.json()) == {"00080005", REFERENCED}
+    ds = pydicom.dcmread(io.BytesIO(make_dicom()))
+    del ds.StudyInstanceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    no_study = stow(http, [buffer.getvalue()])
+    assert no_study.status_code == 400
+    (item,) = _values(no_study.json(), FAILED)
+    assert _values(item, REASON) == [0xC000]
+    assert _values(item, "00081155") == [ds.SOPInstanceUID]
+    # Without SOPClassUID, not stored either (REST POST /instances would take it).
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(patient_id="NO-SOP-CLASS")))
+    del ds.SOPClassUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    assert stow(http, [buffer.getvalue()]).status_code == 400
+    assert http.get("/dicom-web/studies", params={"PatientID": "NO-SOP-CLASS"}).json() == []
+    # dcm4chee's clients type their parts with the transfer syntax.
+    body, boundary = multipart_body([({"Content-Type": "application/dicom;transfer-syntax="
+                                       "1.2.840.10008.1.2.1"}, make_dicom())])
+    typed = http.post("/dicom-web/studies", content=body, headers={
+        "Content-Type": f"multipart/related; type=application/dicom; boundary={boundary}"})
+    assert typed.status_code == 200 and FAILED not in typed.json()
 
 
 def test_store_garbage_part_is_a_failure_not_a_500(http: httpx.Client) -> None:
@@ -92,7 +130,8 @@ def test_store_garbage_part_is_a_failure_not_a_500(http: httpx.Client) -> None:
     assert response.status_code == 202
     answer = response.json()
     assert len(_values(answer, REFERENCED)) == 1
-    assert _values(_values(answer, FAILED)[0], REASON) == [0xC000]
+    assert FAILED not in answer  # nothing identifies the garbage part
+    assert "0xC000" in response.headers["warning"]
 
 
 @pytest.mark.parametrize("content_type", [
@@ -253,7 +292,7 @@ def test_store_json_with_missing_bulk_part_fails_cleanly(http: httpx.Client) -> 
         ({"Content-Type": "application/dicom+json"}, orjson.dumps([metadata]))])
     response = http.post("/dicom-web/studies", content=body, headers={
         "Content-Type": f"multipart/related; type=application/dicom+json; boundary={boundary}"})
-    assert response.status_code == 409
+    assert response.status_code == 400
     assert "absent.jpg" in response.headers["warning"]
     assert http.get("/dicom-web/studies", params={"StudyInstanceUID": study}).json() == []
 
@@ -314,9 +353,10 @@ def test_retrieve_multipart_shape(http: httpx.Client,
     parts = parse_multipart(first)
     assert len(parts) == 3
     for headers, content in parts:
-        assert set(headers) == {"content-type", "content-location"}
-        assert headers["content-type"] == \
-            "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"
+        # As Orthanc's plugin: Content-Length in each part, the type without its syntax.
+        assert set(headers) == {"content-type", "content-length", "content-location"}
+        assert headers["content-type"] == "application/dicom"
+        assert int(headers["content-length"]) == len(content)
         assert pydicom.dcmread(io.BytesIO(content)).SOPInstanceUID in sops
 
 
@@ -330,8 +370,13 @@ def test_retrieve_transfer_syntax_negotiation(http: httpx.Client, client: DICOMw
     stored = http.get(path, headers={
         "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
     (headers, content), = parse_multipart(stored)
-    assert headers["content-type"].endswith("transfer-syntax=1.2.840.10008.1.2.4.50")
     assert content == data
+    # Without a transfer syntax: Explicit VR Little Endian (PS3.18 8.7.3.5.2).
+    for accept in (None, "multipart/related", 'multipart/related; type="application/dicom"'):
+        default = http.get(path, headers={"Accept": accept} if accept else {})
+        (_, content), = parse_multipart(default)
+        assert pydicom.dcmread(io.BytesIO(content)).file_meta.TransferSyntaxUID == \
+            "1.2.840.10008.1.2.1"
     uncompressed = client.retrieve_instance(
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
         media_types=(("application/dicom", "1.2.840.10008.1.2.1"),))
@@ -341,7 +386,7 @@ def test_retrieve_transfer_syntax_negotiation(http: httpx.Client, client: DICOMw
     refused = http.get(path, headers={
         "Accept": 'multipart/related; type="application/dicom"; '
                   "transfer-syntax=1.2.840.10008.1.2.4.90"})
-    assert refused.status_code == 406
+    assert refused.status_code == 400
     # ... unless something else acceptable remains (q-values, several types).
     fallback = http.get(path, headers={
         "Accept": 'multipart/related; type="application/dicom"; '
@@ -374,9 +419,14 @@ def test_retrieve_streams_a_big_study(http: httpx.Client) -> None:
         assert response.status_code == 200
         # Files sent as stored: the exact length is announced from the index.
         declared = int(response.headers["content-length"])
+        needle = b"Content-Type: application/dicom"
+        tail = b""
         for chunk in response.iter_bytes():
             total += len(chunk)
-            count += chunk.count(b"Content-Type: application/dicom")
+            # Count the headers that end in this chunk (a header may straddle two chunks).
+            window = tail + chunk
+            count += window.count(needle) - tail.count(needle)
+            tail = window[-(len(needle) - 1):]
     assert count == 100
     assert total == declared
     assert total > 100 * 512 * 512 * 2

@@ -306,3 +306,15 @@ def test_s3_credentials_come_from_the_chain_and_are_never_logged(
         store.read(new_key())
     assert TEST_SECRET_KEY not in caplog.text
     assert "Authorization" not in caplog.text  # botocore's header dumps stay off
+
+
+def test_open_gives_a_stream_pydicom_reads_without_the_pixels(store: BlobStore) -> None:
+    """Media archives read each header from the stream, never the whole file."""
+    from app.dicom.parse import read_dataset
+    from tests.helpers import make_dicom
+    key = new_key()
+    store.put(key, make_dicom(patient_id="STREAMED", size=256))
+    with store.open(key) as stream:
+        dataset = read_dataset(stream, stop_before_pixels=True)
+    assert dataset.PatientID == "STREAMED"
+    assert "PixelData" not in dataset

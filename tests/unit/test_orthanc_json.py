@@ -393,3 +393,33 @@ def _capture(base: str) -> None:  # pragma: no cover
 if __name__ == "__main__":  # pragma: no cover
     sys.path.insert(0, str(REPO))
     _capture(sys.argv[1] if len(sys.argv) > 1 else "http://localhost:8043")
+
+
+def _as_unknown_vr(data: bytes, tag: int, vr: bytes) -> bytes:
+    """Rewrite one explicit VR element (short form) of *data* as UN (4-byte length)."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
+    start = data.index(head)
+    length = struct.unpack_from("<H", data, start + 6)[0]
+    value = data[start + 8:start + 8 + length]
+    return (data[:start] + head[:4] + b"UN\0\0" + struct.pack("<L", len(value)) + value
+            + data[start + 8 + length:])
+
+
+def test_unknown_vr_text_is_read_as_a_c_string() -> None:
+    """CP-246: public text elements relayed as UN keep their NUL padding; Orthanc 1.10.1
+    shows them up to the first NUL (identifiers are then found at ingest), keeps a space
+    padding, and shows UN numbers as Null (checked on Orthanc 1.10.1)."""
+    ds = _base("un", "ISO_IR 100")
+    ds.SOPInstanceUID = "1.2.3.4"  # written with its NUL padding
+    ds.StudyTime = "100851.98"  # written with a space padding
+    ds.NumberOfSlices = 227
+    data = to_bytes(ds)
+    for tag, vr in ((0x00080018, b"UI"), (0x00080030, b"TM"), (0x00540081, b"US")):
+        data = _as_unknown_vr(data, tag, vr)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    assert ds.get_item(0x00080018).VR == "UN"
+    full = oj.dataset_to_json(ds)
+    assert full["0008,0018"]["Value"] == "1.2.3.4"
+    assert full["0008,0030"]["Value"] == "100851.98 "
+    assert full["0054,0081"]["Type"] == "Null"
+    assert oj.decode_value(ds.get_item(0x00080018)) == "1.2.3.4"

@@ -26,7 +26,9 @@ def test_the_app_has_no_included_router_wrappers():
     for route in images.router.routes:
         assert route.path in paths
     dicomweb_count = len(dicomweb.router.routes)
-    assert sum(p.startswith("/dicom-web/") for p in paths) == dicomweb_count
+    # /dicom-web also holds the DICOMweb client (/dicom-web/servers), /rs does not.
+    assert sum(p.startswith("/dicom-web/") for p in paths) == \
+        dicomweb_count + len(dicomweb.servers_router.routes)
     assert sum(p.startswith("/rs/") for p in paths) == dicomweb_count
 
 

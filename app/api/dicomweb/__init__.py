@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.api.dicomweb import qido, stow, wado, wado_uri
+from app.api.dicomweb import qido, servers, stow, wado, wado_uri
 from app.api.dicomweb.common import DicomWebRoute, preflight
 from app.api.routing import add_routes
 
@@ -22,5 +22,7 @@ def dicomweb_preflight(request: Request, path: str) -> Response:
 
 # WADO-URI lives at /wado (Orthanc's WadoRoot), outside the DICOMweb root.
 wado_uri_router = wado_uri.router
+# The DICOMweb client (/dicom-web/servers/...), under Orthanc's DICOMweb root only.
+servers_router = servers.router
 
-__all__ = ["router", "wado_uri_router"]
+__all__ = ["router", "servers_router", "wado_uri_router"]

@@ -25,7 +25,9 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import orthanc_error
+from app.dicom.dicomweb_json import to_xml
 from app.errors import PharosError
+from app.services.dicomweb_multipart import multipart_content_type, multipart_stream, new_boundary
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Type, Content-Location, "
@@ -35,16 +37,46 @@ GZIP_MINIMUM = 1024
 
 
 def service_root(request: Request) -> str:
-    """``scheme://host/dicom-web`` (or ``/rs``) as the client reached this server."""
+    """``scheme://host/dicom-web`` (or ``/rs``) as the client reached this server.
+
+    The host and scheme come, in this order (Orthanc's plugin, ``GetBasePublicUrl``), from
+    ``DicomWeb.Host`` / ``DicomWeb.Ssl`` in the configuration, ``X-Forwarded-Host`` and
+    ``X-Forwarded-Proto``, the first element of ``Forwarded`` (RFC 7239: ``host=``,
+    ``proto=``), then ``Host``. ``X-Forwarded-Prefix`` is prepended to the path.
+    """
     headers = request.headers
-    proto = (headers.get("x-forwarded-proto") or "").split(",")[0].strip() \
-        or request.url.scheme
-    host = (headers.get("x-forwarded-host") or "").split(",")[0].strip() \
-        or headers.get("host") or request.url.netloc
+    section = getattr(request.app.state.settings, "dicom_web", None) or {}
+    proto = "https" if section.get("Ssl") is True else request.url.scheme
+    host = str(section.get("Host") or "").strip()
+    if not host:
+        forwarded_host = _first(headers.get("x-forwarded-host"))
+        if forwarded_host:
+            host = forwarded_host
+            proto = _first(headers.get("x-forwarded-proto")) or proto
+    if not host and headers.get("forwarded"):
+        forwarded = _forwarded(headers["forwarded"])
+        host = forwarded.get("host", "")
+        proto = forwarded.get("proto") or proto
+    host = host or headers.get("host") or request.url.netloc
     path = request.url.path
     root = "/rs" if path == "/rs" or path.startswith("/rs/") else "/dicom-web"
     prefix = (headers.get("x-forwarded-prefix") or "").rstrip("/")
     return f"{proto}://{host}{prefix}{request.scope.get('root_path', '')}{root}"
+
+
+def _first(value: str | None) -> str:
+    """The first value of a comma-separated header (the client's side of the proxies)."""
+    return (value or "").split(",")[0].strip()
+
+
+def _forwarded(value: str) -> dict[str, str]:
+    """``host`` and ``proto`` of the first element of a ``Forwarded`` header (RFC 7239)."""
+    pairs: dict[str, str] = {}
+    for pair in value.split(",")[0].split(";"):
+        name, equals, text = pair.partition("=")
+        if equals:
+            pairs[name.strip().lower()] = text.strip().strip('"')
+    return {k: v for k, v in pairs.items() if k in ("host", "proto") and v}
 
 
 def cors_headers(request: Request) -> dict[str, str]:
@@ -142,3 +174,13 @@ def json_response(request: Request, body: bytes | Any, media_type: str,
         answer_headers["Vary"] = "Accept-Encoding"
     return Response(content, status_code=status_code, media_type=media_type,
                     headers=answer_headers)
+
+
+def xml_multipart(documents: list[Any]) -> Response:
+    """DICOM XML answers (PS3.18 8.7.3.2, PS3.19 Native DICOM Model): one
+    ``application/dicom+xml`` part per dataset, in one multipart/related body."""
+    boundary = new_boundary()
+    parts = [("application/dicom+xml", None, [to_xml(document).encode()])
+             for document in documents]
+    return Response(b"".join(multipart_stream(boundary, parts)),
+                    media_type=multipart_content_type(boundary, "application/dicom+xml"))

@@ -10,6 +10,7 @@ Parameters are accepted quoted or bare (``type="application/dicom"`` or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,9 +46,14 @@ SYNTAX_MEDIA_TYPE: dict[str, str] = {
 
 
 class NotAcceptable(PharosError):
-    """PS3.18 8.7.5: none of the acceptable media types can be served."""
+    """None of the acceptable media types can be served.
 
-    orthanc_code, orthanc_message, http_status = 8, "Bad request", 406
+    400, as Orthanc's DICOMweb plugin answers (and its release tests check, e.g.
+    ``test_accept_negotiation``), where PS3.18 8.7.1 would answer 406: a deliberate
+    difference listed in the README, kept because Orthanc clients test for it.
+    """
+
+    orthanc_code, orthanc_message, http_status = 8, "Bad request", 400
 
 
 class UnsupportedMediaType(PharosError):
@@ -83,13 +89,26 @@ class MediaRange:
         return main == other_main and (sub == "*" or sub == other_sub)
 
 
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def _well_formed(params: dict[str, str]) -> bool:
+    """A range with an empty parameter (``range=``) or a transfer syntax that is neither
+    ``*`` nor a UID cannot be honoured: it is dropped (then 400 if nothing remains)."""
+    if any(not value for value in params.values()):
+        return False
+    syntax = params.get("transfer-syntax")
+    return syntax is None or syntax == ANY_SYNTAX or bool(_UID.match(syntax))
+
+
 def parse_accept(values: Iterable[str]) -> list[MediaRange]:
-    """Media ranges of one or more Accept values, best quality first (stable), q=0 dropped."""
+    """Media ranges of one or more Accept values, best quality first (stable), q=0 and
+    malformed ranges dropped."""
     ranges: list[MediaRange] = []
     for value in values:
         for item in split_header_list(value):
             media_type, params = parse_media_type(item)
-            if not media_type:
+            if not media_type or not _well_formed(params):
                 continue
             if media_type == "*":  # some clients send a bare "*"
                 media_type = "*/*"
@@ -106,41 +125,61 @@ def parse_accept(values: Iterable[str]) -> list[MediaRange]:
 def accept_ranges(request: Request) -> list[MediaRange]:
     """The acceptable media ranges: ``?accept=`` first (PS3.18 8.3.3.1), else the header.
 
-    An absent or empty Accept means anything (RFC 7231 5.3.2): ``*/*``.
+    An absent or empty Accept means anything (RFC 7231 5.3.2): ``*/*``; one where every
+    range is refused (q=0) or malformed is a 400.
     """
     query = [v for v in request.query_params.getlist("accept") if v.strip()]
-    ranges = parse_accept(query) if query else parse_accept(request.headers.getlist("accept"))
-    return ranges or [MediaRange("*/*")]
+    given = query or [v for v in request.headers.getlist("accept") if v.strip()]
+    if not given:
+        return [MediaRange("*/*")]
+    ranges = parse_accept(given)
+    if not ranges:
+        raise NotAcceptable(f"No usable media type in Accept: {', '.join(given)!r}")
+    return ranges
 
 
 # --- choices per resource kind -----------------------------------------------------------
 
 JSON_TYPES = ("application/dicom+json", "application/json")
+XML_TYPES = ("application/dicom+xml", "application/xml", "text/xml")
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
 
 
-def choose_json(ranges: Sequence[MediaRange], *, xml: bool = False) -> str:
-    """For QIDO-RS, metadata and STOW-RS answers: DICOM JSON (or XML when allowed)."""
+def choose_json(ranges: Sequence[MediaRange], *, xml_part: bool = False,
+                xml_bare: bool = False) -> str:
+    """DICOM JSON or DICOM XML, for QIDO-RS, metadata and STOW-RS answers.
+
+    JSON answers are always typed ``application/dicom+json`` (also when the client asked
+    ``application/json``, as Orthanc's plugin answers). XML is chosen for
+    ``multipart/related; type="application/dicom+xml"`` when *xml_part*, and for a bare
+    ``application/dicom+xml`` (or ``application/xml``, ``text/xml``) when *xml_bare*.
+    """
     for media_range in ranges:
-        if media_range.media_type == "multipart/related" and xml and \
-                media_range.related_type == "application/dicom+xml":
-            return "application/dicom+xml"
-        if xml and media_range.media_type == "application/dicom+xml":
-            return "application/dicom+xml"
-        for candidate in JSON_TYPES:
-            if media_range.matches(candidate):
-                return "application/dicom+json" if media_range.media_type != candidate \
-                    else candidate
+        kind = media_range.media_type
+        if kind == "multipart/related":
+            if xml_part and media_range.related_type == DICOM_XML and \
+                    media_range.transfer_syntax is None:  # metadata has no transfer syntax
+                return DICOM_XML
+            continue
+        if kind in XML_TYPES:
+            if xml_bare:
+                return DICOM_XML
+            continue
+        if any(media_range.matches(candidate) for candidate in JSON_TYPES):
+            return DICOM_JSON
     raise NotAcceptable("Cannot answer with any of the accepted media types "
                         f"({describe(ranges)}); this resource is available as "
-                        "application/dicom+json" + (" or application/dicom+xml" if xml else ""))
+                        "application/dicom+json" + (
+                            ' or multipart/related; type="application/dicom+xml"'
+                            if xml_part or xml_bare else ""))
 
 
 def dicom_syntaxes(ranges: Sequence[MediaRange]) -> list[str]:
     """For WADO-RS instance retrieval: acceptable transfer syntaxes, best first.
 
-    ``*`` means "as stored". A range for ``application/dicom`` without a transfer-syntax
-    parameter also means "as stored": PS3.18 makes Explicit VR Little Endian the default,
-    but Orthanc and the viewers expect the stored syntax, which is lossless and cheapest.
+    ``*`` means "as stored". Without a transfer-syntax parameter, Explicit VR Little
+    Endian (PS3.18 8.7.3.5.2 since 2016c, and Orthanc's plugin since 1.5).
     """
     syntaxes: list[str] = []
     for media_range in ranges:
@@ -151,7 +190,7 @@ def dicom_syntaxes(ranges: Sequence[MediaRange]) -> list[str]:
                 continue
         elif not media_range.matches("application/dicom"):
             continue
-        syntax = media_range.transfer_syntax or ANY_SYNTAX
+        syntax = media_range.transfer_syntax or EXPLICIT_VR_LITTLE_ENDIAN
         if syntax not in syntaxes:
             syntaxes.append(syntax)
     if not syntaxes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.api.deps import get_context
-from app.api.dicomweb.common import DicomWebRoute, json_response, service_root
+from app.api.dicomweb.common import DicomWebRoute, json_response, service_root, xml_multipart
 from app.api.dicomweb.negotiation import accept_ranges, choose_json
 from app.dicom.levels import Level
 from app.services.context import ServerContext
@@ -17,7 +17,7 @@ router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb QIDO-RS"])
 
 def _search(request: Request, context: ServerContext, level: Level,
             study: str | None = None, series: str | None = None) -> Response:
-    media_type = choose_json(accept_ranges(request))
+    media_type = choose_json(accept_ranges(request), xml_part=True, xml_bare=True)
     scope = {}
     if study is not None:
         check_uids(Target(study, series))
@@ -26,6 +26,8 @@ def _search(request: Request, context: ServerContext, level: Level,
         scope["SeriesInstanceUID"] = series
     query = parse_query(level, list(request.query_params.multi_items()), scope)
     answers = search(context, query, service_root(request))
+    if media_type == "application/dicom+xml":
+        return xml_multipart(answers)
     return json_response(request, answers, media_type)
 
 

@@ -45,7 +45,7 @@ def _request_type(request: Request) -> tuple[str, str]:
 
 
 async def _store(request: Request, context: ServerContext, study: str | None) -> Response:
-    media_type = choose_json(accept_ranges(request), xml=True)
+    media_type = choose_json(accept_ranges(request), xml_part=True, xml_bare=True)
     if study is not None:
         check_uids(Target(study))
     related, boundary = _request_type(request)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import get_context
-from app.api.dicomweb.common import DicomWebRoute, json_response, prefetched, service_root
+from app.api.dicomweb.common import (
+    DicomWebRoute,
+    json_response,
+    prefetched,
+    service_root,
+    xml_multipart,
+)
 from app.api.dicomweb.negotiation import (
     MediaRange,
     NotAcceptable,
@@ -21,8 +27,7 @@ from app.api.dicomweb.negotiation import (
     dicom_syntaxes,
     pick_syntax,
 )
-from app.dicom.dicomweb_json import to_xml
-from app.errors import BadRequest, ParameterOutOfRange
+from app.errors import BadRequest
 from app.services import dicomweb as service
 from app.services.context import ServerContext
 from app.services.dicomweb import RenderOptions, Target
@@ -36,6 +41,8 @@ from app.services.dicomweb_multipart import (
 from app.validation import is_digits, parse_float, parse_int
 
 router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
+
+PIXEL_DATA = 0x7FE00010
 
 STUDY = "/studies/{study}"
 SERIES = STUDY + "/series/{series}"
@@ -58,12 +65,18 @@ def _retrieve(request: Request, context: ServerContext, target: Target) -> Respo
         plan.append((item, syntax))
     root = service_root(request)
     boundary = new_boundary()
-    described = [(f"application/dicom; transfer-syntax={syntax}", item.url(root), item, syntax)
-                 for item, syntax in plan]
+    # Parts are typed application/dicom without a transfer-syntax parameter, as Orthanc's
+    # plugin types them (the syntax is in each file's meta information).
+    described = [("application/dicom", item.url(root), item, syntax) for item, syntax in plan]
 
-    def parts() -> Iterator[tuple[str, str | None, Iterator[bytes]]]:
+    def parts() -> Iterator[tuple[str, str | None, Iterable[bytes], int | None]]:
         for content_type, location, item, syntax in described:
-            yield content_type, location, service.instance_bytes(context, item.row, syntax)
+            if syntax == item.row.transfer_syntax and not context.settings.storage_compression:
+                yield (content_type, location, service.instance_bytes(context, item.row, syntax),
+                       item.row.file_size)
+            else:
+                data = b"".join(service.instance_bytes(context, item.row, syntax))
+                yield content_type, location, [data], len(data)
 
     headers = {}
     if not context.settings.storage_compression and \
@@ -100,16 +113,12 @@ def retrieve_instance(request: Request, study: str, series: str, instance: str,
 
 def _metadata(request: Request, context: ServerContext, target: Target) -> Response:
     """PS3.18 10.4.1.1.2: the stored DICOM JSON of every instance, bulk data by URI."""
-    media_type = choose_json(accept_ranges(request), xml=True)
+    media_type = choose_json(accept_ranges(request), xml_part=True)
     body = service.metadata(context, target, service_root(request))
     if media_type != "application/dicom+xml":
         return json_response(request, body, media_type)
     # PS3.18 8.7.3.2: XML metadata is one Native DICOM Model part per instance.
-    boundary = new_boundary()
-    parts = [("application/dicom+xml", None, iter([to_xml(document).encode()]))
-             for document in orjson.loads(body)]
-    return Response(b"".join(multipart_stream(boundary, parts)),
-                    media_type=multipart_content_type(boundary, "application/dicom+xml"))
+    return xml_multipart(orjson.loads(body))
 
 
 @router.get(STUDY + "/metadata", name="dicomweb_study_metadata")
@@ -155,7 +164,7 @@ def _pixel_answer(ranges: list[MediaRange], chunks: list[bytes], media_type: str
         # A single-part answer when the client asked for the bare media type.
         return Response(chunks[0], media_type=part_type)
     boundary = new_boundary()
-    parts = [(part_type, locations[i] if locations else None, iter([chunk]))
+    parts = [(part_type, locations[i] if locations else None, [chunk])
              for i, chunk in enumerate(chunks)]
     return StreamingResponse(multipart_stream(boundary, parts),
                              media_type=multipart_content_type(boundary, media_type))
@@ -169,8 +178,10 @@ def retrieve_frames(request: Request, study: str, series: str, instance: str, fr
     ranges = accept_ranges(request)
     item = service.locate(context, Target(study, series, instance))[0]
     choice = choose_pixel(ranges, item.row.transfer_syntax)
-    ds = service.load_dataset(context, item.row)
-    chunks = service.frames(ds, numbers, choice.transfer_syntax)
+    chunks = service.frames_by_range(context, item.row, numbers)  # large uncompressed files
+    if chunks is None:
+        ds = service.load_dataset(context, item.row)
+        chunks = service.frames(ds, numbers, choice.transfer_syntax)
     root = service_root(request)
     locations = [f"{item.url(root)}/frames/{n}" for n in numbers]
     return _pixel_answer(ranges, chunks, choice.media_type, choice.transfer_syntax, locations)
@@ -184,17 +195,14 @@ def retrieve_bulk(request: Request, study: str, series: str, instance: str, path
     """PS3.18 10.4.1.1.5: the BulkDataURIs of the metadata answers.
 
     Pixel data is negotiated like frames (stored frames when accepted, else uncompressed);
-    other bulk elements are their raw value as application/octet-stream.
+    any other element (in a sequence too: ``60031010/1/60031011``) is its value as
+    encoded in the file, as application/octet-stream (Orthanc's plugin answers any tag).
     """
-    key = path.strip("/").rsplit("/", 1)[-1].upper()
-    if len(key) != 8 or any(c not in "0123456789ABCDEF" for c in key):
-        raise BadRequest(f"Invalid bulk data path {path!r}: expected a tag such as 7FE00010")
+    items, tag = service.parse_bulk_path(path)
     ranges = accept_ranges(request)
-    item = service.locate(context, Target(study, series, instance), with_json=True)[0]
-    if not service.stored_bulk_is_known(item.row, key):
-        raise ParameterOutOfRange(f"No bulk data element ({key}) in this instance")
+    item = service.locate(context, Target(study, series, instance))[0]
     ds = service.load_dataset(context, item.row)
-    if key == "7FE00010":
+    if tag == PIXEL_DATA and not items:
         choice = choose_pixel(ranges, item.row.transfer_syntax)
         count = service.frame_count(ds)
         chunks = service.frames(ds, list(range(1, count + 1)), choice.transfer_syntax)
@@ -202,12 +210,12 @@ def retrieve_bulk(request: Request, study: str, series: str, instance: str, path
             chunks = [b"".join(chunks)]
         return _pixel_answer(ranges, chunks, choice.media_type, choice.transfer_syntax)
     choose_bulk(ranges)
-    value = service.bulk_value(ds, key)
+    value = service.bulk_value(ds, items, tag)
     if not _multipart_requested(ranges):
         return Response(value, media_type="application/octet-stream")
     boundary = new_boundary()
-    return StreamingResponse(
-        multipart_stream(boundary, [("application/octet-stream", None, iter([value]))]),
+    return Response(
+        b"".join(multipart_stream(boundary, [("application/octet-stream", None, [value])])),
         media_type=multipart_content_type(boundary, "application/octet-stream"))
 
 

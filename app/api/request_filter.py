@@ -1,0 +1,69 @@
+"""``IncomingHttpRequestFilter``: scripts decide whether an HTTP request is served.
+
+Orthanc calls the Lua function (and Pharos also the Python hook) after authentication
+and before routing, with the method (GET, POST, PUT or DELETE, after method faking; other
+methods are not filtered), the URI path, the client's IP address, the authenticated user
+name ("" without authentication) and the headers (lower-case names). ``false`` answers
+403 with an empty body. Requests a script sends to the server's own REST API are not
+filtered. A failing filter answers 500 with the Lua error, as Orthanc.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import PharosError
+from app.scripting import events
+from app.scripting.internal_http import internal_origin
+
+_FILTERED_METHODS = ("GET", "POST", "PUT", "DELETE")
+
+
+class ScriptRequestFilter:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or internal_origin(scope) \
+                or scope["method"] not in _FILTERED_METHODS:
+            await self.app(scope, receive, send)
+            return
+        context = scope["app"].state.context
+        if context is None or not events.filters_http_requests(context):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in scope.get("headers", ())}
+        username = (scope.get("state") or {}).get("username", "")
+        try:
+            allowed = await run_in_threadpool(
+                events.http_request_allowed, context, scope["method"], scope["path"],
+                client[0] if client else "", username, headers)
+        except PharosError as error:
+            await _error(scope, send, error)
+            return
+        if not allowed:
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.app(scope, receive, send)
+
+
+async def _error(scope: Scope, send: Send, error: PharosError) -> None:
+    from http import HTTPStatus
+
+    import orjson
+    body = {"HttpError": HTTPStatus(error.http_status).phrase, "HttpStatus": error.http_status,
+            "Message": error.orthanc_message, "Method": scope["method"],
+            "OrthancError": error.orthanc_message, "OrthancStatus": error.orthanc_code,
+            "Uri": scope["path"]}
+    if error.details and error.details != error.orthanc_message:
+        body = {"Details": error.details, **body}
+    data = orjson.dumps(body)
+    await send({"type": "http.response.start", "status": error.http_status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})

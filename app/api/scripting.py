@@ -1,0 +1,39 @@
+"""``POST /tools/execute-script``: run Lua in the server's main Lua state."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import get_context, read_body
+from app.scripting.engine import engine_of
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+_LUA_BODY = {"requestBody": {"required": True, "content": {
+    "text/plain": {"schema": {"type": "string"}},
+    "application/lua": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/tools/execute-script", tags=["System"], operation_id="execute_script",
+             response_class=Response, openapi_extra=_LUA_BODY,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "What the script printed"},
+                        403: {"description": "ExecuteLuaEnabled is false"}})
+async def execute_script(request: Request) -> Response:
+    """Execute the body as Lua in the server's one (main) Lua state, whose globals persist
+    between calls; answer what ``print`` printed. Refused (403, empty body, as Orthanc)
+    unless ``ExecuteLuaEnabled`` is true: a script can do anything the server can."""
+    context = get_context(request)
+    engine = engine_of(context)
+    if engine is None or not engine.execute_enabled:
+        log.error("The URI /tools/execute-script is disallowed for security, check your "
+                  "configuration option `ExecuteLuaEnabled`")
+        return Response(status_code=403)
+    code = await read_body(request, context)
+    output = await run_in_threadpool(engine.execute_script, code)
+    return Response(output.encode("utf-8"), media_type="text/plain")
