@@ -302,7 +302,7 @@ def _numpy_flags(request: Request) -> tuple[bool, bool]:
             response_class=Response, responses=_NUMPY, openapi_extra=_NUMPY_EXTRA)
 async def frame_numpy(id: str, frame: str, request: Request) -> Response:
     """One frame: (rows, columns, channels); float32 rescaled grey unless ``rescale=0``."""
-    if not frame.isdigit():
+    if not is_digits(frame):
         raise ParameterOutOfRange('Expected an unsigned integer for the "frame" argument')
     rescale, compress = _numpy_flags(request)
     body = await run_in_threadpool(images.numpy_frame, get_context(request), id, int(frame),

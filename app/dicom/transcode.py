@@ -16,6 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from app.dicom.limits import check_pixel_decode
 from app.dicom.render import UnsupportedImage
+from app.validation import is_digits
 
 NATIVE_SYNTAXES = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                              "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"})
@@ -113,7 +114,7 @@ def lossy_quality(request: object, key: str = "LossyQuality") -> int:
     if not isinstance(request, dict) or key not in request:
         return _configured_quality
     value = request[key]
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_digits(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
         raise BadRequest(f'"{key}" must be an integer between 1 and 100')
