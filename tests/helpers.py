@@ -93,6 +93,14 @@ class LiveServer:
                 and len(p.parent.name) == 2 and not p.name.endswith(".tmp")}
 
 
+def on_filesystem(config: dict | None = None) -> dict:
+    """*config* with the filesystem blob store, even when PHAROS_TEST_BLOBSTORE=s3: for
+    tests about files themselves (their ages, temporary files, a copied Orthanc folder)."""
+    config = dict(config or {})
+    config["Pharos"] = {**config.get("Pharos", {}), "BlobstoreUrl": None}
+    return config
+
+
 def blobstore_url_for_tests(storage: Path) -> str | None:
     """``PHAROS_TEST_BLOBSTORE=s3`` runs every live server on S3 (CI does it once): blobs
     go to a bucket of the session's moto server, named after the storage folder so that a

@@ -99,7 +99,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
         blob_deletion.discard(context, [key])
     blob_deletion.delete_scheduled(context, recycled)
     if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
-        scripting_events.instance_stored(context, data, parsed.ids.instance, origin)
+        scripting_events.instance_stored(context, data, parsed, origin)
     return IngestResult(outcome.status, parsed)
 
 
