@@ -108,7 +108,7 @@ async def _post(request: Request, public_ids: list[str], body: Any, *, media: bo
     job_id = await run_in_threadpool(
         submit_archive_job, get_context(request), public_ids, media=media,
         transcode=transcode, filename=filename, priority=priority, extended=extended,
-        quality=quality)
+        quality=quality, body=body)
     return json_answer({"ID": job_id, "Path": f"/jobs/{job_id}"})
 
 

@@ -76,13 +76,21 @@ def _routes(level: Level) -> None:
 
     def operations(id: str, name: str, request: Request) -> Response:
         if _is_dicom(request, level, name):
-            return resources.attachment_operations(id, name, request)
+            info = resources.dicom_attachment_info(id, request)
+            return _not_modified(request, info) or _with_etag(
+                resources.attachment_operations(id, name, request), info)
         info = service.get_info(get_context(request), level, id, name)
         return _not_modified(request, info) or _with_etag(json_answer(service.OPERATIONS), info)
 
     def operation(id: str, name: str, operation: str, request: Request) -> Response:
         if _is_dicom(request, level, name):
-            return resources.attachment_operation(id, name, operation, request)
+            info = resources.dicom_attachment_info(id, request)
+            if operation in _READ_OPERATIONS:
+                not_modified = _not_modified(request, info)
+                if not_modified is not None:
+                    return not_modified
+            return _with_etag(resources.attachment_operation(id, name, operation, request),
+                              info)
         context = get_context(request)
         info = service.get_info(context, level, id, name)
         if operation not in service.OPERATIONS or operation in (

@@ -17,7 +17,8 @@ from app.services import metadata
 
 router = APIRouter()
 _TEXT_BODY = {"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}}
-_EMPTY_TEXT = {200: {"description": "Empty (the new revision is in the ETag header)",
+_EMPTY_TEXT = {200: {"description": "Empty (the new revision and the MD5 of the value are in "
+                                    "the ETag header)",
                      "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 
@@ -29,7 +30,7 @@ def _metadata_routes(level: Level) -> None:
         value = (await read_body(request, context)).decode("utf-8", "replace")
         revision = await run_in_threadpool(metadata.set_metadata, context, level, id, name,
                                            value, request.headers.get("if-match"))
-        return PlainTextResponse("", headers={"ETag": f'"{revision}"'})
+        return PlainTextResponse("", headers={"ETag": metadata.etag(revision, value)})
 
     async def delete_metadata(id: str, name: str, request: Request) -> PlainTextResponse:
         context = get_context(request)

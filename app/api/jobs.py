@@ -32,6 +32,17 @@ def get_job(id: str, request: Request) -> JsonResponse:
     return json_answer(queue.job_document(get_context(request), id))
 
 
+@router.delete("/jobs/{id}", operation_id="delete_job", response_class=Response,
+               responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                "description": "The job is forgotten (an empty answer)"},
+                          404: {"description": "Unknown job, or a job that has not completed "
+                                               "(cancel it first)"}})
+def delete_job(id: str, request: Request) -> Response:
+    """Delete a completed job from the history, with its outputs (Orthanc 1.12.2)."""
+    queue.delete(get_context(request), id)
+    return Response(b"", headers={"Content-Type": "text/plain"})
+
+
 def _control(action: str) -> None:
     operation = getattr(queue, action)
 

@@ -48,6 +48,13 @@ def _priority(body: Any) -> int:
     return value
 
 
+def _user_data(body: Any) -> dict[str, Any]:
+    """The job's ``UserData`` (Orthanc 1.12.9) as keyword arguments of the services."""
+    if isinstance(body, dict) and "UserData" in body:
+        return {"user_data": body["UserData"], "has_user_data": True}
+    return {}
+
+
 async def _study_job(request: Request, study_id: str, prepare: Callable[..., Any],
                      kind: str) -> JsonResponse:
     """Merge and split: prepare the job from the body, then run it (or queue it)."""
@@ -56,7 +63,8 @@ async def _study_job(request: Request, study_id: str, prepare: Callable[..., Any
     synchronous, priority = _synchronous(body), _priority(body)
     payload = await run_in_threadpool(prepare, context, study_id, body, rest_origin(request))
     answer = await run_in_threadpool(merge_split.submit, context, kind, payload,
-                                     synchronous=synchronous, priority=priority)
+                                     synchronous=synchronous, priority=priority,
+                                     **_user_data(body))
     return json_answer(answer)
 
 
@@ -89,7 +97,8 @@ def _bulk_route(anonymize: bool) -> Any:
         payload = await run_in_threadpool(bulk_modify.prepare, context, body,
                                           anonymize=anonymize, origin=rest_origin(request))
         answer = await run_in_threadpool(bulk_modify.submit, context, payload,
-                                         synchronous=synchronous, priority=priority)
+                                         synchronous=synchronous, priority=priority,
+                                         **_user_data(body))
         return json_answer(answer)
     return route
 

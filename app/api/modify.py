@@ -55,7 +55,7 @@ def _resource_route(level: Level, anonymize: bool) -> Any:
             origin=rest_origin(request))
         if _asynchronous(body):
             job_id = await run_in_threadpool(modify_service.submit_job, context, payload,
-                                             _priority(body))
+                                             _priority(body), body)
             return json_answer({"ID": job_id, "Path": f"/jobs/{job_id}"})
         content = await run_in_threadpool(modify_service.run_modification, context, payload)
         return json_answer(content)

@@ -166,17 +166,33 @@ def _register(level: Level) -> None:
          openapi_extra=query_parameters(EXPAND("Answer {name: value} instead of the names"),
                                         NUMERIC))
 
-    def get_metadata(id: str, name: str, request: Request) -> PlainTextResponse:
+    def get_metadata(id: str, name: str, request: Request) -> Response:
+        """The value, with its ETag ``"{revision}-{md5}"``; 304 when ``If-None-Match``
+        names it (Orthanc 1.9.2)."""
+        from app.services import attachments as attachment_service
+        from app.services import metadata as metadata_service
+        context = get_context(request)
         values = _metadata(request, level, id)
-        name = browse.metadata_name(name, get_context(request).settings.user_metadata)
+        name = browse.metadata_name(name, context.settings.user_metadata)
         if name not in values:
             raise InexistentItem(f"No metadata {name!r} on this {singular}")
-        return PlainTextResponse(values[name])
+        value = values[name]
+        revision = metadata_service.stored_revision(context, level, id, name)
+        headers = {"ETag": metadata_service.etag(revision, value)}
+        wanted = attachment_service.parse_revision_header(
+            request.headers.get("if-none-match"), "If-None-Match")
+        if wanted == (revision, metadata_service.md5_of(value)):
+            return Response(status_code=304, headers=headers)
+        return PlainTextResponse(value, headers=headers)
 
     _add(f"/{plural}/{{id}}/metadata/{{name}}", get_metadata,
          operation_id=f"get_{singular}_metadata", tag=tag, summary="One metadata value",
          response_class=PlainTextResponse,
-         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                          "headers": {"ETag": {"description": "The revision and the MD5 of "
+                                                              "the value",
+                                               "schema": {"type": "string"}}}},
+                    304: {"description": "Not modified (If-None-Match names the value)"}})
 
     def list_attachments(id: str, request: Request) -> JsonResponse:
         context = get_context(request)
@@ -280,6 +296,16 @@ def attachment_operation(id: str, name: str, operation: str, request: Request) -
                             "ContentType": 1, "UncompressedMD5": row.md5,
                             "UncompressedSize": row.file_size, "Uuid": row.blob_key})
     raise UnknownResource(f"Unknown attachment operation {operation!r}")
+
+
+def dicom_attachment_info(id: str, request: Request) -> Any:
+    """The built-in ``dicom`` attachment of an instance as the attachments service
+    describes attachments: its revision is always 0 (Orthanc never revises it), so its
+    ETag is ``"0-{md5}"``, as in Orthanc 1.9.2+."""
+    from app.services.attachments import AttachmentInfo
+    row = instance_service.instance_row(get_context(request), id)
+    return AttachmentInfo(1, row.blob_key, 0, int(row.file_size), row.md5,
+                          int(row.file_size), row.md5, 0)
 
 
 def verify_md5(id: str, name: str, request: Request) -> JsonResponse:

@@ -42,16 +42,17 @@ def get_metadata(conn: Connection, level: Level, pk: int, name: str) -> Row | No
         METADATA.c.name == name))).first()
 
 
-def set_metadata(conn: Connection, level: Level, pk: int, name: str, value: str) -> int:
-    """Insert or update a metadata value; returns its new revision, or 0 when the resource
+def set_metadata(conn: Connection, level: Level, pk: int, name: str, value: str) -> int | None:
+    """Insert or update a metadata value; returns its new revision (0 for a new value, then
+    one more at each change, as Orthanc 1.12.8's SQLite index), or None when the resource
     was deleted meanwhile (nothing written: no metadata row may outlive its resource)."""
     if not repository.lock_resource(conn, level, pk):
-        return 0
+        return None
     current = get_metadata(conn, level, pk, name)
     if current is None:
         conn.execute(insert(METADATA).values(level=level.value, resource_pk=pk, name=name,
-                                             value=value, revision=1))
-        return 1
+                                             value=value, revision=0))
+        return 0
     revision = int(current.revision or 0) + 1
     conn.execute(update(METADATA).where(and_(
         METADATA.c.level == level.value, METADATA.c.resource_pk == pk,

@@ -30,14 +30,15 @@ DONE_STATES = (SUCCESS, FAILURE)
 
 
 def insert_job(conn: Connection, *, job_id: str, job_type: str, priority: int, payload: bytes,
-               content: bytes, creation_time: str) -> None:
-    """Add a Pending job at the end of the submission order."""
+               content: bytes, creation_time: str, user_data: bytes | None = None) -> None:
+    """Add a Pending job at the end of the submission order (*user_data*: the JSON of the
+    client's ``UserData``, None when it gave none)."""
     seq = int(conn.execute(select(func.coalesce(func.max(JOBS.c.seq), 0))).scalar_one()) + 1
     conn.execute(insert(JOBS).values(
         id=job_id, seq=seq, type=job_type, state=PENDING, priority=priority, payload=payload,
         content=content, progress=0, error_code=0, error_description="",
         creation_time=creation_time, completion_time=None, effective_runtime=0.0,
-        claimed_by=None, heartbeat=None, output_key=None))
+        claimed_by=None, heartbeat=None, output_key=None, user_data=user_data))
 
 
 def get_job(conn: Connection, job_id: str) -> Row | None:
@@ -134,9 +135,10 @@ def transition(conn: Connection, job_id: str, from_states: Sequence[str],
     return result.rowcount == 1
 
 
-def prune_history(conn: Connection, keep: int, protect_after: str) -> int:
+def prune_history(conn: Connection, keep: int, protect_after: str) -> list[str]:
     """Forget completed jobs beyond the *keep* most recent ones (Orthanc's JobsHistorySize),
-    sparing those completed after *protect_after* (a synchronous caller may still read them)."""
+    sparing those completed after *protect_after* (a synchronous caller may still read them).
+    Answer the blob keys of the outputs the forgotten jobs had (for the caller to delete)."""
     done = JOBS.c.state.in_(DONE_STATES)
     newest = [r[0] for r in conn.execute(
         select(JOBS.c.id).where(done).order_by(JOBS.c.completion_time.desc(), JOBS.c.seq.desc())
@@ -144,7 +146,23 @@ def prune_history(conn: Connection, keep: int, protect_after: str) -> int:
     condition = and_(done, JOBS.c.completion_time < protect_after)
     if newest:
         condition = and_(condition, JOBS.c.id.not_in(newest))
-    return int(conn.execute(delete(JOBS).where(condition)).rowcount or 0)
+    outputs = [str(r[0]) for r in conn.execute(
+        select(JOBS.c.output_key).where(and_(condition, JOBS.c.output_key.is_not(None))))]
+    conn.execute(delete(JOBS).where(condition))
+    return outputs
+
+
+def delete_done_job(conn: Connection, job_id: str) -> tuple[bool, str | None]:
+    """Forget one completed (Success or Failure) job: (whether it was deleted, the blob key
+    of its output if it had one). A job that has not completed is left alone (Orthanc's
+    ``JobsRegistry::DeleteJobInfo`` only deletes jobs of its completed history)."""
+    row = conn.execute(select(JOBS.c.output_key).where(
+        and_(JOBS.c.id == job_id, JOBS.c.state.in_(DONE_STATES)))).first()
+    if row is None:
+        return False, None
+    deleted = conn.execute(delete(JOBS).where(
+        and_(JOBS.c.id == job_id, JOBS.c.state.in_(DONE_STATES)))).rowcount == 1
+    return deleted, (str(row.output_key) if deleted and row.output_key else None)
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:

@@ -198,6 +198,7 @@ class Job(Base):
     claimed_by: Mapped[str | None] = mapped_column(Text)
     heartbeat: Mapped[float | None] = mapped_column()
     output_key: Mapped[str | None] = mapped_column(Text)  # a blob the job produced (archive)
+    user_data: Mapped[bytes | None] = mapped_column(LargeBinary)  # "UserData" (JSON), 1.12.9
 
 
 class StoredModality(Base):

@@ -31,8 +31,9 @@ MEGA_BYTES = 1024 * 1024
 def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: bool,
                        transcode: str | None = None, filename: str | None = None,
                        priority: int = 0, extended: bool = False,
-                       quality: int | None = None) -> str:
-    """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID."""
+                       quality: int | None = None, body: Any = None) -> str:
+    """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID (the
+    request *body*'s ``UserData`` goes with the job, Orthanc 1.12.9)."""
     from app.jobs import queue
     for public_id in public_ids:
         if archive.level_of(context, public_id) is None:
@@ -41,7 +42,8 @@ def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: 
     payload = {"Resources": public_ids, "Transcode": transcode, "Filename": filename,
                "OutputKey": key, "Extended": extended, "LossyQuality": quality}
     job_id = queue.submit(context, MEDIA_JOB if media else ARCHIVE_JOB, payload,
-                          content=_content(0, 0, 0, transcode), priority=priority)
+                          content=_content(0, 0, 0, transcode), priority=priority,
+                          user_data=queue.user_data_of(body))
     with context.db.write() as conn:
         jobs_repository.transition(conn, job_id, _ALL_STATES, {"output_key": key})
     return job_id

@@ -83,4 +83,6 @@ def job_json(row: Row) -> dict[str, Any]:
         "Timestamp": job_time(),
         "Type": row.type,
     })
+    if getattr(row, "user_data", None) is not None:  # Orthanc 1.12.9: only when given
+        answer["UserData"] = orjson.loads(row.user_data)
     return answer

@@ -33,16 +33,30 @@ def wakeup_event(context: ServerContext) -> threading.Event:
     return event
 
 
+# ``user_data`` when the client gave no "UserData" (None is JSON's null, a value it may give).
+NO_USER_DATA: Any = object()
+
+
+def user_data_of(body: Any) -> Any:
+    """The ``UserData`` of a request body that creates a job (Orthanc 1.12.9: any JSON
+    value, shown as given in ``/jobs/{id}``), or :data:`NO_USER_DATA`."""
+    if isinstance(body, dict) and "UserData" in body:
+        return body["UserData"]
+    return NO_USER_DATA
+
+
 def submit(context: ServerContext, job_type: str, payload: dict[str, Any], *,
-           content: dict[str, Any] | None = None, priority: int = 0) -> str:
+           content: dict[str, Any] | None = None, priority: int = 0,
+           user_data: Any = NO_USER_DATA) -> str:
     """Queue a job of a registered kind; answer its ID."""
     if get_kind(job_type) is None:
         raise BadRequest(f"Unknown job type: {job_type}")
     job_id = str(uuid.uuid4())
+    stored_user_data = None if user_data is NO_USER_DATA else orjson.dumps(user_data)
     with context.db.write() as conn:
         jobs.insert_job(conn, job_id=job_id, job_type=job_type, priority=int(priority),
                         payload=orjson.dumps(payload), content=orjson.dumps(content or {}),
-                        creation_time=job_time())
+                        creation_time=job_time(), user_data=stored_user_data)
         note_events(conn, [("JobSubmitted", None, job_id)])  # OnJobSubmitted (Lua)
     wakeup_event(context).set()
     return job_id
@@ -76,10 +90,12 @@ def wait(context: ServerContext, job_id: str, timeout: float | None = None) -> R
 
 
 def run_synchronously(context: ServerContext, job_type: str, payload: dict[str, Any], *,
-                      content: dict[str, Any] | None = None, priority: int = 0) -> dict[str, Any]:
+                      content: dict[str, Any] | None = None, priority: int = 0,
+                      user_data: Any = NO_USER_DATA) -> dict[str, Any]:
     """Submit, wait, and answer the content, or raise the job's error (as Orthanc's
     ``SubmitAndWait``: the job also shows in ``/jobs``)."""
-    row = wait(context, submit(context, job_type, payload, content=content, priority=priority))
+    row = wait(context, submit(context, job_type, payload, content=content, priority=priority,
+                               user_data=user_data))
     if row.state != jobs.SUCCESS:
         raise error_for_code(int(row.error_code), row.error_description)
     return orjson.loads(row.content) if row.content else {}
@@ -87,17 +103,34 @@ def run_synchronously(context: ServerContext, job_type: str, payload: dict[str, 
 
 def submit_or_run(context: ServerContext, job_type: str, payload: dict[str, Any], *,
                   synchronous: bool, content: dict[str, Any] | None = None,
-                  priority: int = 0) -> dict[str, Any]:
+                  priority: int = 0, user_data: Any = NO_USER_DATA) -> dict[str, Any]:
     """The answer of a REST route that can run a job either way: the job's content when
     synchronous, ``{"ID", "Path"}`` otherwise (Orthanc's ``OrthancRestApi::SubmitJob``)."""
     if synchronous:
-        return run_synchronously(context, job_type, payload, content=content, priority=priority)
-    job_id = submit(context, job_type, payload, content=content, priority=priority)
+        return run_synchronously(context, job_type, payload, content=content, priority=priority,
+                                 user_data=user_data)
+    job_id = submit(context, job_type, payload, content=content, priority=priority,
+                    user_data=user_data)
     return {"ID": job_id, "Path": f"/jobs/{job_id}"}
 
 
 def job_document(context: ServerContext, job_id: str) -> dict[str, Any]:
     return job_json(job_row(context, job_id))
+
+
+def delete(context: ServerContext, job_id: str) -> None:
+    """``DELETE /jobs/{id}`` (Orthanc 1.12.2): forget a completed job and delete its
+    outputs. Unknown jobs and jobs that have not completed (cancel them first) answer
+    Orthanc's 404 "No job found with this id"."""
+    from app.services import blob_deletion
+    with context.db.write() as conn:
+        deleted, output = jobs.delete_done_job(conn, job_id)
+        if output is not None:
+            blob_deletion.schedule(conn, [output])
+    if not deleted:
+        raise InexistentItem(f"No job found with this id: {job_id}")
+    if output is not None:
+        blob_deletion.delete_scheduled(context, [output])
 
 
 def pause(context: ServerContext, job_id: str) -> bool:

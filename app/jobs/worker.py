@@ -27,6 +27,7 @@ from app.index.db import note_events
 from app.jobs.json import CANCELED_JOB, job_time
 from app.jobs.kinds import JobInterrupted, get_kind, load_kind_modules
 from app.jobs.queue import wakeup_event
+from app.services import blob_deletion
 from app.services.context import ServerContext
 from app.validation import is_digits
 
@@ -154,6 +155,7 @@ class Workers:
             outcome = self._failed(row.id, runner, -1, str(error))
         runtime = time.monotonic() - started
         done = outcome["state"] in jobs.DONE_STATES
+        pruned: list[str] = []
         try:
             with self.context.db.write() as conn:
                 settled = jobs.settle(
@@ -164,11 +166,13 @@ class Workers:
                 if settled and done:  # OnJobSuccess / OnJobFailure (Lua)
                     note_events(conn, [("JobSuccess" if outcome["state"] == jobs.SUCCESS
                                         else "JobFailure", None, row.id)])
-                    jobs.prune_history(conn, self.context.settings.jobs_history_size,
-                                       _seconds_ago(SYNC_PROTECTION))
+                    pruned = jobs.prune_history(conn, self.context.settings.jobs_history_size,
+                                                _seconds_ago(SYNC_PROTECTION))
+                    blob_deletion.schedule(conn, pruned)  # outputs of forgotten jobs
         finally:
             with self._lock:
                 self.running.discard(row.id)
+        blob_deletion.delete_scheduled(self.context, pruned)
         if not settled:
             log.warning("Job %s was taken over by another worker; its outcome is dropped", row.id)
 

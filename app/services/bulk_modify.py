@@ -177,10 +177,13 @@ def run_bulk(context: ServerContext, payload: dict[str, Any],
 
 
 def submit(context: ServerContext, payload: dict[str, Any], *, synchronous: bool,
-           priority: int) -> dict[str, Any]:
+           priority: int, user_data: Any = None, has_user_data: bool = False
+           ) -> dict[str, Any]:
+    """Run (or queue) the bulk job (with the request's ``UserData`` when *has_user_data*)."""
     from app.jobs import queue
     return queue.submit_or_run(context, JOB_TYPE, payload, synchronous=synchronous,
-                               content=content(payload), priority=priority)
+                               content=content(payload), priority=priority,
+                               user_data=user_data if has_user_data else queue.NO_USER_DATA)
 
 
 def _run_resource_modification(context: ServerContext, payload: dict[str, Any],

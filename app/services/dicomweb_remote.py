@@ -251,7 +251,8 @@ def stow(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                "Resources": grouped, "HttpHeaders": _strings(body, "HttpHeaders")}
     content = {"Resources": grouped, "Server": name}
     return queue.submit_or_run(context, STOW_JOB, payload, synchronous=synchronous(body, True),
-                               content=content, priority=network.priority(body))
+                               content=content, priority=network.priority(body),
+                               user_data=queue.user_data_of(body))
 
 
 @job_kind(STOW_JOB)
@@ -401,7 +402,8 @@ def _submit_retrieve(context: ServerContext, name: str, uris: list[dict[str, Any
     payload = {"Server": name, "Remote": server.document(), "Resources": uris}
     return queue.submit_or_run(context, RETRIEVE_JOB, payload,
                                synchronous=synchronous(body, default_synchronous),
-                               content={}, priority=network.priority(body))
+                               content={}, priority=network.priority(body),
+                               user_data=queue.user_data_of(body))
 
 
 @job_kind(RETRIEVE_JOB)

@@ -408,9 +408,11 @@ def _move_instances(context: ServerContext, payload: dict[str, Any],
 # --- submitting ---------------------------------------------------------------------------------
 
 def submit(context: ServerContext, kind: str, payload: dict[str, Any], *, synchronous: bool,
-           priority: int) -> dict[str, Any]:
-    """Run (or queue) a merge or split job; the job shows in ``/jobs`` either way."""
+           priority: int, user_data: Any = None, has_user_data: bool = False) -> dict[str, Any]:
+    """Run (or queue) a merge or split job; the job shows in ``/jobs`` either way (with
+    the request's ``UserData`` when *has_user_data*)."""
     from app.jobs import queue
     content = merge_content(payload) if kind == MERGE_JOB else split_content(payload, None)
     return queue.submit_or_run(context, kind, payload, synchronous=synchronous,
-                               content=content, priority=priority)
+                               content=content, priority=priority,
+                               user_data=user_data if has_user_data else queue.NO_USER_DATA)

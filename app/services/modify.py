@@ -372,10 +372,13 @@ def _run_job(context: ServerContext, payload: dict[str, Any], progress: Any,
     return run_modification(context, payload, progress, cancel_check)
 
 
-def submit_job(context: ServerContext, payload: dict[str, Any], priority: int = 0) -> str:
-    """Queue the run as a ``ResourceModification`` job (``Asynchronous: true``)."""
+def submit_job(context: ServerContext, payload: dict[str, Any], priority: int = 0,
+               body: Any = None) -> str:
+    """Queue the run as a ``ResourceModification`` job (``Asynchronous: true``), with the
+    request *body*'s ``UserData`` (Orthanc 1.12.9)."""
     from app.jobs import queue
     return queue.submit(context, JOB_TYPE, payload, priority=priority,
+                        user_data=queue.user_data_of(body),
                         content={"Description": "REST API",
                                  "IsAnonymization": bool(payload["Anonymize"])})
 

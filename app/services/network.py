@@ -446,10 +446,11 @@ def prepare_store(context: ServerContext, name: str, body: Any
 def submit_move_store(context: ServerContext, destination: Modality, instances: list[str], *,
                       originator_aet: str, originator_id: int) -> str:
     """The store job of a C-MOVE served asynchronously (``SynchronousCMove`` false, as
-    Orthanc's ``AsynchronousMove``): described "C-MOVE", not permissive, from DicomAet;
-    answer the job's ID."""
+    Orthanc's ``AsynchronousMove``): described "C-MOVE", not permissive, from the
+    destination's ``LocalAet`` when it has one (Orthanc 1.13.0), else DicomAet; answer
+    the job's ID."""
     from app.jobs import queue
-    aet = context.settings.dicom_aet
+    aet = destination.local_aet or context.settings.dicom_aet
     payload = {
         "Modality": destination.name, "Description": "C-MOVE",
         "Remote": modality_json(destination) | {"LocalAet": destination.local_aet},
@@ -549,7 +550,8 @@ def store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     from app.jobs import queue
     payload, content, options = prepare_store(context, name, body)
     return queue.submit_or_run(context, STORE_JOB, payload, synchronous=synchronous(options),
-                               content=content, priority=priority(options))
+                               content=content, priority=priority(options),
+                               user_data=queue.user_data_of(options))
 
 
 def store_straight(context: ServerContext, name: str, data: bytes) -> dict[str, Any]:
@@ -641,7 +643,8 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
         payload["Transcode"] = transcoding.check_target(options["Transcode"])
     return queue.submit_or_run(context, PEER_STORE_JOB, payload,
                                synchronous=synchronous(options),
-                               content=_peer_content(payload, peer), priority=priority(options))
+                               content=_peer_content(payload, peer), priority=priority(options),
+                               user_data=queue.user_data_of(options))
 
 
 def peer_store_straight(context: ServerContext, name: str, data: bytes) -> Any:

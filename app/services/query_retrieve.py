@@ -496,7 +496,8 @@ def move(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     return queue.submit_or_run(context, MOVE_JOB, payload,
                                synchronous=network.synchronous(options),
                                content=retrieve_content(payload, modality),
-                               priority=network.priority(options))
+                               priority=network.priority(options),
+                               user_data=queue.user_data_of(options))
 
 
 def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
@@ -514,7 +515,8 @@ def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     content = retrieve_content(payload, modality) | {"Details": []}
     return queue.submit_or_run(context, GET_JOB, payload,
                                synchronous=network.synchronous(options), content=content,
-                               priority=network.priority(options))
+                               priority=network.priority(options),
+                               user_data=queue.user_data_of(options))
 
 
 def retrieve(context: ServerContext, row: Row, indices: list[int], body: Any) -> dict[str, Any]:
@@ -547,7 +549,8 @@ def retrieve(context: ServerContext, row: Row, indices: list[int], body: Any) ->
     return queue.submit_or_run(context, MOVE_JOB, payload,
                                synchronous=network.synchronous(options),
                                content=retrieve_content(payload, modality),
-                               priority=network.priority(options))
+                               priority=network.priority(options),
+                               user_data=queue.user_data_of(options))
 
 
 def _answer_keys(answer: dict[str, Any]) -> dict[str, str]:
