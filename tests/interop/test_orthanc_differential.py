@@ -41,7 +41,8 @@ LEVELS = ("patients", "studies", "series", "instances")
 IGNORED_RESOURCE_KEYS = {"LastUpdate", "IsStable", "FileUuid", "Labels"}
 CHILD_LISTS = ("Studies", "Series", "Instances")
 IGNORED_METADATA = {"ReceptionDate", "LastUpdate"}
-NEWER_METADATA = {"MainDicomTagsSignature"}  # Orthanc 1.11+: not in 1.10.1's answers
+NEWER_METADATA = {"MainDicomTagsSignature",  # Orthanc 1.11+: not in 1.10.1's answers
+                  "PixelDataVR"}  # Orthanc 1.12.1
 MAX_REPORTED = 40
 
 
