@@ -31,6 +31,7 @@ from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, study_url
 from app.services.dicomweb_multipart import Part, SpooledBody, parse_media_type
 from app.services.ingest import IngestResult, ingest_instance
+from app.validation import check_json_depth
 
 log = logging.getLogger(__name__)
 
@@ -293,10 +294,13 @@ def store_json_parts(context: ServerContext, body: SpooledBody, *, study: str | 
     resolve = _bulk_resolver(body, bulk_parts)
     for part in metadata_parts:
         try:
-            documents = orjson.loads(body.read(part))
+            documents = check_json_depth(orjson.loads(body.read(part)))
         except orjson.JSONDecodeError as error:
             report.failures.append(Failure(CANNOT_UNDERSTAND, f"invalid JSON: {error}",
                                            malformed=True))
+            continue
+        except PharosError as error:
+            report.failures.append(Failure(CANNOT_UNDERSTAND, str(error)))
             continue
         for document in documents if isinstance(documents, list) else [documents]:
             try:

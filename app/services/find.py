@@ -23,6 +23,7 @@ from app.index.find import FindQuery, LeveledConstraint, level_of_keyword
 from app.index.repository import LABELS
 from app.services.browse import get_row_or_404, resources_json
 from app.services.context import ServerContext
+from app.validation import MAX_INT64
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -151,6 +152,8 @@ def tools_find(context: ServerContext, body: Any) -> list[Any]:
     for name, value in (("Limit", limit), ("Since", since)):
         if value < 0:
             raise ParameterOutOfRange(f'Field "{name}" should be a positive integer')
+        if value > MAX_INT64:  # beyond what the index databases store
+            raise ParameterOutOfRange(f'Field "{name}" should be below 2^63')
     level = REST_LEVELS.get(body["Level"].lower())
     if level is None:
         raise ParameterOutOfRange(f"Unknown resource level: {body['Level']}")
