@@ -16,7 +16,7 @@ from app.dicom.levels import Level
 from app.dicom.matching import WildcardNotAllowed, parse_constraint
 from app.dicom.tag_values import format_tags
 from app.dicom.tags import format_tag, parse_tag, tag_name
-from app.errors import BadRequest, ParameterOutOfRange, PharosError
+from app.errors import BadRequest, ParameterOutOfRange, PharosError, UnknownResource
 from app.index import find as index_find
 from app.index import repository
 from app.index.find import FindQuery, LeveledConstraint, level_of_keyword
@@ -223,6 +223,8 @@ def add_label(context: ServerContext, level: Level, public_id: str, label: str) 
     check_label(label)
     with context.db.write() as conn:
         row = get_row_or_404(conn, level, public_id)
+        if not repository.lock_resource(conn, level, row.pk):  # deleted meanwhile
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
         exists = conn.execute(select(LABELS.c.pk).where(
             LABELS.c.level == level.value, LABELS.c.resource_pk == row.pk,
             LABELS.c.label == label)).first()

@@ -76,8 +76,11 @@ def set_metadata(context: ServerContext, level: Level, public_id: str, name: str
             if wanted != int(current.revision):
                 raise RevisionMismatch(f"Revision {wanted} is not the current one "
                                        f"({current.revision})")
+        revision = curation_repository.set_metadata(conn, level, row.pk, name, value)
+        if not revision:
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
         note_events(conn, [("UpdatedMetadata", level, public_id)])  # OnUpdated* (Lua)
-        return curation_repository.set_metadata(conn, level, row.pk, name, value)
+        return revision
 
 
 def delete_metadata(context: ServerContext, level: Level, public_id: str, name: str,
