@@ -178,10 +178,12 @@ def live_server(tmp_path: Path, config: dict | None = None,
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--config", str(config_path),
          "--host", host], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
+    # A config may choose the ports (e.g. to name the server itself as a modality).
+    url = f"http://127.0.0.1:{document['HttpPort']}"
     try:
         _wait_until_up(url, process, tmp_path / "server.log", document)
-        yield LiveServer(url, storage, dicom_port, process, document["Pharos"]["BlobstoreUrl"])
+        yield LiveServer(url, storage, int(document["DicomPort"]), process,
+                         document["Pharos"]["BlobstoreUrl"])
     finally:
         process.terminate()
         try:

@@ -26,8 +26,9 @@ from app.api.schemas import (
 )
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
-from app.errors import BadFileFormat
-from app.services import network, query_retrieve
+from app.errors import BadFileFormat, BadJson
+from app.services import network, query_retrieve, storage_commitment
+from app.validation import check_json_depth
 
 router = APIRouter(tags=["Networking"])
 
@@ -47,9 +48,10 @@ async def text_or_json(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", errors="replace").strip()
+    return check_json_depth(document, error=BadJson)
 
 
 def _format(request: Request, full: dict[str, Any]) -> dict[str, Any]:
@@ -295,3 +297,32 @@ def _register_children(child: Level) -> None:
 
 for _child in (Level.STUDY, Level.SERIES, Level.INSTANCE):
     _register_children(_child)
+
+
+# --- storage commitment -------------------------------------------------------------------
+
+@router.post("/modalities/{name}/storage-commitment", operation_id="storage_commitment_scu",
+             response_model=CreatedQuery, openapi_extra=JSON_BODY_ANY)
+async def storage_commitment_scu(name: str, request: Request) -> JsonResponse:
+    """Ask the modality to commit to instances (N-ACTION): ``{"DicomInstances":
+    [[SOPClassUID, SOPInstanceUID] or {"SOPClassUID", "SOPInstanceUID"}], "Resources":
+    [Orthanc IDs], "Timeout"}``; answers the transaction, ``/storage-commitment/{uid}``."""
+    body = await text_or_json(request)
+    return json_answer(await run_in_threadpool(storage_commitment.request,
+                                               get_context(request), name, body))
+
+
+@router.get("/storage-commitment/{id}", operation_id="get_storage_commitment_report",
+            response_model=dict[str, Any])
+def get_storage_commitment_report(id: str, request: Request) -> JsonResponse:
+    """``Status`` (Pending, Success, Failure), ``RemoteAET``, and once complete
+    ``Success`` and ``Failures`` (with ``FailureReason``, PS3.4 J.3.3)."""
+    return json_answer(storage_commitment.report_json(get_context(request), id))
+
+
+@router.post("/storage-commitment/{id}/remove", operation_id="remove_after_storage_commitment",
+             response_model=EmptyAnswer)
+async def remove_after_storage_commitment(id: str, request: Request) -> JsonResponse:
+    """Delete the instances a successful transaction committed to."""
+    await run_in_threadpool(storage_commitment.remove, get_context(request), id)
+    return json_answer({})

@@ -195,6 +195,48 @@ def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
         return status(CANNOT_UNDERSTAND, f"Cannot store: {error}")
 
 
+# --- Storage commitment (PS3.4 J) ----------------------------------------------------------
+
+def handle_n_action(event: evt.Event, context: ServerContext, policy: Policy,
+                    peers: Peers) -> tuple[Dataset | int, Dataset | None]:
+    """N-ACTION "Request Storage Commitment": acknowledged at once, answered later by
+    an N-EVENT-REPORT (a StorageCommitmentScp job)."""
+    from app.services import storage_commitment
+    peer = _peer(event, peers)
+    try:
+        if not policy.allows(peer, Service.N_ACTION):
+            return status(NOT_AUTHORIZED, "N-ACTION not allowed for this AET"), None
+        if int(event.request.ActionTypeID or 0) != 1:
+            return status(0x0123, "Only action type 1 (storage commitment) is served"), None
+        job = storage_commitment.handle_request(context, peer.calling_aet, peer.called_aet,
+                                                event.action_information)
+        log.info("Storage commitment request from %s: job %s", peer.calling_aet, job)
+        return SUCCESS, None
+    except PharosError as error:
+        log.warning("Storage commitment request from %s refused: %s", peer.calling_aet, error)
+        return status(PROCESSING_FAILURE, str(error)), None
+    except Exception as error:  # noqa: BLE001
+        log.exception("Storage commitment request from %s failed", peer.calling_aet)
+        return status(PROCESSING_FAILURE, f"Cannot process the request: {error}"), None
+
+
+def handle_n_event_report(event: evt.Event, context: ServerContext, policy: Policy,
+                          peers: Peers) -> tuple[Dataset | int, Dataset | None]:
+    """N-EVENT-REPORT of a storage commitment this server asked for."""
+    from app.services import storage_commitment
+    peer = _peer(event, peers)
+    try:
+        if not policy.allows(peer, Service.N_EVENT_REPORT):
+            return status(NOT_AUTHORIZED, "N-EVENT-REPORT not allowed for this AET"), None
+        if not storage_commitment.handle_report(context, event.event_information):
+            log.warning("Storage commitment report from %s for an unknown transaction",
+                        peer.calling_aet)
+        return SUCCESS, None
+    except Exception as error:  # noqa: BLE001
+        log.exception("Storage commitment report from %s failed", peer.calling_aet)
+        return status(PROCESSING_FAILURE, f"Cannot process the report: {error}"), None
+
+
 # --- C-FIND ---------------------------------------------------------------------------------
 
 def handle_find(event: evt.Event, context: ServerContext, policy: Policy,

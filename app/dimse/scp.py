@@ -103,6 +103,8 @@ def start_scp(context: ServerContext) -> Stoppable:
         (evt.EVT_C_FIND, handlers.handle_find, [context, policy, peers]),
         (evt.EVT_C_MOVE, handlers.handle_move, [context, policy, peers]),
         (evt.EVT_C_GET, handlers.handle_get, [context, policy, peers]),
+        (evt.EVT_N_ACTION, handlers.handle_n_action, [context, policy, peers]),
+        (evt.EVT_N_EVENT_REPORT, handlers.handle_n_event_report, [context, policy, peers]),
     ]
     try:
         server = ae.start_server(("0.0.0.0", int(settings.dicom_port)), block=False,

@@ -553,3 +553,69 @@ def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
         raise interrupted[0]
     _check_final(report, "C-GET", modality)
     return report
+
+
+# --- Storage Commitment Push Model (PS3.4 J) --------------------------------------------
+
+STORAGE_COMMITMENT = UID("1.2.840.10008.1.20.1")
+STORAGE_COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")  # the well-known SOP instance
+
+
+def _references(pairs: Iterable[tuple[str, str]]) -> list[Dataset]:
+    items = []
+    for sop_class, sop_instance in pairs:
+        item = Dataset()
+        item.ReferencedSOPClassUID = sop_class
+        item.ReferencedSOPInstanceUID = sop_instance
+        items.append(item)
+    return items
+
+
+def request_storage_commitment(modality: Modality, *, local_aet: str, timeout: float,
+                               transaction_uid: str,
+                               instances: list[tuple[str, str]]) -> None:
+    """N-ACTION "Request Storage Commitment" (action type 1, PS3.4 J.3.2); the answer
+    comes later as an N-EVENT-REPORT to this server's SCP."""
+    request = Dataset()
+    request.TransactionUID = transaction_uid
+    request.ReferencedSOPSequence = _references(instances)
+    assoc = _associate(modality, local_aet, timeout, [build_context(STORAGE_COMMITMENT)])
+    _require_context(assoc, modality, STORAGE_COMMITMENT)
+    try:
+        status, _ = assoc.send_n_action(request, 1, STORAGE_COMMITMENT,
+                                        STORAGE_COMMITMENT_INSTANCE)
+    finally:
+        _release(assoc)
+    code = _status_of(status)
+    if code != SUCCESS:
+        raise NetworkProtocol(f"Storage commitment request to {_describe(modality)} failed"
+                              + (" (no answer)" if code is None else f" with status 0x{code:04X}"))
+
+
+def report_storage_commitment(modality: Modality, *, local_aet: str, timeout: float,
+                              transaction_uid: str, success: list[tuple[str, str]],
+                              failures: list[tuple[str, str, int]]) -> None:
+    """N-EVENT-REPORT of the result (event type 1 all committed, 2 failures exist; PS3.4
+    J.3.3), on a new association where this server takes the SCP role."""
+    report = Dataset()
+    report.TransactionUID = transaction_uid
+    if success:
+        report.ReferencedSOPSequence = _references(success)
+    if failures:
+        items = _references((c, i) for c, i, _ in failures)
+        for item, (_, _, reason) in zip(items, failures, strict=True):
+            item.FailureReason = reason
+        report.FailedSOPSequence = items
+    roles = [build_role(STORAGE_COMMITMENT, scp_role=True)]
+    assoc = _associate(modality, local_aet, timeout, [build_context(STORAGE_COMMITMENT)],
+                       ext_neg=roles)
+    _require_context(assoc, modality, STORAGE_COMMITMENT)
+    try:
+        status, _ = assoc.send_n_event_report(report, 2 if failures else 1,
+                                              STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
+    finally:
+        _release(assoc)
+    code = _status_of(status)
+    if code != SUCCESS:
+        raise NetworkProtocol(f"Storage commitment report to {_describe(modality)} failed"
+                              + (" (no answer)" if code is None else f" with status 0x{code:04X}"))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # Modules that register kinds when imported (add yours here).
 KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.services.query_retrieve",
+                                  "app.services.storage_commitment",
                                   "app.jobs.archive_kind",
                                   "app.services.merge_split", "app.services.bulk_modify",
                                   "app.scripting.lua_jobs",

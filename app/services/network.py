@@ -436,6 +436,10 @@ def prepare_store(context: ServerContext, name: str, body: Any
                "InstancesCount": len(instances), "LocalAet": aet,
                "ParentResources": [public_id for _, public_id in resources],
                "RemoteAet": modality.aet}
+    if payload["StorageCommitment"]:
+        from app.services import storage_commitment
+        payload["StorageCommitmentTransactionUID"] = storage_commitment.new_transaction_uid()
+        content["StorageCommitmentTransactionUID"] = payload["StorageCommitmentTransactionUID"]
     return payload, content, options
 
 
@@ -516,7 +520,21 @@ def run_store(context: ServerContext, payload: dict[str, Any], progress: Progres
     if failed and not payload.get("Permissive"):
         progress(1.0, content)
         raise NetworkProtocol(f"{failed} instance(s) could not be sent to {modality.aet}")
+    transaction = payload.get("StorageCommitmentTransactionUID")
+    if payload.get("StorageCommitment") and transaction:
+        _commit(context, modality, payload, [i for i in instances if i not in missing])
+        content["StorageCommitmentTransactionUID"] = transaction
     return content
+
+
+def _commit(context: ServerContext, modality: Modality, payload: dict[str, Any],
+            sent: list[str]) -> None:
+    """Orthanc's DicomModalityStoreJob with StorageCommitment: once every instance is
+    sent, ask the modality to commit to them (the report completes later)."""
+    from app.services import storage_commitment
+    pairs = storage_commitment.instance_pairs(context, sent)
+    storage_commitment.ask(context, modality, payload["StorageCommitmentTransactionUID"],
+                           pairs, local_aet=payload["LocalAet"], timeout=payload["Timeout"])
 
 
 def _count(report: Any, name: str) -> int:

@@ -171,3 +171,23 @@ def test_qido_xml_and_stow_of_another_study(http: httpx.Client) -> None:
                   path=f"/dicom-web/studies/{study}")
     assert answer.status_code == 409
     assert "00081190" not in answer.json()
+
+
+def test_empty_person_name_groups_are_kept(http: httpx.Client) -> None:
+    """``Wang^XiaoDong=王^小東=`` has an empty Phonetic group (Orthanc keeps it, QIDO-RS
+    answers it); a name without '=' has its Alphabetic group only."""
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(patient_id="PN-GROUPS")))
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Wang^XiaoDong=王^小東=Q"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    # pydicom drops a trailing '=' when it writes: the file says "...=Q", then "...= ".
+    data = buffer.getvalue().replace("王^小東=Q".encode(), "王^小東= ".encode())
+    assert stow(http, [data]).status_code == 200
+    (study,) = http.get("/dicom-web/studies", params={"PatientID": "PN-GROUPS"}).json()
+    assert study["00100010"]["Value"] == [{"Alphabetic": "Wang^XiaoDong",
+                                           "Ideographic": "王^小東", "Phonetic": ""}]
+    simple = make_dicom(patient_id="PN-SIMPLE", patient_name="DOE^JOHN")
+    assert stow(http, [simple]).status_code == 200
+    (plain,) = http.get("/dicom-web/studies", params={"PatientID": "PN-SIMPLE"}).json()
+    assert plain["00100010"]["Value"] == [{"Alphabetic": "DOE^JOHN"}]

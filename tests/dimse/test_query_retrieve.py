@@ -329,3 +329,51 @@ def test_getscu_receives_a_decompressed_copy_of_the_same_instance(
     copy = pydicom.dcmread(received)
     assert copy.SOPInstanceUID == sop_uid
     assert copy.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+
+
+# --- storage commitment (PS3.4 J) --------------------------------------------------------
+
+def _report(client: httpx.Client, transaction: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report = client.get(f"/storage-commitment/{transaction}").json()
+        if report["Status"] != "Pending":
+            return report
+        time.sleep(0.05)
+    raise AssertionError(f"storage commitment {transaction} still pending")
+
+
+def test_storage_commitment_with_itself(pharos: LiveServer) -> None:
+    """Pharos asks its own SCP (N-ACTION), which checks and reports back (N-EVENT-REPORT
+    on a new association): both roles over real sockets."""
+    data = make_dicom(patient_id="COMMIT", sop_uid=generate_uid())
+    with _client(pharos) as client:
+        stored = client.post("/instances", content=data).json()
+        tags = client.get(f"/instances/{stored['ID']}/simplified-tags").json()
+        wanted = [tags["SOPClassUID"], tags["SOPInstanceUID"]]
+        asked = client.post("/modalities/self/storage-commitment", json={
+            "DicomInstances": [["1.2.3", "4.5.6"], wanted,
+                               {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7",
+                                "SOPInstanceUID": wanted[1]}]})
+        assert asked.status_code == 200, asked.text
+        transaction = asked.json()["ID"]
+        assert transaction.startswith("2.25.")
+        assert asked.json()["Path"] == f"/storage-commitment/{transaction}"
+        report = _report(client, transaction)
+        assert report["Status"] == "Failure" and report["RemoteAET"] == AET
+        assert report["Success"] == [{"SOPClassUID": wanted[0], "SOPInstanceUID": wanted[1]}]
+        assert [(f["SOPInstanceUID"], f["FailureReason"]) for f in report["Failures"]] == [
+            ("4.5.6", 0x0112), (wanted[1], 0x0119)]  # no such instance, class conflict
+        assert client.post(f"/storage-commitment/{transaction}/remove").status_code == 400
+
+        # chained to a C-STORE, then the committed instances removed here
+        sent = client.post("/modalities/self/store", json={
+            "Resources": [stored["ID"]], "StorageCommitment": True}).json()
+        transaction = sent["StorageCommitmentTransactionUID"]
+        report = _report(client, transaction)
+        assert report["Status"] == "Success" and report["Failures"] == []
+        assert client.post(f"/storage-commitment/{transaction}/remove").json() == {}
+        assert client.get(f"/instances/{stored['ID']}").status_code == 404
+        assert client.get("/storage-commitment/2.25.1").status_code == 404
+        assert client.post("/modalities/self/storage-commitment",
+                           json={"Other": 1}).status_code == 400
