@@ -84,6 +84,10 @@ def serve_forever(settings: Settings, config_path: str | None = None,
     from app.main import create_app
     open_blobstore(settings.blobstore_url, settings.storage_directory)  # fail before binding
     workers = settings.effective_http_workers
+    if settings.lua_in_use and settings.http_workers > 1:
+        logging.warning("Lua is in use (ExecuteLuaEnabled or LuaScripts): one HTTP process "
+                        "instead of HttpWorkers=%d, so that the server has one Lua state",
+                        settings.http_workers)
     common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
               "access_log": False, "timeout_keep_alive": 30}
     if workers == 1:

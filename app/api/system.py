@@ -85,11 +85,13 @@ def clear_changes(request: Request) -> JsonResponse:
             response_model=Exports,
             openapi_extra=query_parameters(SINCE("Answer the exports after this sequence number"),
                                 LIMIT("Answer at most this many exports (default 100, at most "
-                                      "10,000)")))
+                                      "10,000)"), LAST))
 def list_exports(request: Request) -> JsonResponse:
+    """The exports log: ``?since=SEQ&limit=N`` pages, ``?last`` the latest."""
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
     with get_context(request).db.read() as conn:
-        return json_answer(browse.exports_json(conn, int_param(request, "since"), limit))
+        return json_answer(browse.exports_json(conn, int_param(request, "since"), limit,
+                                               last="last" in request.query_params))
 
 
 @router.delete("/exports", tags=["Tracking changes"], operation_id="clear_exports",

@@ -75,6 +75,9 @@ def build_ae(context: ServerContext) -> AE:
     ae.network_timeout = timeout  # type: ignore[assignment]
     ae.acse_timeout = timeout  # type: ignore[assignment]
     ae.dimse_timeout = timeout  # type: ignore[assignment]
+    # C-MOVE sub-associations are opened by this AE: a destination that does not answer
+    # the TCP connection gives up after DicomScuTimeout, as Orthanc's SCU connections.
+    ae.connection_timeout = seconds(settings.dicom_scu_timeout)
     # The called-AET check is the Policy's (Orthanc's rules, logged), not pynetdicom's.
     ae.require_called_aet = False
     # pynetdicom refuses to start a server without a supported context.
@@ -100,6 +103,8 @@ def start_scp(context: ServerContext) -> Stoppable:
         (evt.EVT_C_FIND, handlers.handle_find, [context, policy, peers]),
         (evt.EVT_C_MOVE, handlers.handle_move, [context, policy, peers]),
         (evt.EVT_C_GET, handlers.handle_get, [context, policy, peers]),
+        (evt.EVT_N_ACTION, handlers.handle_n_action, [context, policy, peers]),
+        (evt.EVT_N_EVENT_REPORT, handlers.handle_n_event_report, [context, policy, peers]),
     ]
     try:
         server = ae.start_server(("0.0.0.0", int(settings.dicom_port)), block=False,

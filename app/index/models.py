@@ -218,6 +218,18 @@ class RuntimeSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class StorageCommitmentReport(Base):
+    """A storage commitment transaction this server asked a modality for."""
+
+    __tablename__ = "storage_commitment_reports"
+    transaction_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    remote_aet: Mapped[str] = mapped_column(Text)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    success: Mapped[bytes] = mapped_column(LargeBinary)  # [[SOPClassUID, SOPInstanceUID]]
+    failures: Mapped[bytes] = mapped_column(LargeBinary)  # [[class, instance, reason]]
+    created: Mapped[float] = mapped_column()
+
+
 class StoredPeer(Base):
     """Orthanc peers added through the REST API (OrthancPeersInDatabase)."""
 
@@ -245,6 +257,8 @@ class Query(Base):
     query: Mapped[bytes] = mapped_column(LargeBinary)  # the request (JSON)
     answers: Mapped[bytes] = mapped_column(LargeBinary)  # list of DICOM JSON datasets
     created: Mapped[float] = mapped_column()
+    # {"Normalize", "LocalAet", "Timeout", "Remote"}: JSON; NULL for queries of 0.1
+    options: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,

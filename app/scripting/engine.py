@@ -264,9 +264,11 @@ class ScriptingEngine:
     def allow_http_request(self, method: str, uri: str, ip: str, username: str,
                            headers: dict[str, str]) -> bool:
         name = "IncomingHttpRequestFilter"
-        if self.main is not None and name in self.main.defined and \
-                not _predicate(self.main, name, method, uri, ip, username, headers):
-            return False
+        if self.main is not None:
+            if name not in self.main.defined:
+                self.main.wait_until_free()  # Orthanc takes the Lua lock for each request
+            elif not _predicate(self.main, name, method, uri, ip, username, headers):
+                return False
         return not (self.hooks is not None and self.hooks.has(name)
                     and not self.hooks.call(name, method, uri, ip, username, headers))
 

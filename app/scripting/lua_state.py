@@ -185,6 +185,28 @@ def wait_in_chain(pending: Future[T]) -> T:
     return pending.result()
 
 
+class FairLock:
+    """A first-come, first-served lock: the event thread, which takes the state once per
+    event, must not starve HTTP requests and /tools/execute-script waiting for it."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket:
+                self._condition.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
+
+
 class LuaState:
     """A Lua interpreter with Orthanc's framework functions, used in mutual exclusion."""
 
@@ -192,7 +214,7 @@ class LuaState:
                  functions: dict[str, Callable[..., Any]] | None = None) -> None:
         """*functions*: global name -> ``f(state, *lua_arguments)``."""
         self.name = name
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         self._output: list[str] | None = None  # print()'s lines while execute() runs
         self.defined: frozenset[str] = frozenset()
         self.runtime = lua.LuaRuntime(encoding=None, unpack_returned_tuples=True,
@@ -228,6 +250,13 @@ class LuaState:
                 _sessions.reset(token)
                 session.close()
                 self._note_definitions()
+
+    def wait_until_free(self) -> None:
+        """Wait for the work holding the state now (and earlier waiters) to finish, without
+        running anything: Orthanc's HTTP server takes the Lua lock for every request (its
+        IncomingHttpRequestFilter check), so a request never overtakes a running callback."""
+        with self._lock:
+            pass
 
     def _note_definitions(self) -> None:
         """Remember which callbacks are defined, so that the doors can skip the lock (and

@@ -18,6 +18,7 @@ from app.dicom.tags import main_tags_signature
 from app.errors import UnknownResource
 from app.index import repository
 from app.index.repository import INSTANCES, series_status
+from app.validation import is_digits
 
 
 def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
@@ -158,8 +159,13 @@ def _change(row: Row) -> dict[str, Any]:
             "Seq": row.seq}
 
 
-def exports_json(conn: Connection, since: int, limit: int) -> dict[str, Any]:
-    rows, done, last_seq = repository.list_exports(conn, since, limit)
+def exports_json(conn: Connection, since: int, limit: int, last: bool = False) -> dict[str, Any]:
+    if last:  # Orthanc's GetLastExportedResource: the newest export, Done
+        newest = repository.newest_export(conn)
+        rows, done = ([newest] if newest is not None else []), True
+        last_seq = int(newest.seq) if newest is not None else 0
+    else:
+        rows, done, last_seq = repository.list_exports(conn, since, limit)
     exports = []
     for row in rows:
         level = Level(row.level)
@@ -209,12 +215,12 @@ def metadata_number(name: str, user_metadata: dict[str, Any] | None) -> int | No
         return METADATA_NUMBERS[name]
     if user_metadata and name in user_metadata:
         return int(user_metadata[name])
-    return int(name) if name.isdigit() else None
+    return int(name) if is_digits(name) else None
 
 
 def metadata_name(name: str, user_metadata: dict[str, Any] | None) -> str:
     """The name under which a metadata is kept, for a name or a MetadataType number."""
-    if not name.isdigit():
+    if not is_digits(name):
         return name
     number = int(name)
     for known, value in METADATA_NUMBERS.items():

@@ -16,13 +16,14 @@ from app.dicom.levels import Level
 from app.dicom.matching import WildcardNotAllowed, parse_constraint
 from app.dicom.tag_values import format_tags
 from app.dicom.tags import format_tag, parse_tag, tag_name
-from app.errors import BadRequest, ParameterOutOfRange, PharosError
+from app.errors import BadRequest, ParameterOutOfRange, PharosError, UnknownResource
 from app.index import find as index_find
 from app.index import repository
 from app.index.find import FindQuery, LeveledConstraint, level_of_keyword
 from app.index.repository import LABELS
 from app.services.browse import get_row_or_404, resources_json
 from app.services.context import ServerContext
+from app.validation import MAX_INT64
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -151,6 +152,8 @@ def tools_find(context: ServerContext, body: Any) -> list[Any]:
     for name, value in (("Limit", limit), ("Since", since)):
         if value < 0:
             raise ParameterOutOfRange(f'Field "{name}" should be a positive integer')
+        if value > MAX_INT64:  # beyond what the index databases store
+            raise ParameterOutOfRange(f'Field "{name}" should be below 2^63')
     level = REST_LEVELS.get(body["Level"].lower())
     if level is None:
         raise ParameterOutOfRange(f"Unknown resource level: {body['Level']}")
@@ -220,6 +223,8 @@ def add_label(context: ServerContext, level: Level, public_id: str, label: str) 
     check_label(label)
     with context.db.write() as conn:
         row = get_row_or_404(conn, level, public_id)
+        if not repository.lock_resource(conn, level, row.pk):  # deleted meanwhile
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
         exists = conn.execute(select(LABELS.c.pk).where(
             LABELS.c.level == level.value, LABELS.c.resource_pk == row.pk,
             LABELS.c.label == label)).first()

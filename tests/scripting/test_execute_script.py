@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -99,3 +101,23 @@ def test_a_broken_lua_script_stops_the_start(tmp_path: Path) -> None:
     settings.configuration_directory = str(tmp_path)
     with pytest.raises(CannotExecuteLua, match="expected near"):
         ScriptingEngine(SimpleNamespace(settings=settings))  # type: ignore[arg-type]
+
+
+def test_http_requests_wait_for_the_running_lua_work(lua_server: LiveServer,
+                                                     tmp_path: Path) -> None:
+    """As in Orthanc, whose HTTP server takes the Lua lock for each request: a request
+    does not overtake Lua work that was running when it arrived."""
+    started, finished = tmp_path / "started", tmp_path / "finished"
+    script = (f"io.open('{started}', 'w'):close() os.execute('sleep 1') "
+              f"io.open('{finished}', 'w'):close()")
+    worker = threading.Thread(target=run, args=(lua_server, script))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with lua_server.client() as client:
+            assert client.get("/system").status_code == 200
+        assert finished.exists()
+    finally:
+        worker.join()
