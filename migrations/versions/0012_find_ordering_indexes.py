@@ -7,10 +7,10 @@ app/index/find.py); otherwise every matching row is read and sorted. Found with
 
 * ``InstanceNumber`` as an integer (``DicomTagAsInt``, the viewers' order) over the
   instances, the biggest table: an index on the expression the query compiler writes.
-  SQLite: ``CAST(instance_number AS INTEGER)``, each entry carrying the rowid (the pk),
-  walked forwards or backwards, missing values (NULLs) read last either way.
-  PostgreSQL casts only what is a number (``CASE WHEN ... ~ '^...$'``, else NULL): one
-  index per direction with the pk ascending, NULLS LAST, as the query asks.
+  SQLite: ``CAST(instance_number AS INTEGER)``, each entry carrying the rowid (the pk);
+  PostgreSQL casts only what is a number (``CASE WHEN ... ~ '^...$'``, else NULL). One
+  index per direction, each with the pk ascending and missing values (NULLs) last, as
+  the query asks: equal numbers (one per series) are many, sorting them would cost.
 * ``LastUpdate`` of studies (Orthanc Explorer 2's default order: the most recently
   updated studies first, paged by ``Since``).
 * ``/changes?type=``: ``(change_type, seq)``, so that a rare type (StableStudy among
@@ -47,11 +47,12 @@ def upgrade() -> None:
     else:
         op.execute("CREATE INDEX ix_instances_instance_number_int ON instances "
                    "(CAST(instance_number AS INTEGER))")
+        op.execute("CREATE INDEX ix_instances_instance_number_int_desc ON instances "
+                   "(CAST(instance_number AS INTEGER) DESC)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index('ix_instances_instance_number_int_desc', table_name='instances')
+    op.drop_index('ix_instances_instance_number_int_desc', table_name='instances')
     op.drop_index('ix_instances_instance_number_int', table_name='instances')
     op.drop_index('ix_changes_change_type', table_name='changes')
     op.drop_index('ix_studies_last_update', table_name='studies')
