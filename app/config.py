@@ -135,6 +135,23 @@ class Modality:
 
     @classmethod
     def parse(cls, name: str, value: Any) -> Modality:
+        """The short or long form; ValueError also when the AET or the host cannot work
+        (an AE title is 1-16 characters without backslash, PS3.5 6.2): pynetdicom would
+        fail on them at the first association, as a 500."""
+        modality = cls._parse(name, value)
+        aet = modality.aet.strip()
+        if not 1 <= len(aet) <= 16 or "\\" in aet or not aet.isprintable():
+            raise ValueError(f"modality {name}: the AET {modality.aet[:40]!r} is not 1 to 16 "
+                             "printable characters")
+        if not modality.host.strip() or not modality.host.isprintable():
+            raise ValueError(f"modality {name}: the host is empty")
+        local = modality.local_aet
+        if local is not None and not 1 <= len(local.strip()) <= 16:
+            raise ValueError(f"modality {name}: LocalAet must be 1 to 16 characters")
+        return modality
+
+    @classmethod
+    def _parse(cls, name: str, value: Any) -> Modality:
         """Orthanc's ``RemoteModalityParameters::Unserialize`` (short or long form)."""
         if isinstance(value, list):
             if len(value) not in (3, 4):
@@ -196,9 +213,19 @@ _PEER_RESERVED = {"CertificateFile", "CertificateKeyFile", "CertificateKeyPasswo
 
 
 def _peer_url(name: str, url: Any) -> str:
-    """Orthanc's ``WebServiceParameters::SetUrl``: http(s) only, with a trailing slash."""
+    """Orthanc's ``WebServiceParameters::SetUrl``: http(s) only, with a trailing slash;
+    and a host and a valid port, without which every request would fail (a 500)."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValueError(f"peer {name}: the URL must start with http:// or https://: {url!r}")
+        raise ValueError(f"peer {name}: the URL must start with http:// or https://: "
+                         f"{str(url)[:200]!r}")
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError for a port out of range
+    except ValueError as error:
+        raise ValueError(f"peer {name}: bad URL {url[:200]!r}: {error}") from None
+    if not parts.hostname or not url.isprintable():
+        raise ValueError(f"peer {name}: the URL {url[:200]!r} has no host")
     return url if url.endswith("/") else url + "/"
 
 

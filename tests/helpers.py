@@ -169,17 +169,21 @@ def live_server(tmp_path: Path, config: dict | None = None,
     if database_url:
         document["Pharos"] = {**document.get("Pharos", {}), "DatabaseUrl": database_url}
     if "BlobstoreUrl" not in document["Pharos"]:  # a test that names a store keeps it
-        document["Pharos"]["BlobstoreUrl"] = blobstore_url_for_tests(storage)
+        # Named after the StorageDirectory in effect: servers given one folder share a bucket.
+        document["Pharos"]["BlobstoreUrl"] = \
+            blobstore_url_for_tests(Path(document["StorageDirectory"]))
     config_path = tmp_path / "pharos.json"
     config_path.write_bytes(orjson.dumps(document))
     log = open(tmp_path / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--config", str(config_path),
          "--host", host], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
+    # A config may choose the ports (e.g. to name the server itself as a modality).
+    url = f"http://127.0.0.1:{document['HttpPort']}"
     try:
         _wait_until_up(url, process, tmp_path / "server.log", document)
-        yield LiveServer(url, storage, dicom_port, process, document["Pharos"]["BlobstoreUrl"])
+        yield LiveServer(url, storage, int(document["DicomPort"]), process,
+                         document["Pharos"]["BlobstoreUrl"])
     finally:
         process.terminate()
         try:

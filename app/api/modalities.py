@@ -26,8 +26,9 @@ from app.api.schemas import (
 )
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
-from app.errors import BadFileFormat
+from app.errors import BadFileFormat, BadJson
 from app.services import network, query_retrieve, storage_commitment
+from app.validation import check_json_depth
 
 router = APIRouter(tags=["Networking"])
 
@@ -47,9 +48,10 @@ async def text_or_json(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", errors="replace").strip()
+    return check_json_depth(document, error=BadJson)
 
 
 def _format(request: Request, full: dict[str, Any]) -> dict[str, Any]:

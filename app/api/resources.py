@@ -117,8 +117,9 @@ def _register(level: Level) -> None:
         _add(f"/{plural}/{{id}}/{name}", _relatives(level, target),
              operation_id=f"get_{singular}_{name}", tag=tag,
              summary=f"The {name} of the {singular}",
-             responses={200: {"model": list[target_model] if target.depth > level.depth
-                              else target_model}},
+             # Children: the resources, or their IDs with ?expand=false.
+             responses={200: {"model": list[target_model] | list[str]
+                              if target.depth > level.depth else target_model}},
              openapi_extra=query_parameters(_RELATIVES_EXPAND, *BROWSE_TAGS))
 
     if level != Level.INSTANCE:

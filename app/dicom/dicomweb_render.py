@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset
 from app.dicom import decode
 from app.dicom.decode import DecodedImage, PixelFormat
 from app.errors import ParameterOutOfRange
+from app.validation import parse_float, parse_int
 
 
 class WindowFunction(StrEnum):
@@ -96,10 +97,9 @@ def parse_viewport(text: str) -> Viewport:
         if not piece:
             values.append(None)
             continue
-        try:
-            number = int(piece) if index < 2 else round(float(piece))
-        except ValueError as error:
-            raise ParameterOutOfRange(f"Bad viewport value {piece!r}") from error
+        # Sizes up to DICOM's 65535 columns; region values finite (round(inf) raises).
+        number = parse_int(piece, "viewport", minimum=-65535, maximum=65535) if index < 2 \
+            else round(parse_float(piece, "viewport", minimum=-2.0**31, maximum=2.0**31))
         if index < 2 and number < 0:
             raise ParameterOutOfRange(f"Negative viewport size {piece!r}")
         values.append(number)

@@ -80,9 +80,23 @@ def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = 
         _record_detected_syntax(ds)
     except Exception as error:  # noqa: BLE001
         raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
+    _drop_stray_delimiters(ds)
     if not stop_before_pixels:
-        _check_not_truncated(ds)
+        try:
+            _check_not_truncated(ds)
+        except PharosError:
+            raise
+        except Exception as error:  # noqa: BLE001 — a value pydicom cannot convert
+            raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
     return ds
+
+
+def _drop_stray_delimiters(ds: Dataset) -> None:
+    """Item and delimitation tags (FFFE,xxxx) are not data elements: one found at the top
+    level (a stray sequence delimiter after the last element) carries nothing, and is
+    dropped as DCMTK skips it, instead of failing every later read of the dataset."""
+    for tag in [t for t in ds.keys() if t >> 16 == 0xFFFE]:
+        del ds[tag]
 
 
 def _record_detected_syntax(ds: Dataset) -> None:

@@ -37,6 +37,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from app.dicom import decode, jpeg_lossless
 from app.dicom.limits import check_pixel_decode
 from app.dicom.render import UnsupportedImage
+from app.validation import is_digits
 
 IMPLICIT, EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
 DEFLATED, BIG_ENDIAN = "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"
@@ -82,7 +83,7 @@ def lossy_quality(request: object, key: str = "LossyQuality") -> int:
     if not isinstance(request, dict) or key not in request:
         return _configured_quality
     value = request[key]
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_digits(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
         raise BadRequest(f'"{key}" must be an integer between 1 and 100')

@@ -20,6 +20,7 @@ from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
 from app.index.repository import INSTANCES, series_status
+from app.validation import is_digits
 
 
 def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
@@ -350,12 +351,12 @@ def metadata_number(name: str, user_metadata: dict[str, Any] | None) -> int | No
         return METADATA_NUMBERS[name]
     if user_metadata and name in user_metadata:
         return int(user_metadata[name])
-    return int(name) if name.isdigit() else None
+    return int(name) if is_digits(name) else None
 
 
 def metadata_name(name: str, user_metadata: dict[str, Any] | None) -> str:
     """The name under which a metadata is kept, for a name or a MetadataType number."""
-    if not name.isdigit():
+    if not is_digits(name):
         return name
     number = int(name)
     for known, value in METADATA_NUMBERS.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
+
 from app.dicom.levels import Level
 from app.errors import UnknownResource
 from app.index import repository
@@ -14,12 +16,23 @@ from app.services.context import ServerContext
 
 def delete_resource(context: ServerContext, level: Level, public_id: str) -> dict[str, Any]:
     """``DELETE /{level}/{id}``: cascade down, remove emptied parents, answer like Orthanc."""
-    with context.db.write() as conn:
+    def delete(conn: Connection) -> tuple[list[str], tuple[Level, str] | None]:
         row = repository.get_row(conn, level, public_id)
         if row is None:
             raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
-        blob_keys, remaining = repository.delete_resource(conn, level, row.pk)
-        blob_deletion.schedule(conn, blob_keys)  # with the commit: retried, never lost
+        # PostgreSQL: wait for the stores of this patient in flight, then look again
+        # (see app/index/repository.py, "concurrent writers").
+        patient = repository.patient_public_id(conn, level, row.pk)
+        if patient is not None:
+            repository.lock_patient(conn, patient)
+            row = repository.get_row(conn, level, public_id)
+        if patient is None or row is None:
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
+        keys, ancestor = repository.delete_resource(conn, level, row.pk)
+        blob_deletion.schedule(conn, keys)  # with the commit: retried, never lost
+        return keys, ancestor
+
+    blob_keys, remaining = context.db.write_retrying(delete)
     blob_deletion.delete_scheduled(context, blob_keys)
     if remaining is None:
         return {"RemainingAncestor": None}

@@ -34,6 +34,7 @@ from app.index import repository
 from app.index.repository import INSTANCES
 from app.services.context import ServerContext
 from app.services.find import build_query
+from app.validation import is_digits
 
 # UIDs never contain these; a path segment with them must not turn into a wildcard query.
 _NOT_A_UID = re.compile(r"[*?\\,\s]")
@@ -289,7 +290,7 @@ def parse_bulk_path(path: str) -> tuple[BulkPath, int]:
     tags = [_parse_tag(p, path) for p in pieces[0::2]]
     items: list[tuple[int, int]] = []
     for sequence_tag, number in zip(tags, pieces[1::2], strict=False):
-        if not number.isdigit() or int(number) < 1:
+        if not is_digits(number) or int(number) < 1:
             raise BadRequest(f"Invalid item number {number!r} in bulk data path {path!r}")
         items.append((sequence_tag, int(number) - 1))
     return tuple(items), tags[-1]

@@ -18,7 +18,13 @@ from app.dicom.levels import Level
 from app.dicom.matching import Constraint, Kind, WildcardNotAllowed, parse_constraint
 from app.dicom.tag_values import format_tags
 from app.dicom.tags import format_tag, parse_tag, tag_name
-from app.errors import BadRequest, InexistentItem, ParameterOutOfRange, PharosError
+from app.errors import (
+    BadRequest,
+    InexistentItem,
+    ParameterOutOfRange,
+    PharosError,
+    UnknownResource,
+)
 from app.index import find as index_find
 from app.index import repository
 from app.index.find import (
@@ -39,6 +45,12 @@ from app.services.browse import (
     resources_json,
 )
 from app.services.context import ServerContext
+from app.validation import MAX_INT64, is_digits
+
+# Bounds on the extended fields (Orthanc has none): each OrderBy key may join a table,
+# and SQLite joins at most 64 tables in one statement.
+MAX_ORDER_BY_KEYS = 32
+MAX_METADATA_CONSTRAINTS = 64
 
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -207,6 +219,8 @@ def parse_find(context: ServerContext, body: Any, *, count: bool) -> FindRequest
     for name, value in (("Limit", limit), ("Since", since)):
         if value < 0:
             raise ParameterOutOfRange(f'Field "{name}" should be a positive integer')
+        if value > MAX_INT64:  # beyond what the index databases store
+            raise ParameterOutOfRange(f'Field "{name}" should be below 2^63')
     level = REST_LEVELS.get(body["Level"].lower())
     if level is None:
         raise ParameterOutOfRange(f"Unknown resource level: {body['Level']}")
@@ -334,7 +348,7 @@ def metadata_key(context: ServerContext, name: str) -> str:
     user = context.settings.user_metadata or {}
     if name in METADATA_NUMBERS or name in user:
         return name
-    if name.lstrip("-").isdigit():
+    if is_digits(name.lstrip("-")):
         return metadata_name(str(int(name)), user)
     raise InexistentItem(f"Unknown metadata: {name}")
 
@@ -343,6 +357,9 @@ def _metadata_query(context: ServerContext, query: dict[str, Any],
                     case_sensitive: bool) -> list[MetadataConstraint]:
     """``MetadataQuery``: ``A\\B`` lists, ``*``/``?`` wildcards, else equality; an empty
     value is no constraint."""
+    if len(query) > MAX_METADATA_CONSTRAINTS:
+        raise ParameterOutOfRange(f'At most {MAX_METADATA_CONSTRAINTS} items in '
+                                  '"MetadataQuery"')
     constraints = []
     for name, value in query.items():
         _require(isinstance(value, str), f'Tag "{name}" must be associated with a string')
@@ -355,8 +372,11 @@ def _metadata_query(context: ServerContext, query: dict[str, Any],
             kind, values = Kind.WILDCARD, (value,)
         else:
             kind, values = Kind.EQUAL, (value,)
-        constraints.append(MetadataConstraint(key, Constraint(
-            0, key, kind, values, case_sensitive=case_sensitive)))
+        try:
+            constraint = Constraint(0, key, kind, values, case_sensitive=case_sensitive)
+        except ValueError as error:  # QueryTooComplex: a pattern or list beyond bounds
+            raise ParameterOutOfRange(str(error)) from error
+        constraints.append(MetadataConstraint(key, constraint))
     return constraints
 
 
@@ -366,6 +386,8 @@ _DIRECTION_ERROR = 'Field "Direction" must be "ASC" or "DESC"'
 def _order_by(context: ServerContext, items: list[Any]) -> list[OrderKey]:
     """``OrderBy``: ``{"Type": "DicomTag[AsInt|AsFloat]"|"Metadata[AsInt|AsFloat]",
     "Key", "Direction": "ASC"|"DESC"}`` items (case-insensitive type and direction)."""
+    if len(items) > MAX_ORDER_BY_KEYS:
+        raise ParameterOutOfRange(f'At most {MAX_ORDER_BY_KEYS} items in "OrderBy"')
     keys = []
     for item in items:
         _require(isinstance(item, dict), 'Field "OrderBy" must contain objects')
@@ -442,6 +464,8 @@ def add_label(context: ServerContext, level: Level, public_id: str, label: str) 
     check_label(label)
     with context.db.write() as conn:
         row = get_row_or_404(conn, level, public_id)
+        if not repository.lock_resource(conn, level, row.pk):  # deleted meanwhile
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
         exists = conn.execute(select(LABELS.c.pk).where(
             LABELS.c.level == level.value, LABELS.c.resource_pk == row.pk,
             LABELS.c.label == label)).first()

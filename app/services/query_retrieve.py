@@ -54,6 +54,7 @@ from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_ki
 from app.scripting import events as scripting_events
 from app.services import network, runtime
 from app.services.context import ServerContext
+from app.validation import is_digits
 
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's QueryRetrieveSize default
 MOVE_JOB = network.MOVE_JOB
@@ -382,7 +383,7 @@ def query_answers(row: Row) -> list[dict[str, Any]]:
 
 def query_answer(row: Row, index: str) -> dict[str, Any]:
     answers = query_answers(row)
-    if not index.isdigit() or int(index) >= len(answers):
+    if not is_digits(index) or int(index) >= len(answers):
         raise ParameterOutOfRange(f"No answer {index} in query {row.id}")
     return answers[int(index)]
 

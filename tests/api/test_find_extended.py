@@ -54,7 +54,8 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         for uid, value in (("1.5.1.1", "b"), ("1.5.1.2", "a"), ("1.5.2.1", "c")):
             assert client.put(f"/series/{ids(client, 'Series', uid)}/metadata/my-metadata",
                               content=value).status_code == 200
-        for (uid, number), value in zip(INSTANCES, ("10.5", "9.25", "100", "1e1", "-3", "7")):
+        for (uid, number), value in zip(INSTANCES, ("10.5", "9.25", "100", "1e1", "-3", "7"),
+                                        strict=True):
             instance = ids(client, "Instance", f"{uid}.{number}")
             assert client.put(f"/instances/{instance}/metadata/1234",
                               content=value).status_code == 200

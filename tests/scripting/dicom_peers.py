@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
+import pydicom.errors
 import pytest
 
 from tests.helpers import free_port
@@ -44,7 +45,14 @@ class StoreScp:
         return {path.name for path in self.callers.iterdir()}
 
     def datasets(self) -> list[pydicom.Dataset]:
-        return [pydicom.dcmread(path) for path in self.files()]
+        """The files received so far (one being written is left for the next look)."""
+        answer = []
+        for path in self.files():
+            try:
+                answer.append(pydicom.dcmread(path))
+            except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError):
+                continue
+        return answer
 
     def stop(self) -> None:
         self.process.terminate()

