@@ -182,6 +182,8 @@ def test_order_by_with_paging_and_expand(http: httpx.Client) -> None:
     ([{"Type": "Label", "Key": "StudyDate", "Direction": "ASC"}], 400, 8, None),
     ([{"Type": "DicomTag", "Key": "NoSuchTag", "Direction": "ASC"}], 400, 27, None),
     ([{"Type": "Metadata", "Key": "no-such-metadata", "Direction": "ASC"}], 404, 7, None),
+    ([{"Type": "DicomTag", "Key": "StudyDate", "Direction": "ASC"}] * 33, 400, 3,
+     'At most 32 items in "OrderBy"'),
 ])
 def test_bad_order_by(http: httpx.Client, order_by: Any, status: int, code: int,
                       details: str | None) -> None:
@@ -305,6 +307,8 @@ def test_metadata_query(http: httpx.Client) -> None:
         (400, 8, 'Tag "my-metadata" must be associated with a string')
     assert error(http, "/tools/find", {"Level": "Series", "Query": {},
                                        "MetadataQuery": []})[:2] == (400, 8)
+    assert error(http, "/tools/find", {"Level": "Series", "Query": {}, "MetadataQuery": {
+        "my-metadata": "*" * 2000}})[:2] == (400, 3)
 
 
 # --- Since, Limit and the index --------------------------------------------------------------
