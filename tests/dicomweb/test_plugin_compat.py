@@ -191,3 +191,10 @@ def test_empty_person_name_groups_are_kept(http: httpx.Client) -> None:
     assert stow(http, [simple]).status_code == 200
     (plain,) = http.get("/dicom-web/studies", params={"PatientID": "PN-SIMPLE"}).json()
     assert plain["00100010"]["Value"] == [{"Alphabetic": "DOE^JOHN"}]
+
+
+def test_plugin_side_routes(http: httpx.Client) -> None:
+    assert http.get("/dicom-web/info").json() == {"DicomWebRoot": "/dicom-web/",
+                                                  "OrthancApiRoot": "./../"}
+    assert http.post("/studies/0123abcd-0123abcd-0123abcd-0123abcd-0123abcd/"
+                     "update-dicomweb-cache").json() == {}

@@ -26,6 +26,14 @@ router = APIRouter(tags=["DICOMweb client"])
 SERVER = "/servers/{name}"
 
 
+@router.get("/info", operation_id="dicomweb_client_information",
+            response_model=dict[str, str])
+def client_information(request: Request) -> JsonResponse:
+    """Where the DICOMweb root and Orthanc's REST API are, relative to this route (the
+    plugin's ``GetClientInformation``, read by its web client)."""
+    return json_answer({"DicomWebRoot": "/dicom-web/", "OrthancApiRoot": "./../"})
+
+
 @router.get("/servers", operation_id="list_dicomweb_servers",
             response_model=list[str] | dict[str, dict[str, Any]])
 def list_servers(request: Request) -> JsonResponse:
