@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench lint openapi clean ohif
+.PHONY: serve test bench lint openapi clean ohif fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/ingest.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app tests benchmarks
+	$(VENV)/bin/ruff check app tests benchmarks scripts
+
+# The hostile-input campaign (scripts/fuzz.py): >= 300 malformed DICOM files through
+# REST, STOW-RS and C-STORE, then schemathesis over openapi/openapi.json for FUZZ_SECONDS
+# against the same live server holding real data. Fails on any 5xx, schema violation,
+# leaked instance or blob, or a server that stops answering. About five minutes.
+FUZZ_SECONDS ?= 180
+fuzz: $(STAMP)
+	$(VENV)/bin/python scripts/fuzz.py --seconds $(FUZZ_SECONDS)
 
 # openapi/openapi.json is what the app generates; tests/api/test_openapi.py fails when it
 # drifts. Written through a temporary file so a failing app never truncates it.

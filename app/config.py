@@ -75,6 +75,42 @@ def load_orthanc_json(path: Path) -> dict[str, Any]:
     return merged
 
 
+# Orthanc's StringToModalityManufacturer: current names, and obsolete ones mapped.
+MANUFACTURERS = {"Generic": "Generic", "GenericNoWildcardInDates": "GenericNoWildcardInDates",
+                 "GenericNoUniversalWildcard": "GenericNoUniversalWildcard",
+                 "Vitrea": "Vitrea", "GE": "GE",
+                 "AgfaImpax": "GenericNoWildcardInDates", "SyngoVia": "GenericNoWildcardInDates",
+                 "EFilm2": "Generic", "MedInria": "Generic", "ClearCanvas": "Generic",
+                 "Dcm4Chee": "Generic"}
+
+
+def _manufacturer(name: str, value: Any) -> str:
+    found = MANUFACTURERS.get(str(value))
+    if found is None:
+        raise ValueError(f"modality {name}: unknown manufacturer {value!r}")
+    if found != value:
+        log.warning('The "%s" manufacturer is obsolete: "%s" is used instead', value, found)
+    return found
+
+
+def _port(name: str, value: Any) -> int:
+    """Orthanc's ReadPortNumber: an integer (or a string of one) in 1..65535."""
+    try:
+        port = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError(f"modality {name}: bad port number {value!r}")
+    return port
+
+
+def _flag(name: str, value: dict[str, Any], key: str, default: bool) -> bool:
+    found = value.get(key, default)
+    if not isinstance(found, bool):
+        raise ValueError(f"modality {name}: {key} must be a Boolean")
+    return found
+
+
 @dataclass(frozen=True)
 class Modality:
     """A remote DICOM node, from ``DicomModalities`` (short list or long object form)."""
@@ -99,28 +135,60 @@ class Modality:
 
     @classmethod
     def parse(cls, name: str, value: Any) -> Modality:
+        """The short or long form; ValueError also when the AET or the host cannot work
+        (an AE title is 1-16 characters without backslash, PS3.5 6.2): pynetdicom would
+        fail on them at the first association, as a 500."""
+        modality = cls._parse(name, value)
+        aet = modality.aet.strip()
+        if not 1 <= len(aet) <= 16 or "\\" in aet or not aet.isprintable():
+            raise ValueError(f"modality {name}: the AET {modality.aet[:40]!r} is not 1 to 16 "
+                             "printable characters")
+        if not modality.host.strip() or not modality.host.isprintable():
+            raise ValueError(f"modality {name}: the host is empty")
+        local = modality.local_aet
+        if local is not None and not 1 <= len(local.strip()) <= 16:
+            raise ValueError(f"modality {name}: LocalAet must be 1 to 16 characters")
+        return modality
+
+    @classmethod
+    def _parse(cls, name: str, value: Any) -> Modality:
+        """Orthanc's ``RemoteModalityParameters::Unserialize`` (short or long form)."""
         if isinstance(value, list):
             if len(value) not in (3, 4):
                 raise ValueError(f"modality {name}: expected [AET, host, port(, manufacturer)]")
-            return cls(name, str(value[0]), str(value[1]), int(value[2]),
-                       str(value[3]) if len(value) == 4 else "Generic")
+            return cls(name, str(value[0]), str(value[1]), _port(name, value[2]),
+                       _manufacturer(name, value[3]) if len(value) == 4 else "Generic")
         if not isinstance(value, dict) or not {"AET", "Host", "Port"} <= value.keys():
             raise ValueError(f"modality {name}: expected AET, Host and Port")
+        if not isinstance(value["AET"], str) or not isinstance(value["Host"], str):
+            raise ValueError(f"modality {name}: AET and Host must be strings")
+        commitment = _flag(name, value, "AllowStorageCommitment", True)
+        properties = dict(value)
+        # AllowStorageCommitment, when given, sets both N-ACTION and N-EVENT-REPORT.
+        for key in ("AllowNAction", "AllowEventReport"):
+            properties[key] = commitment if "AllowStorageCommitment" in value \
+                else _flag(name, value, key, True)
+        timeout = value.get("Timeout", 0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise ValueError(f"modality {name}: Timeout must be a positive integer")
+        local_aet = value.get("LocalAet")
+        if local_aet is not None and not isinstance(local_aet, str):
+            raise ValueError(f"modality {name}: LocalAet must be a string")
         return cls(
-            name=name, aet=str(value["AET"]), host=str(value["Host"]), port=int(value["Port"]),
-            manufacturer=str(value.get("Manufacturer", "Generic")),
-            allow_echo=bool(value.get("AllowEcho", True)),
-            allow_find=bool(value.get("AllowFind", True)),
-            allow_get=bool(value.get("AllowGet", True)),
-            allow_move=bool(value.get("AllowMove", True)),
-            allow_store=bool(value.get("AllowStore", True)),
-            allow_find_worklist=bool(value.get("AllowFindWorklist", True)),
-            allow_storage_commitment=bool(value.get("AllowStorageCommitment", True)),
-            allow_transcoding=bool(value.get("AllowTranscoding", True)),
-            use_dicom_tls=bool(value.get("UseDicomTls", False)),
-            local_aet=value.get("LocalAet"),
-            timeout=int(value.get("Timeout", 0)),
-            properties=dict(value),
+            name=name, aet=value["AET"], host=value["Host"], port=_port(name, value["Port"]),
+            manufacturer=_manufacturer(name, value.get("Manufacturer", "Generic")),
+            allow_echo=_flag(name, value, "AllowEcho", True),
+            allow_find=_flag(name, value, "AllowFind", True),
+            allow_get=_flag(name, value, "AllowGet", True),
+            allow_move=_flag(name, value, "AllowMove", True),
+            allow_store=_flag(name, value, "AllowStore", True),
+            allow_find_worklist=_flag(name, value, "AllowFindWorklist", True),
+            allow_storage_commitment=commitment,
+            allow_transcoding=_flag(name, value, "AllowTranscoding", True),
+            use_dicom_tls=_flag(name, value, "UseDicomTls", False),
+            local_aet=local_aet or None,
+            timeout=timeout,
+            properties=properties,
         )
 
     def to_orthanc(self) -> dict[str, Any]:
@@ -140,9 +208,39 @@ class Modality:
         return answer
 
 
+_PEER_RESERVED = {"CertificateFile", "CertificateKeyFile", "CertificateKeyPassword",
+                  "HttpHeaders", "Password", "Pkcs11", "Url", "URL", "Username", "Timeout"}
+
+
+def _peer_url(name: str, url: Any) -> str:
+    """Orthanc's ``WebServiceParameters::SetUrl``: http(s) only, with a trailing slash;
+    and a host and a valid port, without which every request would fail (a 500)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"peer {name}: the URL must start with http:// or https://: "
+                         f"{str(url)[:200]!r}")
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError for a port out of range
+    except ValueError as error:
+        raise ValueError(f"peer {name}: bad URL {url[:200]!r}: {error}") from None
+    if not parts.hostname or not url.isprintable():
+        raise ValueError(f"peer {name}: the URL {url[:200]!r} has no host")
+    return url if url.endswith("/") else url + "/"
+
+
+def _peer_string(name: str, value: dict[str, Any], key: str) -> str:
+    found = value.get(key, "")
+    if not isinstance(found, str):
+        raise ValueError(f"peer {name}: {key} must be a string")
+    return found
+
+
 @dataclass(frozen=True)
 class Peer:
-    """A remote Orthanc-compatible HTTP server, from ``OrthancPeers``."""
+    """A remote Orthanc-compatible HTTP server, from ``OrthancPeers`` (Orthanc's
+    ``WebServiceParameters``: the short ``[URL]``/``[URL, user, password]`` or the long
+    form; other keys of the long form are user properties, kept as strings)."""
 
     name: str
     url: str
@@ -153,13 +251,35 @@ class Peer:
     @classmethod
     def parse(cls, name: str, value: Any) -> Peer:
         if isinstance(value, list):
-            if len(value) not in (1, 3):
+            if len(value) not in (1, 3) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"peer {name}: expected [URL] or [URL, username, password]")
-            return cls(name, str(value[0]), *(str(v) for v in value[1:]))
-        if not isinstance(value, dict) or "Url" not in value:
-            raise ValueError(f"peer {name}: expected an object with Url")
-        return cls(name, str(value["Url"]), value.get("Username"), value.get("Password"),
-                   dict(value))
+            return cls(name, _peer_url(name, value[0]), *(v or None for v in value[1:]))
+        if not isinstance(value, dict):
+            raise ValueError(f"peer {name}: expected a list or an object")
+        url = _peer_string(name, value, "Url") or _peer_string(name, value, "URL")
+        properties = dict(value)
+        headers = value.get("HttpHeaders", {})
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise ValueError(f"peer {name}: HttpHeaders must map names to strings")
+        if not isinstance(value.get("Pkcs11", False), bool):
+            raise ValueError(f"peer {name}: Pkcs11 must be a Boolean")
+        timeout = value.get("Timeout", 0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+            raise ValueError(f"peer {name}: Timeout must be a positive integer")
+        for key, item in value.items():
+            if key in _PEER_RESERVED:
+                continue
+            if isinstance(item, bool):
+                properties[key] = "1" if item else "0"
+            elif isinstance(item, int | str):
+                properties[key] = str(item)
+            else:
+                raise ValueError(f"peer {name}: user-defined properties must be strings: {key}")
+        return cls(name, _peer_url(name, url), _peer_string(name, value, "Username") or None,
+                   _peer_string(name, value, "Password") or None, properties)
+
+    def user_properties(self) -> dict[str, str]:
+        return {k: v for k, v in (self.properties or {}).items() if k not in _PEER_RESERVED}
 
 
 # Orthanc options Pharos reads (top level of the configuration file).
@@ -218,6 +338,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "DicomAlwaysAllowFind": "dicom_always_allow_find",
     "DicomAlwaysAllowGet": "dicom_always_allow_get",
     "DicomAlwaysAllowMove": "dicom_always_allow_move",
+    "DicomEchoChecksFind": "dicom_echo_checks_find",
+    "SynchronousCMove": "synchronous_cmove",
 }
 
 # Options read as a whole by a dedicated parser (app.dicom.transfer_syntaxes).
@@ -231,7 +353,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "HttpVerbose", "StorageAccessOnFind",
     "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "DeidentifyLogs", "DeidentifyLogsDicomVersion", "MallocArenaMax", "LoadPrivateDictionary",
-    "SynchronousCMove", "IngestTranscoding",
+    "IngestTranscoding",
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "StrictAetComparison", "DicomModalities", "OrthancPeers",
     "Pharos", "DicomTlsEnabled", "TcpNoDelay",
@@ -276,6 +398,8 @@ class Settings:
     dicom_always_allow_find: bool = False
     dicom_always_allow_get: bool = False
     dicom_always_allow_move: bool = False
+    dicom_echo_checks_find: bool = False
+    synchronous_cmove: bool = True
     log_exported_resources: bool = False
     keep_alive: bool = True
     default_encoding: str = "Latin1"
@@ -403,36 +527,45 @@ class Settings:
     @classmethod
     def from_document(cls, document: dict[str, Any], environ: dict[str, str] | None = None,
                       overrides: dict[str, Any] | None = None) -> Settings:
+        """Settings from a configuration document, ``PHAROS_*`` variables and overrides;
+        ConfigurationError (one line naming the option and where it came from) for any
+        value the server could not use."""
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}  # attribute -> where its value came from
         for key, value in document.items():
             attribute = _ORTHANC_OPTIONS.get(key)
             if attribute is not None:
-                values[attribute] = value
+                values[attribute], sources[attribute] = value, key
             elif key not in _ACCEPTED_WITHOUT_EFFECT and key not in _TRANSFER_SYNTAX_OPTIONS:
                 log.warning("Configuration option %r is unknown to Pharos and is ignored", key)
-        if "DicomModalities" in document:
-            values["dicom_modalities"] = {
-                name: Modality.parse(name, value)
-                for name, value in (document["DicomModalities"] or {}).items()}
-        if "OrthancPeers" in document:
-            values["orthanc_peers"] = {
-                name: Peer.parse(name, value)
-                for name, value in (document["OrthancPeers"] or {}).items()}
+        for option, attribute, parse in (("DicomModalities", "dicom_modalities", Modality.parse),
+                                         ("OrthancPeers", "orthanc_peers", Peer.parse)):
+            if option in document:
+                entries = document[option] or {}
+                if not isinstance(entries, dict):
+                    raise ConfigurationError(option, "must be a JSON object")
+                try:
+                    values[attribute] = {name: parse(name, value)
+                                         for name, value in entries.items()}
+                except (ValueError, TypeError) as error:
+                    raise ConfigurationError(option, str(error)) from None
         try:
             values["accepted_transfer_syntaxes"] = list(syntaxes_of_configuration(document))
-        except ValueError as error:
-            raise ValueError(f"AcceptedTransferSyntaxes: {error}") from error
+        except (ValueError, TypeError) as error:
+            raise ConfigurationError("AcceptedTransferSyntaxes", str(error)) from None
         if "default_encoding" in values:
             try:
                 values["default_encoding"] = parse_encoding(values["default_encoding"]).name
-            except ValueError as error:
-                raise ValueError(f"DefaultEncoding: {error}") from error
+            except (ValueError, TypeError, AttributeError) as error:
+                raise ConfigurationError("DefaultEncoding", str(error)) from None
         known = {f.name: f for f in fields(cls)}
         pharos_section = document.get("Pharos") or {}
+        if not isinstance(pharos_section, dict):
+            raise ConfigurationError("Pharos", "must be a JSON object")
         for key, value in pharos_section.items():
             attribute = _snake(key)
             if attribute in known:
-                values[attribute] = value
+                values[attribute], sources[attribute] = value, f"Pharos.{key}"
             else:
                 log.warning("Configuration option Pharos.%s is unknown and is ignored", key)
         for name, raw in (environ or {}).items():
@@ -440,11 +573,21 @@ class Settings:
                 continue
             attribute = name[len("PHAROS_"):].lower()
             if attribute in known and attribute not in ("dicom_modalities", "orthanc_peers"):
-                values[attribute] = _coerce(raw, known[attribute].type)
+                try:
+                    values[attribute] = _coerce(raw, known[attribute].type)
+                except ValueError as error:
+                    raise ConfigurationError(name, f"{error}", variable=True) from None
+                sources[attribute] = name
         if isinstance(values.get("lua_scripts"), str):
             values["lua_scripts"] = [values["lua_scripts"]]
+        for attribute in overrides or {}:
+            sources[attribute] = "--" + attribute.split("_")[-1]
         values.update(overrides or {})
         values.setdefault("document", document)
+        for attribute, value in list(values.items()):
+            if attribute in known and attribute in sources:
+                values[attribute] = _checked(attribute, str(known[attribute].type), value,
+                                             sources[attribute])
         return cls(**values)
 
 
@@ -460,9 +603,73 @@ def _snake(name: str) -> str:
 def _coerce(raw: str, annotation: Any) -> Any:
     text = str(annotation)
     if "bool" in text:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        word = raw.strip().lower()
+        if word not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+            raise ValueError(f"must be true or false, not {raw[:40]!r}")
+        return word in ("1", "true", "yes", "on")
     if text.startswith("int") or text == "<class 'int'>":
-        return int(raw)
-    if text.startswith("dict"):
-        return orjson.loads(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer, not {raw[:40]!r}") from None
+    if text.startswith("list") and not raw.lstrip().startswith("["):
+        return [item.strip() for item in raw.split(",") if item.strip()]  # a,b,c
+    if text.startswith(("dict", "list")):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ValueError(f"must be JSON, not {raw[:40]!r}") from None
     return raw
+
+
+class ConfigurationError(ValueError):
+    """A configuration value the server cannot use: one line naming the option (or the
+    variable) and what it must be, which ``pharos`` prints before exiting with status 2."""
+
+    def __init__(self, option: str, problem: str, *, variable: bool = False) -> None:
+        self.option = option
+        where = f"the environment variable {option}" if variable else option
+        super().__init__(f"configuration: {where} {problem}")
+
+
+# Options that are TCP ports, and AE titles (PS3.5 6.2: 1 to 16 characters).
+_PORTS = {"http_port", "dicom_port"}
+_AE_TITLES = {"dicom_aet"}
+
+
+def _checked(attribute: str, annotation: str, value: Any, source: str) -> Any:
+    """*value* as the attribute's annotation wants it (an integer may be given as its
+    text), or ConfigurationError naming *source* and the expected kind."""
+    base = annotation.replace(" | None", "").replace("None | ", "").strip()
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise ConfigurationError(source, "must not be null")
+    if base == "int":
+        if isinstance(value, str) and value.strip().lstrip("-").isascii() \
+                and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigurationError(source, f"must be an integer, not {_shown(value)}")
+        if attribute in _PORTS and not 0 < value < 65536:
+            raise ConfigurationError(source, f"must be a TCP port (1-65535), not {value}")
+        if value < 0:
+            raise ConfigurationError(source, f"must not be negative, not {value}")
+    elif base == "bool" and not isinstance(value, bool):
+        raise ConfigurationError(source, f"must be true or false, not {_shown(value)}")
+    elif base == "str":
+        if not isinstance(value, str):
+            raise ConfigurationError(source, f"must be a string, not {_shown(value)}")
+        if attribute in _AE_TITLES and not 0 < len(value.strip()) <= 16:
+            raise ConfigurationError(source, f"must be an AE title of 1 to 16 characters, "
+                                     f"not {_shown(value)}")
+    elif base.startswith("dict") and not isinstance(value, dict):
+        raise ConfigurationError(source, f"must be a JSON object, not {_shown(value)}")
+    elif base.startswith("list") and not isinstance(value, list):
+        raise ConfigurationError(source, f"must be a JSON array, not {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    return orjson.dumps(value).decode()[:60] if isinstance(value, str | int | float | bool) \
+        else type(value).__name__

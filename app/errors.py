@@ -45,6 +45,13 @@ class NetworkProtocol(PharosError):
     orthanc_code, orthanc_message, http_status = 9, "Error in the network protocol", 500
 
 
+class UnprocessableQuery(NetworkProtocol):
+    """A remote answered C-FIND with "unable to process" (Cxxx, PS3.4 C.4.1.1.4): Orthanc
+    answers 422, the query being likely invalid for that remote."""
+
+    http_status = 422
+
+
 class Database(PharosError):
     orthanc_code, orthanc_message, http_status = 11, "Error with the database engine", 500
 
@@ -169,3 +176,10 @@ class NotLuaPredicate(PharosError):
 class LuaReturnsNoString(PharosError):
     orthanc_code, orthanc_message, http_status = \
         2035, "The Lua function does not return a string", 500
+
+
+class HookFailed(PharosError):
+    """A Python hook (``Pharos.Hooks``) raised: Orthanc's plugin error, as its Python
+    plugin reports an exception of a callback."""
+
+    orthanc_code, orthanc_message, http_status = 1, "Error encountered within the plugin engine", 500

@@ -93,6 +93,14 @@ class LiveServer:
                 and len(p.parent.name) == 2 and not p.name.endswith(".tmp")}
 
 
+def on_filesystem(config: dict | None = None) -> dict:
+    """*config* with the filesystem blob store, even when PHAROS_TEST_BLOBSTORE=s3: for
+    tests about files themselves (their ages, temporary files, a copied Orthanc folder)."""
+    config = dict(config or {})
+    config["Pharos"] = {**config.get("Pharos", {}), "BlobstoreUrl": None}
+    return config
+
+
 def blobstore_url_for_tests(storage: Path) -> str | None:
     """``PHAROS_TEST_BLOBSTORE=s3`` runs every live server on S3 (CI does it once): blobs
     go to a bucket of the session's moto server, named after the storage folder so that a
@@ -161,17 +169,21 @@ def live_server(tmp_path: Path, config: dict | None = None,
     if database_url:
         document["Pharos"] = {**document.get("Pharos", {}), "DatabaseUrl": database_url}
     if "BlobstoreUrl" not in document["Pharos"]:  # a test that names a store keeps it
-        document["Pharos"]["BlobstoreUrl"] = blobstore_url_for_tests(storage)
+        # Named after the StorageDirectory in effect: servers given one folder share a bucket.
+        document["Pharos"]["BlobstoreUrl"] = \
+            blobstore_url_for_tests(Path(document["StorageDirectory"]))
     config_path = tmp_path / "pharos.json"
     config_path.write_bytes(orjson.dumps(document))
     log = open(tmp_path / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--config", str(config_path),
          "--host", host], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
+    # A config may choose the ports (e.g. to name the server itself as a modality).
+    url = f"http://127.0.0.1:{document['HttpPort']}"
     try:
         _wait_until_up(url, process, tmp_path / "server.log", document)
-        yield LiveServer(url, storage, dicom_port, process, document["Pharos"]["BlobstoreUrl"])
+        yield LiveServer(url, storage, int(document["DicomPort"]), process,
+                         document["Pharos"]["BlobstoreUrl"])
     finally:
         process.terminate()
         try:

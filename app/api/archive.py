@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from app.api.deps import get_context, json_body
 from app.api.params import FILENAME, TRANSCODE, QueryParameter, query_parameters
-from app.api.responses import json_answer
+from app.api.responses import content_disposition, json_answer
 from app.api.schemas import JSON_BODY_ANY, JobAnswer
 from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
@@ -44,7 +44,7 @@ _ZIP_GET = {200: {"content": {"application/zip": {"schema": {"type": "string",
 
 
 def _content_disposition(filename: str) -> str:
-    return 'filename="' + filename.replace('"', "").replace("\r", "").replace("\n", "") + '"'
+    return content_disposition(filename)
 
 
 def _zip_response(stream: Iterator[bytes], filename: str) -> StreamingResponse:

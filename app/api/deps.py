@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import AsyncIterator
 from typing import IO
@@ -14,12 +15,12 @@ from app.errors import (
     BadJson,
     BadRequest,
     DecompressionLimit,
-    ParameterOutOfRange,
     PayloadTooLarge,
     UnsupportedContentEncoding,
 )
 from app.scripting.internal_http import internal_origin
 from app.services.context import ServerContext
+from app.validation import MAX_INT64, check_json_depth, is_digits, parse_float, parse_int
 
 
 def get_context(request: Request) -> ServerContext:
@@ -58,17 +59,24 @@ def ignore_length(request: Request) -> frozenset[int]:
     return frozenset(tags)
 
 
-def int_param(request: Request, name: str, default: int = 0) -> int:
+def int_param(request: Request, name: str, default: int = 0, *, minimum: int = 0,
+              maximum: int = MAX_INT64) -> int:
+    """An integer query argument within [minimum, maximum] (Orthanc's
+    ``ParameterOutOfRange``, 400, otherwise); *default* when absent or empty."""
     value = request.query_params.get(name)
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError as error:
-        raise ParameterOutOfRange(f"Argument {name!r} must be an integer") from error
-    if number < 0:
-        raise ParameterOutOfRange(f"Argument {name!r} must be positive")
-    return number
+    return parse_int(value, name, minimum=minimum, maximum=maximum)
+
+
+def float_param(request: Request, *names: str, minimum: float = -math.inf,
+                maximum: float = math.inf) -> float | None:
+    """The first of *names* present as a finite number within bounds; None if absent."""
+    for name in names:
+        value = request.query_params.get(name)
+        if value not in (None, ""):
+            return parse_float(value, name, minimum=minimum, maximum=maximum)
+    return None
 
 
 def rest_origin(request: Request) -> dict[str, str]:
@@ -108,7 +116,7 @@ async def read_body(request: Request, context: ServerContext) -> bytes:
     """The whole body in memory, refusing bodies over the configured limit (413)."""
     limit = context.settings.max_upload_size
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"The body ({declared} bytes) is over the limit of {limit} bytes")
     chunks = []
     size = 0
@@ -124,7 +132,7 @@ async def spool_body(request: Request, context: ServerContext) -> tuple[IO[bytes
     """The body in a spooled temporary file (memory below a threshold, disk above)."""
     limit = context.settings.max_upload_size
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"The body ({declared} bytes) is over the limit of {limit} bytes")
     spool = tempfile.SpooledTemporaryFile(max_size=context.settings.ingest_spool_threshold)
     size = 0
@@ -145,6 +153,7 @@ async def json_body(request: Request, context: ServerContext) -> object:
     import orjson
     raw = await read_body(request, context)
     try:
-        return orjson.loads(raw) if raw.strip() else None
+        document = orjson.loads(raw) if raw.strip() else None
     except orjson.JSONDecodeError as error:
         raise BadJson(f"The body is not valid JSON: {error}") from error
+    return check_json_depth(document, error=BadJson)

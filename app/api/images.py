@@ -39,6 +39,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.services import images
+from app.validation import is_digits, parse_int
 
 router = APIRouter(tags=["Instances"])
 
@@ -46,6 +47,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _IMAGE_RESPONSES = {200: {"content": {render.PNG: _BINARY, render.JPEG: _BINARY,
                                       render.PAM: _BINARY},
                           "description": "The decoded frame"}}
+MAX_VIEWPORT = 65535  # pixels: the largest Rows/Columns DICOM can hold
 _MODES = {"preview": "preview", "image-uint8": "uint8", "image-uint16": "uint16",
           "image-int16": "int16", "rendered": "rendered"}
 _TYPES = (render.PNG, render.JPEG, render.PAM)  # registration order: PNG wins ties
@@ -121,13 +123,11 @@ def _size(request: Request, name: str) -> int:
     value = request.query_params.get(name)
     if value is None:
         return 0
-    try:
-        number = int(value)
-    except ValueError as error:
-        raise ParameterOutOfRange(f"Bad value for argument: {name}") from error
-    if number < 0:
+    if value.strip().startswith("-"):
         raise ParameterOutOfRange(f"Argument cannot be negative: {name}")
-    return number
+    # No image is wider than DICOM's 65535 columns: larger sizes are bad values, not
+    # a request to allocate them.
+    return parse_int(value, name, maximum=MAX_VIEWPORT)
 
 
 def boolean_argument(request: Request, name: str, default: bool) -> bool:
@@ -157,8 +157,8 @@ def _render_options(request: Request) -> render.RenderOptions:
 
 def _frame_number(text: str) -> int:
     """A frame number as Orthanc parses it (an unsigned integer), else 404 (no answer)."""
-    if not text.isdigit():
-        raise InexistentItem(f"Bad frame number: {text}")
+    if not is_digits(text):
+        raise InexistentItem(f"Bad frame number: {text[:40]}")
     return int(text)
 
 
@@ -302,7 +302,7 @@ def _numpy_flags(request: Request) -> tuple[bool, bool]:
             response_class=Response, responses=_NUMPY, openapi_extra=_NUMPY_EXTRA)
 async def frame_numpy(id: str, frame: str, request: Request) -> Response:
     """One frame: (rows, columns, channels); float32 rescaled grey unless ``rescale=0``."""
-    if not frame.isdigit():
+    if not is_digits(frame):
         raise ParameterOutOfRange('Expected an unsigned integer for the "frame" argument')
     rescale, compress = _numpy_flags(request)
     body = await run_in_threadpool(images.numpy_frame, get_context(request), id, int(frame),

@@ -64,7 +64,8 @@ def get_job_archive(id: str, request: Request) -> Response:
     from app.jobs.archive_kind import job_output
     context = get_context(request)
     key, filename = job_output(context, id)
-    headers = {"Content-Disposition": f'filename="{filename}"'}
+    from app.api.responses import content_disposition
+    headers = {"Content-Disposition": content_disposition(filename)}
 
     def missing() -> Exception:
         return InexistentItem("Job has no such output: archive")

@@ -25,7 +25,10 @@ from app.api.schemas import (
     StoreStraightResult,
 )
 from app.dicom import orthanc_json
-from app.services import network
+from app.dicom.levels import Level
+from app.errors import BadFileFormat, BadJson
+from app.services import network, query_retrieve, storage_commitment
+from app.validation import check_json_depth
 
 router = APIRouter(tags=["Networking"])
 
@@ -45,9 +48,10 @@ async def text_or_json(request: Request) -> Any:
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", errors="replace").strip()
+    return check_json_depth(document, error=BadJson)
 
 
 def _format(request: Request, full: dict[str, Any]) -> dict[str, Any]:
@@ -106,11 +110,33 @@ def delete_modality(name: str, request: Request) -> Response:
              response_model=EmptyAnswer,
              openapi_extra=_TEXT_OR_JSON)
 async def echo(name: str, request: Request) -> JsonResponse:
-    """C-ECHO (``{"Timeout": seconds}`` optional)."""
-    body = await text_or_json(request)
+    """C-ECHO; an empty body, or ``{"Timeout": seconds, "CheckFind": bool}`` (CheckFind
+    also sends a C-FIND for a random study, proving the remote knows this AET)."""
+    body = await _json_or_empty(request)
     options = body if isinstance(body, dict) else {}
     await run_in_threadpool(network.echo, get_context(request), name, options)
     return json_answer({})
+
+
+@router.post("/tools/dicom-echo", tags=["System"], operation_id="dicom_echo",
+             response_model=EmptyAnswer, openapi_extra=JSON_BODY_ANY)
+async def dicom_echo(request: Request) -> JsonResponse:
+    """C-ECHO a modality given in the body (``[AET, host, port]`` or
+    ``{"AET", "Host", "Port", "Timeout", "CheckFind", ...}``), registered or not."""
+    body = await _json_or_empty(request)
+    await run_in_threadpool(network.echo_tool, get_context(request), body)
+    return json_answer({})
+
+
+async def _json_or_empty(request: Request) -> Any:
+    """Orthanc's echo bodies: empty, or JSON (anything else is a bad request)."""
+    raw = await read_body(request, get_context(request))
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadFileFormat("Cannot parse the JSON body") from error
 
 
 @router.post("/modalities/{name}/store", operation_id="store_to_modality",
@@ -134,13 +160,14 @@ async def store_straight(name: str, request: Request) -> JsonResponse:
 
 
 @router.post("/modalities/{name}/move", operation_id="move_from_modality",
-             response_model=JobAnswer | EmptyAnswer,
-             responses={200: {"description": "{} (synchronous, as Orthanc 1.10), or the job"}},
+             response_model=RetrieveResult | JobAnswer,
              openapi_extra=JSON_BODY_ANY)
 async def move(name: str, request: Request) -> JsonResponse:
-    """C-MOVE ``{Level, Resources: [{tag: value}], TargetAet, Timeout, Synchronous}``."""
+    """C-MOVE ``{Level, Resources: [{tag: value}], TargetAet, LocalAet, Timeout,
+    Synchronous}``: the job's content when synchronous (as Orthanc 1.12), else the job."""
     body = await text_or_json(request)
-    return json_answer(await run_in_threadpool(network.move, get_context(request), name, body))
+    return json_answer(await run_in_threadpool(query_retrieve.move, get_context(request), name,
+                                               body))
 
 
 @router.post("/modalities/{name}/get", operation_id="get_from_modality",
@@ -149,7 +176,8 @@ async def move(name: str, request: Request) -> JsonResponse:
 async def get(name: str, request: Request) -> JsonResponse:
     """C-GET ``{Level, Resources: [{tag: value}], Timeout, Synchronous}`` into this archive."""
     body = await text_or_json(request)
-    return json_answer(await run_in_threadpool(network.get, get_context(request), name, body))
+    return json_answer(await run_in_threadpool(query_retrieve.get, get_context(request), name,
+                                               body))
 
 
 @router.post("/modalities/{name}/query", operation_id="query_modality",
@@ -159,44 +187,45 @@ async def query(name: str, request: Request) -> JsonResponse:
     """C-FIND ``{Level, Query: {tag: value}, Normalize, LocalAet, Timeout}``; answers
     ``{"ID", "Path"}`` of the ``/queries/{id}`` keeping the answers."""
     body = await text_or_json(request)
-    return json_answer(await run_in_threadpool(network.query, get_context(request), name, body))
+    return json_answer(await run_in_threadpool(query_retrieve.query, get_context(request),
+                                               name, body))
 
 
 # --- /queries ---------------------------------------------------------------------------
 
 @router.get("/queries", operation_id="list_queries", response_model=list[str])
 def list_queries(request: Request) -> JsonResponse:
-    return json_answer(network.list_queries(get_context(request)))
+    return json_answer(query_retrieve.list_queries(get_context(request)))
 
 
 @router.get("/queries/{id}", operation_id="get_query", response_model=list[str])
 def get_query(id: str, request: Request) -> JsonResponse:
-    network.query_row(get_context(request), id)
-    return json_answer(["answers", "level", "modality", "query", "retrieve"])
+    query_retrieve.query_row(get_context(request), id)
+    return json_answer(directory.listing(request) or [])  # the routes below it
 
 
 @router.delete("/queries/{id}", operation_id="delete_query", response_model=EmptyAnswer)
 def delete_query(id: str, request: Request) -> JsonResponse:
-    network.delete_query(get_context(request), id)
+    query_retrieve.delete_query(get_context(request), id)
     return json_answer({})
 
 
 @router.get("/queries/{id}/level", operation_id="get_query_level", response_class=PlainTextResponse)
 def get_query_level(id: str, request: Request) -> PlainTextResponse:
-    return PlainTextResponse(network.query_row(get_context(request), id).level)
+    return PlainTextResponse(query_retrieve.query_row(get_context(request), id).level)
 
 
 @router.get("/queries/{id}/modality", operation_id="get_query_modality",
             response_class=PlainTextResponse)
 def get_query_modality(id: str, request: Request) -> PlainTextResponse:
-    return PlainTextResponse(network.query_row(get_context(request), id).modality)
+    return PlainTextResponse(query_retrieve.query_row(get_context(request), id).modality)
 
 
 @router.get("/queries/{id}/query", operation_id="get_query_query",
             response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT))
 def get_query_query(id: str, request: Request) -> JsonResponse:
     """The keys asked (``?simplify``, ``?short``)."""
-    row = network.query_row(get_context(request), id)
+    row = query_retrieve.query_row(get_context(request), id)
     return json_answer(_format(request, orjson.loads(row.query)))
 
 
@@ -205,7 +234,7 @@ def get_query_query(id: str, request: Request) -> JsonResponse:
             openapi_extra=query_parameters(_EXPAND_ANSWERS, *TAGS_FORMAT))
 def list_query_answers(id: str, request: Request) -> JsonResponse:
     """The answer indices, or the answers with ``?expand`` (``?simplify``, ``?short``)."""
-    answers = network.query_answers(network.query_row(get_context(request), id))
+    answers = query_retrieve.query_answers(query_retrieve.query_row(get_context(request), id))
     if flag(request, "expand"):
         return json_answer([_format(request, a) for a in answers])
     return json_answer([str(i) for i in range(len(answers))])
@@ -214,15 +243,15 @@ def list_query_answers(id: str, request: Request) -> JsonResponse:
 @router.get("/queries/{id}/answers/{index}", operation_id="get_query_answer",
             response_model=list[str])
 def get_query_answer(id: str, index: str, request: Request) -> JsonResponse:
-    network.query_answer(network.query_row(get_context(request), id), index)
-    return json_answer(["content", "retrieve"])
+    query_retrieve.query_answer(query_retrieve.query_row(get_context(request), id), index)
+    return json_answer(directory.listing(request) or [])  # the routes below it
 
 
 @router.get("/queries/{id}/answers/{index}/content", operation_id="get_query_answer_content",
             response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT))
 def get_query_answer_content(id: str, index: str, request: Request) -> JsonResponse:
-    row = network.query_row(get_context(request), id)
-    return json_answer(_format(request, network.query_answer(row, index)))
+    row = query_retrieve.query_row(get_context(request), id)
+    return json_answer(_format(request, query_retrieve.query_answer(row, index)))
 
 
 @router.post("/queries/{id}/answers/{index}/retrieve", operation_id="retrieve_query_answer",
@@ -231,9 +260,9 @@ async def retrieve_answer(id: str, index: str, request: Request) -> JsonResponse
     """C-MOVE one answer to the target AET (the body, or ``{"TargetAet", ...}``)."""
     context = get_context(request)
     body = await text_or_json(request)
-    row = await run_in_threadpool(network.query_row, context, id)
-    network.query_answer(row, index)
-    return json_answer(await run_in_threadpool(network.retrieve, context, row, [int(index)],
+    row = await run_in_threadpool(query_retrieve.query_row, context, id)
+    query_retrieve.query_answer(row, index)
+    return json_answer(await run_in_threadpool(query_retrieve.retrieve, context, row, [int(index)],
                                                body))
 
 
@@ -243,6 +272,57 @@ async def retrieve_all(id: str, request: Request) -> JsonResponse:
     """C-MOVE every answer to the target AET (the body, or ``{"TargetAet", ...}``)."""
     context = get_context(request)
     body = await text_or_json(request)
-    row = await run_in_threadpool(network.query_row, context, id)
-    indices = list(range(len(network.query_answers(row))))
-    return json_answer(await run_in_threadpool(network.retrieve, context, row, indices, body))
+    row = await run_in_threadpool(query_retrieve.query_row, context, id)
+    indices = list(range(len(query_retrieve.query_answers(row))))
+    return json_answer(await run_in_threadpool(query_retrieve.retrieve, context, row, indices, body))
+
+
+def _register_children(child: Level) -> None:
+    async def query_children(id: str, index: str, request: Request) -> JsonResponse:
+        body = await text_or_json(request)
+        return json_answer(await run_in_threadpool(
+            query_retrieve.query_children, get_context(request), id, index, child, body))
+
+    plural = {Level.STUDY: "studies", Level.SERIES: "series",
+              Level.INSTANCE: "instances"}[child]
+    router.add_api_route(
+        f"/queries/{{id}}/answers/{{index}}/query-{plural}", query_children,
+        methods=["POST"], operation_id=f"query_answer_{plural}", response_model=CreatedQuery,
+        openapi_extra=JSON_BODY_ANY, tags=["Networking"],
+        summary=f"Query the child {plural} of an answer",
+        description=f"A C-FIND at the {child.value} level on the same modality with the "
+                    "same options, for the children of one answer (its unique keys are "
+                    "copied): ``{Query: {tag: value}, Timeout}``.")
+
+
+for _child in (Level.STUDY, Level.SERIES, Level.INSTANCE):
+    _register_children(_child)
+
+
+# --- storage commitment -------------------------------------------------------------------
+
+@router.post("/modalities/{name}/storage-commitment", operation_id="storage_commitment_scu",
+             response_model=CreatedQuery, openapi_extra=JSON_BODY_ANY)
+async def storage_commitment_scu(name: str, request: Request) -> JsonResponse:
+    """Ask the modality to commit to instances (N-ACTION): ``{"DicomInstances":
+    [[SOPClassUID, SOPInstanceUID] or {"SOPClassUID", "SOPInstanceUID"}], "Resources":
+    [Orthanc IDs], "Timeout"}``; answers the transaction, ``/storage-commitment/{uid}``."""
+    body = await text_or_json(request)
+    return json_answer(await run_in_threadpool(storage_commitment.request,
+                                               get_context(request), name, body))
+
+
+@router.get("/storage-commitment/{id}", operation_id="get_storage_commitment_report",
+            response_model=dict[str, Any])
+def get_storage_commitment_report(id: str, request: Request) -> JsonResponse:
+    """``Status`` (Pending, Success, Failure), ``RemoteAET``, and once complete
+    ``Success`` and ``Failures`` (with ``FailureReason``, PS3.4 J.3.3)."""
+    return json_answer(storage_commitment.report_json(get_context(request), id))
+
+
+@router.post("/storage-commitment/{id}/remove", operation_id="remove_after_storage_commitment",
+             response_model=EmptyAnswer)
+async def remove_after_storage_commitment(id: str, request: Request) -> JsonResponse:
+    """Delete the instances a successful transaction committed to."""
+    await run_in_threadpool(storage_commitment.remove, get_context(request), id)
+    return json_answer({})

@@ -6,11 +6,15 @@ methods are not filtered), the URI path, the client's IP address, the authentica
 name ("" without authentication) and the headers (lower-case names). ``false`` answers
 403 with an empty body. Requests a script sends to the server's own REST API are not
 filtered. A failing filter answers 500 with the Lua error, as Orthanc.
+
+When Lua is in use, every request also waits for the Lua callback running at the time,
+as in Orthanc (whose HTTP server takes the Lua lock to look for the filter): a request
+sent after a C-STORE completes sees what ``OnStoredInstance`` did with the instance if
+the callback was already running.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import PharosError
@@ -38,7 +42,7 @@ class ScriptRequestFilter:
                    for name, value in scope.get("headers", ())}
         username = (scope.get("state") or {}).get("username", "")
         try:
-            allowed = await run_in_threadpool(
+            allowed = await events.run_waiting_for_lua(
                 events.http_request_allowed, context, scope["method"], scope["path"],
                 client[0] if client else "", username, headers)
         except PharosError as error:

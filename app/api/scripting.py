@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import get_context, read_body
+from app.scripting import events as scripting_events
 from app.scripting.engine import engine_of
 
 log = logging.getLogger(__name__)
@@ -35,5 +35,5 @@ async def execute_script(request: Request) -> Response:
                   "configuration option `ExecuteLuaEnabled`")
         return Response(status_code=403)
     code = await read_body(request, context)
-    output = await run_in_threadpool(engine.execute_script, code)
+    output = await scripting_events.run_waiting_for_lua(engine.execute_script, code)
     return Response(output.encode("utf-8"), media_type="text/plain")

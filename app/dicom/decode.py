@@ -541,6 +541,14 @@ def _codec_samples(ds: Dataset, info: ImageInfo, frame: int, syntax: str) -> np.
     return _pydicom_frame(ds, frame, as_rgb=False)
 
 
+def codec_samples(ds: Dataset, frame: int) -> np.ndarray:
+    """Frame *frame* (from 0) of encapsulated pixel data, decoded as DCMTK decompresses it
+    (lossy JPEG's YCbCr as RGB, other samples as coded): what DICOMweb answers as
+    uncompressed frames."""
+    check_pixel_decode(ds, frame)
+    return _codec_samples(ds, ImageInfo.of(ds), frame, transfer_syntax(ds))
+
+
 def _decode_codec(ds: Dataset, info: ImageInfo, frame: int, syntax: str) -> DecodedImage:
     palette = info.photometric == "PALETTE COLOR" and info.samples == 1
     fmt = info.pixel_format(ignore_photometric=not palette)

@@ -47,6 +47,18 @@ class WildcardNotAllowed(ValueError):
     """A ``*`` or ``?`` in a REST query value of a VR without wildcard matching."""
 
 
+class QueryTooComplex(WildcardNotAllowed):
+    """A query value beyond what any DICOM value needs (answered 400, like a bad
+    wildcard): SQLite refuses LIKE/GLOB patterns over 50,000 bytes ("pattern too
+    complex") and bound variables over 32,766 per statement."""
+
+
+# Longer than any DICOM string value but LT/UT (10,240 characters): still far below
+# SQLite's LIKE/GLOB limit once escaped. Lists: far below SQLite's bound variables.
+MAX_PATTERN_LENGTH = 1024
+MAX_LIST_VALUES = 1000
+
+
 def upper_with_accents(text: str) -> str:
     """Orthanc's ``Toolbox::ToUpperCaseWithAccents``: per-character upper case, so that
     the length never changes (``ß`` stays ``ß``) and accents stay."""
@@ -77,6 +89,9 @@ class Constraint:
     high: str | None = None
     case_sensitive: bool = True
 
+    def __post_init__(self) -> None:
+        _check_size(self.kind, self.values)
+
     def _prepare(self, text: str) -> str:
         return text if self.case_sensitive else upper_with_accents(text)
 
@@ -84,10 +99,6 @@ class Constraint:
     def prepared_values(self) -> tuple[str, ...]:
         """Values as compared: normalised when case-insensitive."""
         return tuple(self._prepare(v) for v in self.values)
-
-    @cached_property
-    def _regex(self) -> re.Pattern[str]:
-        return re.compile(wildcard_to_regex(self.prepared_values[0]), re.DOTALL)
 
     def matches(self, value: str | None) -> bool:
         """The reference semantics for one stored value (None: the tag is absent)."""
@@ -105,7 +116,39 @@ class Constraint:
             return prepared == self.prepared_values[0]
         if self.kind == Kind.LIST:
             return prepared in self.prepared_values
-        return self._regex.fullmatch(prepared) is not None
+        return wildcard_match(self.prepared_values[0], prepared)
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """``*`` (any run) and ``?`` (one character) matching of the whole *text*, in
+    O(len(pattern) * len(text)) at worst: the greedy two-pointer walk that backtracks
+    only to the last ``*``, where a regular expression (``.*a.*a.*b``) can backtrack
+    exponentially on a hostile pattern."""
+    p = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def _check_size(kind: Kind, values: tuple[str, ...]) -> None:
+    if kind == Kind.WILDCARD and len(values[0]) > MAX_PATTERN_LENGTH:
+        raise QueryTooComplex(f"Wildcard pattern of {len(values[0])} characters: at most "
+                              f"{MAX_PATTERN_LENGTH}")
+    if kind == Kind.LIST and len(values) > MAX_LIST_VALUES:
+        raise QueryTooComplex(f"List of {len(values)} values: at most {MAX_LIST_VALUES}")
 
 
 def wildcard_to_regex(pattern: str) -> str:

@@ -80,9 +80,23 @@ def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = 
         _record_detected_syntax(ds)
     except Exception as error:  # noqa: BLE001
         raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
+    _drop_stray_delimiters(ds)
     if not stop_before_pixels:
-        _check_not_truncated(ds)
+        try:
+            _check_not_truncated(ds)
+        except PharosError:
+            raise
+        except Exception as error:  # noqa: BLE001 — a value pydicom cannot convert
+            raise BadFileFormat(f"Cannot parse an invalid DICOM file: {error}") from error
     return ds
+
+
+def _drop_stray_delimiters(ds: Dataset) -> None:
+    """Item and delimitation tags (FFFE,xxxx) are not data elements: one found at the top
+    level (a stray sequence delimiter after the last element) carries nothing, and is
+    dropped as DCMTK skips it, instead of failing every later read of the dataset."""
+    for tag in [t for t in ds.keys() if t >> 16 == 0xFFFE]:
+        del ds[tag]
 
 
 def _record_detected_syntax(ds: Dataset) -> None:
@@ -211,12 +225,45 @@ def dicom_json_of(ds: Dataset) -> dict[str, Any]:
     def handler(elem: Any) -> str:
         return f"{BULK_DATA_MARKER}{elem.tag:08x}"
 
+    groups = _person_name_group_counts(ds)  # read before pydicom decodes the names
     # Same output as ds.to_json_dict(...), 2-3x faster (tests/unit/test_fast_json.py).
     document = fast_json.to_json_dict(ds, bulk_data_threshold=BULK_DATA_THRESHOLD,
                                       bulk_data_element_handler=handler)
     _bulk_paths(document, "")
     _charset_without_leading_empty(document)
+    _person_name_groups(document, groups)
     return document
+
+
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+
+def _person_name_group_counts(ds: Dataset) -> dict[str, int]:
+    """The component groups of the single-valued top-level names, counted in the stored
+    bytes ('=' (0x3D) never occurs inside a multi-byte character of DICOM's character
+    sets): pydicom drops empty trailing groups when it decodes the names."""
+    counts: dict[str, int] = {}
+    for element in ds.elements():
+        if element.VR != "PN" or not isinstance(element.value, bytes):
+            continue
+        raw = element.value.rstrip(b" \x00")
+        if b"=" in raw and b"\\" not in raw:
+            counts[f"{element.tag:08X}"] = min(raw.count(b"=") + 1, 3)
+    return counts
+
+
+def _person_name_groups(document: dict[str, Any], counts: dict[str, int]) -> None:
+    """Empty component groups kept as Orthanc keeps them: ``Wang^XiaoDong=王^小东=`` has an
+    empty Phonetic group."""
+    for key, groups in counts.items():
+        element = document.get(key)
+        values = element.get("Value") if isinstance(element, dict) else None
+        if not values or len(values) != 1 or not isinstance(values[0], dict):
+            continue
+        name = values[0]
+        for group in _PN_GROUPS[:groups]:
+            name.setdefault(group, "")
+        values[0] = {group: name[group] for group in _PN_GROUPS if group in name}
 
 
 def _charset_without_leading_empty(document: dict[str, Any]) -> None:

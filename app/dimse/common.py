@@ -17,6 +17,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -29,10 +30,18 @@ from app import __version__
 
 log = logging.getLogger(__name__)
 
-# Pharos' Implementation Class UID (PS3.7 D.3.3.2) under pydicom's example root is not
-# ours to take; the UUID-derived root 2.25 is (PS3.5 B.2).
+# Pharos' Implementation Class UID on associations (PS3.7 D.3.3.2), under the
+# UUID-derived root 2.25 (PS3.5 B.2).
 IMPLEMENTATION_CLASS_UID = "2.25.181093346715262331846383427376127357491"
 IMPLEMENTATION_VERSION_NAME = f"PHAROS_{__version__}"[:16]
+# In the file meta information of instances received over the network (PS3.10 7.1), the
+# implementation that encodes it: pydicom's file meta writer (its implementation UID),
+# Pharos' version name padded with insignificant trailing spaces to the SH maximum.
+# The meta group then has the length DCMTK gives Orthanc's (a 27-character UID, a
+# 16-character name, no SourceApplicationEntityTitle), so the PixelDataOffset metadata
+# of an instance received over DIMSE is the one Orthanc reports for the same data set.
+FILE_META_IMPLEMENTATION_UID = str(PYDICOM_IMPLEMENTATION_UID)
+FILE_META_VERSION_NAME = IMPLEMENTATION_VERSION_NAME.ljust(16)
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian)
 # Every transfer syntax pydicom knows, uncompressed first (the acceptor picks the first
@@ -102,17 +111,16 @@ def split_part10(data: bytes) -> Part10:
 
 
 def part10_bytes(dataset: bytes, *, sop_class_uid: str, sop_instance_uid: str,
-                 transfer_syntax_uid: str, source_aet: str | None = None) -> bytes:
+                 transfer_syntax_uid: str) -> bytes:
     """A Part 10 file around a data set received over the network, kept byte for byte.
 
     The meta header is ours (PS3.10 7.1: the application writing the file fills it);
-    SourceApplicationEntityTitle records the sender, as DCMTK's storescp and Orthanc do.
+    like Orthanc's, it names no SourceApplicationEntityTitle (type 3): the sender is
+    recorded in the instance's RemoteAET metadata.
     """
-    aet = source_aet.strip()[:16] if source_aet else ""
-    meta = _file_meta_bytes(sop_class_uid, sop_instance_uid, transfer_syntax_uid, aet)
+    meta = _file_meta_bytes(sop_class_uid, sop_instance_uid, transfer_syntax_uid)
     if meta is None:  # a value _file_meta_bytes does not encode: pydicom's writer decides
-        meta = _pydicom_file_meta_bytes(sop_class_uid, sop_instance_uid,
-                                        transfer_syntax_uid, aet)
+        meta = _pydicom_file_meta_bytes(sop_class_uid, sop_instance_uid, transfer_syntax_uid)
     return b"".join((_PREAMBLE, meta, dataset))
 
 
@@ -120,16 +128,14 @@ _PREAMBLE = b"\0" * 128 + b"DICM"
 
 
 def _pydicom_file_meta_bytes(sop_class_uid: str, sop_instance_uid: str,
-                             transfer_syntax_uid: str, aet: str) -> bytes:
+                             transfer_syntax_uid: str) -> bytes:
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = sop_class_uid
     meta.MediaStorageSOPInstanceUID = sop_instance_uid
     meta.TransferSyntaxUID = transfer_syntax_uid
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    if aet:
-        meta.SourceApplicationEntityTitle = aet
+    meta.ImplementationClassUID = FILE_META_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = FILE_META_VERSION_NAME
     buffer = io.BytesIO()
     write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]
     return buffer.getvalue()
@@ -142,27 +148,26 @@ def _short_element(element: int, vr: bytes, value: bytes, pad: bytes) -> bytes:
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
-def _file_meta_bytes(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str,
-                     aet: str) -> bytes | None:
+def _file_meta_bytes(sop_class_uid: str, sop_instance_uid: str,
+                     transfer_syntax_uid: str) -> bytes | None:
     """The file meta information pydicom's ``write_file_meta_info`` writes for these
     values, encoded directly (0.2 ms less per C-STORE); None for values it does not
     handle (non-ASCII, empty or over-long), left to pydicom."""
     uids = (sop_class_uid, sop_instance_uid, transfer_syntax_uid)
-    if not all(0 < len(uid) <= 64 and uid.isascii() for uid in uids) or not aet.isascii():
+    if not all(0 < len(uid) <= 64 and uid.isascii() for uid in uids):
         return None
     body = b"".join((
         b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01",  # (0002,0001) version 1
         _short_element(0x0002, b"UI", sop_class_uid.encode(), b"\0"),
         _short_element(0x0003, b"UI", sop_instance_uid.encode(), b"\0"),
         _short_element(0x0010, b"UI", transfer_syntax_uid.encode(), b"\0"),
-        _IMPLEMENTATION_ELEMENTS,
-        _short_element(0x0016, b"AE", aet.encode(), b" ") if aet else b""))
+        _IMPLEMENTATION_ELEMENTS))
     return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
 _IMPLEMENTATION_ELEMENTS = (
-    _short_element(0x0012, b"UI", IMPLEMENTATION_CLASS_UID.encode(), b"\0")
-    + _short_element(0x0013, b"SH", IMPLEMENTATION_VERSION_NAME.encode(), b" "))
+    _short_element(0x0012, b"UI", FILE_META_IMPLEMENTATION_UID.encode(), b"\0")
+    + _short_element(0x0013, b"SH", FILE_META_VERSION_NAME.encode(), b" "))
 
 
 def received_dataset_bytes(request: Any) -> bytes:

@@ -180,8 +180,7 @@ def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
             received_dataset_bytes(request),
             sop_class_uid=str(request.AffectedSOPClassUID or ""),
             sop_instance_uid=sop_instance,
-            transfer_syntax_uid=str(event.context.transfer_syntax),
-            source_aet=peer.calling_aet)
+            transfer_syntax_uid=str(event.context.transfer_syntax))
         result = ingest_instance(context, data, {
             "Origin": "DicomProtocol", "RemoteAET": peer.calling_aet,
             "RemoteIP": peer.ip, "CalledAET": peer.called_aet})
@@ -194,6 +193,48 @@ def handle_store(event: evt.Event, context: ServerContext, policy: Policy,
     except Exception as error:  # noqa: BLE001 - handlers never raise
         log.exception("C-STORE of %s from %s failed", sop_instance, peer.calling_aet)
         return status(CANNOT_UNDERSTAND, f"Cannot store: {error}")
+
+
+# --- Storage commitment (PS3.4 J) ----------------------------------------------------------
+
+def handle_n_action(event: evt.Event, context: ServerContext, policy: Policy,
+                    peers: Peers) -> tuple[Dataset | int, Dataset | None]:
+    """N-ACTION "Request Storage Commitment": acknowledged at once, answered later by
+    an N-EVENT-REPORT (a StorageCommitmentScp job)."""
+    from app.services import storage_commitment
+    peer = _peer(event, peers)
+    try:
+        if not policy.allows(peer, Service.N_ACTION):
+            return status(NOT_AUTHORIZED, "N-ACTION not allowed for this AET"), None
+        if int(event.request.ActionTypeID or 0) != 1:
+            return status(0x0123, "Only action type 1 (storage commitment) is served"), None
+        job = storage_commitment.handle_request(context, peer.calling_aet, peer.called_aet,
+                                                event.action_information)
+        log.info("Storage commitment request from %s: job %s", peer.calling_aet, job)
+        return SUCCESS, None
+    except PharosError as error:
+        log.warning("Storage commitment request from %s refused: %s", peer.calling_aet, error)
+        return status(PROCESSING_FAILURE, str(error)), None
+    except Exception as error:  # noqa: BLE001
+        log.exception("Storage commitment request from %s failed", peer.calling_aet)
+        return status(PROCESSING_FAILURE, f"Cannot process the request: {error}"), None
+
+
+def handle_n_event_report(event: evt.Event, context: ServerContext, policy: Policy,
+                          peers: Peers) -> tuple[Dataset | int, Dataset | None]:
+    """N-EVENT-REPORT of a storage commitment this server asked for."""
+    from app.services import storage_commitment
+    peer = _peer(event, peers)
+    try:
+        if not policy.allows(peer, Service.N_EVENT_REPORT):
+            return status(NOT_AUTHORIZED, "N-EVENT-REPORT not allowed for this AET"), None
+        if not storage_commitment.handle_report(context, event.event_information):
+            log.warning("Storage commitment report from %s for an unknown transaction",
+                        peer.calling_aet)
+        return SUCCESS, None
+    except Exception as error:  # noqa: BLE001
+        log.exception("Storage commitment report from %s failed", peer.calling_aet)
+        return status(PROCESSING_FAILURE, f"Cannot process the report: {error}"), None
 
 
 # --- C-FIND ---------------------------------------------------------------------------------
@@ -262,11 +303,31 @@ def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
         yield None, None  # pynetdicom answers A801 "Move destination unknown"
         return
     items = instances_to_retrieve(context, bounded_identifier(event))  # may raise: see module doc
+    if not items:  # PS3.4 C.4.2.1.5: no match is a success without sub-operations
+        log.info("C-MOVE from %s: no stored resource matches", peer.calling_aet)
+        yield destination.host, destination.port
+        yield 0
+        return
+    if not context.settings.synchronous_cmove:
+        _submit_move(context, event, destination, items, peer)
+        yield destination.host, destination.port
+        yield 0  # nothing sent within the C-MOVE: the job sends (Orthanc's AsynchronousMove)
+        return
     contexts = storage_contexts({(i.sop_class_uid, i.transfer_syntax_uid) for i in items})
     yield destination.host, destination.port, {
         "contexts": contexts, "evt_handlers": [(evt.EVT_CONN_OPEN, enable_tcp_nodelay)]}
     yield len(items)
     yield from _sub_operations(event, context, items, peer)
+
+
+def _submit_move(context: ServerContext, event: evt.Event, destination: Modality,
+                 items: list[RetrieveItem], peer: Peer) -> None:
+    from app.services import network
+    job = network.submit_move_store(
+        context, destination, [item.public_id for item in items],
+        originator_aet=peer.calling_aet, originator_id=int(event.request.MessageID or 0))
+    log.info("C-MOVE from %s to %s: %d instance(s) in job %s", peer.calling_aet,
+             destination.aet, len(items), job)
 
 
 def handle_get(event: evt.Event, context: ServerContext, policy: Policy,
@@ -325,6 +386,6 @@ def _fit_get_contexts(assoc: Any, dataset: Dataset) -> Dataset:
     target = ExplicitVRLittleEndian if ExplicitVRLittleEndian in accepted \
         else ImplicitVRLittleEndian
     check_pixel_decode(dataset)
-    dataset.decompress()
+    dataset.decompress(generate_instance_uid=False)  # the same instance, decoded
     dataset.file_meta.TransferSyntaxUID = target
     return dataset

@@ -29,6 +29,7 @@ from pynetdicom.sop_class import _STORAGE_CLASSES
 from app.dicom import transfer_syntaxes
 from app.dimse.security import Service
 
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"  # Push Model SOP Class (PS3.4 J)
 # Orthanc's "generic" syntaxes for non-storage services (CommandDispatcher.cpp).
 GENERIC_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2")
 # Transfer syntaxes that are not network encodings of a data set (PS3.5 A.4-A.8 only
@@ -82,7 +83,11 @@ def supported_contexts(proposed: Iterable[str], services: dict[str, Service],
     storage = bool(storage_syntaxes) and bool({Service.STORE, Service.GET} & allowed)
     for abstract_syntax in dict.fromkeys(str(uid) for uid in proposed):
         service = services.get(abstract_syntax)
-        if service is not None:
+        if abstract_syntax == STORAGE_COMMITMENT:
+            # SCU role to ask for commitment (N-ACTION), SCP role to report (N-EVENT-REPORT)
+            commitment = {Service.N_ACTION, Service.N_EVENT_REPORT} & allowed
+            wanted = (GENERIC_SYNTAXES, True) if commitment else None
+        elif service is not None:
             wanted = (GENERIC_SYNTAXES, False) if service in allowed else None
         elif abstract_syntax in STORAGE_CLASSES:
             wanted = (storage_syntaxes, True) if storage else None

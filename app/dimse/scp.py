@@ -38,11 +38,6 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-class _Nothing:
-    def stop(self) -> None:
-        return None
-
-
 class RunningScp:
     """The handle the lifespan keeps: stop() closes the port and ends associations."""
 
@@ -75,6 +70,9 @@ def build_ae(context: ServerContext) -> AE:
     ae.network_timeout = timeout  # type: ignore[assignment]
     ae.acse_timeout = timeout  # type: ignore[assignment]
     ae.dimse_timeout = timeout  # type: ignore[assignment]
+    # C-MOVE sub-associations are opened by this AE: a destination that does not answer
+    # the TCP connection gives up after DicomScuTimeout, as Orthanc's SCU connections.
+    ae.connection_timeout = seconds(settings.dicom_scu_timeout)
     # The called-AET check is the Policy's (Orthanc's rules, logged), not pynetdicom's.
     ae.require_called_aet = False
     # pynetdicom refuses to start a server without a supported context.
@@ -100,13 +98,19 @@ def start_scp(context: ServerContext) -> Stoppable:
         (evt.EVT_C_FIND, handlers.handle_find, [context, policy, peers]),
         (evt.EVT_C_MOVE, handlers.handle_move, [context, policy, peers]),
         (evt.EVT_C_GET, handlers.handle_get, [context, policy, peers]),
+        (evt.EVT_N_ACTION, handlers.handle_n_action, [context, policy, peers]),
+        (evt.EVT_N_EVENT_REPORT, handlers.handle_n_event_report, [context, policy, peers]),
     ]
     try:
         server = ae.start_server(("0.0.0.0", int(settings.dicom_port)), block=False,
                                  evt_handlers=bound)
     except OSError as error:
-        log.error("Cannot start the DICOM server on port %s: %s", settings.dicom_port, error)
-        return _Nothing()
+        # Fatal, as in Orthanc (and as the HTTP port): `pharos serve` checks the port
+        # before starting, so this is a port taken in the meantime.
+        from app.startup import StartupError
+        raise StartupError(f"DicomPort {settings.dicom_port} cannot be opened "
+                           f"({error.strerror or error}): stop the program listening "
+                           "there or choose another DicomPort") from None
     assert server is not None
     # Event-driven associations (app/dimse/acceptor.py); set before any peer can connect
     # in practice, and pynetdicom's handler would serve one that did, only slower.

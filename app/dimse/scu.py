@@ -24,7 +24,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
-from pynetdicom import AE, StoragePresentationContexts, build_context, build_role, evt
+from pynetdicom import AE, StoragePresentationContexts, _config, build_context, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.presentation import PresentationContext
@@ -52,9 +52,14 @@ from app.dimse.common import (
     seconds,
     split_part10,
 )
-from app.errors import NetworkProtocol, PharosError
+from app.errors import NetworkProtocol, PharosError, UnprocessableQuery
 
 log = logging.getLogger(__name__)
+
+# pynetdicom logs every identifier it sends or receives (INFO), decoding each value to do
+# so: a raw value that is not valid for its VR would make the logging itself fail.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
 
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255
 PRIORITY_MEDIUM = 0  # PS3.7 9.1.1.1: 0 medium, 1 high, 2 low (Orthanc sends medium)
@@ -263,7 +268,8 @@ class _StoreSession:
         self.message_id = self.message_id % 65535 + 1
         try:
             status = _send_file(self.assoc, data, part, self.message_id,
-                                originator_aet, originator_id)
+                                originator_aet, originator_id,
+                                transcoding=self.modality.allow_transcoding)
         except PharosError as error:
             log.error("C-STORE of %s to %s: %s", part.sop_instance_uid, self.modality.aet,
                       error)
@@ -299,11 +305,18 @@ def _pick_context(assoc: Association, sop_class: str, transfer_syntax: str
 
 
 def _send_file(assoc: Association, data: bytes, part: Part10, message_id: int,
-               originator_aet: str | None, originator_id: int | None) -> int | None:
+               originator_aet: str | None, originator_id: int | None, *,
+               transcoding: bool = True) -> int | None:
+    """C-STORE of one file: as stored when the remote accepts its syntax, else converted
+    unless the modality has ``AllowTranscoding`` false (Orthanc's rule)."""
     context, as_is = _pick_context(assoc, part.sop_class_uid, part.transfer_syntax_uid)
     if context is None:
         raise NetworkProtocol(f"the remote accepts no presentation context for "
                               f"{UID(part.sop_class_uid).name}")
+    if not as_is and not transcoding:
+        raise NetworkProtocol(f"the remote does not accept "
+                              f"{UID(part.transfer_syntax_uid).name} and transcoding to it "
+                              f"is not allowed (AllowTranscoding)")
     if as_is:
         return _send_raw(assoc, context, data[part.dataset_offset:], part, message_id,
                          originator_aet, originator_id)
@@ -312,7 +325,7 @@ def _send_file(assoc: Association, data: bytes, part: Part10, message_id: int,
         dataset = dcmread(io.BytesIO(data))
         if UID(part.transfer_syntax_uid).is_compressed:
             check_pixel_decode(dataset)
-            dataset.decompress()
+            dataset.decompress(generate_instance_uid=False)  # same instance, PS3.4 B.4.1
         dataset.file_meta.TransferSyntaxUID = context.transfer_syntax[0]
     except Exception as error:  # noqa: BLE001 - codecs raise many kinds
         raise NetworkProtocol(f"cannot convert {part.sop_instance_uid} to "
@@ -394,6 +407,9 @@ def find(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
                 break
     finally:
         _release(assoc)
+    if final is not None and 0xC000 <= final <= 0xCFFF:
+        raise UnprocessableQuery(f"C-FIND to {_describe(modality)} failed with status "
+                                 f"0x{final:04X} (unable to process: invalid query?)")
     if final != SUCCESS:
         raise NetworkProtocol(f"C-FIND to {_describe(modality)} failed"
                               + (" (no answer)" if final is None
@@ -402,8 +418,11 @@ def find(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
 
 
 def _identifier(identifier: Dataset, level: str) -> Dataset:
+    """A copy with the QueryRetrieveLevel of *level*; elements stay as given (raw values
+    encoded by the caller are sent byte for byte)."""
     query = Dataset()
-    query.update(identifier)
+    for tag in identifier.keys():
+        query[tag] = identifier.get_item(tag)
     query.QueryRetrieveLevel = _qr_level(level)
     return query
 
@@ -500,8 +519,7 @@ def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
                 received_dataset_bytes(request),
                 sop_class_uid=str(request.AffectedSOPClassUID),
                 sop_instance_uid=str(request.AffectedSOPInstanceUID),
-                transfer_syntax_uid=str(event.context.transfer_syntax),
-                source_aet=modality.aet)
+                transfer_syntax_uid=str(event.context.transfer_syntax))
             on_instance(data)
         except PharosError as error:
             log.error("C-GET from %s: instance refused: %s", modality.aet, error)
@@ -535,3 +553,69 @@ def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
         raise interrupted[0]
     _check_final(report, "C-GET", modality)
     return report
+
+
+# --- Storage Commitment Push Model (PS3.4 J) --------------------------------------------
+
+STORAGE_COMMITMENT = UID("1.2.840.10008.1.20.1")
+STORAGE_COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")  # the well-known SOP instance
+
+
+def _references(pairs: Iterable[tuple[str, str]]) -> list[Dataset]:
+    items = []
+    for sop_class, sop_instance in pairs:
+        item = Dataset()
+        item.ReferencedSOPClassUID = sop_class
+        item.ReferencedSOPInstanceUID = sop_instance
+        items.append(item)
+    return items
+
+
+def request_storage_commitment(modality: Modality, *, local_aet: str, timeout: float,
+                               transaction_uid: str,
+                               instances: list[tuple[str, str]]) -> None:
+    """N-ACTION "Request Storage Commitment" (action type 1, PS3.4 J.3.2); the answer
+    comes later as an N-EVENT-REPORT to this server's SCP."""
+    request = Dataset()
+    request.TransactionUID = transaction_uid
+    request.ReferencedSOPSequence = _references(instances)
+    assoc = _associate(modality, local_aet, timeout, [build_context(STORAGE_COMMITMENT)])
+    _require_context(assoc, modality, STORAGE_COMMITMENT)
+    try:
+        status, _ = assoc.send_n_action(request, 1, STORAGE_COMMITMENT,
+                                        STORAGE_COMMITMENT_INSTANCE)
+    finally:
+        _release(assoc)
+    code = _status_of(status)
+    if code != SUCCESS:
+        raise NetworkProtocol(f"Storage commitment request to {_describe(modality)} failed"
+                              + (" (no answer)" if code is None else f" with status 0x{code:04X}"))
+
+
+def report_storage_commitment(modality: Modality, *, local_aet: str, timeout: float,
+                              transaction_uid: str, success: list[tuple[str, str]],
+                              failures: list[tuple[str, str, int]]) -> None:
+    """N-EVENT-REPORT of the result (event type 1 all committed, 2 failures exist; PS3.4
+    J.3.3), on a new association where this server takes the SCP role."""
+    report = Dataset()
+    report.TransactionUID = transaction_uid
+    if success:
+        report.ReferencedSOPSequence = _references(success)
+    if failures:
+        items = _references((c, i) for c, i, _ in failures)
+        for item, (_, _, reason) in zip(items, failures, strict=True):
+            item.FailureReason = reason
+        report.FailedSOPSequence = items
+    roles = [build_role(STORAGE_COMMITMENT, scp_role=True)]
+    assoc = _associate(modality, local_aet, timeout, [build_context(STORAGE_COMMITMENT)],
+                       ext_neg=roles)
+    _require_context(assoc, modality, STORAGE_COMMITMENT)
+    try:
+        status, _ = assoc.send_n_event_report(report, 2 if failures else 1,
+                                              STORAGE_COMMITMENT, STORAGE_COMMITMENT_INSTANCE)
+    finally:
+        _release(assoc)
+    code = _status_of(status)
+    if code != SUCCESS:
+        raise NetworkProtocol(f"Storage commitment report to {_describe(modality)} failed"
+                              + (" (no answer)" if code is None else f" with status 0x{code:04X}"))

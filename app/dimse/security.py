@@ -44,6 +44,8 @@ class Service(StrEnum):
     FIND = "find"
     MOVE = "move"
     GET = "get"
+    N_ACTION = "storage commitment request"  # N-ACTION, AllowNAction
+    N_EVENT_REPORT = "storage commitment report"  # N-EVENT-REPORT, AllowEventReport
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class Policy:
             Service.FIND: settings.dicom_always_allow_find,
             Service.MOVE: settings.dicom_always_allow_move,
             Service.GET: settings.dicom_always_allow_get,
-        }[service])
+        }.get(service, False))  # no DicomAlwaysAllow* for storage commitment
 
     def allows(self, peer: Peer, service: Service) -> bool:
         if self._always(service):
@@ -132,10 +134,13 @@ class Policy:
         modality = peer.modality
         if modality is None:
             return False
+        props = modality.properties or {}
         return {
             Service.ECHO: modality.allow_echo, Service.STORE: modality.allow_store,
             Service.FIND: modality.allow_find, Service.MOVE: modality.allow_move,
             Service.GET: modality.allow_get,
+            Service.N_ACTION: bool(props.get("AllowNAction", True)),
+            Service.N_EVENT_REPORT: bool(props.get("AllowEventReport", True)),
         }[service]
 
     def refresh(self, peer: Peer) -> Peer:

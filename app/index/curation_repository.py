@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import BigInteger, Connection, Row, Text, and_, cast, delete, insert, select, update
 
 from app.dicom.levels import Level
-from app.index import models
+from app.index import models, repository
 from app.index.repository import METADATA, PATIENTS
 
 GLOBAL_PROPERTIES = models.GlobalProperty.__table__
@@ -43,7 +43,10 @@ def get_metadata(conn: Connection, level: Level, pk: int, name: str) -> Row | No
 
 
 def set_metadata(conn: Connection, level: Level, pk: int, name: str, value: str) -> int:
-    """Insert or update a metadata value; returns its new revision."""
+    """Insert or update a metadata value; returns its new revision, or 0 when the resource
+    was deleted meanwhile (nothing written: no metadata row may outlive its resource)."""
+    if not repository.lock_resource(conn, level, pk):
+        return 0
     current = get_metadata(conn, level, pk, name)
     if current is None:
         conn.execute(insert(METADATA).values(level=level.value, resource_pk=pk, name=name,

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -115,6 +120,27 @@ def note_events(conn: Connection, events: Iterable[IndexEvent]) -> None:
         pending.extend(events)
 
 
+_TRANSIENT_STATES = {"40P01", "40001", "55P03"}  # deadlock, serialization, lock timeout
+_INTEGRITY_RACES = {"23505", "23503"}  # unique violation, foreign key violation
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    original = getattr(error, "orig", None)
+    return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+
+
+def is_retryable(error: DBAPIError, integrity_races: bool = False) -> bool:
+    """Whether a failed write transaction may succeed when run again (see
+    :meth:`Database.write_retrying`)."""
+    state = _sqlstate(error)
+    if state in _TRANSIENT_STATES or (integrity_races and state in _INTEGRITY_RACES):
+        return True
+    if isinstance(error, OperationalError) and "database is locked" in str(error):
+        return True
+    return bool(integrity_races and isinstance(error, IntegrityError) and state is None
+                and "UNIQUE constraint failed" in str(error))
+
+
 class Database:
     """The engine plus the write discipline: one writer at a time on SQLite (a thread
     lock within the process, a file lock between processes)."""
@@ -159,6 +185,27 @@ class Database:
                     connection.info.pop(EVENTS_KEY, None)
         if events:
             self._dispatch(events)
+
+    def write_retrying(self, work: Callable[[Connection], T], *, attempts: int = 6,
+                       integrity_races: bool = False) -> T:
+        """``work(conn)`` in a write transaction, run again from the start when the database
+        says the transaction lost a race it can win on a second try: a deadlock or a
+        serialization failure (PostgreSQL 40P01, 40001, 55P03), a busy SQLite; and, with
+        *integrity_races*, a unique or foreign-key violation (23505, 23503: another writer
+        created or deleted the same row in between; the retry sees what it committed).
+        Each attempt is atomic, so a retry never half-applies anything; *work* must only
+        touch the database (or be safe to repeat)."""
+        for attempt in range(attempts):
+            try:
+                with self.write() as connection:
+                    return work(connection)
+            except DBAPIError as error:
+                if attempt == attempts - 1 or not is_retryable(error, integrity_races):
+                    raise
+                log.info("Write transaction lost a race (%s), attempt %d of %d",
+                         _sqlstate(error) or type(error).__name__, attempt + 2, attempts)
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def add_listener(self, listener: Callable[[list[IndexEvent]], None]) -> None:
         """Call *listener* with the events of every committed write transaction (scripting

@@ -218,6 +218,18 @@ class RuntimeSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class StorageCommitmentReport(Base):
+    """A storage commitment transaction this server asked a modality for."""
+
+    __tablename__ = "storage_commitment_reports"
+    transaction_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    remote_aet: Mapped[str] = mapped_column(Text)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    success: Mapped[bytes] = mapped_column(LargeBinary)  # [[SOPClassUID, SOPInstanceUID]]
+    failures: Mapped[bytes] = mapped_column(LargeBinary)  # [[class, instance, reason]]
+    created: Mapped[float] = mapped_column()
+
+
 class StoredPeer(Base):
     """Orthanc peers added through the REST API (OrthancPeersInDatabase)."""
 
@@ -245,11 +257,18 @@ class Query(Base):
     query: Mapped[bytes] = mapped_column(LargeBinary)  # the request (JSON)
     answers: Mapped[bytes] = mapped_column(LargeBinary)  # list of DICOM JSON datasets
     created: Mapped[float] = mapped_column()
+    # {"Normalize", "LocalAet", "Timeout", "Remote"}: JSON; NULL for queries of 0.1
+    options: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
 # and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+# Migration 0012: OrderBy + Limit (Orthanc 1.12.5) on LastUpdate of studies, and
+# /changes?type=. It also indexes CAST(instance_number AS INTEGER) (dialect-specific
+# expressions: see the migration).
+Index("ix_studies_last_update", Study.last_update, Study.pk)
+Index("ix_changes_change_type", Change.change_type, Change.seq)
 # Migration 0007: case-insensitive PatientID look-ups (/tools/lookup, find with
 # CaseSensitive false) compare upper(patient_id) when the value has many letters.
 Index("ix_patients_patient_id_upper", func.upper(Patient.patient_id))

@@ -6,13 +6,14 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, Table, delete, insert, select, update
 
 from app.dicom.levels import Level
-from app.index import models
+from app.index import models, repository
 from app.index.repository import EXPORTS, get_row, parent_row
 
 MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]
 PEERS: Table = models.StoredPeer.__table__  # type: ignore[assignment]
 DICOMWEB_SERVERS: Table = models.StoredDicomWebServer.__table__  # type: ignore[assignment]
 QUERIES: Table = models.Query.__table__  # type: ignore[assignment]
+REPORTS: Table = models.StorageCommitmentReport.__table__  # type: ignore[assignment]
 
 _TABLES = {"modalities": MODALITIES, "peers": PEERS, "dicomweb-servers": DICOMWEB_SERVERS}
 
@@ -34,9 +35,10 @@ def put_entry(conn: Connection, kind: str, name: str, config: bytes) -> None:
 # --- queries --------------------------------------------------------------------------
 
 def insert_query(conn: Connection, *, query_id: str, modality: str, level: str, query: bytes,
-                 answers: bytes, created: float) -> None:
+                 answers: bytes, created: float, options: bytes) -> None:
     conn.execute(insert(QUERIES).values(id=query_id, modality=modality, level=level,
-                                        query=query, answers=answers, created=created))
+                                        query=query, answers=answers, created=created,
+                                        options=options))
 
 
 def get_query(conn: Connection, query_id: str) -> Row | None:
@@ -57,6 +59,44 @@ def forget_old_queries(conn: Connection, keep: int) -> None:
 
 def delete_query(conn: Connection, query_id: str) -> bool:
     return bool(conn.execute(delete(QUERIES).where(QUERIES.c.id == query_id)).rowcount)
+
+
+# --- storage commitment reports -------------------------------------------------------
+
+def insert_report(conn: Connection, transaction_uid: str, remote_aet: str,
+                  created: float) -> None:
+    conn.execute(insert(REPORTS).values(transaction_uid=transaction_uid, remote_aet=remote_aet,
+                                        complete=False, success=b"[]", failures=b"[]",
+                                        created=created))
+
+
+def get_report(conn: Connection, transaction_uid: str) -> Row | None:
+    return conn.execute(select(REPORTS).where(REPORTS.c.transaction_uid == transaction_uid)
+                        ).first()
+
+
+def complete_report(conn: Connection, transaction_uid: str, success: bytes,
+                    failures: bytes) -> bool:
+    """Complete a pending report; False when it is unknown or already complete."""
+    done = conn.execute(update(REPORTS).where(REPORTS.c.transaction_uid == transaction_uid,
+                                              REPORTS.c.complete.is_(False))
+                        .values(complete=True, success=success, failures=failures))
+    return bool(done.rowcount)
+
+
+def forget_old_reports(conn: Connection, keep: int) -> None:
+    """Keep the *keep* most recent reports (Orthanc's StorageCommitmentReportsSize)."""
+    old = [r[0] for r in conn.execute(select(REPORTS.c.transaction_uid)
+                                      .order_by(REPORTS.c.created.desc()).offset(keep))]
+    if old:
+        conn.execute(delete(REPORTS).where(REPORTS.c.transaction_uid.in_(old)))
+
+
+def instances_with_sop_uid(conn: Connection, sop_uid: str) -> list[Row]:
+    """(public_id, sop_class_uid) of the instances with this SOPInstanceUID."""
+    table = repository.INSTANCES
+    return list(conn.execute(select(table.c.public_id, table.c.sop_class_uid)
+                             .where(table.c.sop_uid == sop_uid)))
 
 
 # --- exports --------------------------------------------------------------------------

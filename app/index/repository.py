@@ -7,6 +7,7 @@ them in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -158,6 +159,7 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     re-created parent takes its tags from the new file.
     """
     ids = parsed.ids
+    lock_patient(conn, ids.patient)
     existing = conn.execute(_INSTANCE_BY_PUBLIC_ID, {"b_public_id": ids.instance}).first()
     replaced: list[str] = []
     if existing is not None:
@@ -455,6 +457,77 @@ def count_level(conn: Connection, level: Level) -> int:
     return int(conn.execute(select(func.count()).select_from(TABLE[level])).scalar_one())
 
 
+# --- concurrent writers (PostgreSQL) -----------------------------------------------------
+#
+# SQLite runs one writer at a time. PostgreSQL runs them in parallel (READ COMMITTED), so
+# the writers of one patient's hierarchy (stores, overwrites, deletions, recycling) take a
+# transaction-scoped advisory lock on the patient first: a deletion then sees every
+# instance committed before it (no instance cascaded away without its blob key, no
+# metadata row left behind), a store never inserts below a parent being deleted, and two
+# stores of the same instance meet in order (the second finds the first's row). One lock
+# per patient keeps a fixed order (patient, then its rows) and costs nothing the stores
+# did not already pay: they all update the patient row (LastUpdate) before committing.
+
+def _patient_lock_key(patient_public_id: str) -> int:
+    digest = hashlib.sha1(patient_public_id.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(bindparam("b_key")))
+
+
+def lock_patient(conn: Connection, patient_public_id: str) -> None:
+    """Serialize this transaction with the other writers of the patient's hierarchy
+    (PostgreSQL ``pg_advisory_xact_lock``, released at commit; SQLite: nothing to do)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_ADVISORY_LOCK, {"b_key": _patient_lock_key(patient_public_id)})
+
+
+def patient_public_id(conn: Connection, level: Level, pk: int) -> str | None:
+    """The public ID of the patient above (or equal to) a resource, read in one statement
+    (one snapshot: an ancestor deleted meanwhile cannot break the walk); None when the
+    resource is gone."""
+    query = select(PATIENTS.c.public_id)
+    if level == Level.PATIENT:
+        query = query.where(PATIENTS.c.pk == pk)
+    else:
+        query = query.join(STUDIES, STUDIES.c.patient_pk == PATIENTS.c.pk)
+        if level == Level.STUDY:
+            query = query.where(STUDIES.c.pk == pk)
+        else:
+            query = query.join(SERIES, SERIES.c.study_pk == STUDIES.c.pk)
+            if level == Level.SERIES:
+                query = query.where(SERIES.c.pk == pk)
+            else:
+                query = query.join(INSTANCES, INSTANCES.c.series_pk == SERIES.c.pk) \
+                    .where(INSTANCES.c.pk == pk)
+    return conn.execute(query).scalar()
+
+
+def lock_resource(conn: Connection, level: Level, pk: int) -> bool:
+    """Keep a resource from being deleted until this transaction ends (PostgreSQL
+    ``FOR KEY SHARE``, what a foreign key takes): metadata or labels written now can
+    never dangle. False when the resource is gone (deleted meanwhile)."""
+    table = TABLE[level]
+    query = select(table.c.pk).where(table.c.pk == pk)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True, read=True)
+    return conn.execute(query).first() is not None
+
+
+def _lock_for_delete(conn: Connection, doomed: dict[Level, list[int]]) -> None:
+    """PostgreSQL: lock the rows about to be deleted before their attached rows go, so a
+    writer of metadata or labels (:func:`lock_resource`) either finished first (and its
+    rows are seen and deleted) or waits and finds the resource gone."""
+    if conn.dialect.name != "postgresql":
+        return
+    for level, pks in doomed.items():
+        table = TABLE[level]
+        for chunk in _chunks(sorted(pks)):
+            conn.execute(select(table.c.pk).where(table.c.pk.in_(chunk))
+                         .order_by(table.c.pk).with_for_update())
+
+
 # --- deletion -----------------------------------------------------------------------------
 
 def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str], tuple[Level, str] | None]:
@@ -486,6 +559,7 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
             break
         doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
+    _lock_for_delete(conn, doomed)
     blob_keys = _blob_keys_of(conn, doomed)
     deleted = [(doomed_level, public_id) for doomed_level, pks in doomed.items()
                for chunk in _chunks(pks)
@@ -582,15 +656,31 @@ def oldest_unprotected_patient(conn: Connection, exclude_public_id: str) -> Row 
 
 # --- changes and exports ------------------------------------------------------------------
 
-def list_changes(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
-    """Up to *limit* changes after *since*, whether that is all of them, and Orthanc's
+def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = None,
+                 types: Sequence[str] = ()) -> tuple[list[Row], bool, int]:
+    """Up to *limit* changes after *since* (and up to *to*, of *types*: Orthanc 1.12.5's
+    extended changes), whether no other change is left in that direction, and Orthanc's
     ``Last``: the last change answered, or for an empty page the last sequence number
     ever given (``GetLastChangeIndex``), so that a client polling with ``since=Last``
-    neither misses nor repeats a change."""
-    rows = list(conn.execute(select(CHANGES).where(CHANGES.c.seq > since)
-                             .order_by(CHANGES.c.seq).limit(limit + 1)))
+    neither misses nor repeats a change.
+
+    With *to* but no *since*, the answer is the *limit* changes just before *to*
+    (included), in ascending order: a client walks the log backwards with ``to=First-1``
+    (``Done`` is then whether none is left before)."""
+    statement = select(CHANGES)
+    if since:
+        statement = statement.where(CHANGES.c.seq > since)
+    if to is not None:
+        statement = statement.where(CHANGES.c.seq <= to)
+    if types:
+        statement = statement.where(CHANGES.c.change_type.in_(list(types)))
+    backwards = to is not None and not since
+    order = CHANGES.c.seq.desc() if backwards else CHANGES.c.seq
+    rows = list(conn.execute(statement.order_by(order).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]
+    if backwards:
+        rows.reverse()
     return rows, done, int(rows[-1].seq) if rows else last_change_index(conn)
 
 
@@ -622,6 +712,10 @@ def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], b
     rows = rows[:limit]
     last = conn.execute(select(func.max(EXPORTS.c.seq))).scalar_one() or 0
     return rows, done, int(rows[-1].seq if rows else last)
+
+
+def newest_export(conn: Connection) -> Row | None:
+    return conn.execute(select(EXPORTS).order_by(EXPORTS.c.seq.desc()).limit(1)).first()
 
 
 def clear_exports(conn: Connection) -> None:

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from app.services.context import ServerContext
 
 # Modules that register kinds when imported (add yours here).
-KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.jobs.archive_kind",
+KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.services.query_retrieve",
+                                  "app.services.storage_commitment",
+                                  "app.jobs.archive_kind",
                                   "app.services.merge_split", "app.services.bulk_modify",
                                   "app.scripting.lua_jobs",
                                   "app.services.dicomweb_remote")

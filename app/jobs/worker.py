@@ -28,6 +28,7 @@ from app.jobs.json import CANCELED_JOB, job_time
 from app.jobs.kinds import JobInterrupted, get_kind, load_kind_modules
 from app.jobs.queue import wakeup_event
 from app.services.context import ServerContext
+from app.validation import is_digits
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Workers:
                 continue
             owner_host, _, rest = row.claimed_by.partition(":")
             pid = rest.partition(":")[0]
-            if owner_host != host or not pid.isdigit():
+            if owner_host != host or not is_digits(pid):
                 continue
             dead = (row.claimed_by != self.identity if int(pid) == os.getpid()
                     else not _pid_alive(int(pid)))

@@ -136,16 +136,25 @@ class ScriptingEngine:
             self.enqueue(lambda: self.call_everywhere(name, *arguments))
 
     def call_everywhere(self, name: str, *arguments: Any, with_job: bool = False) -> None:
-        """Call the Lua callback *name* (main state) then the Python hook, if defined.
-        *with_job*: the routing functions may be used (their operations become a job)."""
+        """Call the Lua callback *name* (main state) then the Python hook, if defined; a
+        failure of one is logged and does not keep the other from running. *with_job*:
+        the routing functions may be used (their operations become a job)."""
         if self.main is not None and name in self.main.defined:
-            if with_job:
-                self._call_with_job(name, *arguments)
-            else:
-                self.main.call_if_exists(name, *arguments)
+            try:
+                if with_job:
+                    self._call_with_job(name, *arguments)
+                else:
+                    self.main.call_if_exists(name, *arguments)
+            except PharosError as error:
+                log.error("Error in the Lua callback %s(): %s", name, error.details or error)
         if self.hooks is not None and self.hooks.has(name):
-            self.hooks.call_with_job(self, name, *arguments) if with_job \
-                else self.hooks.call(name, *arguments)
+            try:
+                if with_job:
+                    self.hooks.call_with_job(self, name, *arguments)
+                else:
+                    self.hooks.call(name, *arguments)
+            except PharosError as error:
+                log.error("Error in the Python hook %s(): %s", name, error.details or error)
 
     def _call_with_job(self, name: str, *arguments: Any) -> None:
         """Orthanc's InitializeJob / callback / SubmitJob, in one hold of the main state."""
@@ -255,9 +264,11 @@ class ScriptingEngine:
     def allow_http_request(self, method: str, uri: str, ip: str, username: str,
                            headers: dict[str, str]) -> bool:
         name = "IncomingHttpRequestFilter"
-        if self.main is not None and name in self.main.defined and \
-                not _predicate(self.main, name, method, uri, ip, username, headers):
-            return False
+        if self.main is not None:
+            if name not in self.main.defined:
+                self.main.wait_until_free()  # Orthanc takes the Lua lock for each request
+            elif not _predicate(self.main, name, method, uri, ip, username, headers):
+                return False
         return not (self.hooks is not None and self.hooks.has(name)
                     and not self.hooks.call(name, method, uri, ip, username, headers))
 

@@ -16,19 +16,40 @@ Where Orthanc calls its Lua engine, Pharos calls these:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import asyncio
+import contextvars
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.dicom import orthanc_json
 from app.dicom.parse import read_dataset
 from app.scripting.dicom_maps import identifier_from_table, identifier_table
 from app.scripting.engine import engine_of
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from app.dicom.parse import ParsedInstance
     from app.services.context import ServerContext
+
+
+# Threads for the HTTP work that waits for a Lua state (execute-script, the HTTP filter):
+# not Starlette's pool, which the internal REST calls of the script holding the state need.
+_WAITING_THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pharos-lua-http")
+
+
+async def run_waiting_for_lua(function: Callable[..., T], *arguments: Any) -> T:
+    """Run blocking work that may wait for a Lua state, off the event loop."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return await loop.run_in_executor(_WAITING_THREADS,
+                                      functools.partial(context.run, function, *arguments))
 
 
 def lua_origin(origin: Mapping[str, str]) -> dict[str, str]:
@@ -44,11 +65,18 @@ def lua_origin(origin: Mapping[str, str]) -> dict[str, str]:
     return {"RequestOrigin": kind}
 
 
-def simplified_tags(data: bytes) -> dict[str, Any]:
+def simplified_tags(data: bytes, parsed: ParsedInstance) -> dict[str, Any]:
     """The tags Orthanc hands to instance callbacks: the ``?simplify`` JSON of the whole
-    data set (long values null), without the pixel data."""
-    dataset = read_dataset(data, stop_before_pixels=True)
-    return orthanc_json.to_simplified(orthanc_json.dataset_to_json(dataset))
+    data set (long values null), without the pixel data. Should an odd file defeat the
+    JSON conversion (the instance itself was parsed), the main tags stand in for it."""
+    try:
+        dataset = read_dataset(data, stop_before_pixels=True)
+        return orthanc_json.to_simplified(orthanc_json.dataset_to_json(dataset))
+    except Exception:  # noqa: BLE001 — never refuse or fail a store because of scripting
+        log.warning("Tags of instance %s given to scripts: main tags only", parsed.ids.instance,
+                    exc_info=True)
+        return {name: value for level in parsed.main_tags.values()
+                for name, value in level.items()}
 
 
 def filter_incoming_instance(context: ServerContext, data: bytes, parsed: ParsedInstance,
@@ -61,20 +89,26 @@ def filter_incoming_instance(context: ServerContext, data: bytes, parsed: Parsed
         return None
     info = {"HasPixelData": parsed.pixel_data_offset is not None,
             "TransferSyntaxUID": parsed.transfer_syntax}
-    return engine.filter_instance(simplified_tags(data), lua_origin(origin), info,
+    return engine.filter_instance(simplified_tags(data, parsed), lua_origin(origin), info,
                                   cstore=origin.get("Origin") == "DicomProtocol")
 
 
-def instance_stored(context: ServerContext, data: bytes, instance_id: str,
+def instance_stored(context: ServerContext, data: bytes, parsed: ParsedInstance,
                     origin: Mapping[str, str]) -> None:
-    """Queue ``OnStoredInstance`` for a newly stored (or overwritten) instance."""
+    """Queue ``OnStoredInstance`` for a newly stored (or overwritten) instance. Never
+    raises: the instance is stored already."""
     engine = engine_of(context)
     if engine is None or not engine.defines("OnStoredInstance"):
         return
-    # Metadata a modification stores after the instance, known now (the book's loop guard
-    # "metadata['ModifiedFrom'] == nil" must see it).
-    extra = {name: origin[name] for name in ("ModifiedFrom", "AnonymizedFrom") if name in origin}
-    engine.signal_stored_instance(instance_id, simplified_tags(data), lua_origin(origin), extra)
+    try:
+        # Metadata a modification stores after the instance, known now (the Book's loop
+        # guard "metadata['ModifiedFrom'] == nil" must see it).
+        extra = {name: origin[name] for name in ("ModifiedFrom", "AnonymizedFrom")
+                 if name in origin}
+        engine.signal_stored_instance(parsed.ids.instance, simplified_tags(data, parsed),
+                                      lua_origin(origin), extra)
+    except Exception:  # noqa: BLE001
+        log.exception("OnStoredInstance could not be queued for %s", parsed.ids.instance)
 
 
 def http_request_allowed(context: ServerContext, method: str, uri: str, ip: str,
@@ -87,9 +121,12 @@ def http_request_allowed(context: ServerContext, method: str, uri: str, ip: str,
 
 
 def filters_http_requests(context: ServerContext) -> bool:
-    """Cheap check (no lock) that an HTTP filter is defined."""
+    """Whether HTTP requests go through the scripting engine: when an HTTP filter is
+    defined, or Lua is in use (requests then wait for a running Lua callback, as in
+    Orthanc). Cheap (no lock)."""
     engine = engine_of(context)
-    return engine is not None and engine.defines("IncomingHttpRequestFilter")
+    return engine is not None and (engine.main is not None
+                                   or engine.defines("IncomingHttpRequestFilter"))
 
 
 def incoming_find_identifier(context: ServerContext, identifier: Dataset,

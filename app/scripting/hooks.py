@@ -24,6 +24,8 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from app.errors import HookFailed, PharosError
+
 if TYPE_CHECKING:
     from app.config import Settings
     from app.scripting.engine import ScriptingEngine
@@ -54,6 +56,11 @@ class PythonHooks:
         token = current_engine.set(self.engine)
         try:
             return function(*arguments)
+        except PharosError:
+            raise
+        except Exception as error:  # noqa: BLE001 — a hook's bug is an error of that request
+            log.exception("Python hook %s failed", name)
+            raise HookFailed(f"Python hook {name}() failed: {error!r}") from error
         finally:
             current_engine.reset(token)
 

@@ -119,7 +119,8 @@ class _RestApi:
             answer = None
         if answer is not None and answer.status == 200:
             return answer.body
-        log.error("Lua: Error in %s for URI: %s", name, uri_text)
+        log.error("Lua: Error in %s for URI: %s%s", name, uri_text,
+                  f" (HTTP {answer.status}: {answer.body[:200]!r})" if answer else "")
         return None
 
 

@@ -138,7 +138,7 @@ def _store_peer(context: ServerContext, operation: dict[str, Any], instance_id: 
     from app.services import network, peers
     peer = network.get_peer(context, str(operation["Peer"]))
     log.info('Lua: Sending instance %s to Orthanc peer "%s"', instance_id, peer.url)
-    with peers.open_client(peer) as client:
+    with peers.open_client(peer, context.settings.http_timeout) as client:
         peers.post_instance(client, _file(context, instance_id))
 
 

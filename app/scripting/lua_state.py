@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import lupa.lua53 as lua
 import orjson
 
-from app.errors import CannotExecuteLua
-from app.scripting.lua_values import LuaConversionError, from_lua, lua_text, to_lua
+from app.errors import CannotExecuteLua, PharosError
+from app.scripting.lua_values import from_lua, lua_text, to_lua
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,29 @@ CALLBACKS = (
     "OnJobFailure", "ReceivedInstanceFilter", "ReceivedCStoreInstanceFilter",
     "IncomingHttpRequestFilter", "IncomingFindRequestFilter", "OutgoingFindRequestFilter",
 )
+
+# Lua source only: precompiled bytecode is not verified by Lua 5.3 and a crafted chunk can
+# crash the process. The chunks Pharos runs are loaded in text mode; so are the ones a
+# script loads itself (the optional env argument keeps its "given or not" meaning).
+_TEXT_ONLY = b"""
+local rawload, rawloadfile = load, loadfile
+function load(chunk, name, mode, ...)
+   if select('#', ...) > 0 then
+      return rawload(chunk, name, 't', ...)
+   end
+   return rawload(chunk, name, 't')
+end
+function loadfile(filename, mode, ...)
+   if select('#', ...) > 0 then
+      return rawloadfile(filename, 't', ...)
+   end
+   return rawloadfile(filename, 't')
+end
+function dofile(filename)
+   local chunk = assert(loadfile(filename))
+   return chunk()
+end
+"""
 
 _sessions: contextvars.ContextVar[tuple[_Session, ...]] = \
     contextvars.ContextVar("pharos_lua_sessions", default=())
@@ -162,6 +185,28 @@ def wait_in_chain(pending: Future[T]) -> T:
     return pending.result()
 
 
+class FairLock:
+    """A first-come, first-served lock: the event thread, which takes the state once per
+    event, must not starve HTTP requests and /tools/execute-script waiting for it."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket:
+                self._condition.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
+
+
 class LuaState:
     """A Lua interpreter with Orthanc's framework functions, used in mutual exclusion."""
 
@@ -169,7 +214,7 @@ class LuaState:
                  functions: dict[str, Callable[..., Any]] | None = None) -> None:
         """*functions*: global name -> ``f(state, *lua_arguments)``."""
         self.name = name
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         self._output: list[str] | None = None  # print()'s lines while execute() runs
         self.defined: frozenset[str] = frozenset()
         self.runtime = lua.LuaRuntime(encoding=None, unpack_returned_tuples=True,
@@ -178,6 +223,7 @@ class LuaState:
         globals_ = self.runtime.globals()
         globals_[b"python"] = None
         self.runtime.execute(_PRINT, self._print)
+        self.runtime.execute(_TEXT_ONLY)
         self.register("ParseJson", self._parse_json)
         self.register("DumpJson", self._dump_json)
         for function_name, function in (functions or {}).items():
@@ -205,6 +251,13 @@ class LuaState:
                 session.close()
                 self._note_definitions()
 
+    def wait_until_free(self) -> None:
+        """Wait for the work holding the state now (and earlier waiters) to finish, without
+        running anything: Orthanc's HTTP server takes the Lua lock for every request (its
+        IncomingHttpRequestFilter check), so a request never overtakes a running callback."""
+        with self._lock:
+            pass
+
     def _note_definitions(self) -> None:
         """Remember which callbacks are defined, so that the doors can skip the lock (and
         the work of preparing arguments) when a callback is absent."""
@@ -227,7 +280,10 @@ class LuaState:
                 # mode "t": source only; precompiled bytecode can crash the interpreter.
                 self.runtime.execute(source, name=CHUNK_NAME, mode="t")
                 return "".join(line + "\n" for line in self._output)
-            except (lua.LuaError, LuaConversionError) as error:
+            except PharosError:
+                raise
+            except Exception as error:  # noqa: BLE001 — LuaError, or what a Python function
+                # called from Lua raised (lupa re-raises it as is once Lua has unwound)
                 raise CannotExecuteLua(clean_lua_error(error)) from None
             finally:
                 self._output = outer
@@ -246,7 +302,9 @@ class LuaState:
                 raise CannotExecuteLua(f"The Lua function {name}() is not defined")
             try:
                 return function(*(to_lua(self.runtime, a) for a in arguments))
-            except (lua.LuaError, LuaConversionError) as error:
+            except PharosError:
+                raise
+            except Exception as error:  # noqa: BLE001 — as in execute()
                 raise CannotExecuteLua(clean_lua_error(error)) from None
         return self.run(work)
 

@@ -45,6 +45,7 @@ from app.index.db import note_events
 from app.services import blob_deletion
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
+from app.validation import is_digits
 
 USER_RANGE = range(1024, 65536)
 SYSTEM_TYPES = {"dicom": 1, "dicom-as-json": 2, "dicom-until-pixel-data": 3}
@@ -114,7 +115,7 @@ def _declared(context: ServerContext) -> dict[str, tuple[int, str]]:
 
 def content_type_of(context: ServerContext, name: str) -> int:
     """The content type a URI names: a number, a built-in name or a declared name."""
-    if name.isdigit():
+    if is_digits(name):
         return int(name)
     if name in SYSTEM_TYPES:
         return SYSTEM_TYPES[name]
@@ -193,7 +194,7 @@ def parse_revision_header(value: str | None, header: str) -> tuple[int, str] | N
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
     revision, dash, md5 = text.partition("-")
-    if dash and revision.isdigit():
+    if dash and is_digits(revision):
         return int(revision), md5
     raise ParameterOutOfRange(f'The "{header}" HTTP header should contain the ETag (revision '
                               f"followed by MD5 hash), but found: {value}")

@@ -9,6 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from app.dicom import create_dicom as builder
+from app.dicom import encodings, orthanc_json
 from app.dicom.levels import Level
 from app.dicom.modify import _tag as parse_tag_name
 from app.dicom.modify import set_value
@@ -50,7 +51,7 @@ def create_dicom(context: ServerContext, request: Any, origin: dict[str, str]) -
         raise BadRequest('"PrivateCreator" must be a string')
     force = _flag(request, "Force", False)
     _flag(request, "InterpretBinaryTags", True)
-    charset = tags.get("SpecificCharacterSet", "ISO_IR 100")
+    charset = tags.get("SpecificCharacterSet", default_charset())
     if not isinstance(charset, str):
         raise BadRequest("SpecificCharacterSet must be a string")
     ds = builder.new_dataset(charset)
@@ -68,10 +69,21 @@ def create_dicom(context: ServerContext, request: Any, origin: dict[str, str]) -
     return ingest_instance(context, encode(ds, None), origin).orthanc_json()
 
 
+def default_charset() -> str:
+    """The SpecificCharacterSet of a new instance whose request names none: the server's
+    default encoding (``DefaultEncoding``, ``PUT /tools/default-encoding``), as Orthanc's
+    ``GetDefaultDicomEncoding``; none for an encoding without a DICOM term."""
+    codec = orthanc_json.default_encoding()
+    for encoding in encodings.ENCODINGS.values():
+        if encoding.codec == codec:
+            return encoding.term or ""
+    return "ISO_IR 100"
+
+
 def _create_v1(context: ServerContext, request: dict[str, Any],
                origin: dict[str, str]) -> dict[str, Any]:
     """Orthanc <= 0.9.3's form: every member is a tag name with a string value."""
-    ds = builder.new_dataset()
+    ds = builder.new_dataset(default_charset())
     for name, value in request.items():
         if not isinstance(value, str):
             raise BadRequest("Only string values are supported when creating DICOM instances")

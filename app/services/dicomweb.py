@@ -16,23 +16,25 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from sqlalchemy import Connection, Row, select
 
-from app.dicom import render
+from app.dicom import dicomweb_render, render, transcode
 from app.dicom.dicomweb_json import drop_retired, rewrite_bulk_uris
+from app.dicom.dicomweb_render import Rendering
 from app.dicom.frame_ranges import RANGED_SYNTAXES, FrameLayout, PrefixTooShort, frame_layout
 from app.dicom.levels import Level
-from app.dicom.transcode import NATIVE_SYNTAXES, native_frames, to_explicit_little_endian
 from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownResource
 from app.index import find as index_find
 from app.index import repository
 from app.index.repository import INSTANCES
 from app.services.context import ServerContext
 from app.services.find import build_query
+from app.validation import is_digits
 
 # UIDs never contain these; a path segment with them must not turn into a wildcard query.
 _NOT_A_UID = re.compile(r"[*?\\,\s]")
@@ -188,13 +190,14 @@ def read_blob(context: ServerContext, row: Row) -> bytes:
 
 
 def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[bytes]:
-    """The file as stored (streamed), or re-encoded uncompressed when *syntax* differs."""
+    """The file as stored (streamed), or transcoded when *syntax* differs."""
     if syntax == row.transfer_syntax:
         with open_blob(context, row) as stream:
             while chunk := stream.read(4 << 20):
                 yield chunk
         return
-    yield to_explicit_little_endian(read_blob(context, row), syntax)
+    yield transcode.transcode_file(read_blob(context, row), syntax, new_uid_when_lossy=False,
+                                   stored=row.transfer_syntax)
 
 
 # --- frames and bulk data (PS3.18 10.4.1.1.3, 10.4.1.1.5) ------------------------------------
@@ -202,9 +205,13 @@ def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[by
 def load_dataset(context: ServerContext, row: Row) -> Dataset:
     data = read_blob(context, row)
     try:
-        return pydicom.dcmread(io.BytesIO(data))
+        # force: files without the Part 10 header (stored as received, as Orthanc does)
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as error:  # noqa: BLE001 — a stored file pydicom cannot read
         raise render.UnsupportedImage(f"Cannot read the stored file: {error}") from error
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = row.transfer_syntax
+    return ds
 
 
 def frame_count(ds: Dataset) -> int:
@@ -258,8 +265,8 @@ def _missing(row: Row) -> InexistentFile:
 
 
 def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:
-    """Frames *numbers* (1-based): the stored compressed frames when *syntax* is the stored
-    one and compressed, else uncompressed little-endian frames."""
+    """Frames *numbers* (1-based) in *syntax*: the stored compressed frames when it is the
+    stored syntax, uncompressed little-endian frames for a native one, else transcoded."""
     count = frame_count(ds)
     if count == 0:
         raise UnknownResource("This instance has no pixel data: it has no frames")
@@ -267,12 +274,7 @@ def frames(ds: Dataset, numbers: Sequence[int], syntax: str) -> list[bytes]:
         if not 1 <= number <= count:
             raise ParameterOutOfRange(f"Frame {number} does not exist: the instance has "
                                       f"{count} frame(s), numbered from 1")
-    stored = str(ds.file_meta.TransferSyntaxUID)
-    if syntax == stored and stored not in NATIVE_SYNTAXES:
-        encoded = list(generate_frames(ds.PixelData, number_of_frames=count))
-        return [encoded[n - 1] for n in numbers]
-    every = native_frames(ds)
-    return [every[n - 1] for n in numbers]
+    return transcode.frames(ds, numbers, syntax)
 
 
 BulkPath = tuple[tuple[int, int], ...]  # ((sequence tag, item index from 0), ...)
@@ -288,7 +290,7 @@ def parse_bulk_path(path: str) -> tuple[BulkPath, int]:
     tags = [_parse_tag(p, path) for p in pieces[0::2]]
     items: list[tuple[int, int]] = []
     for sequence_tag, number in zip(tags, pieces[1::2], strict=False):
-        if not number.isdigit() or int(number) < 1:
+        if not is_digits(number) or int(number) < 1:
             raise BadRequest(f"Invalid item number {number!r} in bulk data path {path!r}")
         items.append((sequence_tag, int(number) - 1))
     return tuple(items), tags[-1]
@@ -354,26 +356,62 @@ def _encoded_value(element: Any, ds: Dataset) -> bytes:
 
 @dataclass(frozen=True)
 class RenderOptions:
+    """How to answer ``/rendered`` or ``/thumbnail``: the image type and JPEG quality,
+    the windowing and viewport, and whether it is a thumbnail (at most 128 pixels)."""
+
     media_type: str = "image/jpeg"
     quality: int = 90
-    center: float | None = None
-    width: float | None = None
-    viewport: tuple[int | None, int | None] = (None, None)
+    rendering: Rendering = Rendering()
+    thumbnail: bool = False
 
 
-def rendered(context: ServerContext, row: Row, frame: int, options: RenderOptions) -> bytes:
-    """One frame (1-based) windowed to 8 bits, fitted in the viewport, as JPEG or PNG."""
+THUMBNAIL_SIZE = 128
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+VIDEO_MEDIA_TYPES = {"1.2.840.10008.1.2.4.100": "video/mpeg",
+                     "1.2.840.10008.1.2.4.101": "video/mpeg",
+                     "1.2.840.10008.1.2.4.107": "video/H265",
+                     "1.2.840.10008.1.2.4.108": "video/H265"}
+
+
+def rendered(context: ServerContext, row: Row, frame: int,
+             options: RenderOptions) -> tuple[bytes, str]:
+    """One frame (from 1) rendered as JPEG or PNG: (bytes, media type). As Orthanc's
+    plugin (1.19, 1.23): a video renders as its stream (MPEG-2, MPEG-4, HEVC) and an
+    encapsulated PDF as the document; their thumbnails are a drawn icon."""
     ds = load_dataset(context, row)
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax in VIDEO_MEDIA_TYPES or syntax.startswith("1.2.840.10008.1.2.4.10"):
+        if options.thumbnail:
+            return icon(options.media_type, "video"), options.media_type
+        stream = b"".join(generate_frames(ds.PixelData, number_of_frames=1))
+        return stream, VIDEO_MEDIA_TYPES.get(syntax, "video/mp4")
+    if str(ds.get("SOPClassUID", "")) == ENCAPSULATED_PDF and "EncapsulatedDocument" in ds:
+        if options.thumbnail:
+            return icon(options.media_type, "document"), options.media_type
+        document = bytes(ds.EncapsulatedDocument)
+        return (document[:-1] if document.endswith(b"\0") else document), "application/pdf"
     count = frame_count(ds)
     if count == 0:
         raise render.UnsupportedImage("This instance has no pixel data to render")
     if not 1 <= frame <= count:
         raise ParameterOutOfRange(f"Frame {frame} does not exist: the instance has {count} "
                                   "frame(s)")
-    decoded = render.decode_frame(ds, frame - 1)
-    image = render.window(ds, decoded, options.center, options.width)
-    image = render.fit_viewport(image, *options.viewport)
-    return render.encode(image, options.media_type, options.quality)
+    pixels = dicomweb_render.render(ds, frame - 1, options.rendering)
+    if options.thumbnail and options.rendering.viewport.width is None:
+        pixels = dicomweb_render.shrink_to(pixels, THUMBNAIL_SIZE)
+    return render.encode(pixels, options.media_type, options.quality), options.media_type
+
+
+def icon(media_type: str, kind: str) -> bytes:
+    """A 128-pixel grey icon: a play triangle (video) or a folded page (document)."""
+    size = THUMBNAIL_SIZE
+    y, x = np.mgrid[0:size, 0:size]
+    if kind == "video":
+        shape = (x >= 44) & (x <= 92) & (np.abs(y - 64) <= (x - 44) * 0.6)
+    else:
+        shape = (x >= 36) & (x <= 92) & (y >= 24) & (y <= 104) & ~((x - 72) > (y - 24))
+    pixels = np.where(shape, 200, 48).astype(np.uint8)
+    return render.encode(pixels, media_type, 90)
 
 
 def representative(located: Sequence[LocatedInstance]) -> LocatedInstance:

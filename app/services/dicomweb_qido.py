@@ -39,6 +39,7 @@ from app.index import find as index_find
 from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, series_url, study_url
 from app.services.find import build_query, effective_limit
+from app.validation import parse_int
 
 SPECIFIC_CHARACTER_SET = "00080005"
 CONTROL_PARAMETERS = {"limit", "offset", "fuzzymatching", "includefield", "accept",
@@ -61,13 +62,7 @@ class QidoQuery:
 
 
 def _int(value: str, name: str) -> int:
-    try:
-        number = int(value)
-    except ValueError as error:
-        raise BadRequest(f"The {name} parameter must be an integer, not {value!r}") from error
-    if number < 0:
-        raise BadRequest(f"The {name} parameter must not be negative")
-    return number
+    return parse_int(value, name, error=BadRequest)
 
 
 def _key(name: str) -> str:

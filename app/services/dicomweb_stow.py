@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 import pydicom
 from pydicom.errors import InvalidDicomError
-from sqlalchemy.exc import IntegrityError
 
 from app.dicom.create import BulkPart, build_instance
 from app.dicom.dicomweb_json import sequence, url_element
@@ -30,7 +29,8 @@ from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, study_url
 from app.services.dicomweb_multipart import Part, SpooledBody, parse_media_type
-from app.services.ingest import IngestResult, ingest_instance
+from app.services.ingest import ingest_instance
+from app.validation import check_json_depth
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,22 @@ class StoreReport:
                 "00081197": {"vr": "US", "Value": [failure.reason]}}
 
 
+def _meta_uids(data: bytes) -> tuple[str | None, str | None]:
+    """(SOP Class, SOP Instance) UIDs from the file meta information alone (never
+    inflated): a deflated part refused unread is still identified in the answer."""
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    try:
+        stream = io.BytesIO(data)
+        read_preamble(stream, False)
+        meta = _read_file_meta_info(stream)
+    except Exception:  # noqa: BLE001 — no readable meta information
+        return None, None
+    sop_class = meta.get("MediaStorageSOPClassUID")
+    sop = meta.get("MediaStorageSOPInstanceUID")
+    return (str(sop_class).strip("\x00 ") if sop_class else None,
+            str(sop).strip("\x00 ") if sop else None)
+
+
 Uids = tuple[str | None, str | None, str | None, str | None]
 
 
@@ -152,7 +168,7 @@ def _store_one(context: ServerContext, data: bytes, study: str | None,
     try:
         check_deflated_dataset(data)  # before any parse: a bomb is refused unread
     except PharosError as error:
-        return Failure(CANNOT_UNDERSTAND, str(error), malformed=True)
+        return Failure(CANNOT_UNDERSTAND, str(error), *_meta_uids(data), malformed=True)
     sop_class, sop, study_uid, series_uid = _peek_uids(data)
     if not (sop_class and sop and study_uid and series_uid):
         # PS3.18 10.5.1 stores SOP Instances: without these it is not one (Orthanc's plugin
@@ -164,7 +180,8 @@ def _store_one(context: ServerContext, data: bytes, study: str | None,
         return Failure(PROCESSING_FAILURE, f"the instance belongs to study {study_uid}, "
                        f"not to the study {study} of the request", sop_class, sop)
     try:
-        result = _ingest_with_retry(context, data, origin)
+        # Races with concurrent writers are retried inside (app.services.ingest).
+        result = ingest_instance(context, data, origin)
     except PharosError as error:
         if isinstance(error, BadFileFormat | MissingRequiredTag):
             return Failure(CANNOT_UNDERSTAND, str(error), sop_class, sop, malformed=True)
@@ -172,21 +189,6 @@ def _store_one(context: ServerContext, data: bytes, study: str | None,
         return Failure(reason, str(error), sop_class, sop)
     parsed = result.parsed
     return (parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid, parsed.series_uid)
-
-
-def _ingest_with_retry(context: ServerContext, data: bytes, origin: dict[str, str],
-                       attempts: int = 3) -> IngestResult:
-    """``ingest_instance``, retried when a concurrent ingest created the same parent at the
-    same moment (a unique-constraint race seen on PostgreSQL, where writers run in
-    parallel). Each attempt is atomic: a failed one leaves nothing stored."""
-    for attempt in range(attempts):
-        try:
-            return ingest_instance(context, data, origin)
-        except IntegrityError:
-            if attempt == attempts - 1:
-                raise
-            log.info("STOW-RS: concurrent creation of a parent resource, retrying")
-    raise AssertionError("unreachable")
 
 
 def _record(report: StoreReport, outcome: Stored | Failure) -> None:
@@ -277,10 +279,13 @@ def store_json_parts(context: ServerContext, body: SpooledBody, *, study: str | 
     resolve = _bulk_resolver(body, bulk_parts)
     for part in metadata_parts:
         try:
-            documents = orjson.loads(body.read(part))
+            documents = check_json_depth(orjson.loads(body.read(part)))
         except orjson.JSONDecodeError as error:
             report.failures.append(Failure(CANNOT_UNDERSTAND, f"invalid JSON: {error}",
                                            malformed=True))
+            continue
+        except PharosError as error:
+            report.failures.append(Failure(CANNOT_UNDERSTAND, str(error)))
             continue
         for document in documents if isinstance(documents, list) else [documents]:
             try:

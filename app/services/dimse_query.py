@@ -4,9 +4,8 @@ A door-neutral service: the C-FIND SCP uses it; the REST ``/modalities/{x}/query
 QIDO-RS may share its helpers (``parse_level``, ``element_text``, ``answer_dataset``).
 The identifier's keys with a value become matching constraints of the one engine
 (``app.services.find.build_query``); every key, empty or not, is a return key. An answer
-holds exactly the return keys, plus QueryRetrieveLevel, plus SpecificCharacterSet
-(ISO_IR 192, UTF-8, when a value is not ASCII: PS3.5 6.1.2.3; otherwise the query's
-own, when it had one).
+holds the return keys, QueryRetrieveLevel and RetrieveAETitle, in the server's default
+encoding named by SpecificCharacterSet (Orthanc's ``OrthancFindRequestHandler``).
 """
 
 from __future__ import annotations
@@ -17,16 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from app.dicom.encodings import Encoding
 from app.dicom.levels import Level
 from app.errors import BadRequest
 from app.index import find as index_find
 from app.index import repository
+from app.services import runtime
 from app.services.context import ServerContext
 from app.services.find import build_query, effective_limit
 
@@ -36,7 +37,6 @@ QUERY_RETRIEVE_LEVEL = 0x00080052
 SPECIFIC_CHARACTER_SET = 0x00080005
 RETRIEVE_AE_TITLE = 0x00080054
 INSTANCE_AVAILABILITY = 0x00080056
-UTF8 = "ISO_IR 192"
 
 # PS3.4 C.6.1.1.2 ("IMAGE"); Orthanc also reads "INSTANCE".
 _LEVELS = {"PATIENT": Level.PATIENT, "STUDY": Level.STUDY, "SERIES": Level.SERIES,
@@ -47,6 +47,8 @@ _NOT_KEYS = {QUERY_RETRIEVE_LEVEL, SPECIFIC_CHARACTER_SET}
 _INTEGER_VRS = {"US", "UL", "SS", "SL", "UV", "SV"}
 _FLOAT_VRS = {"FL", "FD"}
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "AT"}
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
+             "UC", "UI", "UR", "UT"}
 BATCH = 200
 
 
@@ -127,12 +129,15 @@ class FindAnswers:
     truncated: bool = False
     level: Level = field(init=False)
     keys: list[Key] = field(init=False)
-    query_charset: str | None = field(init=False, default=None)
+    encoding: Encoding = field(init=False)
 
     def __post_init__(self) -> None:
+        self.encoding = runtime.current(self.context).default_encoding
+        if not element_text(self.identifier, "SpecificCharacterSet") and self.encoding.term:
+            # A query without SpecificCharacterSet is read in the default encoding.
+            self.identifier.SpecificCharacterSet = self.encoding.term
         self.level = parse_level(self.identifier)
         self.keys = identifier_keys(self.identifier)
-        self.query_charset = element_text(self.identifier, "SpecificCharacterSet") or None
 
     def _constraints(self) -> dict[str, str]:
         return {key.name: key.value for key in self.keys
@@ -159,43 +164,47 @@ class FindAnswers:
                 yield self.answer(values[row.pk])
 
     def answer(self, values: dict[str, Any]) -> Dataset:
-        return answer_dataset(self.level, self.keys, values, query_charset=self.query_charset,
+        return answer_dataset(self.level, self.keys, values, encoding=self.encoding,
                               retrieve_aet=self.retrieve_aet)
 
 
 def answer_dataset(level: Level, keys: list[Key], values: dict[str, Any], *,
-                   query_charset: str | None = None, retrieve_aet: str = "") -> Dataset:
-    """One C-FIND answer: exactly the return keys, QueryRetrieveLevel, and the character
-    set its values need."""
+                   encoding: Encoding, retrieve_aet: str = "") -> Dataset:
+    """One C-FIND answer as Orthanc's ``AddAnswer`` builds it: every return key (empty when
+    the resource has no value), QueryRetrieveLevel, RetrieveAETitle (always, PS3.4
+    C.4.1.1.3.2), and the strings in the default *encoding*, named by
+    SpecificCharacterSet; characters it cannot encode are dropped, as Orthanc does."""
     answer = Dataset()
-    non_ascii = False
+    if encoding.term:
+        answer.SpecificCharacterSet = encoding.term
+    answer.add_new(RETRIEVE_AE_TITLE, "AE", retrieve_aet)
     for key in keys:
         if key.value is None:
             answer.add_new(key.tag, "SQ", Sequence())
             continue
         if key.tag == RETRIEVE_AE_TITLE:
-            value: Any = retrieve_aet
-        elif key.tag == INSTANCE_AVAILABILITY:
-            value = "ONLINE"  # PS3.4 C.4.1.1.3.2: everything is on line
+            continue
+        if key.tag == INSTANCE_AVAILABILITY:
+            value: Any = "ONLINE"  # PS3.4 C.4.1.1.3.2: everything is on line
         else:
             value = values.get(key.name)
         if isinstance(value, list):  # values of several descendants: not one answer
             value = None
-        text = "" if value is None else str(value)
-        non_ascii = non_ascii or not text.isascii()
-        _put(answer, key, text)
+        _put(answer, key, "" if value is None else str(value), encoding.codec)
     answer.QueryRetrieveLevel = level_name(level)
-    if non_ascii:
-        answer.SpecificCharacterSet = UTF8
-    elif query_charset:
-        answer.SpecificCharacterSet = query_charset.split("\\")
     return answer
 
 
-def _put(answer: Dataset, key: Key, text: str) -> None:
+def _put(answer: Dataset, key: Key, text: str, codec: str) -> None:
     vr = key.vr if key.vr not in ("UN", "") else _dictionary_vr(key.tag)
     if vr in _BINARY_VRS:
         answer.add(DataElement(key.tag, vr, b"" if vr != "AT" else None))
+        return
+    if vr in _TEXT_VRS:
+        data = text.encode(codec, "ignore")
+        if len(data) % 2:
+            data += b"\0" if vr == "UI" else b" "
+        answer[key.tag] = RawDataElement(Tag(key.tag), vr, len(data), data, 0, True, True)
         return
     value: Any = text
     try:

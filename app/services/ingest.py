@@ -82,16 +82,22 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     # No read-only "already stored?" pre-check: store_instance checks inside its
     # transaction, and a duplicate costing one blob write is cheaper than a read
     # transaction on every instance (measured: benchmarks/experiments_ingest.py).
-    recycled: list[str] = []
+    def index(conn: Connection) -> tuple[repository.StoreOutcome, list[str]]:
+        repository.lock_patient(conn, parsed.ids.patient)  # before recycling others
+        freed = _make_room(context, conn, parsed, len(data))
+        stored = repository.store_instance(
+            conn, parsed, blob_key=key, file_size=len(data), md5=md5, now=now_stamp(),
+            origin=origin, overwrite=settings.overwrite_instances)
+        freed.extend(stored.replaced_blob_keys)
+        # Durably queued with the commit: a failed delete is retried, never lost.
+        blob_deletion.schedule(conn, freed)
+        return stored, freed
+
     try:
-        with context.db.write() as conn:
-            recycled = _make_room(context, conn, parsed, len(data))
-            outcome = repository.store_instance(
-                conn, parsed, blob_key=key, file_size=len(data), md5=md5, now=now_stamp(),
-                origin=origin, overwrite=settings.overwrite_instances)
-            recycled.extend(outcome.replaced_blob_keys)
-            # Durably queued with the commit: a failed delete is retried, never lost.
-            blob_deletion.schedule(conn, recycled)
+        # One place for every door (REST, STOW-RS, C-STORE, jobs): a race lost to another
+        # writer (the same instance or parent created, or deleted, at the same moment; a
+        # deadlock) is run again and then sees what the other writer committed.
+        outcome, recycled = context.db.write_retrying(index, integrity_races=True)
     except BaseException:
         blob_deletion.discard(context, [key])
         raise
@@ -99,7 +105,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
         blob_deletion.discard(context, [key])
     blob_deletion.delete_scheduled(context, recycled)
     if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
-        scripting_events.instance_stored(context, data, parsed.ids.instance, origin)
+        scripting_events.instance_stored(context, data, parsed, origin)
     return IngestResult(outcome.status, parsed)
 
 
@@ -134,6 +140,9 @@ def _make_room(context: ServerContext, conn: Connection, parsed: ParsedInstance,
         if victim is None:
             raise FullStorage("Cannot recycle more patients: all are protected or in use")
         log.info("Recycling patient %s to make room", victim.public_id)
+        repository.lock_patient(conn, victim.public_id)
+        if repository.get_row(conn, Level.PATIENT, victim.public_id) is None:
+            continue  # deleted by another writer meanwhile: look again
         keys, _ = repository.delete_resource(conn, Level.PATIENT, victim.pk)
         freed.extend(keys)
 

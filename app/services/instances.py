@@ -19,6 +19,7 @@ from app.errors import InexistentFile, InexistentItem, UnknownResource
 from app.index import repository
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
+from app.validation import is_digits
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def content(context: ServerContext, public_id: str, path: list[str]) -> list[str
             else:
                 node = element
         elif isinstance(node, list):
-            if not step.isdigit() or int(step) >= len(node):
+            if not is_digits(step) or int(step) >= len(node):
                 raise UnknownResource(f"No item {step} in this sequence")
             node = node[int(step)]
         else:
@@ -212,7 +213,7 @@ def _pixel_data_blocks(ds: Dataset, block: str | None) -> list[str] | bytes:
     count = 1 if fragments is None else len(fragments)
     if block is None:
         return [str(i) for i in range(count)]
-    if not block.isdigit() or int(block) >= count:
+    if not is_digits(block) or int(block) >= count:
         raise UnknownResource(f"No block {block} in the pixel data")
     return data if fragments is None else fragments[int(block)]
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.dataset import Dataset
-
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
 from app.dicom.tags import MAIN_TAG_KEYWORDS, parse_tag, tag_name
 from app.errors import BadFileFormat
-from app.services import network
+from app.services import network, query_retrieve
 from app.services.context import ServerContext
 
 # DicomMap::SetupFind*Template: the keys asked at each level, empty (return keys).
@@ -73,19 +71,21 @@ def _fields(level: Level, body: Any, known: dict[str, str] | None = None) -> dic
 
 
 def _search(context: ServerContext, name: str, level: Level,
-            fields: dict[str, str]) -> list[Dataset]:
-    """One normalized C-FIND at *level* with the level's main tags and copied keys."""
+            fields: dict[str, str]) -> list[dict[str, Any]]:
+    """One normalized C-FIND at *level* with the level's main tags and copied keys; the
+    answers in Orthanc's full JSON."""
     if any(all(len(fields.get(k, "")) <= 2 for k in group) for group in _REQUIRED[level]):
         return []
     wanted = set(MAIN_TAG_KEYWORDS[level]) | set(_COPIED[level])
-    keys = {k: v for k, v in fields.items() if k in wanted}
+    keys = {int(parse_tag(k)): v for k, v in fields.items() if k in wanted}
     modality = network.get_modality(context, name)
-    return network.scu_find(context, modality, level, network.find_identifier(
-        level, keys, normalize=True))
+    settings = {"Normalize": True, "LocalAet": network.local_aet(context, modality, {}),
+                "Timeout": None}
+    return query_retrieve.find_answers(context, modality, level, keys, settings)
 
 
-def _simplified(answer: Dataset) -> dict[str, Any]:
-    return orthanc_json.to_simplified(orthanc_json.dataset_to_json(answer))
+def _simplified(answer: dict[str, Any]) -> dict[str, Any]:
+    return orthanc_json.to_simplified(answer)
 
 
 def find_level(context: ServerContext, name: str, level: Level, body: Any) -> list[Any]:
@@ -100,13 +100,18 @@ def find_hierarchy(context: ServerContext, name: str, body: Any) -> list[Any]:
     for patient in _search(context, name, Level.PATIENT, _fields(Level.PATIENT, body)):
         patient_json = _simplified(patient)
         patient_json["Studies"] = []
-        known = {"PatientID": str(patient.get("PatientID", "") or "")}
+        known = {"PatientID": _value(patient, "0010,0020")}
         for study in _search(context, name, Level.STUDY, _fields(Level.STUDY, body, known)):
             study_json = _simplified(study)
-            ids = {"PatientID": str(study.get("PatientID", "") or known["PatientID"]),
-                   "StudyInstanceUID": str(study.get("StudyInstanceUID", "") or "")}
+            ids = {"PatientID": _value(study, "0010,0020") or known["PatientID"],
+                   "StudyInstanceUID": _value(study, "0020,000d")}
             study_json["Series"] = [_simplified(s) for s in _search(
                 context, name, Level.SERIES, _fields(Level.SERIES, body, ids))]
             patient_json["Studies"].append(study_json)
         patients.append(patient_json)
     return patients
+
+
+def _value(answer: dict[str, Any], key: str) -> str:
+    value = orthanc_json.to_short(answer).get(key)
+    return value if isinstance(value, str) else ""

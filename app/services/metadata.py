@@ -15,6 +15,7 @@ from app.index.db import note_events
 from app.index.repository import INTERNAL_METADATA_PREFIX
 from app.services.browse import get_row_or_404
 from app.services.context import ServerContext
+from app.validation import is_digits
 
 _USER_RANGE = range(1024, 65536)
 
@@ -35,7 +36,7 @@ def _check_name(context: ServerContext, name: str) -> str:
     declared = context.settings.user_metadata or {}
     if name in declared:
         return name
-    if name.isdigit() and int(name) in _USER_RANGE:
+    if is_digits(name) and int(name) in _USER_RANGE:
         for declared_name, number in declared.items():
             if int(number) == int(name):
                 return declared_name
@@ -49,7 +50,7 @@ def _revision(if_match: str | None) -> int | None:
     if if_match is None:
         return None
     text = if_match.strip().strip('"')
-    if not text.isdigit():
+    if not is_digits(text):
         raise BadRequest(f"Bad If-Match header: {if_match!r}")
     return int(text)
 
@@ -75,8 +76,11 @@ def set_metadata(context: ServerContext, level: Level, public_id: str, name: str
             if wanted != int(current.revision):
                 raise RevisionMismatch(f"Revision {wanted} is not the current one "
                                        f"({current.revision})")
+        revision = curation_repository.set_metadata(conn, level, row.pk, name, value)
+        if not revision:
+            raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
         note_events(conn, [("UpdatedMetadata", level, public_id)])  # OnUpdated* (Lua)
-        return curation_repository.set_metadata(conn, level, row.pk, name, value)
+        return revision
 
 
 def delete_metadata(context: ServerContext, level: Level, public_id: str, name: str,

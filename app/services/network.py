@@ -1,5 +1,5 @@
-"""The network use cases: the modalities and peers registry, and echo, store, move, get,
-query and retrieve to DICOM modalities, and store to Orthanc peers.
+"""The network use cases: the modalities and peers registry, echo and store to DICOM
+modalities, and store to Orthanc peers (query, move and get: app.services.query_retrieve).
 
 Registry. The configuration file's ``DicomModalities``/``OrthancPeers`` are the base;
 ``PUT``/``DELETE`` through the REST API override them, in the index database when
@@ -16,86 +16,43 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from pydicom import dcmread
-from pydicom.dataset import Dataset
 from sqlalchemy import Row
 
 from app.config import Modality, Peer
-from app.dicom import orthanc_json
 from app.dicom.identifiers import is_orthanc_id
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
-from app.dicom.tags import parse_tag
 from app.errors import (
     BadFileFormat,
     InexistentItem,
     NetworkProtocol,
-    ParameterOutOfRange,
-    PharosError,
     UnknownResource,
 )
 from app.index import network_repository as network_index
 from app.index import repository
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
-from app.scripting import events as scripting_events
 from app.services import peers as peer_client
 from app.services.context import ServerContext
 from app.timeutil import now_stamp
 
 DESCRIPTION = "REST API"
-QUERY_RETRIEVE_SIZE = 100  # Orthanc's QueryRetrieveSize default
 
 STORE_JOB = "DicomModalityStore"
 MOVE_JOB = "DicomMoveScu"
 GET_JOB = "DicomGetScu"
 PEER_STORE_JOB = "OrthancPeerStore"
 
-# The identifiers C-FIND answers at each level must contain (Orthanc's FixFindQuery), and
-# the keys C-MOVE/C-GET send per level (PS3.4 C.4.2.1.4: unique keys down to the level).
-_LEVEL_KEYS: dict[Level, tuple[str, ...]] = {
-    Level.PATIENT: ("PatientID",),
-    Level.STUDY: ("AccessionNumber", "StudyInstanceUID"),
-    Level.SERIES: ("SeriesInstanceUID",),
-    Level.INSTANCE: ("SOPInstanceUID",),
-}
-_RETRIEVE_KEYS: dict[Level, tuple[str, ...]] = {
-    Level.PATIENT: ("PatientID",),
-    Level.STUDY: ("AccessionNumber", "PatientID", "StudyInstanceUID"),
-    Level.SERIES: ("AccessionNumber", "PatientID", "StudyInstanceUID", "SeriesInstanceUID"),
-    Level.INSTANCE: ("AccessionNumber", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
-                     "SOPInstanceUID"),
-}
-
-# C-FIND as Orthanc's DicomControlUserConnection::Find sends it: when absent, the
-# identifiers of the query level and of every level above it are added (universal).
-_FIND_EXPECTED_KEYS: dict[Level, tuple[str, ...]] = {
-    Level.PATIENT: ("PatientID",),
-    Level.STUDY: ("AccessionNumber", "StudyInstanceUID", "PatientID"),
-    Level.SERIES: ("SeriesInstanceUID", "AccessionNumber", "StudyInstanceUID", "PatientID"),
-    Level.INSTANCE: ("SOPInstanceUID", "SeriesInstanceUID", "AccessionNumber",
-                     "StudyInstanceUID", "PatientID"),
-}
-# Orthanc's NormalizeFindQuery: the computed attributes a level may also ask for.
-_FIND_COMPUTED_KEYS: dict[Level, frozenset[int]] = {
-    Level.PATIENT: frozenset({0x00201200, 0x00201202, 0x00201204}),
-    Level.STUDY: frozenset({0x00080061, 0x00201206, 0x00201208, 0x00080062}),
-    Level.SERIES: frozenset({0x00201209}),
-    Level.INSTANCE: frozenset(),
-}
-_SPECIFIC_CHARACTER_SET = 0x00080005
-_INTEGER_VRS = frozenset({"US", "UL", "SS", "SL", "UV", "SV"})
-_FLOAT_VRS = frozenset({"FL", "FD"})
-
 _memory_lock = threading.Lock()
 
 
-def _scu() -> Any:
+def scu() -> Any:
     """The DIMSE SCU (app.dimse.scu), imported when first needed."""
     try:
         from app.dimse import scu
@@ -107,18 +64,18 @@ def _scu() -> Any:
 # --- the registry -----------------------------------------------------------------------
 
 def modality_json(modality: Modality) -> dict[str, Any]:
-    """A modality as ``/modalities?expand`` shows it (Orthanc 1.10's long form)."""
+    """A modality as ``/modalities?expand`` shows it (Orthanc's long form,
+    ``RemoteModalityParameters::Serialize``)."""
     props = modality.properties or {}
-    commitment = bool(props.get("AllowStorageCommitment", True))
     return {
         "AET": modality.aet,
         "AllowEcho": modality.allow_echo,
-        "AllowEventReport": bool(props.get("AllowEventReport", commitment)),
+        "AllowEventReport": bool(props.get("AllowEventReport", True)),
         "AllowFind": modality.allow_find,
         "AllowFindWorklist": modality.allow_find_worklist,
         "AllowGet": modality.allow_get,
         "AllowMove": modality.allow_move,
-        "AllowNAction": bool(props.get("AllowNAction", commitment)),
+        "AllowNAction": bool(props.get("AllowNAction", True)),
         "AllowStore": modality.allow_store,
         "AllowTranscoding": modality.allow_transcoding,
         "Host": modality.host,
@@ -131,18 +88,24 @@ def modality_json(modality: Modality) -> dict[str, Any]:
 
 
 def peer_json(peer: Peer) -> dict[str, Any]:
-    """A peer as ``/peers?expand`` shows it (the password is never shown)."""
+    """A peer as ``/peers?expand`` shows it (``WebServiceParameters::FormatPublic``):
+    secrets as null, HTTP header names without their values, user properties."""
     props = peer.properties or {}
     headers = props.get("HttpHeaders")
-    answer: dict[str, Any] = {
+    answer: dict[str, Any] = dict(peer.user_properties())
+    answer.update({
         "HttpHeaders": sorted(headers) if isinstance(headers, dict) else [],
         "Pkcs11": bool(props.get("Pkcs11", False)),
         "Timeout": int(props.get("Timeout", 0) or 0),
         "Url": peer_client.normalized_url(peer.url),
-    }
+    })
     if peer.username:
         answer["Password"] = None
         answer["Username"] = peer.username
+    if props.get("CertificateFile"):
+        answer["CertificateFile"] = props["CertificateFile"]
+        answer["CertificateKeyFile"] = None
+        answer["CertificateKeyPassword"] = None
     return answer
 
 
@@ -323,9 +286,36 @@ def scu_timeout(context: ServerContext, modality: Modality, options: dict[str, A
 
 
 def echo(context: ServerContext, name: str, options: dict[str, Any]) -> None:
-    modality = get_modality(context, name)
-    _scu().echo(modality, local_aet=local_aet(context, modality, options),
-                timeout=scu_timeout(context, modality, options))
+    """``POST /modalities/{name}/echo``: ``{"Timeout", "CheckFind"}`` (both optional)."""
+    _echo(context, get_modality(context, name), options)
+
+
+def echo_tool(context: ServerContext, body: Any) -> None:
+    """``POST /tools/dicom-echo``: C-ECHO a modality described in the body (the short
+    or long form of ``DicomModalities``, plus ``Timeout`` and ``CheckFind``)."""
+    try:
+        modality = Modality.parse("dicom-echo", body)
+    except (ValueError, TypeError) as error:
+        raise BadFileFormat(f"Bad description of the remote modality: {error}") from error
+    _echo(context, modality, body if isinstance(body, dict) else {})
+
+
+def _echo(context: ServerContext, modality: Modality, options: dict[str, Any]) -> None:
+    """C-ECHO; then, with ``CheckFind`` (default: ``DicomEchoChecksFind``), a C-FIND
+    for a random study, which fails unless the remote knows this AET and serves C-FIND
+    (Orthanc's ``ExecuteEcho``)."""
+    check_find = options.get("CheckFind", context.settings.dicom_echo_checks_find)
+    if not isinstance(check_find, bool):
+        raise BadFileFormat("CheckFind must be a Boolean")
+    aet, timeout = local_aet(context, modality, options), scu_timeout(context, modality, options)
+    scu().echo(modality, local_aet=aet, timeout=timeout)
+    if check_find:
+        from pydicom.uid import generate_uid
+
+        from app.services import query_retrieve, runtime
+        identifier = query_retrieve.encode_identifier(
+            Level.STUDY, {0x0020000D: generate_uid()}, runtime.current(context).default_encoding)
+        scu().find(modality, Level.STUDY.value, identifier, local_aet=aet, timeout=timeout)
 
 
 # --- resources to send -----------------------------------------------------------------
@@ -427,6 +417,7 @@ def prepare_store(context: ServerContext, name: str, body: Any
     """(payload, initial content, options) of a store job to modality *name*."""
     modality = get_modality(context, name)
     ids, options = parse_store_body(body)
+    modality = _redirected(modality, options)
     resources = resolve_resources(context, ids)
     instances = instances_of(context, resources)
     log_exports(context, resources, name)
@@ -445,10 +436,52 @@ def prepare_store(context: ServerContext, name: str, body: Any
                "InstancesCount": len(instances), "LocalAet": aet,
                "ParentResources": [public_id for _, public_id in resources],
                "RemoteAet": modality.aet}
+    if payload["StorageCommitment"]:
+        from app.services import storage_commitment
+        payload["StorageCommitmentTransactionUID"] = storage_commitment.new_transaction_uid()
+        content["StorageCommitmentTransactionUID"] = payload["StorageCommitmentTransactionUID"]
     return payload, content, options
 
 
-def _remote(payload: dict[str, Any]) -> Modality:
+def submit_move_store(context: ServerContext, destination: Modality, instances: list[str], *,
+                      originator_aet: str, originator_id: int) -> str:
+    """The store job of a C-MOVE served asynchronously (``SynchronousCMove`` false, as
+    Orthanc's ``AsynchronousMove``): described "C-MOVE", not permissive, from DicomAet;
+    answer the job's ID."""
+    from app.jobs import queue
+    aet = context.settings.dicom_aet
+    payload = {
+        "Modality": destination.name, "Description": "C-MOVE",
+        "Remote": modality_json(destination) | {"LocalAet": destination.local_aet},
+        "Instances": instances, "LocalAet": aet, "ParentResources": [],
+        "Timeout": scu_timeout(context, destination, {}),
+        "MoveOriginatorAet": originator_aet, "MoveOriginatorID": originator_id,
+        "Permissive": False, "StorageCommitment": False,
+    }
+    content = {"Description": "C-MOVE", "FailedInstancesCount": 0,
+               "InstancesCount": len(instances), "LocalAet": aet, "ParentResources": [],
+               "RemoteAet": destination.aet}
+    return queue.submit(context, STORE_JOB, payload, content=content)
+
+
+def _redirected(modality: Modality, options: dict[str, Any]) -> Modality:
+    """Orthanc 1.11.3's ``CalledAet``, ``Host`` and ``Port`` of a store request: the
+    modality's parameters, overridden for this operation only."""
+    changes: dict[str, Any] = {}
+    for key, attribute, kind in (("CalledAet", "aet", str), ("Host", "host", str),
+                                 ("Port", "port", int)):
+        value = options.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool) or (
+                kind is int and not 0 < value < 65536):
+            raise BadFileFormat(f"{key} must be {'a port number' if kind is int else 'a string'}")
+        changes[attribute] = value
+    return replace(modality, **changes) if changes else modality
+
+
+def remote_of(payload: dict[str, Any]) -> Modality:
+    """The remote modality a job's payload was submitted for."""
     remote = dict(payload["Remote"])
     if not remote.get("LocalAet"):
         remote.pop("LocalAet", None)
@@ -459,9 +492,10 @@ def _remote(payload: dict[str, Any]) -> Modality:
 def run_store(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
               cancel_check: CancelCheck) -> dict[str, Any]:
     """Send every instance of the job in one association."""
-    modality = _remote(payload)
+    modality = remote_of(payload)
     instances: list[str] = payload["Instances"]
-    content = {"Description": DESCRIPTION, "FailedInstancesCount": 0,
+    content = {"Description": payload.get("Description", DESCRIPTION),
+               "FailedInstancesCount": 0,
                "InstancesCount": len(instances), "LocalAet": payload["LocalAet"],
                "ParentResources": payload.get("ParentResources", []),
                "RemoteAet": modality.aet}
@@ -475,7 +509,7 @@ def run_store(context: ServerContext, payload: dict[str, Any], progress: Progres
             yield data
 
     if instances:
-        report = _scu().store(modality, files(), local_aet=payload["LocalAet"],
+        report = scu().store(modality, files(), local_aet=payload["LocalAet"],
                               timeout=payload["Timeout"],
                               move_originator_aet=payload.get("MoveOriginatorAet"),
                               move_originator_id=payload.get("MoveOriginatorID"))
@@ -486,7 +520,21 @@ def run_store(context: ServerContext, payload: dict[str, Any], progress: Progres
     if failed and not payload.get("Permissive"):
         progress(1.0, content)
         raise NetworkProtocol(f"{failed} instance(s) could not be sent to {modality.aet}")
+    transaction = payload.get("StorageCommitmentTransactionUID")
+    if payload.get("StorageCommitment") and transaction:
+        _commit(context, modality, payload, [i for i in instances if i not in missing])
+        content["StorageCommitmentTransactionUID"] = transaction
     return content
+
+
+def _commit(context: ServerContext, modality: Modality, payload: dict[str, Any],
+            sent: list[str]) -> None:
+    """Orthanc's DicomModalityStoreJob with StorageCommitment: once every instance is
+    sent, ask the modality to commit to them (the report completes later)."""
+    from app.services import storage_commitment
+    pairs = storage_commitment.instance_pairs(context, sent)
+    storage_commitment.ask(context, modality, payload["StorageCommitmentTransactionUID"],
+                           pairs, local_aet=payload["LocalAet"], timeout=payload["Timeout"])
 
 
 def _count(report: Any, name: str) -> int:
@@ -513,347 +561,17 @@ def store_straight(context: ServerContext, name: str, data: bytes) -> dict[str, 
         sop_class, sop_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
     except Exception as error:  # noqa: BLE001 - any unreadable body
         raise BadFileFormat(f"The body is not a DICOM file: {error}") from error
-    report = _scu().store(modality, [data], local_aet=local_aet(context, modality, {}),
+    report = scu().store(modality, [data], local_aet=local_aet(context, modality, {}),
                           timeout=scu_timeout(context, modality, {}))
     if _count(report, "failed"):
         raise NetworkProtocol(f"{modality.aet} refused the instance {sop_instance}")
     return {"SOPClassUID": sop_class, "SOPInstanceUID": sop_instance}
 
 
-# --- C-FIND, C-MOVE, C-GET -------------------------------------------------------------
-
-def parse_level(value: Any) -> Level:
-    if not isinstance(value, str):
-        raise BadFileFormat("The Level must be given")
-    try:
-        return Level.parse(value)
-    except ValueError as error:
-        raise BadFileFormat(f"Unknown resource level: {value}") from error
-
-
-def build_identifier(level: Level, keys: dict[str, Any], *, normalize: bool = True) -> Dataset:
-    """A C-FIND/C-MOVE identifier: QueryRetrieveLevel plus the given keys (names or
-    ``gggg,eeee``); normalized with the level's unique keys when missing."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level.value.upper()
-    for key, value in keys.items():
-        try:
-            tag = parse_tag(str(key))
-        except ValueError as error:
-            raise BadFileFormat(f"Unknown DICOM tag: {key}") from error
-        if tag == 0x00080052:
-            continue
-        _set(ds, tag, value)
-    if normalize:
-        for keyword in _LEVEL_KEYS[level]:
-            if keyword not in ds:
-                setattr(ds, keyword, "")
-    return ds
-
-
-def find_identifier(level: Level, keys: dict[str, Any], *, normalize: bool) -> Dataset:
-    """The identifier of ``/modalities/{name}/query`` (Orthanc's SCU ``Find``): with
-    *normalize* (``"Normalize"``, true by default) only the attributes of the modules of
-    the query level and the levels above it (and the level's computed attributes) are
-    kept, the others dropped as Orthanc's ``NormalizeFindQuery`` drops them; then the
-    identifiers of the level and above are added when absent."""
-    from app.services.instances import MODULE_TAGS
-    allowed: set[int] | None = None
-    if normalize:
-        allowed = {_SPECIFIC_CHARACTER_SET, *_FIND_COMPUTED_KEYS[level]}
-        for module_level in Level:
-            if module_level.depth <= level.depth:
-                allowed |= MODULE_TAGS[module_level.value.lower()]
-    ds = Dataset()
-    for key, value in keys.items():
-        try:
-            tag = parse_tag(str(key))
-        except ValueError as error:
-            raise BadFileFormat(f"Unknown DICOM tag: {key}") from error
-        if tag == 0x00080052 or (allowed is not None and int(tag) not in allowed):
-            continue
-        _set(ds, tag, value)
-    for keyword in _FIND_EXPECTED_KEYS[level]:
-        if keyword not in ds:
-            setattr(ds, keyword, "")
-    ds.QueryRetrieveLevel = level.value.upper()
-    return ds
-
-
-def _set(ds: Dataset, tag: int, value: Any) -> None:
-    from pydicom.datadict import dictionary_VR
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        vr = "LO"
-    if vr in _INTEGER_VRS or vr in _FLOAT_VRS:
-        ds.add_new(tag, vr, _number_value(tag, vr, value))
-        return
-    if vr == "SQ":
-        items = []
-        for item in value if isinstance(value, list) else []:
-            child = Dataset()
-            for key, sub in (item or {}).items():
-                _set(child, parse_tag(str(key)), sub)
-            items.append(child)
-        ds.add_new(tag, "SQ", items)
-    else:
-        ds.add_new(tag, vr, "" if value is None else str(value))
-
-
-def _number_value(tag: int, vr: str, value: Any) -> Any:
-    """A binary number element from Orthanc's text (``512``, ``1\\2``; empty: no value);
-    anything else is refused, as Orthanc refuses an out-of-range value."""
-    text = "" if value is None else str(value).strip()
-    if not text:
-        return None
-    try:
-        numbers = [int(part) if vr in _INTEGER_VRS else float(part)
-                   for part in text.split("\\")]
-    except ValueError as error:
-        raise BadFileFormat(f"Out-of-range value {text!r} for the {vr} tag "
-                            f"{tag >> 16:04x},{tag & 0xFFFF:04x}") from error
-    return numbers[0] if len(numbers) == 1 else numbers
-
-
-def _move_identifiers(level: Level, resources: list[Any]) -> list[Dataset]:
-    identifiers = []
-    for resource in resources:
-        if not isinstance(resource, dict):
-            raise BadFileFormat("Each resource must be a JSON object of DICOM tags")
-        identifiers.append(build_identifier(level, resource, normalize=False))
-    return identifiers
-
-
-def _short(ds: Dataset) -> dict[str, Any]:
-    return orthanc_json.to_short(orthanc_json.dataset_to_json(ds))
-
-
-@job_kind(MOVE_JOB)
-def run_move(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
-             cancel_check: CancelCheck) -> dict[str, Any]:
-    """One C-MOVE per resource to the target AET."""
-    modality = _remote(payload)
-    level = Level(payload["Level"])
-    resources = payload["Resources"]
-    for index, resource in enumerate(resources):
-        if cancel_check():
-            raise JobInterrupted()
-        progress(index / max(1, len(resources)))
-        identifier = build_identifier(level, resource, normalize=False)
-        report = _scu().move(modality, level.value, identifier, payload["TargetAet"],
-                             local_aet=payload["LocalAet"], timeout=payload["Timeout"])
-        if _count(report, "failed"):
-            raise NetworkProtocol(f"C-MOVE from {modality.aet} to {payload['TargetAet']}: "
-                                  f"{_count(report, 'failed')} sub-operation(s) failed")
-    return _move_content(payload, modality)
-
-
-def _move_content(payload: dict[str, Any], modality: Modality) -> dict[str, Any]:
-    level = Level(payload["Level"])
-    return {"Description": DESCRIPTION, "LocalAet": payload["LocalAet"],
-            "Query": [_short(build_identifier(level, r, normalize=False))
-                      for r in payload["Resources"]],
-            "RemoteAet": modality.aet}
-
-
-@job_kind(GET_JOB)
-def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
-            cancel_check: CancelCheck) -> dict[str, Any]:
-    """C-GET: the remote sends the instances back on the same association; each one is
-    ingested as it arrives."""
-    from app.services.ingest import ingest_instance
-    modality = _remote(payload)
-    level = Level(payload["Level"])
-    origin = {"Origin": "DicomProtocol", "RemoteAET": modality.aet, "RemoteIP": modality.host,
-              "CalledAET": payload["LocalAet"]}  # the keys ingest records (see repository)
-    received = {"count": 0, "failed": 0}
-
-    def on_instance(data: bytes) -> None:
-        if cancel_check():
-            raise JobInterrupted()
-        try:
-            ingest_instance(context, data, origin)
-            received["count"] += 1
-        except PharosError:
-            received["failed"] += 1
-            raise
-
-    resources = payload["Resources"]
-    for index, resource in enumerate(resources):
-        if cancel_check():
-            raise JobInterrupted()
-        progress(index / max(1, len(resources)))
-        identifier = build_identifier(level, resource, normalize=False)
-        report = _scu().get(modality, level.value, identifier, local_aet=payload["LocalAet"],
-                            timeout=payload["Timeout"], on_instance=on_instance)
-        if _count(report, "failed"):
-            raise NetworkProtocol(f"C-GET from {modality.aet}: "
-                                  f"{_count(report, 'failed')} sub-operation(s) failed")
-    content = _move_content(payload, modality)
-    content["InstancesCount"] = received["count"]
-    return content
-
-
-def _retrieve_payload(context: ServerContext, name: str, level: Level, resources: list[Any],
-                      options: dict[str, Any], *, target: str | None) -> dict[str, Any]:
-    modality = get_modality(context, name)
-    _move_identifiers(level, resources)  # validates
-    payload = {"Modality": name,
-               "Remote": modality_json(modality) | {"LocalAet": modality.local_aet},
-               "Level": level.value, "Resources": resources,
-               "LocalAet": local_aet(context, modality, options),
-               "Timeout": scu_timeout(context, modality, options)}
-    if target is not None:
-        payload["TargetAet"] = target
-    return payload
-
-
-def move(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
-    """``POST /modalities/{name}/move``: ``{Level, Resources, TargetAet, Timeout}``.
-    Orthanc 1.10 answers ``{}`` when synchronous; ``{"ID", "Path"}`` as a job."""
-    from app.jobs import queue
-    options = _object(body)
-    level = parse_level(options.get("Level"))
-    resources = options.get("Resources")
-    if not isinstance(resources, list):
-        raise BadFileFormat("Resources must be a list of JSON objects")
-    target = str(options.get("TargetAet") or local_aet(
-        context, get_modality(context, name), options))
-    payload = _retrieve_payload(context, name, level, resources, options, target=target)
-    answer = queue.submit_or_run(context, MOVE_JOB, payload, synchronous=synchronous(options),
-                                 content=_move_content(payload, _remote(payload)),
-                                 priority=priority(options))
-    return {} if synchronous(options) else answer
-
-
-def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
-    """``POST /modalities/{name}/get``: ``{Level, Resources, Timeout}`` (C-GET, Orthanc
-    1.12's route); the content of the job when synchronous."""
-    from app.jobs import queue
-    options = _object(body)
-    level = parse_level(options.get("Level"))
-    resources = options.get("Resources")
-    if not isinstance(resources, list):
-        raise BadFileFormat("Resources must be a list of JSON objects")
-    payload = _retrieve_payload(context, name, level, resources, options, target=None)
-    return queue.submit_or_run(context, GET_JOB, payload, synchronous=synchronous(options),
-                               content=_move_content(payload, _remote(payload)),
-                               priority=priority(options))
-
-
-def scu_find(context: ServerContext, modality: Modality, level: Level, identifier: Dataset,
-             options: dict[str, Any] | None = None) -> list[Dataset]:
-    """One C-FIND to a modality: the identifiers of its answers."""
-    options = options or {}
-    return _scu().find(modality, level.value, identifier,
-                       local_aet=local_aet(context, modality, options),
-                       timeout=scu_timeout(context, modality, options))
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise BadFileFormat("The body must be a JSON object")
-    return body
-
-
-# --- /modalities/{name}/query and /queries/{id} ------------------------------------------
-
-def query(context: ServerContext, name: str, body: Any) -> dict[str, str]:
-    """C-FIND now; keep the request and the answers as ``/queries/{id}``."""
-    options = _object(body)
-    modality = get_modality(context, name)
-    level = parse_level(options.get("Level"))
-    keys = options.get("Query", {})
-    if not isinstance(keys, dict):
-        raise BadFileFormat("Query must be a JSON object of DICOM tags")
-    asked = build_identifier(level, keys, normalize=False)
-    del asked.QueryRetrieveLevel
-    identifier = find_identifier(level, keys, normalize=bool(options.get("Normalize", True)))
-    identifier = scripting_events.outgoing_find_identifier(  # OutgoingFindRequestFilter
-        context, identifier, modality.aet)
-    answers = _scu().find(modality, level.value, identifier,
-                          local_aet=local_aet(context, modality, options),
-                          timeout=scu_timeout(context, modality, options))
-    query_id = str(uuid.uuid4())
-    with context.db.write() as conn:
-        network_index.insert_query(
-            conn, query_id=query_id, modality=name, level=level.value,
-            query=orjson.dumps(orthanc_json.dataset_to_json(asked)),
-            answers=orjson.dumps([orthanc_json.dataset_to_json(a) for a in answers]),
-            created=time.time())
-        network_index.forget_old_queries(conn, QUERY_RETRIEVE_SIZE)
-    return {"ID": query_id, "Path": f"/queries/{query_id}"}
-
-
-def query_row(context: ServerContext, query_id: str) -> Row:
-    with context.db.read() as conn:
-        row = network_index.get_query(conn, query_id)
-    if row is None:
-        raise UnknownResource(f"Unknown query: {query_id}")
-    return row
-
-
-def list_queries(context: ServerContext) -> list[str]:
-    with context.db.read() as conn:
-        return network_index.list_queries(conn)
-
-
-def delete_query(context: ServerContext, query_id: str) -> None:
-    with context.db.write() as conn:
-        if not network_index.delete_query(conn, query_id):
-            raise UnknownResource(f"Unknown query: {query_id}")
-
-
-def query_answers(row: Row) -> list[dict[str, Any]]:
-    return orjson.loads(row.answers)
-
-
-def query_answer(row: Row, index: str) -> dict[str, Any]:
-    answers = query_answers(row)
-    if not index.isdigit() or int(index) >= len(answers):
-        raise ParameterOutOfRange(f"No answer {index} in query {row.id}")
-    return answers[int(index)]
-
-
-def _answer_keys(level: Level, answer: dict[str, Any]) -> dict[str, str]:
-    """The keys a C-MOVE for one C-FIND answer carries (Orthanc keeps those present)."""
-    short = orthanc_json.to_short(answer)
-    keys: dict[str, str] = {}
-    for keyword in _RETRIEVE_KEYS[level]:
-        tag = parse_tag(keyword)
-        key = f"{tag.group:04x},{tag.element:04x}"
-        if key in short and isinstance(short[key], str):
-            keys[keyword] = short[key]
-    return keys
-
-
-def retrieve(context: ServerContext, row: Row, indices: list[int], body: Any) -> dict[str, Any]:
-    """``/queries/{id}/retrieve`` and ``/answers/{n}/retrieve``: C-MOVE the answers to a
-    target AET (the body as text, or ``{"TargetAet", "Synchronous", ...}``; this server's
-    AET when missing)."""
-    from app.jobs import queue
-    options: dict[str, Any] = {}
-    if isinstance(body, dict):
-        options = body
-    elif isinstance(body, str) and body.strip():
-        options = {"TargetAet": body.strip()}
-    elif body not in (None, ""):
-        raise BadFileFormat("The body must be a target AET or a JSON object")
-    level = Level(row.level)
-    answers = query_answers(row)
-    resources = [_answer_keys(level, answers[i]) for i in indices]
-    target = str(options.get("TargetAet") or context.settings.dicom_aet)
-    payload = _retrieve_payload(context, row.modality, level, resources, options, target=target)
-    return queue.submit_or_run(context, MOVE_JOB, payload, synchronous=synchronous(options),
-                               content=_move_content(payload, _remote(payload)),
-                               priority=priority(options))
-
-
 # --- Orthanc peers ---------------------------------------------------------------------
 
 def peer_system(context: ServerContext, name: str) -> Any:
-    return peer_client.system(get_peer(context, name))
+    return peer_client.system(get_peer(context, name), context.settings.http_timeout)
 
 
 @job_kind(PEER_STORE_JOB)
@@ -865,7 +583,7 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
     content = _peer_content(payload, peer)
     missing: list[str] = []
     size = 0
-    with peer_client.open_client(peer) as client:
+    with peer_client.open_client(peer, context.settings.http_timeout) as client:
         for index, (_, data) in enumerate(_instance_files(context, instances, missing)):
             if cancel_check():
                 raise JobInterrupted()
@@ -929,6 +647,6 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
 def peer_store_straight(context: ServerContext, name: str, data: bytes) -> Any:
     """``POST /peers/{name}/store-straight``: the body, a DICOM file, to the peer as is."""
     peer = get_peer(context, name)
-    with peer_client.open_client(peer) as client:
+    with peer_client.open_client(peer, context.settings.http_timeout) as client:
         return peer_client.post_instance(client, data)
 

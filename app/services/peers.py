@@ -23,22 +23,25 @@ def normalized_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def peer_timeout(peer: Peer) -> float:
+def peer_timeout(peer: Peer, default: float = DEFAULT_TIMEOUT) -> float | None:
+    """The peer's ``Timeout``, else *default* (the server's ``HttpTimeout``); Orthanc's
+    0 means no timeout (None)."""
     timeout = peer.properties.get("Timeout", 0) if peer.properties else 0
     try:
         value = float(timeout)
     except (TypeError, ValueError):
         value = 0.0
-    return value if value > 0 else DEFAULT_TIMEOUT
+    value = value if value > 0 else float(default)
+    return value if value > 0 else None
 
 
-def open_client(peer: Peer) -> httpx.Client:
+def open_client(peer: Peer, default_timeout: float = DEFAULT_TIMEOUT) -> httpx.Client:
     """A client bound to the peer's URL, credentials and extra HTTP headers."""
     headers = peer.properties.get("HttpHeaders") if peer.properties else None
     auth = (peer.username, peer.password or "") if peer.username else None
     return httpx.Client(base_url=normalized_url(peer.url), auth=auth,
                         headers=dict(headers) if isinstance(headers, dict) else None,
-                        timeout=peer_timeout(peer))
+                        timeout=peer_timeout(peer, default_timeout))
 
 
 def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -52,9 +55,9 @@ def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> htt
     return response
 
 
-def system(peer: Peer) -> Any:
+def system(peer: Peer, default_timeout: float = DEFAULT_TIMEOUT) -> Any:
     """``GET /system`` of the peer, as it answers it."""
-    with open_client(peer) as client:
+    with open_client(peer, default_timeout) as client:
         return _decode(_request(client, "GET", "system"))
 
 

@@ -49,33 +49,57 @@ def _item(row: Row) -> RetrieveItem:
 
 
 def retrieve_keys(identifier: Dataset) -> tuple[Level, dict[str, str]]:
-    """The level and the unique-key constraints of a retrieve identifier; BadRequest when
-    the level's unique key is missing (PS3.4 C.4.2.2.1: it shall be present)."""
-    level = parse_level(identifier)
+    """The level and the key constraints of a retrieve identifier, as Orthanc reads them
+    (``OrthancMoveRequestHandler::LookupIdentifiers``):
+
+    * the level's unique key names the resources (a backslash-separated list, each
+      matched exactly); at the study level a non-empty AccessionNumber is used instead
+      of the StudyInstanceUID (Ambra sends both, the UID empty);
+    * without QueryRetrieveLevel (Tudor DICOM), the lowest level whose key is present;
+    * unique keys of the levels above, when given, narrow the match.
+
+    BadRequest when no usable key is present, or for wildcards (PS3.4 C.4.2.2.1).
+    """
+    level = _level_or_guess(identifier)
     keys: dict[str, str] = {}
     for current, keyword in UNIQUE_KEYS.items():
-        if current.depth > level.depth:
+        if current.depth >= level.depth:
             break
         value = element_text(identifier, keyword)
-        if value and value != "*":
+        if value:
             keys[keyword] = value
-    if UNIQUE_KEYS[level] not in keys:
-        accession = element_text(identifier, "AccessionNumber")
-        if level == Level.STUDY and accession and accession != "*":
-            keys["AccessionNumber"] = accession
-        else:
+    accession = element_text(identifier, "AccessionNumber") if level == Level.STUDY else None
+    if accession:
+        keys["AccessionNumber"] = accession
+    else:
+        value = element_text(identifier, UNIQUE_KEYS[level])
+        if value is None:
             raise BadRequest(f"The retrieve identifier has no {UNIQUE_KEYS[level]} "
                              f"at the {level.value.upper()} level")
+        keys[UNIQUE_KEYS[level]] = value
     for keyword, value in keys.items():
         if "*" in value or "?" in value:
             raise BadRequest(f"Wildcards are not allowed in the unique key {keyword}")
     return level, keys
 
 
+def _level_or_guess(identifier: Dataset) -> Level:
+    if element_text(identifier, "QueryRetrieveLevel"):
+        return parse_level(identifier)
+    for level in (Level.INSTANCE, Level.SERIES, Level.STUDY, Level.PATIENT):
+        if element_text(identifier, UNIQUE_KEYS[level]) is not None or (
+                level == Level.STUDY and element_text(identifier, "AccessionNumber")):
+            return level
+    raise BadRequest("Invalid fields in a C-MOVE request: no QueryRetrieveLevel and no "
+                     "identifier")
+
+
 def instances_to_retrieve(context: ServerContext, identifier: Dataset) -> list[RetrieveItem]:
     """The instances below every resource the identifier selects, each once, in
     hierarchy order."""
     level, keys = retrieve_keys(identifier)
+    if not all(keys.values()):  # an empty unique key names nothing
+        return []
     query = build_query(level, keys, case_sensitive=True)
     seen: set[int] = set()
     items: list[RetrieveItem] = []

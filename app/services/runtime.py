@@ -136,17 +136,20 @@ class _Version:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(directory / ".pharos-runtime-version", os.O_RDWR | os.O_CREAT, 0o644)
+        # flock excludes other processes; threads sharing this descriptor need a lock too
+        self._lock = threading.Lock()
 
     def read(self) -> int:
         data = os.pread(self._fd, 8, 0)
         return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
 
     def bump(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        try:
-            os.pwrite(self._fd, struct.pack("<Q", (self.read() + 1) % 2**64), 0)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                os.pwrite(self._fd, struct.pack("<Q", (self.read() + 1) % 2**64), 0)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -225,6 +225,7 @@ def test_transcoding_corpus_files_in_async_media(fresh_server, corpus, tmp_path)
     """Compressed sources (JPEG, JPEG-LS, J2K, RLE) decoded and written as J2K lossless."""
     sources = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
                "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5"]
+    lossy: set[str] = set()
     with fresh_server.client() as http:
         ids, expected = [], {}
         for name in sources:
@@ -232,6 +233,8 @@ def test_transcoding_corpus_files_in_async_media(fresh_server, corpus, tmp_path)
             ids.append(http.post("/instances", content=data).json()["ID"])
             ds = pydicom.dcmread(io.BytesIO(data))
             expected[ds.SOPInstanceUID] = ds.pixel_array
+            if name == "1.2.840.10008.1.2.4.50":
+                lossy.add(ds.SOPInstanceUID)
         job_id = http.post("/tools/create-media", json={
             "Resources": ids, "Asynchronous": True,
             "Transcode": "1.2.840.10008.1.2.4.90"}).json()["ID"]
@@ -244,7 +247,10 @@ def test_transcoding_corpus_files_in_async_media(fresh_server, corpus, tmp_path)
         ds = instance.load()
         assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
         assert instance.ReferencedTransferSyntaxUIDInFile == "1.2.840.10008.1.2.4.90"
-        assert np.array_equal(ds.pixel_array, expected[ds.SOPInstanceUID])
+        # The lossy JPEG source decodes as DCMTK decodes it (libjpeg's YCbCr conversion,
+        # from which pydicom's differs by a unit here and there); the others exactly.
+        difference = np.abs(ds.pixel_array.astype(int) - expected[ds.SOPInstanceUID].astype(int))
+        assert difference.max() <= (2 if ds.SOPInstanceUID in lossy else 0)
 
 
 def test_lossy_transcoding_and_refused_targets(server, study):

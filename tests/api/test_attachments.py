@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import LiveServer, live_server, make_dicom, pinned_database
+from tests.helpers import LiveServer, live_server, make_dicom, on_filesystem, pinned_database
 
 CONFIG = {"UserContentType": {"sample": 1024, "pdfdoc": [1025, "application/pdf"]}}
 
@@ -171,7 +171,7 @@ def test_deleted_with_resource_and_kept_by_the_sweep(tmp_path: Path) -> None:
     their blobs along at once (no orphan waits for the sweep)."""
     old = 0.0  # the sweep only removes blobs older than an hour: age them explicitly
     with pinned_database(tmp_path) as pinned:
-        config = {**CONFIG, **pinned}
+        config = on_filesystem({**CONFIG, **pinned})  # the test ages the files
         with live_server(tmp_path, config) as server, server.client() as client:
             kept = client.post("/instances", content=make_dicom(patient_id="KEEP")).json()
             gone = client.post("/instances", content=make_dicom(patient_id="GONE")).json()

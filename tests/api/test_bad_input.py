@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.helpers import live_server, make_dicom, pinned_database
+from tests.helpers import live_server, make_dicom, on_filesystem, pinned_database
 
 
 def _blob_files(storage: Path) -> list[Path]:
@@ -63,7 +63,7 @@ def test_bad_body_is_refused_and_nothing_is_stored(server, name):
     body, status = BAD_BODIES[name]
     with server.client() as http:
         before = http.get("/statistics").json()
-        blobs_before = _blob_files(server.storage)
+        blobs_before = server.blob_keys()
         answer = http.post("/instances", content=body)
         assert answer.status_code == status, answer.text
         error = answer.json()
@@ -71,7 +71,7 @@ def test_bad_body_is_refused_and_nothing_is_stored(server, name):
         assert error["Uri"] == "/instances" and error["Method"] == "POST"
         assert error.get("Details") or error["Message"]
         assert http.get("/statistics").json() == before
-        assert _blob_files(server.storage) == blobs_before
+        assert server.blob_keys() == blobs_before
         # The server keeps serving, and a good file still goes in.
         assert http.post("/instances", content=make_dicom()).status_code == 200
 
@@ -89,13 +89,13 @@ def test_body_over_the_limit_is_413(small_limit_server):
         answer = http.post("/instances", content=chunks())
         assert answer.status_code == 413
         assert http.get("/statistics").json()["CountInstances"] == 0
-        assert _blob_files(small_limit_server.storage) == []
+        assert small_limit_server.blob_keys() == set()
         assert http.post("/instances", content=make_dicom()).status_code == 200
 
 
 def test_orphan_blobs_are_swept_at_start(tmp_path):
     with pinned_database(tmp_path) as pinned:
-        _restart_sweeps_orphans(tmp_path, pinned)
+        _restart_sweeps_orphans(tmp_path, on_filesystem(pinned))  # ages of files
 
 
 def _restart_sweeps_orphans(tmp_path, pinned):

@@ -96,7 +96,10 @@ def test_rest_stow_zip_and_gzip_bombs(server: LiveServer) -> None:
         body, content_type = _multipart([bomb])
         answer = http.post("/dicom-web/studies", content=body,
                            headers={"Content-Type": content_type, "Accept": "application/dicom+json"})
-        assert answer.status_code == 409, answer.text
+        # Nothing stored, the part unusable: 400 (as Orthanc's plugin), said in Warning,
+        # the part listed by the UIDs of its (never inflated) file meta information.
+        assert answer.status_code == 400, answer.text
+        assert "MaxInflatedSize" in answer.headers["warning"]
         assert answer.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
 
         archive = io.BytesIO()
@@ -149,7 +152,7 @@ def test_c_store_bomb(server: LiveServer, tmp_path: Path) -> None:
 
 def test_pixel_bombs_are_refused_when_decoded(server: LiveServer) -> None:
     """Bombs in the pixel data parse as DICOM (Orthanc stores them too, ingest never
-    decodes pixels); every route that decodes them answers 400 at once."""
+    decodes pixels); every route that decodes them is refused at once (4xx)."""
     with server.client() as http:
         for bomb in (jpeg_header_bomb(), j2k_header_bomb(), dimension_bomb()):
             stored = http.post("/instances", content=bomb).json()
@@ -159,7 +162,10 @@ def test_pixel_bombs_are_refused_when_decoded(server: LiveServer) -> None:
                           f"/instances/{instance}/image-uint8",
                           f"/instances/{instance}/numpy"):
                 answer = http.get(route)
-                assert answer.status_code == 400, (route, answer.status_code, answer.text)
+                # 400, or what Orthanc's decoded-frame handler makes of any failure (415).
+                assert answer.status_code in (400, 415), (route, answer.status_code,
+                                                          answer.text)
+                assert "MaxDecodedImageSize" in answer.text
             series_uid = http.get(f"/instances/{instance}/simplified-tags").json()[
                 "SeriesInstanceUID"]
             study_uid = http.get(f"/studies/{study}").json()["MainDicomTags"][
@@ -168,7 +174,7 @@ def test_pixel_bombs_are_refused_when_decoded(server: LiveServer) -> None:
             frames = http.get(f"/dicom-web/studies/{study_uid}/series/{series_uid}/instances/"
                               f"{sop}/frames/1", headers={"Accept": "multipart/related; "
                                                            "type=application/octet-stream"})
-            assert frames.status_code in (400, 406), frames.text
+            assert frames.status_code in (400, 406, 415), frames.text
             http.delete(f"/studies/{study}")
         _assert_alive_and_empty(server, http)
     assert _peak_rss_mib(server.process.pid) < 400

@@ -163,3 +163,21 @@ def test_invalid_dictionary_refuses_to_start(tmp_path: Path) -> None:
             pass
 
 
+
+
+def test_create_dicom_uses_the_default_encoding(fresh_server: LiveServer) -> None:
+    with fresh_server.client() as client:
+        assert client.put("/tools/default-encoding", content=b"Utf8").status_code == 200
+        created = client.post("/tools/create-dicom", json={"Tags": {"PatientName": "Sébastien"}})
+        instance = created.json()["ID"]
+        assert client.get(f"/instances/{instance}/content/SpecificCharacterSet").content == \
+            b"ISO_IR 192"
+        assert client.get(f"/instances/{instance}/content/PatientName").content.rstrip() == \
+            "Sébastien".encode()
+        # a request's own SpecificCharacterSet wins
+        latin = client.post("/tools/create-dicom", json={"Tags": {
+            "SpecificCharacterSet": "ISO_IR 100", "PatientName": "Sébastien"}}).json()["ID"]
+        assert client.get(f"/instances/{latin}/content/PatientName").content.rstrip() == \
+            "Sébastien".encode("latin-1")
+        assert client.get(f"/instances/{latin}/simplified-tags").json()[
+            "PatientName"] == "Sébastien"

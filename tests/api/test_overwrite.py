@@ -12,18 +12,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from pydicom.uid import generate_uid
 
 from tests.helpers import LiveServer, live_server, make_dicom
-
-
-def _blob_files(storage: Path) -> list[Path]:
-    return [p for p in storage.rglob("*") if p.is_file() and len(p.parent.name) == 2
-            and len(p.parent.parent.name) == 2]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +48,7 @@ def test_overwrite_updates_index_and_removes_old_file(overwriting: LiveServer) -
             **uids, StudyDescription="BEFORE", SeriesDescription="OLD SERIES",
             InstitutionName="OLD HOSPITAL")).json()
         assert first["Status"] == "Success"
-        assert len(_blob_files(overwriting.storage)) == 1
+        assert len(overwriting.blob_keys()) == 1
         old_seqs = {c["Seq"] for c in http.get("/changes").json()["Changes"]}
         second = http.post("/instances", content=make_dicom(
             **uids, StudyDescription="AFTER", SeriesDescription="NEW SERIES",
@@ -80,7 +74,7 @@ def test_overwrite_updates_index_and_removes_old_file(overwriting: LiveServer) -
         metadata = http.get(f"/dicom-web/studies/{uids['study_uid']}/metadata").json()
         assert metadata[0]["00080080"]["Value"] == ["NEW HOSPITAL"]
         # The old file is gone, the new one is served.
-        assert len(_blob_files(overwriting.storage)) == 1
+        assert len(overwriting.blob_keys()) == 1
         assert b"NEW HOSPITAL" in http.get(f"/instances/{first['ID']}/file").content
         # The changes of the replaced resources went with them; the new ones are logged.
         changes = http.get("/changes").json()["Changes"]
@@ -110,7 +104,7 @@ def test_overwrite_in_a_larger_series_keeps_the_parents(overwriting: LiveServer)
         assert series["MainDicomTags"]["SeriesDescription"] == "Test series"
         tags = http.get(f"/instances/{again['ID']}/simplified-tags").json()
         assert tags["ImageComments"] == "second"
-        assert len(_blob_files(overwriting.storage)) == 3
+        assert len(overwriting.blob_keys()) == 3
 
 
 def _in_place(**extra: object) -> dict:
@@ -149,7 +143,7 @@ def test_modify_in_place_rebuilds_the_index(overwriting: LiveServer) -> None:
         found = http.post("/tools/find", json={"Level": "Study",
                                                "Query": {"StudyDescription": "FIXED"}}).json()
         assert found == [study]
-        assert len(_blob_files(overwriting.storage)) == 4  # the old files are gone
+        assert len(overwriting.blob_keys()) == 4  # the old files are gone
         for instance in after:
             assert b"FIXED SERIES" in http.get(f"/instances/{instance['ID']}/file").content
         kinds = [c["ChangeType"] for c in http.get("/changes?limit=1000").json()["Changes"]]
@@ -170,7 +164,7 @@ def test_bulk_modify_in_place(overwriting: LiveServer) -> None:
         assert http.get(f"/studies/{study}").json()["MainDicomTags"]["StudyDescription"] \
             == "FIXED"
         assert len(http.get(f"/studies/{study}/instances").json()) == 3
-        assert len(_blob_files(overwriting.storage)) == 3
+        assert len(overwriting.blob_keys()) == 3
 
 
 def test_modify_in_place_without_overwrite_is_an_error(keeping: LiveServer) -> None:

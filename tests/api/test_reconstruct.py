@@ -17,7 +17,14 @@ import orjson
 import pydicom
 import pytest
 
-from tests.helpers import REPO, LiveServer, live_server, make_dicom, pinned_database
+from tests.helpers import (
+    REPO,
+    LiveServer,
+    live_server,
+    make_dicom,
+    on_filesystem,
+    pinned_database,
+)
 from tests.interop.orthanc import running_orthanc, skip_unless_orthanc
 
 NOW = {"MinimumAge": 0}  # no ingest is in flight in these tests
@@ -25,7 +32,8 @@ NOW = {"MinimumAge": 0}  # no ingest is in flight in these tests
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("pharos-reconstruct")) as live:
+    # Reconstruction reads files written by the tests: the filesystem store.
+    with live_server(tmp_path_factory.mktemp("pharos-reconstruct"), on_filesystem()) as live:
         yield live
 
 
@@ -151,7 +159,8 @@ def test_migrate_orthanc_storage_with_the_route(
     copy = tmp_path / "copy"
     shutil.copytree(source, copy)
     # Until the copy is indexed, the startup sweep must not see its files as orphans.
-    config = {"StorageDirectory": str(copy), "Pharos": {"SweepOrphansAtStart": False}}
+    config = on_filesystem({"StorageDirectory": str(copy),
+                            "Pharos": {"SweepOrphansAtStart": False}})
     with live_server(tmp_path, config) as server, server.client() as client:
         assert client.get("/statistics").json()["CountInstances"] == 0
         assert client.post("/tools/reconstruct", json=NOW).json() == {}
@@ -167,7 +176,7 @@ def test_migrate_orthanc_storage_with_the_command(
     copy = tmp_path / "copy"
     shutil.copytree(source, copy)
     with pinned_database(tmp_path) as pinned:
-        config = {"StorageDirectory": str(copy), **pinned}
+        config = on_filesystem({"StorageDirectory": str(copy), **pinned})
         config_path = tmp_path / "offline.json"
         config_path.write_bytes(orjson.dumps(config))
         done = subprocess.run([sys.executable, "-m", "app.cli", "reconstruct", "--config",

@@ -382,15 +382,15 @@ def test_retrieve_transfer_syntax_negotiation(http: httpx.Client, client: DICOMw
         media_types=(("application/dicom", "1.2.840.10008.1.2.1"),))
     assert uncompressed.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert uncompressed.pixel_array.shape == ds.pixel_array.shape
-    # A compressed syntax that is neither the stored one nor decodable into: 406.
+    # A compressed syntax that Pharos cannot write (JPEG 2000 Part 2): 400.
     refused = http.get(path, headers={
         "Accept": 'multipart/related; type="application/dicom"; '
-                  "transfer-syntax=1.2.840.10008.1.2.4.90"})
+                  "transfer-syntax=1.2.840.10008.1.2.4.92"})
     assert refused.status_code == 400
     # ... unless something else acceptable remains (q-values, several types).
     fallback = http.get(path, headers={
         "Accept": 'multipart/related; type="application/dicom"; '
-                  "transfer-syntax=1.2.840.10008.1.2.4.90, "
+                  "transfer-syntax=1.2.840.10008.1.2.4.92, "
                   'multipart/related; type="application/dicom"; transfer-syntax=*; q=0.5'})
     assert fallback.status_code == 200
 

@@ -197,8 +197,11 @@ def test_find_all_levels_both_models(tmp_path: Path, pharos: LiveServer) -> None
     assert sorted(a["PatientID"] for a in patients) == ["FIND1", "FIND2"]
     assert {a["PatientID"]: a["NumberOfPatientRelatedInstances"] for a in patients} == {
         "FIND1": "2", "FIND2": "1"}
+    # the keys asked, plus the default encoding and RetrieveAETitle (Orthanc's AddAnswer)
     assert all(set(a) == {"PatientName", "PatientID", "NumberOfPatientRelatedInstances",
-                          "QueryRetrieveLevel"} for a in patients)
+                          "QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle"}
+               for a in patients)
+    assert {a["RetrieveAETitle"] for a in patients} == {AET}
 
     # case-insensitive PN matching, as Orthanc's CaseSensitivePN=false
     studies = _find(pharos, "-S", "STUDY", "PatientName=smith*", "StudyInstanceUID",
@@ -228,14 +231,27 @@ def test_find_all_levels_both_models(tmp_path: Path, pharos: LiveServer) -> None
     assert _find(pharos, "-S", "STUDY", "StudyDate=-20191231", "StudyInstanceUID") == []
 
 
-def test_find_answers_in_utf8_when_needed(tmp_path: Path, pharos: LiveServer) -> None:
+def test_find_answers_in_the_default_encoding(tmp_path: Path, pharos: LiveServer) -> None:
+    """Orthanc answers C-FIND in its DefaultEncoding (named by SpecificCharacterSet),
+    whatever the stored files used; PUT /tools/default-encoding changes it at once."""
     path = _write(tmp_path, "u.dcm", make_dicom(patient_id="UTF", patient_name="Gödel^Kurt",
                                                 SpecificCharacterSet="ISO_IR 192"))
     assert dcmtk("storescu", pharos, files=[path]).returncode == 0
-    result = dcmtk("findscu", pharos, "-P", "-k", "QueryRetrieveLevel=PATIENT",
-                   "-k", "PatientID=UTF", "-k", "PatientName", "-k", "SpecificCharacterSet")
-    assert result.returncode == 0
-    assert "ISO_IR 192" in result.stderr
+    keys = ("-P", "-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID=UTF",
+            "-k", "PatientName", "-k", "SpecificCharacterSet")
+    latin1 = subprocess.run(["findscu", "-aet", SCU, "-aec", AET, *keys, "127.0.0.1",
+                             str(pharos.dicom_port)], capture_output=True, timeout=120)
+    assert b"ISO_IR 100" in latin1.stderr and "Gödel".encode("latin_1") in latin1.stderr
+    with pharos.client() as client:
+        assert client.put("/tools/default-encoding", content="Utf8").text == "Utf8"
+    utf8 = subprocess.run(["findscu", "-aet", SCU, "-aec", AET, *keys, "127.0.0.1",
+                           str(pharos.dicom_port)], capture_output=True, timeout=120)
+    assert b"ISO_IR 192" in utf8.stderr and "Gödel".encode() in utf8.stderr
+    with pharos.client() as client:
+        client.put("/tools/default-encoding", content="Ascii")
+    ascii_ = subprocess.run(["findscu", "-aet", SCU, "-aec", AET, *keys, "127.0.0.1",
+                             str(pharos.dicom_port)], capture_output=True, timeout=120)
+    assert b"ISO_IR 6" in ascii_.stderr and b"Gdel^Kurt" in ascii_.stderr  # dropped, as Orthanc
 
 
 def test_move_to_a_known_storescp(tmp_path: Path, pharos: LiveServer,
@@ -342,25 +358,34 @@ def test_limit_find_results(tmp_path: Path) -> None:
 
 # --- the SCP's direct encoders agree with pydicom and pynetdicom --------------------------
 
-@pytest.mark.parametrize(("sop_class", "sop_instance", "syntax", "aet"), [
-    ("1.2.840.10008.5.1.4.1.1.2", generate_uid(), "1.2.840.10008.1.2.1", "STORESCU"),
-    ("1.2.840.10008.5.1.4.1.1.22", "1.2.3.45", "1.2.840.10008.1.2", "ODD"),
-    ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.4.50", ""),
-    ("1.2", "1.2", "1.2.840.10008.1.2", "SIXTEENCHARSAETX"),
+@pytest.mark.parametrize(("sop_class", "sop_instance", "syntax"), [
+    ("1.2.840.10008.5.1.4.1.1.2", generate_uid(), "1.2.840.10008.1.2.1"),
+    ("1.2.840.10008.5.1.4.1.1.22", "1.2.3.45", "1.2.840.10008.1.2"),
+    ("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.4.50"),
+    ("1.2", "1.2", "1.2.840.10008.1.2"),
 ])
-def test_file_meta_is_what_pydicom_writes(sop_class: str, sop_instance: str, syntax: str,
-                                          aet: str) -> None:
+def test_file_meta_is_what_pydicom_writes(sop_class: str, sop_instance: str,
+                                          syntax: str) -> None:
     from app.dimse import common
-    fast = common._file_meta_bytes(sop_class, sop_instance, syntax, aet)
-    assert fast == common._pydicom_file_meta_bytes(sop_class, sop_instance, syntax, aet)
+    fast = common._file_meta_bytes(sop_class, sop_instance, syntax)
+    assert fast == common._pydicom_file_meta_bytes(sop_class, sop_instance, syntax)
     data = common.part10_bytes(b"\x08\x00\x16\x00\x02\x00\x00\x00AB", sop_class_uid=sop_class,
-                               sop_instance_uid=sop_instance, transfer_syntax_uid=syntax,
-                               source_aet=aet)
+                               sop_instance_uid=sop_instance, transfer_syntax_uid=syntax)
     ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data), force=False)
     assert ds.file_meta.MediaStorageSOPInstanceUID == sop_instance
-    assert ds.file_meta.get("SourceApplicationEntityTitle", "") == aet
-    # What pydicom cannot take as is (non-ASCII) still goes through pydicom's writer.
-    assert common._file_meta_bytes(sop_class, sop_instance, syntax, "ÉCHO") is None
+    assert "SourceApplicationEntityTitle" not in ds.file_meta  # as Orthanc's files
+    # What pydicom cannot take as is (over-long UIDs) still goes through pydicom's writer.
+    assert common._file_meta_bytes(sop_class, "1." * 40, syntax) is None
+
+
+def test_file_meta_group_has_the_length_of_orthancs() -> None:
+    """DCMTK's meta group for Orthanc is 196 bytes for these UIDs (ColorTestImageJ over
+    storescu): the same length keeps PixelDataOffset equal to Orthanc's."""
+    from app.dimse import common
+    meta = common._file_meta_bytes("1.2.840.10008.5.1.4.1.1.7",
+                                   "1.2.276.0.7230010.3.1.4.2455711835.6056.1170936079.1",
+                                   "1.2.840.10008.1.2.1")
+    assert meta is not None and len(meta) - 12 == 196
 
 
 @pytest.mark.parametrize("status", [0x0000, 0xB000, 0xA700, 0xC000])

@@ -11,7 +11,8 @@ parallel); then the answers of both are compared route by route, for every resou
 * ``/instances/{id}/tags``, ``/simplified-tags``, ``/tags?short``;
 * ``/{level}/{id}/metadata?expand`` (ignoring the values of ``ReceptionDate`` and
   ``LastUpdate``) and ``/{level}/{id}/metadata`` (the names, in order), without
-  ``MainDicomTagsSignature`` (Orthanc 1.11+, which Pharos answers and 1.10.1 lacks);
+  ``MainDicomTagsSignature`` and ``PixelDataVR`` (Orthanc 1.11+ and 1.12.1, which Pharos
+  answers and 1.10.1 lacks);
 * ``/{level}/{id}/statistics`` and ``/statistics``.
 
 Each comparison collects every difference (route, file, JSON path, both values) before
@@ -41,7 +42,7 @@ LEVELS = ("patients", "studies", "series", "instances")
 IGNORED_RESOURCE_KEYS = {"LastUpdate", "IsStable", "FileUuid", "Labels"}
 CHILD_LISTS = ("Studies", "Series", "Instances")
 IGNORED_METADATA = {"ReceptionDate", "LastUpdate"}
-NEWER_METADATA = {"MainDicomTagsSignature"}  # Orthanc 1.11+: not in 1.10.1's answers
+NEWER_METADATA = {"MainDicomTagsSignature", "PixelDataVR"}  # Orthanc 1.11+/1.12.1, not 1.10.1
 MAX_REPORTED = 40
 
 

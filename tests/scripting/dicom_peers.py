@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
+import pydicom.errors
 import pytest
 
 from tests.helpers import free_port
@@ -25,20 +26,33 @@ class StoreScp:
     """dcmtk's storescp on a free port, writing what it receives to a folder."""
 
     def __init__(self, directory: Path, aet: str = "SINK") -> None:
-        self.directory = directory
+        self.directory = directory / "files"
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.callers = directory / "callers"  # one empty file per calling AET seen
+        self.callers.mkdir(exist_ok=True)
         self.port = free_port()
         self.aet = aet
         self.process = subprocess.Popen(
-            ["storescp", "--aetitle", aet, "--output-directory", str(directory),
-             str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            ["storescp", "--aetitle", aet, "--output-directory", str(self.directory),
+             "--exec-on-reception", f"touch {self.callers}/#a", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.directory.iterdir() if p.is_file())
 
+    def calling_aets(self) -> set[str]:
+        return {path.name for path in self.callers.iterdir()}
+
     def datasets(self) -> list[pydicom.Dataset]:
-        return [pydicom.dcmread(path) for path in self.files()]
+        """The files received so far (one being written is left for the next look)."""
+        answer = []
+        for path in self.files():
+            try:
+                answer.append(pydicom.dcmread(path))
+            except (pydicom.errors.InvalidDicomError, EOFError, OSError, ValueError):
+                continue
+        return answer
 
     def stop(self) -> None:
         self.process.terminate()

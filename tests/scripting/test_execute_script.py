@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from app.config import Settings
+from app.errors import CannotExecuteLua
+from app.scripting.engine import ScriptingEngine
 from tests.helpers import LiveServer, live_server
 
 STARTUP_SCRIPT = """
@@ -86,8 +92,32 @@ def test_lua_error_answers_like_orthanc_and_server_stays_up(lua_server: LiveServ
     assert run(lua_server, "print('still here')") == "still here\n"
 
 
-def test_execute_script_is_forbidden_unless_enabled(tmp_path: Path) -> None:
-    with live_server(tmp_path) as server, server.client() as client:
-        answer = client.post("/tools/execute-script", content="print(42)")
-        assert answer.status_code == 403
-        assert answer.content == b""
+
+def test_a_broken_lua_script_stops_the_start(tmp_path: Path) -> None:
+    """As Orthanc: a LuaScripts file that does not run refuses the start (the lifespan
+    builds the engine before any door opens), never a half-configured server."""
+    (tmp_path / "broken.lua").write_text("function (")
+    settings = Settings.from_document({"LuaScripts": ["broken.lua"]})
+    settings.configuration_directory = str(tmp_path)
+    with pytest.raises(CannotExecuteLua, match="expected near"):
+        ScriptingEngine(SimpleNamespace(settings=settings))  # type: ignore[arg-type]
+
+
+def test_http_requests_wait_for_the_running_lua_work(lua_server: LiveServer,
+                                                     tmp_path: Path) -> None:
+    """As in Orthanc, whose HTTP server takes the Lua lock for each request: a request
+    does not overtake Lua work that was running when it arrived."""
+    started, finished = tmp_path / "started", tmp_path / "finished"
+    script = (f"io.open('{started}', 'w'):close() os.execute('sleep 1') "
+              f"io.open('{finished}', 'w'):close()")
+    worker = threading.Thread(target=run, args=(lua_server, script))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with lua_server.client() as client:
+            assert client.get("/system").status_code == 200
+        assert finished.exists()
+    finally:
+        worker.join()

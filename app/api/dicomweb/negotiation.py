@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from app.dicom import transcode
 from app.errors import PharosError
 from app.services.dicomweb_multipart import parse_media_type, split_header_list
 
@@ -25,10 +26,10 @@ UNCOMPRESSED = frozenset({EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN})
 ANY_SYNTAX = "*"
 
 # PS3.18 Table 8.7.3-5: media types of compressed pixel data and their transfer syntaxes
-# (the first one is the default of the media type).
+# (the first one is the default of the media type: lossless JPEG SV1 for image/jpeg).
 PIXEL_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    "image/jpeg": ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
-                   "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"),
+    "image/jpeg": ("1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.50",
+                   "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57"),
     "image/jls": ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"),
     "image/jp2": ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"),
     "image/jpx": ("1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"),
@@ -200,13 +201,13 @@ def dicom_syntaxes(ranges: Sequence[MediaRange]) -> list[str]:
     return syntaxes
 
 
-def pick_syntax(stored: str, acceptable: Sequence[str], *, can_decompress: bool = True,
-                ) -> str | None:
-    """The transfer syntax to send an instance stored in *stored*, or None when none fits."""
+def pick_syntax(stored: str, acceptable: Sequence[str]) -> str | None:
+    """The transfer syntax to send an instance stored in *stored*, or None when none fits:
+    the stored one (``*`` or asked), else the first acceptable syntax Pharos encodes."""
     for syntax in acceptable:
         if syntax == ANY_SYNTAX or syntax == stored:
             return stored
-        if syntax in UNCOMPRESSED and (stored in UNCOMPRESSED or can_decompress):
+        if transcode.can_encode(syntax):
             return syntax
     return None
 
@@ -216,46 +217,72 @@ class PixelChoice:
     """How to send frames or bulk pixel data: a media type and a transfer syntax."""
 
     media_type: str  # application/octet-stream, image/jpeg, ...
-    transfer_syntax: str  # the syntax of the bytes sent (stored or Explicit VR LE)
+    transfer_syntax: str  # the syntax of the bytes sent
+
+
+OCTET_STREAM = "application/octet-stream"
 
 
 def choose_pixel(ranges: Sequence[MediaRange], stored: str) -> PixelChoice:
-    """For frames and pixel bulk data (PS3.18 8.7.3.5.2, 8.7.3.3.2).
+    """For frames and pixel bulk data (PS3.18 8.7.3.5.2, Table 8.7.3-5).
 
-    ``application/octet-stream`` defaults to uncompressed (Explicit VR Little Endian);
-    ``transfer-syntax=*`` (what OHIF sends) takes the stored frames as they are. An image
-    or video media type is served when the stored syntax is one of its syntaxes.
+    ``application/octet-stream`` (also ``*/*``, or no Accept) is uncompressed, Explicit
+    VR Little Endian unless another native syntax is asked; ``transfer-syntax=*`` (what
+    OHIF sends) takes the stored frames as they are. An image or video media type is
+    served in its default syntax, the stored one when it is one of the type's, or the
+    asked one: stored frames are sent as they are, others are transcoded.
     """
     stored_media = SYNTAX_MEDIA_TYPE.get(stored)
     for media_range in ranges:
         kind = media_range.media_type
-        syntax = media_range.transfer_syntax
         if kind == "multipart/related":
-            kind = media_range.related_type or "application/octet-stream"
-        if kind == "*/*" and syntax is None:
-            return _stored_choice(stored, stored_media or "application/octet-stream")
-        if kind in ("application/octet-stream", "application/*", "*/*"):
-            if syntax == ANY_SYNTAX or (syntax == stored and stored not in UNCOMPRESSED):
-                return _stored_choice(stored, "application/octet-stream")
-            if syntax in (None, EXPLICIT_VR_LITTLE_ENDIAN):
-                return PixelChoice("application/octet-stream", EXPLICIT_VR_LITTLE_ENDIAN)
-            continue
-        if stored_media is not None and MediaRange(kind).matches(stored_media) and \
-                syntax in (None, ANY_SYNTAX, stored):
-            if syntax is None and kind == stored_media and \
-                    PIXEL_MEDIA_TYPES[stored_media][0] != stored and kind != "image/jpeg":
-                continue  # the media type's default syntax is not the stored one
-            return PixelChoice(stored_media, stored)
+            kind = media_range.related_type or OCTET_STREAM
+        choice = _octet_choice(kind, media_range.transfer_syntax, stored) \
+            if kind in ("*/*", "application/*", OCTET_STREAM) \
+            else _image_choice(kind, media_range.transfer_syntax, stored, stored_media)
+        if choice is not None:
+            return choice
     raise NotAcceptable(f"Cannot answer with any of the accepted media types "
                         f"({describe(ranges)}); the pixel data is stored as {stored} and "
                         "available as application/octet-stream (uncompressed or stored "
                         f"syntax){' or ' + stored_media if stored_media else ''}")
 
 
+def _octet_choice(kind: str, syntax: str | None, stored: str) -> PixelChoice | None:
+    if syntax is None:
+        return PixelChoice(OCTET_STREAM, EXPLICIT_VR_LITTLE_ENDIAN)
+    if syntax == ANY_SYNTAX or (syntax == stored and stored not in UNCOMPRESSED):
+        return _stored_choice(stored, OCTET_STREAM)
+    if syntax in UNCOMPRESSED:
+        return PixelChoice(OCTET_STREAM, syntax)
+    return None
+
+
+def _image_choice(kind: str, syntax: str | None, stored: str,
+                  stored_media: str | None) -> PixelChoice | None:
+    if kind in ("image/*", "video/*"):
+        if stored_media is None or not MediaRange(kind).matches(stored_media):
+            return None
+        kind = stored_media
+    candidates = PIXEL_MEDIA_TYPES.get(kind)
+    if candidates is None:
+        return None
+    if syntax == ANY_SYNTAX:
+        if stored not in candidates:
+            return None
+        syntax = stored
+    syntax = syntax or candidates[0]
+    if syntax not in candidates:
+        return None
+    if syntax == stored or transcode.can_encode(syntax):
+        return PixelChoice(kind, syntax)
+    return None
+
+
 def _stored_choice(stored: str, media_type: str) -> PixelChoice:
     """The stored frames as they are; native syntaxes are always sent little endian."""
     if stored not in SYNTAX_MEDIA_TYPE:
-        return PixelChoice("application/octet-stream", EXPLICIT_VR_LITTLE_ENDIAN)
+        return PixelChoice(OCTET_STREAM, EXPLICIT_VR_LITTLE_ENDIAN)
     return PixelChoice(media_type, stored)
 
 

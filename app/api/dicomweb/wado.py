@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -17,6 +18,7 @@ from app.api.dicomweb.common import (
     xml_multipart,
 )
 from app.api.dicomweb.negotiation import (
+    UNCOMPRESSED,
     MediaRange,
     NotAcceptable,
     accept_ranges,
@@ -27,7 +29,8 @@ from app.api.dicomweb.negotiation import (
     dicom_syntaxes,
     pick_syntax,
 )
-from app.errors import BadRequest
+from app.dicom.dicomweb_render import Rendering, parse_viewport, parse_window
+from app.errors import BadRequest, ParameterOutOfRange
 from app.services import dicomweb as service
 from app.services.context import ServerContext
 from app.services.dicomweb import RenderOptions, Target
@@ -38,6 +41,7 @@ from app.services.dicomweb_multipart import (
     multipart_stream,
     new_boundary,
 )
+from app.validation import is_digits
 
 router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
 
@@ -68,13 +72,22 @@ def _retrieve(request: Request, context: ServerContext, target: Target) -> Respo
     # plugin types them (the syntax is in each file's meta information).
     described = [("application/dicom", item.url(root), item, syntax) for item, syntax in plan]
 
+    def transcoded(item: service.LocatedInstance, syntax: str) -> bytes:
+        return b"".join(service.instance_bytes(context, item.row, syntax))
+
+    # The first transcoding is done before answering, so that pixels that cannot be
+    # transcoded give an error status rather than a broken stream.
+    first = next(((item, transcoded(item, syntax)) for _, _, item, syntax in described
+                  if syntax != item.row.transfer_syntax), None)
+
     def parts() -> Iterator[tuple[str, str | None, Iterable[bytes], int | None]]:
         for content_type, location, item, syntax in described:
             if syntax == item.row.transfer_syntax and not context.settings.storage_compression:
                 yield (content_type, location, service.instance_bytes(context, item.row, syntax),
                        item.row.file_size)
             else:
-                data = b"".join(service.instance_bytes(context, item.row, syntax))
+                data = first[1] if first is not None and first[0] is item \
+                    else transcoded(item, syntax)
                 yield content_type, location, [data], len(data)
 
     headers = {}
@@ -145,7 +158,7 @@ def parse_frame_list(text: str) -> list[int]:
     numbers = []
     for piece in text.replace("%2C", ",").replace("%2c", ",").split(","):
         piece = piece.strip()
-        if not piece.isdigit() or int(piece) < 1:
+        if not is_digits(piece) or not 1 <= int(piece) <= 2**31 - 1:
             raise BadRequest(f"Invalid frame list {text!r}: expected frame numbers from 1, "
                              "separated by commas")
         numbers.append(int(piece))
@@ -177,7 +190,9 @@ def retrieve_frames(request: Request, study: str, series: str, instance: str, fr
     ranges = accept_ranges(request)
     item = service.locate(context, Target(study, series, instance))[0]
     choice = choose_pixel(ranges, item.row.transfer_syntax)
-    chunks = service.frames_by_range(context, item.row, numbers)  # large uncompressed files
+    chunks = None
+    if choice.transfer_syntax in UNCOMPRESSED:  # large uncompressed files: ranged reads
+        chunks = service.frames_by_range(context, item.row, numbers)
     if chunks is None:
         ds = service.load_dataset(context, item.row)
         chunks = service.frames(ds, numbers, choice.transfer_syntax)
@@ -220,40 +235,24 @@ def retrieve_bulk(request: Request, study: str, series: str, instance: str, path
 
 # --- rendered and thumbnails ----------------------------------------------------------------
 
-def _number(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except ValueError as error:
-        raise BadRequest(f"Invalid {name} parameter: {text!r}") from error
-
-
 def render_options(request: Request, *, thumbnail: bool = False) -> RenderOptions:
     """PS3.18 8.3.5.1: window=center,width,function; viewport=vw,vh[,sx,sy,sw,sh];
     quality=1..100; the media type from Accept or ``?accept=``."""
     media_type = choose_rendered(accept_ranges(request))
     params = request.query_params
     quality = 90
-    if "quality" in params:
-        quality = int(_number(params["quality"], "quality"))
-        if not 1 <= quality <= 100:
-            raise BadRequest("quality must be between 1 and 100")
-    center = width = None
+    if params.get("quality"):
+        text = params["quality"].strip()
+        if not is_digits(text) or not 1 <= int(text) <= 100:
+            raise ParameterOutOfRange(f"quality must be an integer from 1 to 100, not {text!r}")
+        quality = int(text)
+    rendering = Rendering()
     if params.get("window"):
-        pieces = params["window"].split(",")
-        if len(pieces) < 2:
-            raise BadRequest("window must be center,width[,function]")
-        center, width = _number(pieces[0], "window"), _number(pieces[1], "window")
-        if width <= 0:
-            raise BadRequest("The window width must be positive")
-    viewport: tuple[int | None, int | None] = (128, 128) if thumbnail else (None, None)
+        center, width, function = parse_window(params["window"])
+        rendering = replace(rendering, center=center, width=width, function=function)
     if params.get("viewport"):
-        pieces = params["viewport"].split(",")
-        try:
-            viewport = (int(pieces[0]) if pieces[0] else None,
-                        int(pieces[1]) if len(pieces) > 1 and pieces[1] else None)
-        except ValueError as error:
-            raise BadRequest("viewport must be vw,vh") from error
-    return RenderOptions(media_type, quality, center, width, viewport)
+        rendering = replace(rendering, viewport=parse_viewport(params["viewport"]))
+    return RenderOptions(media_type, quality, rendering, thumbnail)
 
 
 def _rendered(request: Request, context: ServerContext, target: Target, frame: int = 1,
@@ -263,8 +262,8 @@ def _rendered(request: Request, context: ServerContext, target: Target, frame: i
     item = located[0] if target.instance else service.representative(located)
     if target.instance is None:
         frame = 1
-    image = service.rendered(context, item.row, frame, options)
-    return Response(image, media_type=options.media_type)
+    body, media_type = service.rendered(context, item.row, frame, options)
+    return Response(body, media_type=media_type)
 
 
 @router.get(STUDY + "/rendered", name="dicomweb_study_rendered")

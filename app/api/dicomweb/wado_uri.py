@@ -30,20 +30,21 @@ from app.errors import BadRequest, ParameterOutOfRange
 from app.services import dicomweb as service
 from app.services import images
 from app.services.context import ServerContext
+from app.validation import parse_float
 
 router = APIRouter(route_class=DicomWebRoute, tags=["WADO-URI"])
 
 JPEG_NAMES = ("image/jpeg", "image/jpg")
 
 
-def _number(request: Request, name: str) -> float | None:
+def _number(request: Request, name: str, minimum: float = -1e9,
+            maximum: float = 1e9) -> float | None:
+    """A finite number within bounds (app.validation), None when absent."""
     value = request.query_params.get(name)
     if value is None or not value.strip():
         return None
-    try:
-        return float(value)
-    except ValueError as error:
-        raise BadRequest(f"WADO-URI: {name} must be a number") from error
+    return parse_float(value, f"WADO-URI {name}", minimum=minimum, maximum=maximum,
+                       error=BadRequest)
 
 
 def _content_types(request: Request) -> list[str]:
@@ -52,7 +53,7 @@ def _content_types(request: Request) -> list[str]:
     return requested or ["image/jpeg"]
 
 
-@router.get("/wado", name="wado_uri")
+@router.get("", name="wado_uri")  # mounted at WadoRoot (/wado)
 async def wado(request: Request, context: ServerContext = Depends(get_context)) -> Response:
     params = request.query_params
     if params.get("requestType", "") != "WADO":
@@ -89,7 +90,7 @@ async def _image(request: Request, context: ServerContext, public_id: str,
     frame = _number(request, "frameNumber")
     if frame is not None and frame < 1:
         raise ParameterOutOfRange("WADO-URI: frameNumber counts from 1")
-    rows, columns = _number(request, "rows"), _number(request, "columns")
+    rows, columns = _number(request, "rows", 0, 65535), _number(request, "columns", 0, 65535)
     quality = _number(request, "imageQuality")
     center, width = _number(request, "windowCenter"), _number(request, "windowWidth")
     if width is not None and width <= 0:

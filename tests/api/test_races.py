@@ -1,0 +1,195 @@
+"""Concurrent writers, as on a busy archive (issue 13), on SQLite and on PostgreSQL
+(``PHAROS_TEST_DATABASE_URL``): two HTTP processes plus the DICOM SCP write at once.
+
+* Deleting a study while its instances keep arriving: every answer is a success (or a
+  404 for a delete that found nothing), and afterwards the index and the storage agree:
+  no orphan blob, no blob-less instance, no metadata or label row of a deleted
+  resource, no parent left without children.
+* The same instance sent at once through REST, STOW-RS and C-STORE: one instance, one
+  file, and only success answers.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+from sqlalchemy import create_engine, text
+
+from tests.helpers import LiveServer, live_server, make_dicom, pinned_database
+
+
+@pytest.fixture(scope="module")
+def racing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    folder = tmp_path_factory.mktemp("races")
+    with pinned_database(folder) as pinned:
+        config = {**pinned, "DicomAet": "PHAROS", "StableAge": 3600}
+        config["Pharos"] = {**config.get("Pharos", {}), "HttpWorkers": 2}
+        with live_server(folder, config) as server:
+            url = pinned.get("Pharos", {}).get("DatabaseUrl") or \
+                f"sqlite:///{server.storage / 'pharos-index.sqlite'}"
+            yield server, url
+
+
+def _blob_files(storage: Path) -> set[str]:
+    return {p.name for p in storage.rglob("*") if p.is_file() and len(p.parent.name) == 2
+            and len(p.parent.parent.name) == 2 and not p.name.endswith(".tmp")}
+
+
+def _consistency(server: LiveServer, database_url: str) -> list[str]:
+    """Everything that would be wrong after a lost race (empty when all is right)."""
+    problems: list[str] = []
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            keys = {k for (k,) in conn.execute(text("SELECT blob_key FROM instances"))}
+            keys |= {k for (k,) in conn.execute(text("SELECT uuid FROM attachments"))}
+            pending = {k for (k,) in conn.execute(text("SELECT blob_key FROM blob_deletions"))}
+            for level, table in (("Patient", "patients"), ("Study", "studies"),
+                                 ("Series", "series"), ("Instance", "instances")):
+                for kind in ("metadata", "labels"):
+                    dangling = conn.execute(text(
+                        f"SELECT count(*) FROM {kind} WHERE level = :level AND resource_pk "
+                        f"NOT IN (SELECT pk FROM {table})"), {"level": level}).scalar_one()
+                    if dangling:
+                        problems.append(f"{dangling} {kind} row(s) of deleted {table}")
+            for parent, child, column in (("patients", "studies", "patient_pk"),
+                                          ("studies", "series", "study_pk"),
+                                          ("series", "instances", "series_pk")):
+                empty = conn.execute(text(
+                    f"SELECT count(*) FROM {parent} WHERE pk NOT IN "
+                    f"(SELECT {column} FROM {child})")).scalar_one()
+                if empty:
+                    problems.append(f"{empty} {parent} without {child}")
+    finally:
+        engine.dispose()
+    files = _blob_files(server.storage)
+    if keys - files:
+        problems.append(f"{len(keys - files)} indexed blob(s) missing on disk")
+    orphans = files - keys - pending
+    if orphans:
+        problems.append(f"{len(orphans)} orphan blob(s) on disk")
+    return problems
+
+
+def _stow(http: httpx.Client, data: bytes) -> int:
+    boundary = "RACE" + generate_uid()[-10:]
+    body = (f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data
+            + f"\r\n--{boundary}--\r\n".encode())
+    return http.post("/dicom-web/studies", content=body, headers={
+        "Content-Type": f"multipart/related; type=application/dicom; boundary={boundary}"}
+    ).status_code
+
+
+def _c_store(port: int, data: bytes) -> int:
+    from pynetdicom import AE
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ae = AE(ae_title="RACER")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="PHAROS")
+    if not assoc.is_established:
+        return -1
+    try:
+        status = assoc.send_c_store(ds)
+        return int(status.Status) if status else -2
+    finally:
+        assoc.release()
+
+
+def test_delete_racing_with_stores(racing: tuple[LiveServer, str]) -> None:
+    server, database_url = racing
+    study_uid = generate_uid()
+    series_uids = [generate_uid() for _ in range(3)]
+    files = [make_dicom(patient_id="RACE", study_uid=study_uid,
+                        series_uid=series_uids[i % 3], instance_number=i + 1, size=16)
+             for i in range(240)]
+    store_answers: Counter[str] = Counter()
+    delete_answers: Counter[str] = Counter()
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def store(chunk: list[bytes]) -> None:
+        with server.client() as http:
+            for index, data in enumerate(chunk):
+                try:
+                    if index % 3 == 2:
+                        code = _c_store(server.dicom_port, data)
+                        answer = f"dimse:{code:#06x}" if code >= 0 else f"dimse:{code}"
+                    elif index % 3 == 1:
+                        answer = f"stow:{_stow(http, data)}"
+                    else:
+                        answer = f"rest:{http.post('/instances', content=data).status_code}"
+                except Exception as error:  # noqa: BLE001 — a reset connection is a finding
+                    answer = f"error:{type(error).__name__}"
+                with lock:
+                    store_answers[answer] += 1
+
+    def deleter() -> None:
+        with server.client() as http:
+            while not done.is_set():
+                studies = http.post("/tools/lookup", content=study_uid).json()
+                for found in studies:
+                    try:
+                        code = http.delete(found["Path"]).status_code
+                    except Exception as error:  # noqa: BLE001
+                        code = type(error).__name__
+                    with lock:
+                        delete_answers[str(code)] += 1
+                time.sleep(random.uniform(0.01, 0.05))
+
+    chunks = [files[i::6] for i in range(6)]
+    with ThreadPoolExecutor(8) as pool:
+        deleting = [pool.submit(deleter) for _ in range(2)]
+        list(pool.map(store, chunks))
+        done.set()
+        for future in deleting:
+            future.result()
+    good = {"rest:200", "stow:200", "dimse:0x0000"}
+    assert set(store_answers) <= good, store_answers
+    assert sum(store_answers.values()) == len(files)
+    assert set(delete_answers) <= {"200", "404"}, delete_answers
+    assert delete_answers["200"] >= 1, delete_answers  # the race did happen
+    time.sleep(1)  # the queued blob deletions of the last commits
+    assert _consistency(server, database_url) == []
+    with server.client() as http:
+        for patient in http.get("/patients").json():
+            assert http.delete(f"/patients/{patient}").status_code in (200, 404)
+    assert _consistency(server, database_url) == []
+
+
+def test_same_instance_at_once_through_every_door(racing: tuple[LiveServer, str]) -> None:
+    server, database_url = racing
+    data = make_dicom(patient_id="SAMEONE", size=16)
+    barrier = threading.Barrier(30)
+
+    def send(door: str) -> str:
+        with server.client() as http:
+            barrier.wait()
+            if door == "rest":
+                answer = http.post("/instances", content=data)
+                return f"rest:{answer.status_code}:{answer.json().get('Status')}"
+            if door == "stow":
+                return f"stow:{_stow(http, data)}"
+            return f"dimse:{_c_store(server.dicom_port, data):#06x}"
+
+    with ThreadPoolExecutor(30) as pool:
+        answers = Counter(pool.map(send, ["rest", "stow", "dimse"] * 10))
+    assert set(answers) <= {"rest:200:Success", "rest:200:AlreadyStored", "stow:200",
+                            "dimse:0x0000"}, answers
+    with server.client() as http:
+        found = http.post("/tools/find", json={"Level": "Instance",
+                                               "Query": {"PatientID": "SAMEONE"}}).json()
+        assert len(found) == 1
+        assert answers["rest:200:Success"] + answers["rest:200:AlreadyStored"] == 10
+        http.delete(f"/instances/{found[0]}")
+    assert _consistency(server, database_url) == []
