@@ -40,14 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         overrides["http_port"] = args.port
     if getattr(args, "host", None):
         overrides["http_host"] = args.host
-    settings = Settings.from_sources(args.config, overrides=overrides)
     from app.blobstore import BlobStoreConfigError
+    from app.startup import StartupError
     try:
+        settings = Settings.from_sources(args.config, overrides=overrides)
         return _run(args, settings, overrides)
-    except BlobStoreConfigError as error:
-        # One clear line, no traceback: a missing client library, a bad URL, a bucket
-        # that cannot be reached or credentials the AWS chain does not find.
-        sys.stderr.write(f"pharos: {error}\n")
+    except (ValueError, OSError, StartupError, BlobStoreConfigError) as error:
+        # One clear line, no traceback, a non-zero status: a configuration value the
+        # server cannot use (ConfigurationError names the option), an unreadable or
+        # invalid configuration file, a folder, a port, a database or a blob store
+        # that cannot be used.
+        from app.config import ConfigurationError
+        where = f" ({args.config})" if getattr(args, "config", None) and \
+            isinstance(error, ConfigurationError) else ""
+        sys.stderr.write(f"pharos: {error}{where}\n")
         return 2
 
 
@@ -79,10 +85,9 @@ def serve_forever(settings: Settings, config_path: str | None = None,
 
     import uvicorn
 
-    from app.blobstore import open_blobstore
-    from app.index.db import migrate
     from app.main import create_app
-    open_blobstore(settings.blobstore_url, settings.storage_directory)  # fail before binding
+    from app.startup import prepare
+    prepare(settings)  # folders, blob store, index (migrated), ports: before serving
     workers = settings.effective_http_workers
     if settings.lua_in_use and settings.http_workers > 1:
         logging.warning("Lua is in use (ExecuteLuaEnabled or LuaScripts): one HTTP process "
@@ -91,16 +96,30 @@ def serve_forever(settings: Settings, config_path: str | None = None,
     common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
               "access_log": False, "timeout_keep_alive": 30}
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings), **common)  # exits 3 when the start fails
         return 0
-    migrate(settings.effective_database_url)  # once, before the workers race to it
     _reset_runtime_settings(settings)  # once: the workers only read them
     if config_path:
         os.environ["PHAROS_CONFIG_FILE"] = str(Path(config_path).resolve())
     os.environ["PHAROS_SETTINGS_OVERRIDES"] = orjson.dumps(overrides or {}).decode()
-    uvicorn.run("app.main:create_app_from_environment", factory=True, workers=workers,
-                **common)
-    return 0
+    return _supervise(uvicorn.Config("app.main:create_app_from_environment", factory=True,
+                                     workers=workers, **common))
+
+
+def _supervise(config: object) -> int:
+    """uvicorn's multi-process supervisor, with the exit status it does not give: when a
+    worker fails to start (uvicorn stops the others), the server exits 3, not 0, so that
+    a supervisor (systemd, Docker) sees a failed start."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+    socket = config.bind_socket()  # type: ignore[attr-defined]
+    supervisor = Multiprocess(config, sockets=[socket])  # type: ignore[arg-type]
+    try:
+        supervisor.run()
+    except KeyboardInterrupt:
+        pass
+    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
 def _reset_runtime_settings(settings: Settings) -> None:

@@ -73,9 +73,9 @@ def _preview(image: DecodedImage) -> np.ndarray:
     if image.format == PixelFormat.RGB48:
         return (image.pixels >> 8).astype(np.uint8)
     if image.format not in (PixelFormat.GRAY8, PixelFormat.GRAY16, PixelFormat.SIGNED_GRAY16):
-        if image.format == PixelFormat.FLOAT32 or image.format == PixelFormat.GRAY32:
+        if image.format == PixelFormat.FLOAT32:  # decoded with ExtendedImageDecoding only
             return _stretch_any(image.pixels)
-        raise NotDecodable(f"No preview for {image.format} images")
+        raise NotDecodable(f"No preview for {image.format} images (as in Orthanc)")
     low, high = int(image.pixels.min()), int(image.pixels.max())
     if low == high:
         return np.zeros(image.pixels.shape, np.uint8)
@@ -87,8 +87,8 @@ def _preview(image: DecodedImage) -> np.ndarray:
 
 
 def _stretch_any(values: np.ndarray) -> np.ndarray:
-    """Preview of what Orthanc cannot preview (32-bit or float values, decoded only with
-    ExtendedImageDecoding): the same linear stretch in double precision."""
+    """Preview of float values (decoded only with ExtendedImageDecoding): the same linear
+    stretch, in double precision."""
     low, high = float(np.nanmin(values)), float(np.nanmax(values))
     if not math.isfinite(low) or not math.isfinite(high) or high == low:
         return np.zeros(values.shape, np.uint8)
