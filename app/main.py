@@ -16,6 +16,7 @@ from app.api import (
     curation,
     dicom_tools,
     dicomweb,
+    docs,
     images,
     instances,
     jobs,
@@ -122,6 +123,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         default_response_class=JsonResponse,
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
+        docs_url=None,  # app/api/docs.py serves /docs without a CDN
+        redoc_url=None,
     )
     app.openapi = customize_openapi(app)  # type: ignore[method-assign]
     app.state.context = context
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         add_routes(app.router, dicomweb.wado_uri_router, wado_root(settings),
                    include_in_schema=wado_root(settings) == "/wado")
     add_routes(app.router, viewer.router)
+    add_routes(app.router, docs.router)
     app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml
