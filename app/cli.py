@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import orjson
@@ -19,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", help="an Orthanc configuration file or folder")
     serve.add_argument("--host", help="HTTP address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="HTTP port (overrides HttpPort)")
-    imp = commands.add_parser("import", help="store every DICOM file of a folder")
-    imp.add_argument("directory")
+    imp = commands.add_parser("import", help="store every DICOM file (or ZIP of them) of "
+                              "folders or files, with a progress bar")
+    imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.add_argument("--config")
     mig = commands.add_parser("migrate", help="apply the index migrations and exit")
     mig.add_argument("--config")
@@ -65,7 +67,7 @@ def _run(args: argparse.Namespace, settings: Settings, overrides: dict) -> int:
         migrate(settings.effective_database_url)
         return 0
     if args.command == "import":
-        return import_directory(settings, Path(args.directory))
+        return import_paths(settings, [Path(p) for p in args.paths])
     if args.command == "reconstruct":
         return reconstruct_storage(settings)
     return 2
@@ -134,24 +136,23 @@ def _reset_runtime_settings(settings: Settings) -> None:
         db.dispose()
 
 
-def import_directory(settings: Settings, directory: Path) -> int:
-    from app.errors import PharosError
+def import_paths(settings: Settings, paths: list[Path]) -> int:
+    """``pharos import``: 0 when something was stored or nothing was refused."""
+    from app import importer
     from app.services.context import ServerContext
-    from app.services.ingest import ingest_instance
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise OSError(f"not found: {', '.join(missing)}")
+    # The bar, not the start-up's INFO lines nor pydicom's remarks on odd values.
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
     context = ServerContext.open(settings)
-    stored = failed = 0
     try:
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            try:
-                ingest_instance(context, path.read_bytes(), {"Origin": "Unknown"})
-                stored += 1
-            except PharosError as error:
-                failed += 1
-                logging.warning("%s: %s", path, error)
+        report = importer.run(context, paths)
     finally:
         context.close()
-    print(f"{stored} stored, {failed} refused")
-    return 0 if stored or not failed else 1
+    return 0 if report.stored or report.already or not report.refused else 1
 
 
 def reconstruct_storage(settings: Settings) -> int:
