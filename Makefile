@@ -1,15 +1,22 @@
 # `make serve` and `make test` bootstrap .venv themselves (see README.md).
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed
+# Two stamps: `make serve` installs the project only (what running the archive needs);
+# `make test` (and lint, bench, openapi, fuzz) adds the test tools on top of it.
+SERVE_STAMP := $(VENV)/.installed-serve
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: serve test bench lint openapi clean ohif fuzz
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $(SERVE_STAMP)
+
+$(TEST_STAMP): $(SERVE_STAMP)
 	$(VENV)/bin/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
 # The OHIF viewer served at /ohif/: fetched from the npm registry into .ohif/dist by
 # scripts/fetch_ohif.py (which pins the version); done again only when that script
@@ -25,16 +32,16 @@ $(OHIF_DIR)/.pharos-ohif.json: scripts/fetch_ohif.py
 	else $(PYTHON) scripts/fetch_ohif.py --dest $(OHIF_DIR) \
 	  || { echo "warning: could not fetch the OHIF viewer"; [ -z "$$CI" ]; }; fi
 
-serve: $(STAMP) ohif
+serve: $(SERVE_STAMP) ohif
 	$(VENV)/bin/pharos serve $(if $(CONFIG),--config $(CONFIG))
 
-test: $(STAMP) ohif
+test: $(TEST_STAMP) ohif
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(VENV)/bin/python benchmarks/ingest.py
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check app tests benchmarks scripts
 
 # The hostile-input campaign (scripts/fuzz.py): >= 300 malformed DICOM files through
@@ -42,12 +49,12 @@ lint: $(STAMP)
 # against the same live server holding real data. Fails on any 5xx, schema violation,
 # leaked instance or blob, or a server that stops answering. About five minutes.
 FUZZ_SECONDS ?= 180
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	$(VENV)/bin/python scripts/fuzz.py --seconds $(FUZZ_SECONDS)
 
 # openapi/openapi.json is what the app generates; tests/api/test_openapi.py fails when it
 # drifts. Written through a temporary file so a failing app never truncates it.
-openapi: $(STAMP)
+openapi: $(TEST_STAMP)
 	$(VENV)/bin/pharos openapi > openapi/openapi.json.tmp
 	mv openapi/openapi.json.tmp openapi/openapi.json
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import orjson
@@ -19,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", help="an Orthanc configuration file or folder")
     serve.add_argument("--host", help="HTTP address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="HTTP port (overrides HttpPort)")
-    imp = commands.add_parser("import", help="store every DICOM file of a folder")
-    imp.add_argument("directory")
+    imp = commands.add_parser("import", help="store every DICOM file (or ZIP of them) of "
+                              "folders or files, with a progress bar")
+    imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.add_argument("--config")
     mig = commands.add_parser("migrate", help="apply the index migrations and exit")
     mig.add_argument("--config")
@@ -40,14 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         overrides["http_port"] = args.port
     if getattr(args, "host", None):
         overrides["http_host"] = args.host
-    settings = Settings.from_sources(args.config, overrides=overrides)
     from app.blobstore import BlobStoreConfigError
+    from app.startup import StartupError
     try:
+        settings = Settings.from_sources(args.config, overrides=overrides)
         return _run(args, settings, overrides)
-    except BlobStoreConfigError as error:
-        # One clear line, no traceback: a missing client library, a bad URL, a bucket
-        # that cannot be reached or credentials the AWS chain does not find.
-        sys.stderr.write(f"pharos: {error}\n")
+    except (ValueError, OSError, StartupError, BlobStoreConfigError) as error:
+        # One clear line, no traceback, a non-zero status: a configuration value the
+        # server cannot use (ConfigurationError names the option), an unreadable or
+        # invalid configuration file, a folder, a port, a database or a blob store
+        # that cannot be used.
+        from app.config import ConfigurationError
+        where = f" ({args.config})" if getattr(args, "config", None) and \
+            isinstance(error, ConfigurationError) else ""
+        sys.stderr.write(f"pharos: {error}{where}\n")
         return 2
 
 
@@ -59,7 +67,7 @@ def _run(args: argparse.Namespace, settings: Settings, overrides: dict) -> int:
         migrate(settings.effective_database_url)
         return 0
     if args.command == "import":
-        return import_directory(settings, Path(args.directory))
+        return import_paths(settings, [Path(p) for p in args.paths])
     if args.command == "reconstruct":
         return reconstruct_storage(settings)
     return 2
@@ -79,10 +87,9 @@ def serve_forever(settings: Settings, config_path: str | None = None,
 
     import uvicorn
 
-    from app.blobstore import open_blobstore
-    from app.index.db import migrate
     from app.main import create_app
-    open_blobstore(settings.blobstore_url, settings.storage_directory)  # fail before binding
+    from app.startup import prepare
+    prepare(settings)  # folders, blob store, index (migrated), ports: before serving
     workers = settings.effective_http_workers
     if settings.lua_in_use and settings.http_workers > 1:
         logging.warning("Lua is in use (ExecuteLuaEnabled or LuaScripts): one HTTP process "
@@ -91,16 +98,30 @@ def serve_forever(settings: Settings, config_path: str | None = None,
     common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
               "access_log": False, "timeout_keep_alive": 30}
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings), **common)  # exits 3 when the start fails
         return 0
-    migrate(settings.effective_database_url)  # once, before the workers race to it
     _reset_runtime_settings(settings)  # once: the workers only read them
     if config_path:
         os.environ["PHAROS_CONFIG_FILE"] = str(Path(config_path).resolve())
     os.environ["PHAROS_SETTINGS_OVERRIDES"] = orjson.dumps(overrides or {}).decode()
-    uvicorn.run("app.main:create_app_from_environment", factory=True, workers=workers,
-                **common)
-    return 0
+    return _supervise(uvicorn.Config("app.main:create_app_from_environment", factory=True,
+                                     workers=workers, **common))
+
+
+def _supervise(config: object) -> int:
+    """uvicorn's multi-process supervisor, with the exit status it does not give: when a
+    worker fails to start (uvicorn stops the others), the server exits 3, not 0, so that
+    a supervisor (systemd, Docker) sees a failed start."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+    socket = config.bind_socket()  # type: ignore[attr-defined]
+    supervisor = Multiprocess(config, sockets=[socket])  # type: ignore[arg-type]
+    try:
+        supervisor.run()
+    except KeyboardInterrupt:
+        pass
+    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
 def _reset_runtime_settings(settings: Settings) -> None:
@@ -115,24 +136,23 @@ def _reset_runtime_settings(settings: Settings) -> None:
         db.dispose()
 
 
-def import_directory(settings: Settings, directory: Path) -> int:
-    from app.errors import PharosError
+def import_paths(settings: Settings, paths: list[Path]) -> int:
+    """``pharos import``: 0 when something was stored or nothing was refused."""
+    from app import importer
     from app.services.context import ServerContext
-    from app.services.ingest import ingest_instance
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise OSError(f"not found: {', '.join(missing)}")
+    # The bar, not the start-up's INFO lines nor pydicom's remarks on odd values.
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
     context = ServerContext.open(settings)
-    stored = failed = 0
     try:
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            try:
-                ingest_instance(context, path.read_bytes(), {"Origin": "Unknown"})
-                stored += 1
-            except PharosError as error:
-                failed += 1
-                logging.warning("%s: %s", path, error)
+        report = importer.run(context, paths)
     finally:
         context.close()
-    print(f"{stored} stored, {failed} refused")
-    return 0 if stored or not failed else 1
+    return 0 if report.stored or report.already or not report.refused else 1
 
 
 def reconstruct_storage(settings: Settings) -> int:

@@ -527,36 +527,45 @@ class Settings:
     @classmethod
     def from_document(cls, document: dict[str, Any], environ: dict[str, str] | None = None,
                       overrides: dict[str, Any] | None = None) -> Settings:
+        """Settings from a configuration document, ``PHAROS_*`` variables and overrides;
+        ConfigurationError (one line naming the option and where it came from) for any
+        value the server could not use."""
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}  # attribute -> where its value came from
         for key, value in document.items():
             attribute = _ORTHANC_OPTIONS.get(key)
             if attribute is not None:
-                values[attribute] = value
+                values[attribute], sources[attribute] = value, key
             elif key not in _ACCEPTED_WITHOUT_EFFECT and key not in _TRANSFER_SYNTAX_OPTIONS:
                 log.warning("Configuration option %r is unknown to Pharos and is ignored", key)
-        if "DicomModalities" in document:
-            values["dicom_modalities"] = {
-                name: Modality.parse(name, value)
-                for name, value in (document["DicomModalities"] or {}).items()}
-        if "OrthancPeers" in document:
-            values["orthanc_peers"] = {
-                name: Peer.parse(name, value)
-                for name, value in (document["OrthancPeers"] or {}).items()}
+        for option, attribute, parse in (("DicomModalities", "dicom_modalities", Modality.parse),
+                                         ("OrthancPeers", "orthanc_peers", Peer.parse)):
+            if option in document:
+                entries = document[option] or {}
+                if not isinstance(entries, dict):
+                    raise ConfigurationError(option, "must be a JSON object")
+                try:
+                    values[attribute] = {name: parse(name, value)
+                                         for name, value in entries.items()}
+                except (ValueError, TypeError) as error:
+                    raise ConfigurationError(option, str(error)) from None
         try:
             values["accepted_transfer_syntaxes"] = list(syntaxes_of_configuration(document))
-        except ValueError as error:
-            raise ValueError(f"AcceptedTransferSyntaxes: {error}") from error
+        except (ValueError, TypeError) as error:
+            raise ConfigurationError("AcceptedTransferSyntaxes", str(error)) from None
         if "default_encoding" in values:
             try:
                 values["default_encoding"] = parse_encoding(values["default_encoding"]).name
-            except ValueError as error:
-                raise ValueError(f"DefaultEncoding: {error}") from error
+            except (ValueError, TypeError, AttributeError) as error:
+                raise ConfigurationError("DefaultEncoding", str(error)) from None
         known = {f.name: f for f in fields(cls)}
         pharos_section = document.get("Pharos") or {}
+        if not isinstance(pharos_section, dict):
+            raise ConfigurationError("Pharos", "must be a JSON object")
         for key, value in pharos_section.items():
             attribute = _snake(key)
             if attribute in known:
-                values[attribute] = value
+                values[attribute], sources[attribute] = value, f"Pharos.{key}"
             else:
                 log.warning("Configuration option Pharos.%s is unknown and is ignored", key)
         for name, raw in (environ or {}).items():
@@ -564,11 +573,21 @@ class Settings:
                 continue
             attribute = name[len("PHAROS_"):].lower()
             if attribute in known and attribute not in ("dicom_modalities", "orthanc_peers"):
-                values[attribute] = _coerce(raw, known[attribute].type)
+                try:
+                    values[attribute] = _coerce(raw, known[attribute].type)
+                except ValueError as error:
+                    raise ConfigurationError(name, f"{error}", variable=True) from None
+                sources[attribute] = name
         if isinstance(values.get("lua_scripts"), str):
             values["lua_scripts"] = [values["lua_scripts"]]
+        for attribute in overrides or {}:
+            sources[attribute] = "--" + attribute.split("_")[-1]
         values.update(overrides or {})
         values.setdefault("document", document)
+        for attribute, value in list(values.items()):
+            if attribute in known and attribute in sources:
+                values[attribute] = _checked(attribute, str(known[attribute].type), value,
+                                             sources[attribute])
         return cls(**values)
 
 
@@ -584,9 +603,73 @@ def _snake(name: str) -> str:
 def _coerce(raw: str, annotation: Any) -> Any:
     text = str(annotation)
     if "bool" in text:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        word = raw.strip().lower()
+        if word not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+            raise ValueError(f"must be true or false, not {raw[:40]!r}")
+        return word in ("1", "true", "yes", "on")
     if text.startswith("int") or text == "<class 'int'>":
-        return int(raw)
-    if text.startswith("dict"):
-        return orjson.loads(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer, not {raw[:40]!r}") from None
+    if text.startswith("list") and not raw.lstrip().startswith("["):
+        return [item.strip() for item in raw.split(",") if item.strip()]  # a,b,c
+    if text.startswith(("dict", "list")):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ValueError(f"must be JSON, not {raw[:40]!r}") from None
     return raw
+
+
+class ConfigurationError(ValueError):
+    """A configuration value the server cannot use: one line naming the option (or the
+    variable) and what it must be, which ``pharos`` prints before exiting with status 2."""
+
+    def __init__(self, option: str, problem: str, *, variable: bool = False) -> None:
+        self.option = option
+        where = f"the environment variable {option}" if variable else option
+        super().__init__(f"configuration: {where} {problem}")
+
+
+# Options that are TCP ports, and AE titles (PS3.5 6.2: 1 to 16 characters).
+_PORTS = {"http_port", "dicom_port"}
+_AE_TITLES = {"dicom_aet"}
+
+
+def _checked(attribute: str, annotation: str, value: Any, source: str) -> Any:
+    """*value* as the attribute's annotation wants it (an integer may be given as its
+    text), or ConfigurationError naming *source* and the expected kind."""
+    base = annotation.replace(" | None", "").replace("None | ", "").strip()
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise ConfigurationError(source, "must not be null")
+    if base == "int":
+        if isinstance(value, str) and value.strip().lstrip("-").isascii() \
+                and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigurationError(source, f"must be an integer, not {_shown(value)}")
+        if attribute in _PORTS and not 0 < value < 65536:
+            raise ConfigurationError(source, f"must be a TCP port (1-65535), not {value}")
+        if value < 0:
+            raise ConfigurationError(source, f"must not be negative, not {value}")
+    elif base == "bool" and not isinstance(value, bool):
+        raise ConfigurationError(source, f"must be true or false, not {_shown(value)}")
+    elif base == "str":
+        if not isinstance(value, str):
+            raise ConfigurationError(source, f"must be a string, not {_shown(value)}")
+        if attribute in _AE_TITLES and not 0 < len(value.strip()) <= 16:
+            raise ConfigurationError(source, f"must be an AE title of 1 to 16 characters, "
+                                     f"not {_shown(value)}")
+    elif base.startswith("dict") and not isinstance(value, dict):
+        raise ConfigurationError(source, f"must be a JSON object, not {_shown(value)}")
+    elif base.startswith("list") and not isinstance(value, list):
+        raise ConfigurationError(source, f"must be a JSON array, not {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    return orjson.dumps(value).decode()[:60] if isinstance(value, str | int | float | bool) \
+        else type(value).__name__

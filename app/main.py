@@ -16,6 +16,7 @@ from app.api import (
     curation,
     dicom_tools,
     dicomweb,
+    docs,
     images,
     instances,
     jobs,
@@ -49,6 +50,12 @@ from app.scripting import engine as scripting_engine
 from app.services import runtime
 from app.services.blob_deletion import BlobDeletionDrainer
 from app.services.context import ServerContext
+from app.services.dicomweb_plugin import (
+    dicomweb_enabled,
+    dicomweb_root,
+    wado_enabled,
+    wado_root,
+)
 from app.services.stability import ProcessLeadership, StabilityMonitor
 
 log = logging.getLogger(__name__)
@@ -116,6 +123,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         default_response_class=JsonResponse,
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
+        docs_url=None,  # app/api/docs.py serves /docs without a CDN
+        redoc_url=None,
     )
     app.openapi = customize_openapi(app)  # type: ignore[method-assign]
     app.state.context = context
@@ -129,11 +138,17 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                    curation.router, merge_split.router, maintenance.router,
                    scripting.router, plugins.router, dicom_tools.router):
         add_routes(app.router, router)
-    add_routes(app.router, dicomweb.servers_router, "/dicom-web")
-    add_routes(app.router, dicomweb.router, "/dicom-web")
-    add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
-    add_routes(app.router, dicomweb.wado_uri_router)
+    # DICOMweb where the DicomWeb section puts it (Orthanc's plugin options), /rs alias.
+    if dicomweb_enabled(settings):
+        root = dicomweb_root(settings)
+        add_routes(app.router, dicomweb.servers_router, root)
+        add_routes(app.router, dicomweb.router, root)
+        add_routes(app.router, dicomweb.router, "/rs", include_in_schema=False)
+    if wado_enabled(settings):
+        add_routes(app.router, dicomweb.wado_uri_router, wado_root(settings),
+                   include_in_schema=wado_root(settings) == "/wado")
     add_routes(app.router, viewer.router)
+    add_routes(app.router, docs.router)
     app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml

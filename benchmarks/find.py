@@ -145,6 +145,11 @@ def queries(files: Sequence[Path], instances: int) -> list[Query]:
     def find(name: str, body: dict[str, Any]) -> Query:
         return Query(name, "POST", "/tools/find", body)
 
+    def order(key: str, direction: str = "ASC", kind: str = "DicomTag") -> list[dict[str, str]]:
+        return [{"Type": kind, "Key": key, "Direction": direction}]
+
+    by_number = order("InstanceNumber", kind="DicomTagAsInt")
+
     def qido(name: str, path: str) -> Query:
         return Query(name, "GET", "/dicom-web" + path)
 
@@ -168,6 +173,29 @@ def queries(files: Sequence[Path], instances: int) -> list[Query]:
         find("Expand 100 studies", hundred),
         find("RequestedTags 100 studies", {**hundred, "RequestedTags": [
             "ModalitiesInStudy", "NumberOfStudyRelatedInstances"]}),
+        # Orthanc 1.12.5's extended find (Orthanc 1.10.1 ignores OrderBy and knows no
+        # /tools/count-resources): sorted pages, as Orthanc Explorer 2 asks for them.
+        find("OrderBy InstanceNumber (int) + Limit 100", {
+            "Level": "Instance", "Query": {}, "OrderBy": by_number, "Limit": 100}),
+        find("OrderBy InstanceNumber DESC, Since 1000, Limit 100", {
+            "Level": "Instance", "Query": {}, "Limit": 100, "Since": 1000,
+            "OrderBy": order("InstanceNumber", "DESC", "DicomTagAsInt")}),
+        find("OrderBy StudyDate DESC + Limit 100", {
+            "Level": "Study", "Query": {}, "OrderBy": order("StudyDate", "DESC"),
+            "Limit": 100}),
+        find("OrderBy LastUpdate DESC + Limit 100 (OE2)", {
+            "Level": "Study", "Query": {}, "Limit": 100,
+            "OrderBy": order("LastUpdate", "DESC", "Metadata")}),
+        find("OrderBy PatientName, Since 1000, Limit 100", {
+            "Level": "Study", "Query": {}, "OrderBy": order("PatientName"), "Since": 1000,
+            "Limit": 100}),
+        find("OrderBy SeriesDescription + Limit 100", {
+            "Level": "Series", "Query": {}, "OrderBy": order("SeriesDescription"),
+            "Limit": 100}),
+        find("instances of one patient by InstanceNumber", {
+            "Level": "Instance", "Query": {"PatientID": middle}, "OrderBy": by_number}),
+        Query("count-resources instances StudyDate range", "POST", "/tools/count-resources",
+              {"Level": "Instance", "Query": {"StudyDate": date_range}}),
         qido("QIDO studies?PatientID", f"/studies?PatientID={middle}"),
         qido("QIDO studies?PatientName=SMITH*", "/studies?PatientName=SMITH*"),
         qido("QIDO studies?StudyDate range", f"/studies?StudyDate={date_range}"),
@@ -372,7 +400,7 @@ def explain(document: dict, find_queries: Sequence[Query], repeat: int) -> dict[
 
     from app.config import Settings
     from app.services.context import ServerContext
-    from app.services.find import tools_find
+    from app.services.find import count_resources, tools_find
 
     context = ServerContext.open(Settings.from_document(document, environ={}))
     engine = context.db.engine
@@ -386,14 +414,15 @@ def explain(document: dict, find_queries: Sequence[Query], repeat: int) -> dict[
     try:
         for query in find_queries:
             timings = []
+            run = count_resources if query.path.endswith("count-resources") else tools_find
             for _ in range(repeat):
                 start = time.perf_counter()
-                tools_find(context, query.body)
+                run(context, query.body)
                 timings.append((time.perf_counter() - start) * 1000)
             captured.clear()
             event.listen(engine, "before_cursor_execute", capture)
             try:
-                tools_find(context, query.body)
+                run(context, query.body)
             finally:
                 event.remove(engine, "before_cursor_execute", capture)
             plans = []

@@ -169,7 +169,9 @@ def live_server(tmp_path: Path, config: dict | None = None,
     if database_url:
         document["Pharos"] = {**document.get("Pharos", {}), "DatabaseUrl": database_url}
     if "BlobstoreUrl" not in document["Pharos"]:  # a test that names a store keeps it
-        document["Pharos"]["BlobstoreUrl"] = blobstore_url_for_tests(storage)
+        # Named after the StorageDirectory in effect: servers given one folder share a bucket.
+        document["Pharos"]["BlobstoreUrl"] = \
+            blobstore_url_for_tests(Path(document["StorageDirectory"]))
     config_path = tmp_path / "pharos.json"
     config_path.write_bytes(orjson.dumps(document))
     log = open(tmp_path / "server.log", "wb")

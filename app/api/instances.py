@@ -9,14 +9,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.blob_responses import blob_answer
-from app.api.deps import dicom_format, get_context, ignore_length, rest_origin, spool_body
+from app.api.deps import (
+    body_chunks,
+    dicom_format,
+    get_context,
+    ignore_length,
+    rest_origin,
+    spool_body,
+)
 from app.api.params import IGNORE_LENGTH, RESOURCE_TAGS_FORMAT, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
 from app.dicom.levels import Level
 from app.errors import BadFileFormat
-from app.services import ingest
+from app.services import form_upload, ingest
 from app.services import instances as instance_service
+from app.services.context import ServerContext
+from app.services.dicomweb_multipart import parse_media_type, spool_multipart
 
 router = APIRouter(tags=["Instances"])
 
@@ -26,10 +35,15 @@ router = APIRouter(tags=["Instances"])
              responses={200: {"model": InstanceStored | list[InstanceStored],
                               "description": "The stored instance, or one entry per DICOM file of a ZIP"}})
 async def store_instance(request: Request) -> JsonResponse:
-    """Store a DICOM file (the raw body), or every DICOM file of a ZIP archive."""
+    """Store a DICOM file (the raw body), or every DICOM file of a ZIP archive; or the
+    files of an HTML form (``multipart/form-data``, one file per part, as Orthanc
+    Explorer's upload sends them), answered as the list of the stored instances."""
     context = get_context(request)
-    spool, size = await spool_body(request, context)
     origin = rest_origin(request)
+    media_type, parameters = parse_media_type(request.headers.get("content-type", ""))
+    if media_type == "multipart/form-data":
+        return await _store_form(request, context, parameters.get("boundary", ""), origin)
+    spool, size = await spool_body(request, context)
     try:
         if size == 0:
             raise BadFileFormat("Cannot parse an invalid DICOM file (size: 0 bytes)")
@@ -43,6 +57,17 @@ async def store_instance(request: Request) -> JsonResponse:
         spool.close()
     result = await run_in_threadpool(ingest.ingest_instance, context, data, origin)
     return json_answer(result.orthanc_json())
+
+
+async def _store_form(request: Request, context: ServerContext, boundary: str,
+                      origin: dict[str, str]) -> JsonResponse:
+    chunk = form_upload.chunk_headers(dict(request.headers))
+    with await spool_multipart(body_chunks(request, context), boundary.strip(),
+                               memory_threshold=context.settings.ingest_spool_threshold,
+                               limit=context.settings.max_upload_size,
+                               allow_unclosed=True) as body:
+        results = await run_in_threadpool(form_upload.ingest_form, context, body, origin, chunk)
+    return json_answer([r.orthanc_json() for r in results])
 
 
 def _tags_mode(request: Request) -> str:

@@ -50,6 +50,14 @@ REQUESTED_TAGS = QueryParameter(
 REQUESTED_TAGS_OLD = QueryParameter(
     "requestedTags", {"type": "string"},
     "The spelling of requested-tags before Orthanc 1.12.4 (still accepted)")
+RESPONSE_CONTENT = QueryParameter(
+    "response-content", {"type": "string"},
+    "What each resource holds (Orthanc 1.12.5, overrides expand): MainDicomTags, Metadata, "
+    "Children, Parent, Labels, Status, IsStable, IsProtected, Attachments, separated by ';'")
+TO = QueryParameter("to", {"type": "integer", "minimum": 0},
+                    "Answer the changes up to this sequence number (included)")
+CHANGE_TYPE = QueryParameter("type", {"type": "string"},
+                             "Answer only the changes of these types, separated by ';'")
 SHORT = _flag("short", "Tags as {gggg,eeee: value}")
 SIMPLIFY = _flag("simplify", "Tags as {keyword: value}")
 NUMERIC = _flag("numeric", "Name metadata by their Orthanc MetadataType numbers (LastUpdate: 7)")

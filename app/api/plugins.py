@@ -41,3 +41,12 @@ def get_plugin(plugin: str, request: Request) -> JsonResponse:
     if description is None:
         raise UnknownResource(f"No plugin called {plugin!r}")
     return json_answer(description)
+
+
+@router.post("/studies/{id}/update-dicomweb-cache", operation_id="update_dicomweb_cache",
+             tags=["Studies"], response_model=dict[str, object])
+def update_dicomweb_cache(id: str, request: Request) -> JsonResponse:
+    """The DICOMweb plugin's cache refresh (1.15, called by Orthanc's Housekeeper): nothing
+    to do, Pharos answers WADO-RS metadata from its index, always up to date; ``{}`` as
+    the plugin answers, whatever the study."""
+    return json_answer({})

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
+from app import orthanc_api_at_least
 from app.api.blob_responses import blob_answer
 from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
 from app.api.params import (
@@ -18,6 +19,7 @@ from app.api.params import (
     FULL,
     LIMIT,
     NUMERIC,
+    RESPONSE_CONTENT,
     SINCE,
     TAGS_FORMAT,
     query_parameters,
@@ -59,19 +61,23 @@ def _register(level: Level) -> None:
         context = get_context(request)
         requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
         since, limit = _since_limit(request)
+        content = _list_content(request)
         with context.db.read() as conn:
             ids = browse.list_ids(conn, level, since=since, limit=limit)
-            if not flag(request, "expand"):
+            if content is None:
                 return json_answer([r.public_id for r in ids])
             rows = repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
-            return json_answer(find.expanded(conn, level, rows, requested, fmt))
+            return json_answer(find.expanded(conn, level, rows, requested, fmt, content,
+                                             context.settings.user_metadata))
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
          responses={200: {"model": list[model] | list[str]}},
          openapi_extra=query_parameters(EXPAND(f"Answer the {singular} resources instead of their IDs"),
+                             RESPONSE_CONTENT,
                              SINCE(f"Skip this many {plural} (paging, with limit)"),
-                             LIMIT(f"Answer at most this many {plural} (with since; 0: none)"),
+                             LIMIT(f"Answer at most this many {plural} (with since; 0: none "
+                                   "before Orthanc 1.12.5, no limit from 1.12.5)"),
                              *BROWSE_TAGS))
 
     def get_resource(id: str, request: Request) -> JsonResponse:
@@ -222,11 +228,26 @@ def _requested_tags(request: Request) -> list[str]:
 
 
 def _since_limit(request: Request) -> tuple[int, int | None]:
-    """``?since`` and ``?limit`` of ``GET /{level}``; ``limit=0`` answers nothing, as in
-    Orthanc 1.12.4. Orthanc 1.12.4 refuses one without the other (400); Pharos reads a
+    """``?since`` and ``?limit`` of ``GET /{level}``; ``limit=0`` answers nothing up to
+    Orthanc 1.12.4 and means no limit from 1.12.5 (as ``/tools/find``'s), after the
+    version Pharos reports. Orthanc refuses one without the other (400); Pharos reads a
     missing since as 0 and a missing limit as none (see the README's differences)."""
     limit = request.query_params.get("limit")
-    return int_param(request, "since"), None if limit is None else int_param(request, "limit")
+    if limit is None:
+        return int_param(request, "since"), None
+    count = int_param(request, "limit")
+    if count == 0 and orthanc_api_at_least(1, 12, 5):
+        return int_param(request, "since"), None
+    return int_param(request, "since"), count
+
+
+def _list_content(request: Request) -> browse.Content | None:
+    """``?response-content=`` (Orthanc 1.12.5, overrides expand), else ``?expand`` (its
+    value read as a Boolean: ``expand=false`` lists IDs, Orthanc 1.12.2), else IDs."""
+    text = request.query_params.get("response-content")
+    if text is not None:
+        return find.parse_response_content(text)
+    return browse.expand_content() if flag(request, "expand") else None
 
 
 def _relatives(level: Level, target: Level) -> Callable[..., JsonResponse]:

@@ -122,6 +122,8 @@ class Changes(_Model):
     Changes: list[Change]
     Done: bool
     Last: int
+    First: int | None = Field(None, description="The first change answered (absent when "
+                              "none is): its Seq - 1 is the 'to' of the previous page")
 
 
 class Exports(_Model):
@@ -164,6 +166,8 @@ class SystemInfo(_Model):
     Name: str
     Version: str = Field(description="The Orthanc version whose REST API Pharos answers as")
     PharosVersion: str
+    Capabilities: dict[str, bool] = Field(
+        description="The optional features of Orthanc's database back-ends (1.12.5+)")
 
 
 class EmptyAnswer(_Model):

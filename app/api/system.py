@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import PlainTextResponse
 
 from app import ORTHANC_API_LEVEL, ORTHANC_API_VERSION, __version__
 from app.api.deps import get_context, int_param, json_body
-from app.api.params import LAST, LIMIT, SINCE, query_parameters
+from app.api.params import CHANGE_TYPE, LAST, LIMIT, SINCE, TO, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import (
     JSON_BODY_ANY,
@@ -27,6 +28,12 @@ from app.services import browse, delete
 from app.services import bulk_content as bulk_content_service
 
 router = APIRouter()
+
+# Orthanc 1.12.5+'s optional features of its index (1.12.8 and 1.12.10 added the last
+# three): Pharos' index has the extended /tools/find and /changes; it keeps no key-value
+# stores nor queues.
+CAPABILITIES = {"HasExtendedChanges": True, "HasExtendedFind": True,
+                "HasKeyValueStores": False, "HasQueues": False, "HasReserveQueueValue": False}
 
 
 @router.get("/system", tags=["System"], operation_id="get_system", response_model=None,
@@ -48,6 +55,7 @@ def get_system(request: Request) -> JsonResponse:
         "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
         "StorageAreaPlugin": None,
         "StorageCompression": False, "UserMetadata": settings.user_metadata,
+        "Capabilities": CAPABILITIES,
         "Version": ORTHANC_API_VERSION,
         "PharosVersion": __version__, "Product": "Pharos",
     })
@@ -64,13 +72,18 @@ def get_statistics(request: Request) -> JsonResponse:
             response_model=Changes,
             openapi_extra=query_parameters(SINCE("Answer the changes after this sequence number"),
                                 LIMIT("Answer at most this many changes (default 100, at most "
-                                      "10,000)"), LAST))
+                                      "10,000)"), TO, CHANGE_TYPE, LAST))
 def list_changes(request: Request) -> JsonResponse:
-    """The change log: ``?since=SEQ&limit=N`` pages (N at most 10,000), ``?last`` the latest."""
+    """The change log: ``?since=SEQ&limit=N`` pages (N at most 10,000), ``?last`` the latest;
+    Orthanc 1.12.5's ``?type=A;B`` keeps some change types, ``?to=SEQ`` stops at a sequence
+    number (alone: the last changes up to it, to walk the log backwards)."""
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
+    to = None if request.query_params.get("to") in (None, "-1") else int_param(request, "to")
+    types = browse.change_types(request.query_params.get("type", "all"))
     with get_context(request).db.read() as conn:
         return json_answer(browse.changes_json(conn, int_param(request, "since"), limit,
-                                               last="last" in request.query_params))
+                                               last="last" in request.query_params,
+                                               to=to, types=types))
 
 
 @router.delete("/changes", tags=["Tracking changes"], operation_id="clear_changes",
@@ -103,16 +116,22 @@ def clear_exports(request: Request) -> JsonResponse:
 
 
 @router.post("/tools/bulk-delete", tags=["System"], operation_id="bulk_delete",
-             response_model=EmptyAnswer, openapi_extra=JSON_BODY_ANY)
-async def bulk_delete(request: Request) -> JsonResponse:
-    """Delete many resources: ``{"Resources": [IDs of any level]}``."""
+             response_model=None, openapi_extra=JSON_BODY_ANY, response_class=PlainTextResponse,
+             responses={200: {"description": "An empty body", "content": {
+                 "text/plain": {"schema": {"type": "string", "maxLength": 0}}}}})
+async def bulk_delete(request: Request) -> PlainTextResponse:
+    """Delete many resources: ``{"Resources": [IDs of any level]}``, or (Orthanc 1.13)
+    ``[{"Level", "ID"}]`` items, which spare looking the level up; unknown resources are
+    skipped. Orthanc answers an empty text body."""
     context = get_context(request)
     body = await json_body(request, context)
-    if not isinstance(body, dict) or not isinstance(body.get("Resources"), list) or \
-            not all(isinstance(x, str) for x in body["Resources"]):
-        raise BadRequest('The body must be {"Resources": [list of Orthanc IDs]}')
-    await run_in_threadpool(delete.bulk_delete, context, body["Resources"])
-    return json_answer({})
+    if not isinstance(body, dict):
+        raise BadRequest("The body must contain a JSON object")
+    resources = body.get("Resources")
+    if not isinstance(resources, list):
+        raise BadRequest("The body must contain a Resources array")
+    await run_in_threadpool(delete.bulk_delete, context, delete.parse_bulk_resources(resources))
+    return PlainTextResponse("")
 
 
 @router.post("/tools/bulk-content", tags=["System"], operation_id="bulk_content",

@@ -28,10 +28,23 @@ _TEXT_BODY = {"requestBody": {"required": True, "content": {
              responses={200: {"description": "IDs, or resources with Expand"}})
 async def tools_find(request: Request) -> JsonResponse:
     """Orthanc's find: ``{"Level", "Query", "Expand", "Limit", "Since", "CaseSensitive",
-    "RequestedTags", "Labels", "LabelsConstraint", "Full", "Short"}``."""
+    "RequestedTags", "Labels", "LabelsConstraint", "Full", "Short"}`` and Orthanc 1.12.5's
+    ``"OrderBy"``, ``"ResponseContent"``, ``"MetadataQuery"``, ``"ParentPatient"``,
+    ``"ParentStudy"``, ``"ParentSeries"``."""
     context = get_context(request)
     body = await json_body(request, context)
     return json_answer(await run_in_threadpool(find.tools_find, context, body))
+
+
+@router.post("/tools/count-resources", tags=["System"], operation_id="count_resources",
+             response_model=dict[str, int], openapi_extra=JSON_BODY_ANY)
+async def count_resources(request: Request) -> JsonResponse:
+    """Orthanc 1.12.5: ``{"Count": N}``, the number of resources ``/tools/find`` matches
+    for the same ``Level``, ``Query``, ``Labels``, ``LabelsConstraint``, ``MetadataQuery``
+    and ``ParentPatient``/``ParentStudy``/``ParentSeries`` (no Since, Limit nor cap)."""
+    context = get_context(request)
+    body = await json_body(request, context)
+    return json_answer(await run_in_threadpool(find.count_resources, context, body))
 
 
 @router.post("/tools/lookup", tags=["System"], operation_id="tools_lookup",

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from app import __version__
+from app.services.dicomweb_plugin import dicomweb_root
 from app.viewer import dist
 from app.viewer.config import ROUTER_BASENAME, ohif_config_script
 
@@ -98,8 +99,9 @@ def viewer_root(request: Request) -> RedirectResponse:
 @router.api_route(f"{ROUTER_BASENAME}/app-config.js", methods=["GET", "HEAD"])
 def viewer_config(request: Request) -> Response:
     """OHIF's configuration, generated: the data source is this server's ``/dicom-web``."""
-    script = ohif_config_script(f"{_base_url(request)}/dicom-web",
-                                friendly_name=request.app.state.settings.name)
+    settings = request.app.state.settings
+    script = ohif_config_script(f"{_base_url(request)}{dicomweb_root(settings)}",
+                                friendly_name=settings.name)
     # Built from the Host header: never to be stored by a cache for another host.
     return Response(script, media_type="text/javascript; charset=utf-8",
                     headers={"Cache-Control": "no-store"})

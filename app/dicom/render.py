@@ -23,9 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut
 
-from app.dicom import decode as decoding
 from app.dicom.decode import (  # noqa: F401 — re-exported for the other modules
     COLOR_FORMATS,
     DecodedImage,
@@ -75,9 +73,9 @@ def _preview(image: DecodedImage) -> np.ndarray:
     if image.format == PixelFormat.RGB48:
         return (image.pixels >> 8).astype(np.uint8)
     if image.format not in (PixelFormat.GRAY8, PixelFormat.GRAY16, PixelFormat.SIGNED_GRAY16):
-        if image.format == PixelFormat.FLOAT32 or image.format == PixelFormat.GRAY32:
+        if image.format == PixelFormat.FLOAT32:  # decoded with ExtendedImageDecoding only
             return _stretch_any(image.pixels)
-        raise NotDecodable(f"No preview for {image.format} images")
+        raise NotDecodable(f"No preview for {image.format} images (as in Orthanc)")
     low, high = int(image.pixels.min()), int(image.pixels.max())
     if low == high:
         return np.zeros(image.pixels.shape, np.uint8)
@@ -89,8 +87,8 @@ def _preview(image: DecodedImage) -> np.ndarray:
 
 
 def _stretch_any(values: np.ndarray) -> np.ndarray:
-    """Preview of what Orthanc cannot preview (32-bit or float values, decoded only with
-    ExtendedImageDecoding): the same linear stretch in double precision."""
+    """Preview of float values (decoded only with ExtendedImageDecoding): the same linear
+    stretch, in double precision."""
     low, high = float(np.nanmin(values)), float(np.nanmax(values))
     if not math.isfinite(low) or not math.isfinite(high) or high == low:
         return np.zeros(values.shape, np.uint8)
@@ -402,69 +400,3 @@ def encode_pam(image: np.ndarray) -> bytes:
     header = (f"P7\nWIDTH {width}\nHEIGHT {height}\nDEPTH {depth}\nMAXVAL {maxval}\n"
               f"TUPLTYPE {tupltype}\nENDHDR\n").encode()
     return header + data
-
-
-# --- DICOMweb rendering (PS3.18 8.3.5) -----------------------------------------------------
-
-
-@dataclass
-class Frame:
-    """A decoded frame for the DICOMweb rendering: RGB or stored grey values."""
-
-    pixels: np.ndarray  # (rows, columns) or (rows, columns, 3)
-    photometric: str
-
-    @property
-    def is_color(self) -> bool:
-        return self.pixels.ndim == 3
-
-
-def decode_frame(ds: Dataset, index: int) -> Frame:
-    """Frame *index* (from 0) with every codec Pharos has (DICOMweb renders what it can)."""
-    image = decoding.decode_frame(ds, index, extended=True)
-    pixels = image.pixels
-    if image.format == PixelFormat.RGB48:
-        pixels = (pixels >> 8).astype(np.uint8)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    return Frame(pixels, photometric)
-
-
-def window(ds: Dataset, frame: Frame, center: float | None = None,
-           width: float | None = None) -> np.ndarray:
-    """8-bit rendering with a VOI window (given, from the file, or the full range)."""
-    if frame.is_color:
-        return frame.pixels
-    values = apply_modality_lut(frame.pixels, ds).astype(np.float64) \
-        if "RescaleSlope" in ds or "ModalityLUTSequence" in ds else frame.pixels.astype(np.float64)
-    if center is None or width is None:
-        center, width = _file_window(ds)
-    if center is None or width is None or width <= 0:
-        low, high = float(values.min()), float(values.max())
-        center, width = (low + high) / 2, max(high - low, 1.0)
-    # PS3.3 C.11.2.1.2.1 linear function (width 1 is a threshold at the center)
-    if width <= 1:
-        image = np.where(values < center - 0.5, 0, 255).astype(np.uint8)
-    else:
-        scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255.0
-        image = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    if frame.photometric == "MONOCHROME1":
-        image = 255 - image
-    return image
-
-
-def _file_window(ds: Dataset) -> tuple[float | None, float | None]:
-    center = _first_double(ds.get("WindowCenter"))
-    width = _first_double(ds.get("WindowWidth"))
-    return (center, width) if center is not None and width is not None else (None, None)
-
-
-def fit_viewport(image: np.ndarray, max_width: int | None, max_height: int | None) -> np.ndarray:
-    """Scale down (keeping the aspect ratio) to fit in the viewport."""
-    if not max_width and not max_height:
-        return image
-    height, width = image.shape[:2]
-    scale = min((max_width or width) / width, (max_height or height) / height, 1.0)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))

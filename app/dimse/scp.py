@@ -38,11 +38,6 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-class _Nothing:
-    def stop(self) -> None:
-        return None
-
-
 class RunningScp:
     """The handle the lifespan keeps: stop() closes the port and ends associations."""
 
@@ -110,8 +105,12 @@ def start_scp(context: ServerContext) -> Stoppable:
         server = ae.start_server(("0.0.0.0", int(settings.dicom_port)), block=False,
                                  evt_handlers=bound)
     except OSError as error:
-        log.error("Cannot start the DICOM server on port %s: %s", settings.dicom_port, error)
-        return _Nothing()
+        # Fatal, as in Orthanc (and as the HTTP port): `pharos serve` checks the port
+        # before starting, so this is a port taken in the meantime.
+        from app.startup import StartupError
+        raise StartupError(f"DicomPort {settings.dicom_port} cannot be opened "
+                           f"({error.strerror or error}): stop the program listening "
+                           "there or choose another DicomPort") from None
     assert server is not None
     # Event-driven associations (app/dimse/acceptor.py); set before any peer can connect
     # in practice, and pynetdicom's handler would serve one that did, only slower.

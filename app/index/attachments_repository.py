@@ -38,6 +38,18 @@ def content_types(conn: Connection, level: Level, resource_pk: int) -> list[int]
         .order_by(ATTACHMENTS.c.content_type))]
 
 
+def attachments_of(conn: Connection, level: Level, pks: list[int]) -> dict[int, list[Row]]:
+    """The user attachments of many resources of one level, by pk, in numeric order."""
+    answer: dict[int, list[Row]] = {pk: [] for pk in pks}
+    for start in range(0, len(pks), 500):
+        for row in conn.execute(select(ATTACHMENTS).where(
+                ATTACHMENTS.c.level == level.value,
+                ATTACHMENTS.c.resource_pk.in_(pks[start:start + 500]))
+                .order_by(ATTACHMENTS.c.resource_pk, ATTACHMENTS.c.content_type)):
+            answer[row.resource_pk].append(row)
+    return answer
+
+
 def insert_attachment(conn: Connection, level: Level, resource_pk: int, content_type: int,
                       values: dict[str, Any]) -> None:
     """A new attachment at revision 0 (a concurrent insert fails on the unique key)."""

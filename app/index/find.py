@@ -19,8 +19,18 @@ Two query modes mirror Orthanc's two lookups:
   which case both are read from the DICOM JSON of the resource's first instance
   (Orthanc's "DICOM-as-JSON" path); at study level, ``ModalitiesInStudy`` turns the
   query into a series query on ``Modality`` whose studies are the answer; and
-  LimitFindResults / LimitFindInstances cap the candidates read from the index at the
-  limit plus one, before Since and Limit (Orthanc's ``lookupLimit``).
+  LimitFindResults / LimitFindInstances (``candidate_cap``) cap the candidates read from
+  the index when some constraint is checked on the DICOM JSON, as Orthanc 1.12.5+ caps
+  what its database returns before it reads files (the service turns the cap into a
+  plain limit when everything is answered by the index).
+
+Orthanc 1.12.5's extended find adds, for both modes: ``OrderBy`` keys (main tags of the
+level or its ancestors, metadata; compared as text, integers or floats; missing values
+last), always followed by the pk, so that pages are stable and resources stored later
+come after the ones stored earlier among equal keys; a parent resource
+(``ParentPatient``/``ParentStudy``/``ParentSeries``); ``MetadataQuery`` constraints;
+and counting (``count_matches``). Ordering keys with an index (see migration 0012) let
+``OrderBy`` + ``Limit`` read a few index entries instead of sorting every row.
 """
 
 from __future__ import annotations
@@ -32,18 +42,27 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
+    Float,
+    Integer,
     Select,
     String,
+    Text,
     and_,
+    case,
     cast,
     exists,
     func,
+    literal,
+    literal_column,
+    null,
     or_,
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.dicom.levels import Level
 from app.dicom.matching import Constraint, Kind
@@ -120,6 +139,27 @@ class LeveledConstraint:
     level: Level
 
 
+@dataclass(frozen=True)
+class OrderKey:
+    """One ``OrderBy`` item (Orthanc 1.12.5): a main tag keyword (``kind`` "tag") or a
+    metadata name as stored (``kind`` "metadata"), compared as ``cast`` "string", "int"
+    or "float"."""
+
+    kind: str
+    key: str
+    cast: str = "string"
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class MetadataConstraint:
+    """One ``MetadataQuery`` item: a constraint (equal, list or wildcard) on the value of
+    a metadata of the resource (a resource without that metadata never matches)."""
+
+    name: str
+    constraint: Constraint
+
+
 @dataclass
 class FindQuery:
     level: Level
@@ -130,6 +170,11 @@ class FindQuery:
     limit: int = 0
     rest: bool = False  # Orthanc's /tools/find semantics (see the module docstring)
     candidate_cap: int = 0  # REST: LimitFindResults / LimitFindInstances (0: none)
+    order_by: list[OrderKey] = field(default_factory=list)
+    parent: tuple[Level, int] | None = None  # (level, pk): descendants of that resource
+    metadata: list[MetadataConstraint] = field(default_factory=list)
+    # LabelsConstraint "None" with no label: resources without any label (Orthanc 1.12.11).
+    unlabelled: bool = False
 
 
 def level_of_keyword(keyword: str, default: Level) -> Level:
@@ -270,10 +315,12 @@ def _column_condition(constraint: Constraint, dialect: str,
 @dataclass
 class _PostItem:
     """A constraint checked in Python: on main tags ("main"), on the DICOM JSON of the
-    first instance ("sample"), or on the main tags of every descendant ("children")."""
+    first instance ("sample"), on the main tags of every descendant ("children"), on the
+    modalities of a study's series ("modalities") or on a metadata ("metadata")."""
 
     item: LeveledConstraint
     source: str
+    metadata: str = ""  # source "metadata": the metadata name
 
 
 @dataclass
@@ -288,16 +335,17 @@ def _compile(conn: Connection, query: FindQuery) -> _Compiled:
     compiled = _Compiled([], [])
     level = query.level
     sample_path = query.rest and any(
-        not is_main_tag(i.constraint.keyword) for i in query.constraints
-        if i.constraint.kind != Kind.UNIVERSAL)
+        not is_main_tag(i.constraint.keyword) and not _series_modality(query, i)
+        for i in query.constraints if i.constraint.kind != Kind.UNIVERSAL)
     divergent: list[int] | None = None
     for item in query.constraints:
         constraint = item.constraint
         if constraint.kind == Kind.UNIVERSAL:
             continue
         keyword = constraint.keyword
-        if not query.rest and keyword == "ModalitiesInStudy":
-            # PS3.4 C.6.2.1.2: a study matches when one of its series has the modality.
+        if _series_modality(query, item):
+            # PS3.4 C.6.2.1.2: a study matches when one of its series has the modality
+            # (Orthanc 1.12.6+ answers /tools/find so too: a "child exists" query).
             condition, exact = _raw_condition(SERIES.c.modality, constraint, dialect)
             compiled.where.append((Level.SERIES, condition))
             if not exact:
@@ -340,6 +388,35 @@ def _compile(conn: Connection, query: FindQuery) -> _Compiled:
             # Orthanc's DICOM-as-JSON path: the first instance decides.
             compiled.post.append(_PostItem(item, "sample"))
     return compiled
+
+
+def _series_modality(query: FindQuery, item: LeveledConstraint) -> bool:
+    """ModalitiesInStudy: a condition on the series' Modality, but in a REST query only
+    at study level (elsewhere Orthanc reads it from the DICOM JSON, where it is absent)."""
+    return item.constraint.keyword == "ModalitiesInStudy" and (
+        not query.rest or query.level == Level.STUDY)
+
+
+def needs_storage(query: FindQuery) -> bool:
+    """Orthanc 1.12.5's "cannot be fully performed in the database": a constraint on a tag
+    that is no main tag (computed tags included, but ModalitiesInStudy at study level),
+    or a case-sensitive constraint on one of the tags Orthanc's index keeps upper-cased
+    (``DicomIdentifiers``). Orthanc then refuses ``Since`` and counting."""
+    for item in query.constraints:
+        constraint = item.constraint
+        if constraint.kind == Kind.UNIVERSAL or _series_modality(query, item):
+            continue
+        if not is_main_tag(constraint.keyword):
+            return True
+        if constraint.case_sensitive and constraint.keyword in ORTHANC_IDENTIFIERS:
+            return True
+    return False
+
+
+# Orthanc's DicomIdentifiers (ServerToolbox.cpp): the tags its index keeps normalized.
+ORTHANC_IDENTIFIERS = {"PatientID", "PatientName", "PatientBirthDate", "StudyInstanceUID",
+                       "AccessionNumber", "StudyDescription", "StudyDate",
+                       "SeriesInstanceUID", "SOPInstanceUID"}
 
 
 def _divergent_studies(conn: Connection) -> list[int]:
@@ -385,20 +462,50 @@ def _join_up(statement: Select, level: Level, top: Level) -> Select:
     return statement
 
 
-def _base_select(query: FindQuery, where: list[tuple[Level, ColumnElement[bool]]]) -> Select:
+def _base_select(conn: Connection, query: FindQuery,
+                 where: list[tuple[Level, ColumnElement[bool]]]) -> Select:
+    """``SELECT pk, public_id`` of the query level with every SQL condition, the joins to
+    the ancestors they (and the ordering, and the parent) read, and the order."""
     level = query.level
     table = TABLE[level]
+    dialect = conn.dialect.name
+    orders = [_order_source(key, level, dialect) for key in query.order_by]
+    needed = [lvl for lvl, _ in where if lvl.depth < level.depth]
+    needed += [source.level for source in orders if source.level.depth < level.depth]
+    parent_condition = None
+    if query.parent is not None:
+        parent_condition, joined = _parent_condition(level, *query.parent)
+        if joined is not None:
+            needed.append(joined)
     statement = select(table.c.pk, table.c.public_id).select_from(table)
-    ancestors = [lvl for lvl, _ in where if lvl.depth < level.depth]
-    if ancestors:
-        statement = _join_up(statement, level, min(ancestors, key=lambda lvl: lvl.depth))
+    if needed:
+        statement = _join_up(statement, level, min(needed, key=lambda lvl: lvl.depth))
+    for source in orders:
+        if source.outer_join is not None:
+            statement = statement.outerjoin(*source.outer_join)
     conditions = [_child_exists(level, lvl, condition) if lvl.depth > level.depth else condition
                   for lvl, condition in where]
+    if parent_condition is not None:
+        conditions.append(parent_condition)
+    conditions += [_metadata_condition(level, item, dialect)[0] for item in query.metadata]
     if conditions:
         statement = statement.where(*conditions)
     if query.labels:
         statement = statement.where(_labels_condition(query))
-    return statement.order_by(table.c.pk)
+    elif query.unlabelled:
+        statement = statement.where(~exists(select(1).where(
+            LABELS.c.level == level.value, LABELS.c.resource_pk == table.c.pk)))
+    order_by: list[Any] = []
+    for key, source in zip(query.order_by, orders, strict=True):
+        if source.constant:
+            continue
+        expression = _cast(source.expression, key.cast, source.kind, dialect)
+        ordered = expression.desc() if key.descending else expression.asc()
+        # Missing values come last in both directions, as in Orthanc; a column that is
+        # never NULL is left without NULLS LAST, so that PostgreSQL can walk its index
+        # backwards.
+        order_by.append(ordered if source.not_null else ordered.nulls_last())
+    return statement.order_by(*order_by, table.c.pk)
 
 
 def _labels_condition(query: FindQuery) -> ColumnElement[bool]:
@@ -416,46 +523,207 @@ def _labels_condition(query: FindQuery) -> ColumnElement[bool]:
     return and_(*(has(label) for label in query.labels))
 
 
+def _parent_condition(level: Level, parent: Level,
+                      parent_pk: int) -> tuple[ColumnElement[bool] | None, Level | None]:
+    """(condition, level to join up to) keeping the descendants of one resource. A parent
+    below the query level is ignored, as Orthanc does."""
+    if parent == level:
+        return TABLE[level].c.pk == parent_pk, None
+    if parent.depth > level.depth:
+        return None, None
+    child = parent.child
+    assert child is not None
+    return TABLE[child].c[PARENT_FK[child]] == parent_pk, child
+
+
+# --- ordering and metadata ----------------------------------------------------------------
+
+# Typed columns that order a main tag as Orthanc's index does: its identifiers
+# (DicomIdentifiers) in their normalized form, other tags as stored.
+SORT_COLUMNS: dict[str, tuple[Level, str]] = {
+    "PatientID": (Level.PATIENT, "patient_id"),
+    "PatientName": (Level.PATIENT, "patient_name_norm"),
+    "PatientBirthDate": (Level.PATIENT, "birth_date"),
+    "PatientSex": (Level.PATIENT, "sex"),
+    "StudyInstanceUID": (Level.STUDY, "study_uid"),
+    "StudyDate": (Level.STUDY, "study_date"),
+    "StudyTime": (Level.STUDY, "study_time"),
+    "AccessionNumber": (Level.STUDY, "accession"),
+    "StudyDescription": (Level.STUDY, "description_norm"),
+    "SeriesInstanceUID": (Level.SERIES, "series_uid"),
+    "Modality": (Level.SERIES, "modality"),
+    "SeriesNumber": (Level.SERIES, "series_number"),
+    "SOPInstanceUID": (Level.INSTANCE, "sop_uid"),
+    "InstanceNumber": (Level.INSTANCE, "instance_number"),
+}
+
+# Orthanc's automatic metadata that Pharos keeps in columns: (level, column).
+METADATA_COLUMNS: dict[str, tuple[tuple[Level, ...], str]] = {
+    "LastUpdate": ((Level.PATIENT, Level.STUDY, Level.SERIES), "last_update"),
+    "ExpectedNumberOfInstances": ((Level.SERIES,), "expected_instances"),
+    "IndexInSeries": ((Level.INSTANCE,), "index_in_series"),
+    "ReceptionDate": ((Level.INSTANCE,), "received_at"),
+    "RemoteAET": ((Level.INSTANCE,), "remote_aet"),
+    "Origin": ((Level.INSTANCE,), "origin"),
+    "TransferSyntax": ((Level.INSTANCE,), "transfer_syntax"),
+    "SopClassUid": ((Level.INSTANCE,), "sop_class_uid"),
+    "RemoteIP": ((Level.INSTANCE,), "remote_ip"),
+    "CalledAET": ((Level.INSTANCE,), "called_aet"),
+    "HttpUsername": ((Level.INSTANCE,), "http_username"),
+}
+_NUMERIC_COLUMNS = {"expected_instances", "index_in_series"}
+_OPTIONAL_TEXT_COLUMNS = {"remote_ip", "called_aet"}  # "" is "no such metadata"
+_NOT_NULL_COLUMNS = {"last_update", "received_at", "origin", "transfer_syntax",
+                     "sop_class_uid", "public_id"}
+
+# PostgreSQL refuses to cast a text that is no number: only numbers are cast (others are
+# missing values). SQLite's CAST reads a leading number (0 for none), as Orthanc's does.
+_PG_INTEGER = r"^\s*[-+]?[0-9]+\s*$"
+_PG_FLOAT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+@dataclass
+class _OrderSource:
+    expression: Any
+    level: Level  # the table the expression reads (the query level or an ancestor)
+    kind: str = "text"  # "text" or "number": the expression's own type
+    outer_join: tuple[Any, Any] | None = None  # (table, ON) for a metadata value
+    not_null: bool = False
+    constant: bool = False  # the same for every resource: orders nothing
+
+
+def _order_source(key: OrderKey, level: Level, dialect: str) -> _OrderSource:
+    """What an ``OrderBy`` key reads; a key the level does not have orders nothing (as in
+    Orthanc, resources without a value are all last, in pk order)."""
+    if key.kind == "metadata":
+        return _metadata_source(key.key, level, alias_name=f"order_{id(key):x}")
+    source = _main_tag_source(level, key.key)
+    if source is None:
+        return _OrderSource(null(), level, constant=True)
+    if key.key in SORT_COLUMNS and SORT_COLUMNS[key.key][0] == source:
+        return _OrderSource(TABLE[source].c[SORT_COLUMNS[key.key][1]], source)
+    return _OrderSource(_json_text(TABLE[source].c.main_tags, key.key, dialect), source)
+
+
+def _json_text(column: Any, keyword: str, dialect: str) -> Any:
+    """The string of *keyword* in a main tags JSON document (NULL when absent)."""
+    if dialect == "postgresql":
+        return cast(func.convert_from(column, literal_column("'UTF8'")), JSONB).op("->>")(
+            literal_column(f"'{keyword}'"))
+    return func.json_extract(cast(column, String), literal_column(f"'$.\"{keyword}\"'"))
+
+
+def _metadata_source(name: str, level: Level, alias_name: str) -> _OrderSource:
+    """The value of one metadata of the resources at *level*: a column for Orthanc's
+    automatic metadata kept in columns, else the metadata table (outer join)."""
+    table = TABLE[level]
+    if name in METADATA_COLUMNS:
+        levels, column_name = METADATA_COLUMNS[name]
+        if level not in levels:
+            if name == "RemoteAET" and level == Level.SERIES:  # its first instance's
+                return _OrderSource(select(INSTANCES.c.remote_aet).where(
+                    INSTANCES.c.series_pk == SERIES.c.pk).order_by(INSTANCES.c.pk)
+                    .limit(1).scalar_subquery(), level)
+            return _OrderSource(null(), level, constant=True)
+        column: Any = table.c[column_name]
+        if column_name in _OPTIONAL_TEXT_COLUMNS:
+            column = func.nullif(column, "")
+        elif column_name == "http_username":
+            column = case((table.c.origin == "RestApi", column), else_=null())
+        return _OrderSource(column, level,
+                            "number" if column_name in _NUMERIC_COLUMNS else "text",
+                            not_null=column_name in _NOT_NULL_COLUMNS)
+    if name == "MainDicomTagsSignature":
+        from app.dicom.tags import main_tags_signature
+        return _OrderSource(literal(main_tags_signature(level)), level, constant=True)
+    alias = METADATA.alias(alias_name)
+    on = and_(alias.c.level == level.value, alias.c.resource_pk == table.c.pk,
+              alias.c.name == name)
+    return _OrderSource(alias.c.value, level, outer_join=(alias, on))
+
+
+def _cast(expression: Any, wanted: str, kind: str, dialect: str) -> Any:
+    """*expression* compared as text, integer or float (``DicomTagAsInt``...)."""
+    if wanted == "string":
+        return cast(expression, Text) if kind == "number" else expression
+    if kind == "number":
+        return expression
+    sql_type = BigInteger if wanted == "int" else Float
+    if dialect == "postgresql":
+        pattern = _PG_INTEGER if wanted == "int" else _PG_FLOAT
+        return case((expression.op("~")(literal_column(f"'{pattern}'")),
+                     cast(func.trim(expression), sql_type)), else_=null())
+    return cast(expression, Integer if wanted == "int" else Float)
+
+
+def _metadata_condition(level: Level, item: MetadataConstraint,
+                        dialect: str) -> tuple[ColumnElement[bool], bool]:
+    """(condition, exact) of one ``MetadataQuery`` item: EXISTS a metadata row matching,
+    or the condition on the column of an automatic metadata. Not exact: case-insensitive
+    non-ASCII values, re-checked in Python (``_PostFilter``)."""
+    table = TABLE[level]
+    source = _metadata_source(item.name, level, alias_name="unused")
+    if source.outer_join is None:
+        value = _cast(source.expression, "string", source.kind, dialect)
+        condition, exact = _raw_condition(value, item.constraint, dialect)
+        return and_(value.is_not(None), condition), exact
+    condition, exact = _raw_condition(METADATA.c.value, item.constraint, dialect)
+    return exists(select(1).where(METADATA.c.level == level.value,
+                                  METADATA.c.resource_pk == table.c.pk,
+                                  METADATA.c.name == item.name, condition)), exact
+
+
+def metadata_values(conn: Connection, level: Level, pks: Sequence[int],
+                    name: str) -> dict[int, str | None]:
+    """The value of one metadata (automatic or stored) of resources at *level*."""
+    table = TABLE[level]
+    source = _metadata_source(name, level, alias_name="m")
+    value = _cast(source.expression, "string", source.kind, conn.dialect.name)
+    statement = select(table.c.pk, value).select_from(table)
+    if source.outer_join is not None:
+        statement = statement.outerjoin(*source.outer_join)
+    answer: dict[int, str | None] = dict.fromkeys(pks)
+    for start in range(0, len(pks), 500):
+        answer.update(conn.execute(statement.where(
+            table.c.pk.in_(list(pks[start:start + 500])))).all())
+    return answer
+
+
 # --- running a query ----------------------------------------------------------------------
 
 def find_pks(conn: Connection, query: FindQuery) -> list[int]:
-    """The pks at ``query.level`` matching every constraint, in index order."""
+    """The pks at ``query.level`` matching every constraint, in the query's order."""
     return [pk for pk, _ in find_matches(conn, query)]
 
 
 def find_matches(conn: Connection, query: FindQuery) -> list[tuple[int, str]]:
-    """(pk, public ID) of the matches: ID-only answers need no second look-up."""
-    if query.rest and query.level == Level.STUDY and any(
-            i.constraint.keyword == "ModalitiesInStudy" and i.constraint.kind != Kind.UNIVERSAL
-            for i in query.constraints):
-        pks = _find_by_series_modality(conn, query)
-        table = TABLE[query.level]
-        ids: dict[int, str] = {}
-        for start in range(0, len(pks), 500):
-            ids.update(conn.execute(select(table.c.pk, table.c.public_id).where(
-                table.c.pk.in_(pks[start:start + 500]))).all())
-        return [(pk, ids[pk]) for pk in pks]
+    """(pk, public ID) of the matches, in order: ID-only answers need no second look-up.
+
+    ``since`` and ``limit`` page the matches; ``candidate_cap`` (REST) stops reading
+    candidates from the index after that many when constraints are checked on the
+    DICOM JSON (Orthanc 1.12.5+ reads at most that many resources from its database)."""
     compiled = _compile(conn, query)
     if compiled.impossible:
         return []
-    statement = _base_select(query, compiled.where)
-    if not compiled.post and not query.candidate_cap:
+    statement = _base_select(conn, query, compiled.where)
+    post = compiled.post + _metadata_post_items(conn, query)
+    if not post:
         if query.since:
             statement = statement.offset(query.since)
         if query.limit:
             statement = statement.limit(query.limit)
         return [(pk, public_id) for pk, public_id in conn.execute(statement)]
     answer: list[tuple[int, str]] = []
-    skipped = 0
-    candidates = 0
-    checker = _PostFilter(conn, query.level, compiled.post)
+    skipped = candidates = 0
+    cap = query.candidate_cap if any(p.source == "sample" for p in post) else 0
+    checker = _PostFilter(conn, query.level, post)
     for batch in _batches(conn, statement, 500):
         public_ids = dict(batch)
         for pk, is_candidate, is_match in checker.accept([pk for pk, _ in batch]):
             if not is_candidate:
                 continue
             candidates += 1
-            if query.candidate_cap and candidates > query.candidate_cap + 1:
+            if cap and candidates > cap:
                 return answer
             if not is_match:
                 continue
@@ -468,34 +736,27 @@ def find_matches(conn: Connection, query: FindQuery) -> list[tuple[int, str]]:
     return answer
 
 
-def _find_by_series_modality(conn: Connection, query: FindQuery) -> list[int]:
-    """Orthanc 1.10 answers ``ModalitiesInStudy`` at study level with a series query on
-    ``Modality`` (same other constraints): the studies of the matching series."""
-    constraints = []
-    for item in query.constraints:
-        constraint = item.constraint
-        if constraint.keyword == "ModalitiesInStudy":
-            constraint = Constraint(0x00080060, "Modality", constraint.kind, constraint.values,
-                                    constraint.low, constraint.high, constraint.case_sensitive)
-            item = LeveledConstraint(constraint, Level.SERIES)
-        constraints.append(item)
-    series_query = FindQuery(Level.SERIES, constraints, rest=True,
-                             candidate_cap=query.candidate_cap)
-    series_pks = find_pks(conn, series_query)
-    study_pks: set[int] = set()
-    for start in range(0, len(series_pks), 500):
-        study_pks.update(pk for (pk,) in conn.execute(
-            select(SERIES.c.study_pk).where(SERIES.c.pk.in_(series_pks[start:start + 500]))))
-    ordered = sorted(study_pks)
-    if query.labels and ordered:
-        kept: set[int] = set()
-        condition = _labels_condition(query)
-        for start in range(0, len(ordered), 500):
-            kept.update(pk for (pk,) in conn.execute(select(STUDIES.c.pk).where(
-                STUDIES.c.pk.in_(ordered[start:start + 500]), condition)))
-        ordered = [pk for pk in ordered if pk in kept]
-    ordered = ordered[query.since:]
-    return ordered[:query.limit] if query.limit else ordered
+def count_matches(conn: Connection, query: FindQuery) -> int:
+    """How many resources match (``/tools/count-resources``): counted by the database
+    when its conditions are exact, else by re-checking its candidates."""
+    compiled = _compile(conn, query)
+    if compiled.impossible:
+        return 0
+    statement = _base_select(conn, query, compiled.where).order_by(None)
+    post = compiled.post + _metadata_post_items(conn, query)
+    if not post:
+        return int(conn.execute(select(func.count()).select_from(statement.subquery()))
+                   .scalar_one())
+    checker = _PostFilter(conn, query.level, post)
+    return sum(1 for batch in _batches(conn, statement, 500)
+               for _, _, is_match in checker.accept([pk for pk, _ in batch]) if is_match)
+
+
+def _metadata_post_items(conn: Connection, query: FindQuery) -> list[_PostItem]:
+    """Re-checks of the MetadataQuery items SQL can only approximate."""
+    return [_PostItem(LeveledConstraint(item.constraint, query.level), "metadata", item.name)
+            for item in query.metadata
+            if not _metadata_condition(query.level, item, conn.dialect.name)[1]]
 
 
 def _batches(conn: Connection, statement: Select,
@@ -539,6 +800,10 @@ class _PostFilter:
                     document = sample.get(pk)
                     answer[pk][id(post)] = (json_value(document, keyword)
                                             if document is not None else None)
+            elif post.source == "metadata":
+                for pk, value in metadata_values(self.conn, self.level, pks,
+                                                 post.metadata).items():
+                    answer[pk][id(post)] = value
             elif post.source == "modalities":
                 for pk, value in _modalities(self.conn, pks).items():
                     answer[pk][id(post)] = value.split("\\") if value else []

@@ -265,6 +265,11 @@ class Query(Base):
 # Migration 0003 (found with benchmarks/find.py --explain): ModalitiesInStudy lookups,
 # and on PostgreSQL prefix (text_pattern_ops) and infix (pg_trgm) wildcard indexes.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+# Migration 0012: OrderBy + Limit (Orthanc 1.12.5) on LastUpdate of studies, and
+# /changes?type=. It also indexes CAST(instance_number AS INTEGER) (dialect-specific
+# expressions: see the migration).
+Index("ix_studies_last_update", Study.last_update, Study.pk)
+Index("ix_changes_change_type", Change.change_type, Change.seq)
 # Migration 0007: case-insensitive PatientID look-ups (/tools/lookup, find with
 # CaseSensitive false) compare upper(patient_id) when the value has many letters.
 Index("ix_patients_patient_id_upper", func.upper(Patient.patient_id))

@@ -656,15 +656,31 @@ def oldest_unprotected_patient(conn: Connection, exclude_public_id: str) -> Row 
 
 # --- changes and exports ------------------------------------------------------------------
 
-def list_changes(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
-    """Up to *limit* changes after *since*, whether that is all of them, and Orthanc's
+def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = None,
+                 types: Sequence[str] = ()) -> tuple[list[Row], bool, int]:
+    """Up to *limit* changes after *since* (and up to *to*, of *types*: Orthanc 1.12.5's
+    extended changes), whether no other change is left in that direction, and Orthanc's
     ``Last``: the last change answered, or for an empty page the last sequence number
     ever given (``GetLastChangeIndex``), so that a client polling with ``since=Last``
-    neither misses nor repeats a change."""
-    rows = list(conn.execute(select(CHANGES).where(CHANGES.c.seq > since)
-                             .order_by(CHANGES.c.seq).limit(limit + 1)))
+    neither misses nor repeats a change.
+
+    With *to* but no *since*, the answer is the *limit* changes just before *to*
+    (included), in ascending order: a client walks the log backwards with ``to=First-1``
+    (``Done`` is then whether none is left before)."""
+    statement = select(CHANGES)
+    if since:
+        statement = statement.where(CHANGES.c.seq > since)
+    if to is not None:
+        statement = statement.where(CHANGES.c.seq <= to)
+    if types:
+        statement = statement.where(CHANGES.c.change_type.in_(list(types)))
+    backwards = to is not None and not since
+    order = CHANGES.c.seq.desc() if backwards else CHANGES.c.seq
+    rows = list(conn.execute(statement.order_by(order).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]
+    if backwards:
+        rows.reverse()
     return rows, done, int(rows[-1].seq) if rows else last_change_index(conn)
 
 

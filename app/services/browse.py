@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from enum import Flag, auto
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Row, bindparam, select
 
+from app import orthanc_api_at_least
 from app.dicom.levels import Level
 from app.dicom.tags import main_tags_signature
-from app.errors import UnknownResource
-from app.index import repository
+from app.errors import ParameterOutOfRange, UnknownResource
+from app.index import attachments_repository, repository
 from app.index.repository import INSTANCES, series_status
 from app.validation import is_digits
 
@@ -28,59 +30,166 @@ def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
     return row
 
 
+class Content(Flag):
+    """What the JSON of a resource holds: Orthanc 1.12.5's ``ResponseContentFlags``.
+
+    ``EXPAND`` is the resource as ``GET /{level}/{id}`` (and ``Expand``) shows it; a
+    ``ResponseContent`` list picks parts (``ID`` and ``Type`` are always there)."""
+
+    NONE = 0
+    REQUESTED_TAGS = auto()
+    MAIN_DICOM_TAGS = auto()
+    METADATA_LEGACY = auto()  # ExpectedNumberOfInstances, IndexInSeries, LastUpdate...
+    ATTACHMENTS_LEGACY = auto()  # FileSize, FileUuid of an instance
+    METADATA = auto()  # every metadata in a "Metadata" object
+    ATTACHMENTS = auto()  # every attachment in an "Attachments" list
+    STATUS = auto()
+    PARENT = auto()
+    CHILDREN = auto()
+    LABELS = auto()
+    IS_STABLE = auto()
+    IS_PROTECTED = auto()
+
+
+# The names of ResponseContent items (Orthanc's StringToResponseContent).
+RESPONSE_CONTENT = {"MainDicomTags": Content.MAIN_DICOM_TAGS,
+                    "RequestedTags": Content.REQUESTED_TAGS, "Metadata": Content.METADATA,
+                    "Status": Content.STATUS, "Parent": Content.PARENT,
+                    "Children": Content.CHILDREN, "Labels": Content.LABELS,
+                    "Attachments": Content.ATTACHMENTS, "IsStable": Content.IS_STABLE,
+                    "IsProtected": Content.IS_PROTECTED}
+
+
+def expand_content() -> Content:
+    """``Expand``: everything but the ``Metadata`` and ``Attachments`` lists; a patient's
+    ``IsProtected`` is part of it from Orthanc 1.12.8 on."""
+    content = (Content.REQUESTED_TAGS | Content.MAIN_DICOM_TAGS | Content.METADATA_LEGACY |
+               Content.ATTACHMENTS_LEGACY | Content.STATUS | Content.PARENT |
+               Content.CHILDREN | Content.LABELS | Content.IS_STABLE)
+    return content | Content.IS_PROTECTED if orthanc_api_at_least(1, 12, 8) else content
+
+
 _ORIGIN_METADATA = ("AnonymizedFrom", "ModifiedFrom")
 _INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).where(
     INSTANCES.c.series_pk.in_(bindparam("b_pks", expanding=True)))
 
 
-def resources_json(conn: Connection, level: Level, rows: Sequence[Row]) -> list[dict[str, Any]]:
-    """The ``GET /{level}/{id}`` JSON of each row, in the same order."""
+def resources_json(conn: Connection, level: Level, rows: Sequence[Row],
+                   content: Content | None = None,
+                   user_metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The JSON of each row, in the same order: as ``GET /{level}/{id}`` by default, else
+    the parts *content* names (Orthanc's ``ResourceFinder::Expand``), with a fixed number
+    of queries whatever the number of rows (but ``Metadata``: a few per row)."""
     if not rows:
         return []
-    pks = [r.pk for r in rows]
-    labels = repository.labels_of(conn, level, pks)
-    children = repository.child_ids(conn, level, pks)
-    wanted = _ORIGIN_METADATA + ((repository.STUDY_PATIENT_TAGS,) if level == Level.STUDY else ())
-    metadata = repository.metadata_values(conn, level, pks, wanted)
+    content = expand_content() if content is None else content
+    parts = _Parts(conn, level, rows, content)
     answers: list[dict[str, Any]] = []
-    if level == Level.STUDY:
-        patient_pks = sorted({r.patient_pk for r in rows})
-        patients = repository.public_ids_by_pk(conn, Level.PATIENT, patient_pks)
-        # Orthanc answers the patient tags copied when the study was created, not the
-        # patient's: they differ when instances of one PatientID disagree.
-        patient_tags = repository.study_patient_tags(conn, rows, metadata)
-    if level == Level.SERIES:
-        indices: dict[int, list[int | None]] = defaultdict(list)
-        for series_pk, index in conn.execute(_INDICES_IN_SERIES, {"b_pks": pks}):
-            indices[series_pk].append(index)
-        studies = repository.public_ids_by_pk(conn, Level.STUDY, {r.study_pk for r in rows})
-    if level == Level.INSTANCE:
-        series = repository.public_ids_by_pk(conn, Level.SERIES, {r.series_pk for r in rows})
     for row in rows:
-        answer: dict[str, Any] = {"ID": row.public_id,
-                                  "MainDicomTags": orjson.loads(row.main_tags),
-                                  "Type": level.value, "Labels": labels[row.pk]}
-        if level == Level.PATIENT:
-            answer.update(IsStable=bool(row.is_stable), LastUpdate=row.last_update,
-                          Studies=children[row.pk])
-        elif level == Level.STUDY:
-            answer.update(IsStable=bool(row.is_stable), LastUpdate=row.last_update,
-                          ParentPatient=patients[row.patient_pk],
-                          PatientMainDicomTags=patient_tags[row.pk],
-                          Series=children[row.pk])
-        elif level == Level.SERIES:
-            answer.update(ExpectedNumberOfInstances=row.expected_instances,
-                          Instances=children[row.pk], IsStable=bool(row.is_stable),
-                          LastUpdate=row.last_update, ParentStudy=studies[row.study_pk],
-                          Status=series_status(row.expected_instances, indices[row.pk]))
-        else:
-            answer.update(FileSize=row.file_size, FileUuid=row.blob_key,
-                          IndexInSeries=row.index_in_series, ParentSeries=series[row.series_pk])
-        for name in _ORIGIN_METADATA:  # Orthanc shows where a modified resource came from
-            if name in metadata[row.pk]:
-                answer[name] = metadata[row.pk][name]
+        answer: dict[str, Any] = {"ID": row.public_id, "Type": level.value}
+        if Content.MAIN_DICOM_TAGS in content:
+            answer["MainDicomTags"] = orjson.loads(row.main_tags)
+        if Content.LABELS in content:
+            answer["Labels"] = parts.labels[row.pk]
+        _level_parts(answer, level, row, content, parts)
+        if Content.METADATA_LEGACY in content:
+            for name in _ORIGIN_METADATA:  # Orthanc shows where a modified resource came from
+                if name in parts.metadata[row.pk]:
+                    answer[name] = parts.metadata[row.pk][name]
+        if Content.METADATA in content:
+            answer["Metadata"] = resource_metadata(conn, level, row, user_metadata)
+        if Content.ATTACHMENTS in content:
+            answer["Attachments"] = parts.attachments[row.pk]
         answers.append(answer)
     return answers
+
+
+class _Parts:
+    """What the rows' JSON needs beyond the rows themselves, read in a few queries."""
+
+    def __init__(self, conn: Connection, level: Level, rows: Sequence[Row],
+                 content: Content) -> None:
+        pks = [r.pk for r in rows]
+        self.labels = repository.labels_of(conn, level, pks) if Content.LABELS in content \
+            else {}
+        self.children = repository.child_ids(conn, level, pks) \
+            if Content.CHILDREN in content else {}
+        wanted: tuple[str, ...] = _ORIGIN_METADATA if Content.METADATA_LEGACY in content \
+            else ()
+        if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
+            wanted += (repository.STUDY_PATIENT_TAGS,)
+        self.metadata = repository.metadata_values(conn, level, pks, wanted)
+        self.parents: dict[int, str] = {}
+        if level != Level.PATIENT and Content.PARENT in content:
+            parent = level.parent
+            assert parent is not None
+            fk = repository.PARENT_FK[level]
+            self.parents = repository.public_ids_by_pk(conn, parent,
+                                                       {getattr(r, fk) for r in rows})
+        self.patient_tags: dict[int, dict[str, str]] = {}
+        if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
+            # Orthanc answers the patient tags copied when the study was created, not the
+            # patient's: they differ when instances of one PatientID disagree.
+            self.patient_tags = repository.study_patient_tags(conn, rows, self.metadata)
+        self.indices: dict[int, list[int | None]] = defaultdict(list)
+        if level == Level.SERIES and content & (Content.STATUS | Content.METADATA_LEGACY):
+            for series_pk, index in conn.execute(_INDICES_IN_SERIES, {"b_pks": pks}):
+                self.indices[series_pk].append(index)
+        self.attachments: dict[int, list[dict[str, Any]]] = {}
+        if Content.ATTACHMENTS in content:
+            self.attachments = _attachments(conn, level, rows)
+
+
+def _level_parts(answer: dict[str, Any], level: Level, row: Row, content: Content,
+                 parts: _Parts) -> None:
+    """The keys of one level: parent, children, stability, status, legacy metadata."""
+    if level != Level.PATIENT and Content.PARENT in content:
+        fk = repository.PARENT_FK[level]
+        answer[f"Parent{level.parent.value if level.parent else ''}"] = \
+            parts.parents[getattr(row, fk)]
+    if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
+        answer["PatientMainDicomTags"] = parts.patient_tags[row.pk]
+    if level != Level.INSTANCE:
+        if Content.CHILDREN in content:
+            child = level.child
+            assert child is not None
+            answer[child.plural.capitalize()] = parts.children[row.pk]
+        if Content.IS_STABLE in content:
+            answer["IsStable"] = bool(row.is_stable)
+        if Content.METADATA_LEGACY in content:
+            answer["LastUpdate"] = row.last_update
+    if level == Level.PATIENT and Content.IS_PROTECTED in content:
+        answer["IsProtected"] = bool(row.is_protected)
+    if level == Level.SERIES:
+        if Content.METADATA_LEGACY in content:
+            answer["ExpectedNumberOfInstances"] = row.expected_instances
+        if Content.STATUS in content:
+            answer["Status"] = series_status(row.expected_instances, parts.indices[row.pk])
+    if level == Level.INSTANCE:
+        if Content.ATTACHMENTS_LEGACY in content:
+            answer.update(FileSize=row.file_size, FileUuid=row.blob_key)
+        if Content.METADATA_LEGACY in content:
+            answer["IndexInSeries"] = row.index_in_series
+
+
+def _attachments(conn: Connection, level: Level, rows: Sequence[Row]) -> dict[int, list[Any]]:
+    """Orthanc's ``Attachments`` list: the DICOM file of an instance (content type 1) and
+    the user attachments, in content type order."""
+    user = attachments_repository.attachments_of(conn, level, [r.pk for r in rows])
+    answer: dict[int, list[Any]] = {}
+    for row in rows:
+        items = []
+        if level == Level.INSTANCE:
+            items.append({"Uuid": row.blob_key, "ContentType": 1,
+                          "UncompressedSize": row.file_size, "CompressedSize": row.file_size,
+                          "UncompressedMD5": row.md5, "CompressedMD5": row.md5})
+        items += [{"Uuid": a.uuid, "ContentType": a.content_type,
+                   "UncompressedSize": a.uncompressed_size,
+                   "CompressedSize": a.compressed_size,
+                   "UncompressedMD5": a.uncompressed_md5, "CompressedMD5": a.compressed_md5}
+                  for a in user[row.pk]]
+        answer[row.pk] = items
+    return answer
 
 
 def resource_json(conn: Connection, level: Level, public_id: str) -> dict[str, Any]:
@@ -142,14 +251,41 @@ def global_statistics(conn: Connection) -> dict[str, Any]:
             "TotalUncompressedSize": str(total), "TotalUncompressedSizeMB": megabytes}
 
 
-def changes_json(conn: Connection, since: int, limit: int, last: bool = False) -> dict[str, Any]:
+# Orthanc's ChangeType names (StringToChangeType): those /changes?type= accepts.
+CHANGE_TYPES = ("CompletedSeries", "NewInstance", "NewPatient", "NewSeries", "NewStudy",
+                "AnonymizedStudy", "AnonymizedSeries", "ModifiedStudy", "ModifiedSeries",
+                "AnonymizedPatient", "ModifiedPatient", "StablePatient", "StableStudy",
+                "StableSeries", "Deleted", "NewChildInstance", "UpdatedAttachment",
+                "UpdatedMetadata")
+
+
+def change_types(text: str) -> list[str]:
+    """``?type=A;B`` of ``/changes`` (Orthanc 1.12.5); ``all``/``All`` (the default) keeps
+    every type; an unknown type is refused (400), as by Orthanc."""
+    if text in ("all", "All"):
+        return []
+    names = sorted({name for name in text.split(";") if name})
+    for name in names:
+        if name not in CHANGE_TYPES:
+            raise ParameterOutOfRange(f"Unknown change type: {name}")
+    return names
+
+
+def changes_json(conn: Connection, since: int, limit: int, last: bool = False,
+                 to: int | None = None, types: Sequence[str] = ()) -> dict[str, Any]:
+    """Orthanc's ``/changes`` answer: ``Changes``, ``Done``, ``Last`` and (when a change
+    is answered, Orthanc 1.12.5) ``First``."""
     if last:  # Orthanc's GetLastChange: the newest change, Done
         newest = repository.newest_change(conn)
         rows, done = ([newest] if newest is not None else []), True
         last_seq = newest.seq if newest is not None else repository.last_change_index(conn)
     else:
-        rows, done, last_seq = repository.list_changes(conn, since, limit)
-    return {"Changes": [_change(r) for r in rows], "Done": done, "Last": last_seq}
+        rows, done, last_seq = repository.list_changes(conn, since, limit, to=to, types=types)
+    answer: dict[str, Any] = {"Changes": [_change(r) for r in rows], "Done": done,
+                              "Last": last_seq}
+    if rows:
+        answer["First"] = rows[0].seq
+    return answer
 
 
 def _change(row: Row) -> dict[str, Any]:

@@ -41,10 +41,32 @@ def delete_resource(context: ServerContext, level: Level, public_id: str) -> dic
                                   "Type": parent_level.value}}
 
 
-def bulk_delete(context: ServerContext, public_ids: list[str]) -> None:
-    """``POST /tools/bulk-delete``: IDs of any level; unknown IDs are ignored as in Orthanc."""
-    for public_id in public_ids:
-        level = find_level(context, public_id)
+def parse_bulk_resources(items: list[Any]) -> list[tuple[Level | None, str]]:
+    """The ``Resources`` of ``/tools/bulk-delete``: IDs of any level, or (Orthanc 1.13)
+    ``{"Level", "ID"}`` objects. Checked whole before anything is deleted (Orthanc
+    stops at the first bad item, after deleting the ones before)."""
+    from app.errors import BadRequest, ParameterOutOfRange
+    parsed: list[tuple[Level | None, str]] = []
+    for item in items:
+        if isinstance(item, str):
+            parsed.append((None, item))
+        elif isinstance(item, dict) and isinstance(item.get("ID"), str) and \
+                isinstance(item.get("Level"), str):
+            try:
+                parsed.append((Level.parse(item["Level"]), item["ID"]))
+            except ValueError as error:
+                raise ParameterOutOfRange(f"Unknown resource level: {item['Level']}") \
+                    from error
+        else:
+            raise BadRequest("Invalid payload")
+    return parsed
+
+
+def bulk_delete(context: ServerContext, resources: list[tuple[Level | None, str]]) -> None:
+    """``POST /tools/bulk-delete``: each resource deleted in its own transaction; unknown
+    ones (or of another level than the one given) are skipped, as in Orthanc."""
+    for level, public_id in resources:
+        level = level if level is not None else find_level(context, public_id)
         if level is not None:
             try:
                 delete_resource(context, level, public_id)

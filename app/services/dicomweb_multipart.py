@@ -125,8 +125,12 @@ class MultipartReader:
             pass
         return events
 
-    def close(self) -> None:
-        if self._state != "done":
+    def close(self, *, allow_unclosed: bool = False) -> None:
+        """Check the body ended properly. *allow_unclosed* also accepts a body ending
+        right after a part's delimiter without the closing ``--`` (what jQuery File
+        Upload's chunks look like, and Orthanc's reader accepts for form uploads)."""
+        unclosed = self._state == "after_delimiter" and not bytes(self._buffer).strip()
+        if self._state != "done" and not (allow_unclosed and unclosed):
             raise MalformedMultipart("The multipart body ends before its closing delimiter "
                                      f"--{self.boundary}--")
         if not self.parts:
@@ -197,7 +201,8 @@ class MultipartReader:
 
 
 async def spool_multipart(chunks: AsyncIterator[bytes], boundary: str, *,
-                          memory_threshold: int, limit: int) -> SpooledBody:
+                          memory_threshold: int, limit: int,
+                          allow_unclosed: bool = False) -> SpooledBody:
     """Parse a multipart body from an async stream of chunks into a SpooledBody.
 
     Raises MalformedMultipart (400) for a body without the opening or closing delimiter,
@@ -224,7 +229,7 @@ async def spool_multipart(chunks: AsyncIterator[bytes], boundary: str, *,
                     spool.write(data)
                     written += len(data)
                     part.size += len(data)
-        reader.close()
+        reader.close(allow_unclosed=allow_unclosed)
     except BaseException:
         result.close()
         raise

@@ -115,6 +115,22 @@ class StoreReport:
                 "00081197": {"vr": "US", "Value": [failure.reason]}}
 
 
+def _meta_uids(data: bytes) -> tuple[str | None, str | None]:
+    """(SOP Class, SOP Instance) UIDs from the file meta information alone (never
+    inflated): a deflated part refused unread is still identified in the answer."""
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    try:
+        stream = io.BytesIO(data)
+        read_preamble(stream, False)
+        meta = _read_file_meta_info(stream)
+    except Exception:  # noqa: BLE001 — no readable meta information
+        return None, None
+    sop_class = meta.get("MediaStorageSOPClassUID")
+    sop = meta.get("MediaStorageSOPInstanceUID")
+    return (str(sop_class).strip("\x00 ") if sop_class else None,
+            str(sop).strip("\x00 ") if sop else None)
+
+
 Uids = tuple[str | None, str | None, str | None, str | None]
 
 
@@ -152,7 +168,7 @@ def _store_one(context: ServerContext, data: bytes, study: str | None,
     try:
         check_deflated_dataset(data)  # before any parse: a bomb is refused unread
     except PharosError as error:
-        return Failure(CANNOT_UNDERSTAND, str(error), malformed=True)
+        return Failure(CANNOT_UNDERSTAND, str(error), *_meta_uids(data), malformed=True)
     sop_class, sop, study_uid, series_uid = _peek_uids(data)
     if not (sop_class and sop and study_uid and series_uid):
         # PS3.18 10.5.1 stores SOP Instances: without these it is not one (Orthanc's plugin

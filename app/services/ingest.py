@@ -195,28 +195,47 @@ def ingest_zip(context: ServerContext, stream: IO[bytes],
                origin: dict[str, str]) -> list[IngestResult]:
     """Store every DICOM file of a ZIP, all or nothing as far as parsing goes.
 
-    A first pass checks that every entry (DICOMDIR and OS junk aside) is a DICOM
-    instance, so that a ZIP with a bad entry stores nothing; the second pass ingests.
+    A first pass (``check_zip``) checks that every entry (DICOMDIR and OS junk aside) is
+    a DICOM instance, so that a ZIP with a bad entry stores nothing; the second pass
+    ingests.
     """
+    with _open_zip(stream) as archive:
+        return [ingest_instance(context, _read_member_checked(archive, info), origin)
+                for info in _dicom_members(archive, context)]
+
+
+def check_zip(context: ServerContext, stream: IO[bytes]) -> None:
+    """Raise what ``ingest_zip`` would raise for this archive before storing anything."""
+    with _open_zip(stream) as archive:
+        _dicom_members(archive, context)
+    stream.seek(0)
+
+
+def check_instance(data: bytes, name: str = "") -> bool:
+    """Whether *data* is a DICOM instance to store (False: a DICOMDIR, to skip); raise
+    BadFileFormat when it is not DICOM or lacks a UID that identifies it."""
+    dataset = read_dataset(data, stop_before_pixels=True)
+    if str(getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID", "")) \
+            == "1.2.840.10008.1.3.10":
+        return False  # a DICOMDIR under another name
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        if not str(dataset.get(keyword, "")).strip():
+            where = f"{name}: " if name else ""
+            raise BadFileFormat(f"{where}missing {keyword}")
+    return True
+
+
+def _open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
     try:
-        archive = zipfile.ZipFile(stream)
+        return zipfile.ZipFile(stream)
     except zipfile.BadZipFile as error:
         raise BadFileFormat(f"Invalid ZIP archive: {error}") from error
-    with archive:
-        members = _zip_members(archive, context)
-        dicom_members = []
-        for info in members:
-            data = _read_member_checked(archive, info)
-            dataset = read_dataset(data, stop_before_pixels=True)
-            if str(getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID", "")) \
-                    == "1.2.840.10008.1.3.10":
-                continue  # a DICOMDIR under another name
-            for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-                if not str(dataset.get(keyword, "")).strip():
-                    raise BadFileFormat(f"ZIP entry {info.filename!r}: missing {keyword}")
-            dicom_members.append(info)
-        return [ingest_instance(context, _read_member_checked(archive, info), origin)
-                for info in dicom_members]
+
+
+def _dicom_members(archive: zipfile.ZipFile, context: ServerContext) -> list[zipfile.ZipInfo]:
+    """The entries to ingest, each checked to be a DICOM instance (DICOMDIRs left out)."""
+    return [info for info in _zip_members(archive, context)
+            if check_instance(_read_member_checked(archive, info), f"ZIP entry {info.filename!r}")]
 
 
 def _read_member_checked(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:

@@ -194,15 +194,25 @@ def test_labels_routes_and_find(client: httpx.Client) -> None:
 
 
 def test_limit_find_results_configuration(tmp_path: Path) -> None:
-    """Orthanc 1.10.1 reads LimitFindResults + 1 candidates (checked against Orthanc in
-    tests/interop/test_find_differential.py), LimitFindInstances at instance level."""
+    """LimitFindResults / LimitFindInstances as Orthanc 1.12.5+ applies them with an
+    ExtendedFind index: at most that many answers when the index answers the whole query
+    (a larger Limit included; Since pages past them), else that many resources read from
+    the index before their DICOM JSON is checked."""
     config = {"LimitFindResults": 1, "LimitFindInstances": 2}
     with live_server(tmp_path, config) as live, live.client() as http:
         for i in range(4):
-            http.post("/instances", content=make_dicom(patient_id=f"P{i}", study_uid=f"1.9.{i}",
-                                                       series_uid=f"1.9.{i}.1"))
-        assert len(find(http, {"Level": "Study", "Query": {}}).json()) == 2
-        assert len(find(http, {"Level": "Instance", "Query": {}}).json()) == 3
+            http.post("/instances", content=make_dicom(
+                patient_id=f"P{i}", study_uid=f"1.9.{i}", series_uid=f"1.9.{i}.1",
+                PhotometricInterpretation="RGB" if i == 0 else "MONOCHROME2"))
+        studies = find(http, {"Level": "Study", "Query": {}}).json()
+        assert len(studies) == 1
+        assert len(find(http, {"Level": "Instance", "Query": {}}).json()) == 2
         assert len(find(http, {"Level": "Instance", "Query": {}, "Limit": 1}).json()) == 1
-        assert find(http, {"Level": "Study", "Query": {}, "Since": 2}).json() == []
+        assert len(find(http, {"Level": "Instance", "Query": {}, "Limit": 5}).json()) == 2
+        third = find(http, {"Level": "Study", "Query": {}, "Since": 2}).json()
+        assert len(third) == 1 and third != studies
+        assert find(http, {"Level": "Study", "Query": {}, "Since": 4}).json() == []
+        # Two instances read, the first of which is RGB: one answer.
+        assert len(find(http, {"Level": "Instance", "Query": {
+            "PhotometricInterpretation": "MONOCHROME2"}}).json()) == 1
         assert len(http.get("/studies").json()) == 4  # lists are not capped

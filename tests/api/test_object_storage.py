@@ -222,6 +222,13 @@ def test_s3_outage_refuses_ingest_and_retries_deletes(tmp_path: Path) -> None:
             refused = http.post("/instances", content=make_dicom(patient_id="C"))
             assert refused.status_code == 503
             assert refused.json()["OrthancError"].startswith("Error in the plugin")
+            if shutil.which("storescu") is not None:  # C-STORE: refused, out of resources
+                path = tmp_path / "during.dcm"
+                path.write_bytes(make_dicom(patient_id="D"))
+                sent = subprocess.run(["storescu", "-v", "-aec", "ORTHANC", "127.0.0.1",
+                                       str(server.dicom_port), str(path)],
+                                      capture_output=True, text=True, timeout=60)
+                assert "Refused: OutOfResources" in sent.stdout + sent.stderr
             assert http.delete(f"/patients/{doomed['ParentPatient']}").status_code == 200
             assert http.get(f"/instances/{doomed['ID']}").status_code == 404  # no dangling row
             assert len(http.get("/patients").json()) == 1

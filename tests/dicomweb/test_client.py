@@ -221,6 +221,27 @@ def test_stow_then_retrieve(http: httpx.Client, remote_http: httpx.Client) -> No
     assert done["Content"]["ReceivedInstancesCount"] == "2"
 
 
+def test_retrieve_of_a_bigger_study_is_parsed_as_it_arrives(
+        http: httpx.Client, remote_http: httpx.Client) -> None:
+    """40 instances of 128 KiB: the answer arrives in many chunks, parts straddle them."""
+    study = generate_uid()
+    files = [make_dicom(study_uid=study, instance_number=i, size=256) for i in range(40)]
+    for batch in (files[:20], files[20:]):
+        assert stow(remote_http, batch).status_code == 200
+    got = http.post("/dicom-web/servers/remote/retrieve",
+                    json={"Resources": [{"Study": study}]}).json()
+    assert got["ReceivedInstancesCount"] == "40"
+    local = http.get("/dicom-web/instances", params={"StudyInstanceUID": study,
+                                                     "limit": "100"}).json()
+    assert len(local) == 40
+    first = pydicom.dcmread(io.BytesIO(files[0]))
+    (_, content), = parse_multipart(http.get(
+        f"/dicom-web/studies/{study}/series/{first.SeriesInstanceUID}/instances/"
+        f"{first.SOPInstanceUID}", headers={
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}))
+    assert content == files[0]
+
+
 def _wait_job(http: httpx.Client, job_id: str) -> dict:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

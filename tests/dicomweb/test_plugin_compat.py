@@ -16,7 +16,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
 from tests.dicomweb.conftest import parse_multipart, stow
-from tests.helpers import make_dicom
+from tests.helpers import live_server, make_dicom
 
 
 def _with(data: bytes, **changes: object) -> bytes:
@@ -191,3 +191,34 @@ def test_empty_person_name_groups_are_kept(http: httpx.Client) -> None:
     assert stow(http, [simple]).status_code == 200
     (plain,) = http.get("/dicom-web/studies", params={"PatientID": "PN-SIMPLE"}).json()
     assert plain["00100010"]["Value"] == [{"Alphabetic": "DOE^JOHN"}]
+
+
+def test_plugin_side_routes(http: httpx.Client) -> None:
+    assert http.get("/dicom-web/info").json() == {"DicomWebRoot": "/dicom-web/",
+                                                  "OrthancApiRoot": "./../"}
+    assert http.post("/studies/0123abcd-0123abcd-0123abcd-0123abcd-0123abcd/"
+                     "update-dicomweb-cache").json() == {}
+
+
+def test_roots_from_the_dicomweb_section(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``DicomWeb.Root``, ``PublicRoot``, ``WadoRoot``, ``EnableWado``, ``Enable``."""
+    config = {"DicomWeb": {"Root": "/pacs/dicomweb/", "PublicRoot": "/public/dw/",
+                           "WadoRoot": "/legacy-wado"}}
+    with live_server(tmp_path_factory.mktemp("roots"), config) as live, \
+            live.client() as client:
+        ds = pydicom.dcmread(io.BytesIO(make_dicom(patient_id="ROOTS")))
+        assert stow(client, [make_dicom(patient_id="ROOTS", study_uid=ds.StudyInstanceUID)],
+                    path="/pacs/dicomweb/studies").status_code == 200
+        (study,) = client.get("/pacs/dicomweb/studies").json()
+        assert study["00081190"]["Value"][0].endswith(
+            "/public/dw/studies/" + ds.StudyInstanceUID)
+        assert client.get("/dicom-web/studies").status_code == 404
+        assert client.get("/pacs/dicomweb/info").json() == {
+            "DicomWebRoot": "/pacs/dicomweb/", "OrthancApiRoot": "./../../"}
+        assert client.get("/legacy-wado", params={"requestType": "WADO"}).status_code == 400
+        assert client.get("/wado", params={"requestType": "WADO"}).status_code == 404
+    config = {"DicomWeb": {"Enable": False, "EnableWado": False}}
+    with live_server(tmp_path_factory.mktemp("disabled"), config) as live, \
+            live.client() as client:
+        assert client.get("/dicom-web/studies").status_code == 404
+        assert client.get("/wado", params={"requestType": "WADO"}).status_code == 404

@@ -208,3 +208,10 @@ def test_series_and_study_render_their_first_instance(http: httpx.Client) -> Non
     assert http.get(f"/dicom-web/studies/{study}/series/{series}/rendered").content == one
     assert http.get(f"/dicom-web/studies/{study}/rendered").content == one
     assert next(generate_frames(encapsulate([b"ab"]), number_of_frames=1)) == b"ab"
+
+
+def test_all_frames(http: httpx.Client, multiframe: pydicom.Dataset) -> None:
+    parts = parse_multipart(http.get(_path(multiframe) + "/frames"))
+    assert len(parts) == 4
+    assert [h["content-location"].rsplit("/", 1)[-1] for h, _ in parts] == ["1", "2", "3", "4"]
+    assert all(content == multiframe.PixelData[:32] for _, content in parts)

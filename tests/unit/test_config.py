@@ -74,3 +74,15 @@ def test_defaults_are_the_embedded_ones():
     assert (settings.http_port, settings.dicom_port, settings.dicom_aet) == (8042, 4242, "ORTHANC")
     assert settings.effective_database_url.endswith("storage/pharos-index.sqlite")
     assert not settings.remote_access_allowed and not settings.effective_authentication
+
+
+def test_the_example_configuration_file_reads_cleanly(caplog):
+    """``orthanc.json`` at the top of the repository (the README's example) is valid, every
+    option in it known, and it keeps the defaults a first run expects."""
+    from tests.helpers import REPO
+    with caplog.at_level(logging.WARNING):
+        settings = Settings.from_sources(REPO / "orthanc.json", environ={})
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    assert (settings.http_port, settings.dicom_port, settings.dicom_aet) == (8042, 4242, "ORTHANC")
+    assert settings.storage_directory == "storage"
+    assert settings.remote_access_allowed is False and settings.registered_users == {}

@@ -28,6 +28,7 @@ from app.api.errors import orthanc_error
 from app.dicom.dicomweb_json import to_xml
 from app.errors import PharosError
 from app.services.dicomweb_multipart import multipart_content_type, multipart_stream, new_boundary
+from app.services.dicomweb_plugin import public_root
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = ("Accept, Accept-Encoding, Authorization, Content-Type, Content-Location, "
@@ -39,6 +40,7 @@ GZIP_MINIMUM = 1024
 def service_root(request: Request) -> str:
     """``scheme://host/dicom-web`` (or ``/rs``) as the client reached this server.
 
+    The path is ``DicomWeb.PublicRoot`` (the Root by default, ``/dicom-web``) or ``/rs``.
     The host and scheme come, in this order (Orthanc's plugin, ``GetBasePublicUrl``), from
     ``DicomWeb.Host`` / ``DicomWeb.Ssl`` in the configuration, ``X-Forwarded-Host`` and
     ``X-Forwarded-Proto``, the first element of ``Forwarded`` (RFC 7239: ``host=``,
@@ -59,7 +61,8 @@ def service_root(request: Request) -> str:
         proto = forwarded.get("proto") or proto
     host = host or headers.get("host") or request.url.netloc
     path = request.url.path
-    root = "/rs" if path == "/rs" or path.startswith("/rs/") else "/dicom-web"
+    root = "/rs" if path == "/rs" or path.startswith("/rs/") \
+        else public_root(request.app.state.settings)
     prefix = (headers.get("x-forwarded-prefix") or "").rstrip("/")
     return f"{proto}://{host}{prefix}{request.scope.get('root_path', '')}{root}"
 

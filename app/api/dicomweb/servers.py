@@ -20,10 +20,21 @@ from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import JSON_BODY_ANY
 from app.services import dicomweb_remote as remote
 from app.services import dicomweb_servers as registry
+from app.services.dicomweb_plugin import dicomweb_root
 
 router = APIRouter(tags=["DICOMweb client"])
 
 SERVER = "/servers/{name}"
+
+
+@router.get("/info", operation_id="dicomweb_client_information",
+            response_model=dict[str, str])
+def client_information(request: Request) -> JsonResponse:
+    """Where the DICOMweb root and Orthanc's REST API are, relative to this route (the
+    plugin's ``GetClientInformation``, read by its web client)."""
+    root = dicomweb_root(get_context(request).settings) + "/"
+    depth = len([part for part in root.split("/") if part])
+    return json_answer({"DicomWebRoot": root, "OrthancApiRoot": "./" + "../" * depth})
 
 
 @router.get("/servers", operation_id="list_dicomweb_servers",

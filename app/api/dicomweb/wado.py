@@ -186,16 +186,31 @@ def _pixel_answer(ranges: list[MediaRange], chunks: list[bytes], media_type: str
 def retrieve_frames(request: Request, study: str, series: str, instance: str, frame_list: str,
                     context: ServerContext = Depends(get_context)) -> Response:
     """PS3.18 10.4.1.1.3: frames uncompressed (octet-stream) or as stored when accepted."""
-    numbers = parse_frame_list(frame_list)
+    return _frames(request, context, Target(study, series, instance),
+                   parse_frame_list(frame_list))
+
+
+@router.get(INSTANCE + "/frames", name="dicomweb_all_frames")
+def retrieve_all_frames(request: Request, study: str, series: str, instance: str,
+                        context: ServerContext = Depends(get_context)) -> Response:
+    """Every frame of the instance (Orthanc's plugin answers ``.../frames`` so)."""
+    return _frames(request, context, Target(study, series, instance), None)
+
+
+def _frames(request: Request, context: ServerContext, target: Target,
+            numbers: list[int] | None) -> Response:
     ranges = accept_ranges(request)
-    item = service.locate(context, Target(study, series, instance))[0]
+    item = service.locate(context, target)[0]
     choice = choose_pixel(ranges, item.row.transfer_syntax)
     chunks = None
-    if choice.transfer_syntax in UNCOMPRESSED:  # large uncompressed files: ranged reads
-        chunks = service.frames_by_range(context, item.row, numbers)
+    if numbers is not None and choice.transfer_syntax in UNCOMPRESSED:
+        chunks = service.frames_by_range(context, item.row, numbers)  # large native files
     if chunks is None:
         ds = service.load_dataset(context, item.row)
+        if numbers is None:
+            numbers = list(range(1, service.frame_count(ds) + 1))
         chunks = service.frames(ds, numbers, choice.transfer_syntax)
+    assert numbers is not None
     root = service_root(request)
     locations = [f"{item.url(root)}/frames/{n}" for n in numbers]
     return _pixel_answer(ranges, chunks, choice.media_type, choice.transfer_syntax, locations)

@@ -53,7 +53,7 @@ def _content_types(request: Request) -> list[str]:
     return requested or ["image/jpeg"]
 
 
-@router.get("/wado", name="wado_uri")
+@router.get("", name="wado_uri")  # mounted at WadoRoot (/wado)
 async def wado(request: Request, context: ServerContext = Depends(get_context)) -> Response:
     params = request.query_params
     if params.get("requestType", "") != "WADO":
