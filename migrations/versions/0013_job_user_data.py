@@ -3,16 +3,16 @@
 Any JSON value given as ``UserData`` in the payload of a route that creates a job travels
 with the job and is shown in ``/jobs/{id}``; NULL when none was given.
 
-Revision ID: 0012_job_user_data
-Revises: 0011_storage_commitment
+Revision ID: 0013_job_user_data
+Revises: 0012_find_ordering_indexes
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012_job_user_data'
-down_revision = '0011_storage_commitment'
+revision = '0013_job_user_data'
+down_revision = '0012_find_ordering_indexes'
 branch_labels = None
 depends_on = None
 
