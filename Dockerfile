@@ -3,7 +3,6 @@ FROM python:3.11-slim
 WORKDIR /opt/pharos
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
-COPY migrations ./migrations
 RUN pip install --no-cache-dir -e '.[s3]'  # the S3 blob store too (PHAROS_BLOBSTORE_URL=s3://...)
 VOLUME ["/var/lib/pharos"]
 ENV PHAROS_STORAGE_DIRECTORY=/var/lib/pharos \

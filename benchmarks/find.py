@@ -212,7 +212,7 @@ def queries(files: Sequence[Path], instances: int) -> list[Query]:
 def _schema_key() -> str:
     """Changes when a migration changes: a cached index is only reused for its schema."""
     digest = hashlib.sha1()
-    for path in sorted((REPO / "migrations").rglob("*.py")):
+    for path in sorted((REPO / "app" / "index" / "migrations").rglob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:10]
 

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# Inside the package, so that every install (not only an editable one) ships them.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def is_sqlite(url: str) -> bool:

@@ -1,4 +1,4 @@
-"""The index schema. Alembic migrations (``migrations/``) create it; never ``create_all``.
+"""The index schema. Alembic migrations (``app/index/migrations/``) create it; never ``create_all``.
 
 One table per level with typed, indexed columns for identifiers and common matching keys
 (``*_norm`` columns hold the upper-cased, accent-folded value for case-insensitive
