@@ -100,7 +100,8 @@ def serve_forever(settings: Settings, config_path: str | None = None,
     if workers == 1:
         uvicorn.run(create_app(settings), **common)  # exits 3 when the start fails
         return 0
-    _reset_runtime_settings(settings)  # once: the workers only read them
+    if not settings.read_only:  # ReadOnly: run-time settings live in each process
+        _reset_runtime_settings(settings)  # once: the workers only read them
     if config_path:
         os.environ["PHAROS_CONFIG_FILE"] = str(Path(config_path).resolve())
     os.environ["PHAROS_SETTINGS_OVERRIDES"] = orjson.dumps(overrides or {}).decode()

@@ -340,6 +340,8 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "DicomAlwaysAllowMove": "dicom_always_allow_move",
     "DicomEchoChecksFind": "dicom_echo_checks_find",
     "SynchronousCMove": "synchronous_cmove",
+    "ReadOnly": "read_only",
+    "MaximumRequestBodySizeMB": "maximum_request_body_size_mb",
 }
 
 # Options read as a whole by a dedicated parser (app.dicom.transfer_syntaxes).
@@ -376,7 +378,8 @@ class Settings:
     registered_users: dict[str, str] = field(default_factory=dict)
     dicom_modalities: dict[str, Modality] = field(default_factory=dict)
     orthanc_peers: dict[str, Peer] = field(default_factory=dict)
-    overwrite_instances: bool = False
+    # OverwriteInstances: true/false, or (Orthanc 1.13) "Never", "Always", "IfChanged"
+    overwrite_instances: bool | str = False
     stable_age: int = 60
     limit_find_results: int = 0
     limit_find_instances: int = 0
@@ -400,6 +403,10 @@ class Settings:
     dicom_always_allow_move: bool = False
     dicom_echo_checks_find: bool = False
     synchronous_cmove: bool = True
+    # Orthanc 1.12.5: no change to the index or the storage (see app/blobstore/read_only.py)
+    read_only: bool = False
+    # Orthanc 1.13: the largest HTTP request body, in MB (0: Pharos' MaxUploadSize)
+    maximum_request_body_size_mb: int = 0
     log_exported_resources: bool = False
     keep_alive: bool = True
     default_encoding: str = "Latin1"
@@ -473,6 +480,11 @@ class Settings:
     # folder relative paths of LuaScripts / Hooks are read from (Orthanc's rule).
     document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     configuration_directory: str | None = None
+
+    @property
+    def overwrite_mode(self) -> str:
+        """``OverwriteInstances`` as one of Orthanc's modes: "Never", "Always", "IfChanged"."""
+        return overwrite_mode(self.overwrite_instances)
 
     @property
     def lua_in_use(self) -> bool:
@@ -588,7 +600,34 @@ class Settings:
             if attribute in known and attribute in sources:
                 values[attribute] = _checked(attribute, str(known[attribute].type), value,
                                              sources[attribute])
+        if "overwrite_instances" in sources:
+            try:
+                overwrite_mode(values["overwrite_instances"])
+            except ValueError as error:
+                raise ConfigurationError(sources["overwrite_instances"], str(error)) from None
+        body_mb = values.get("maximum_request_body_size_mb") or 0
+        if body_mb:  # the Orthanc option sets the limit; an explicit MaxUploadSize too
+            limit = int(body_mb) * 1024 * 1024
+            values["max_upload_size"] = min(limit, values["max_upload_size"]) \
+                if "max_upload_size" in sources else limit
         return cls(**values)
+
+
+_OVERWRITE_MODES = {"never": "Never", "always": "Always", "ifchanged": "IfChanged",
+                    "false": "Never", "true": "Always", "0": "Never", "1": "Always"}
+
+
+def overwrite_mode(value: object) -> str:
+    """Orthanc's ``OverwriteInstances``: a Boolean (false is "Never", true "Always") or,
+    since 1.13, "Never", "Always" or "IfChanged" (a re-sent instance replaces the stored
+    one only when its file differs). ValueError for anything else."""
+    if isinstance(value, bool):
+        return "Always" if value else "Never"
+    mode = _OVERWRITE_MODES.get(str(value).strip().lower()) if isinstance(value, str) else None
+    if mode is None:
+        raise ValueError('must be true, false, "Never", "Always" or "IfChanged", not '
+                         f"{_shown(value)}")
+    return mode
 
 
 def _snake(name: str) -> str:
@@ -602,7 +641,7 @@ def _snake(name: str) -> str:
 
 def _coerce(raw: str, annotation: Any) -> Any:
     text = str(annotation)
-    if "bool" in text:
+    if "bool" in text and "str" not in text:  # "bool | str" (OverwriteInstances) stays text
         word = raw.strip().lower()
         if word not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
             raise ValueError(f"must be true or false, not {raw[:40]!r}")

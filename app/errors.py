@@ -87,6 +87,17 @@ class CorruptedFile(PharosError):
     orthanc_code, orthanc_message, http_status = 20, "Corrupted file (e.g. inconsistent MD5 hash)", 500
 
 
+class ReadOnlyMode(PharosError):
+    """A write while the server runs with ``ReadOnly`` (Orthanc 1.12.5): nothing may change
+    the index or the storage. Orthanc's code is 22 ("ReadOnly"), which has no HTTP status
+    there (a 500); Pharos answers 403, RFC 9110's status for a request the server
+    understood and refuses. C-STORE answers Orthanc's "Refused: out of resources"."""
+
+    orthanc_code, orthanc_message, http_status = 22, \
+        "Cannot modify a read-only data structure", 403
+    dimse_status = 0xA700
+
+
 class InexistentTag(PharosError):
     orthanc_code, orthanc_message, http_status = 21, "Inexistent tag", 404
 

@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         own = app.state.context is None
         if own:
             app.state.context = ServerContext.open(settings)
-        if reset_runtime_settings:
+        read_only = settings.read_only  # ReadOnly: no background task writes anything
+        if reset_runtime_settings and not read_only:
             runtime.reset_to_configuration(settings, app.state.context.db)
         runtime_started = runtime.start(app.state.context)
         # Lua states and Python hooks before any door opens (filters apply at once).
@@ -90,12 +91,13 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         # and the stability monitor; every process runs job workers (claims are atomic).
         leader = ProcessLeadership(settings)
         is_leader = leader.acquire()
-        monitor = StabilityMonitor(app.state.context) if is_leader else None
+        monitor = StabilityMonitor(app.state.context) if is_leader and not read_only \
+            else None
         if monitor is not None:
             monitor.start()
-        workers = start_workers(app.state.context)
+        workers = start_workers(app.state.context) if not read_only else None
         # Every process retries queued blob deletions (claims are atomic).
-        deletions = BlobDeletionDrainer(app.state.context).start()
+        deletions = BlobDeletionDrainer(app.state.context).start() if not read_only else None
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -103,8 +105,10 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         finally:
             if scp is not None:
                 scp.stop()
-            workers.stop()
-            deletions.stop()
+            if workers is not None:
+                workers.stop()
+            if deletions is not None:
+                deletions.stop()
             if monitor is not None:
                 monitor.stop()
             scripting_engine.stop(app.state.context)

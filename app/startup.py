@@ -26,10 +26,10 @@ class StartupError(Exception):
 def prepare(settings: Settings) -> None:
     """Create the folders, open the blob store, migrate the index, check the ports."""
     if not settings.blobstore_url:
-        _folder(Path(settings.storage_directory), "StorageDirectory")
+        _folder(Path(settings.storage_directory), "StorageDirectory", settings.read_only)
     if not settings.database_url:
         _folder(settings.index_path, "IndexDirectory" if settings.index_directory
-                else "StorageDirectory")
+                else "StorageDirectory", settings.read_only)
     _scripts(settings)
     _blob_store(settings)
     _index(settings)
@@ -39,8 +39,14 @@ def prepare(settings: Settings) -> None:
         check_port("0.0.0.0", settings.dicom_port, "DicomPort")
 
 
-def _folder(path: Path, option: str) -> None:
-    """Create the folder with its parents, as Orthanc does, and check it is writable."""
+def _folder(path: Path, option: str, read_only: bool = False) -> None:
+    """Create the folder with its parents, as Orthanc does, and check it is writable;
+    with ReadOnly, it must exist and be readable (it is never written)."""
+    if read_only:
+        if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
+            raise StartupError(f"{option} {str(path)!r} is not a readable folder, and a "
+                               "server with ReadOnly never creates one: fix " + option)
+        return
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".pharos-write-check-"):
@@ -89,7 +95,7 @@ def _index(settings: Settings) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    from app.index.db import migrate
+    from app.index.db import check_schema, migrate
     url = settings.effective_database_url
     try:
         shown = make_url(url).render_as_string(hide_password=True)
@@ -98,7 +104,9 @@ def _index(settings: Settings) -> None:
                            "postgresql+psycopg://user@host/db): fix Pharos.DatabaseUrl or "
                            "PHAROS_DATABASE_URL") from None
     try:
-        migrate(url)
+        check_schema(url) if settings.read_only else migrate(url)
+    except ValueError as error:  # ReadOnly over an index that is not at the latest schema
+        raise StartupError(str(error)) from None
     except NoSuchModuleError as error:
         raise StartupError(f"DatabaseUrl {shown}: unsupported database ({error}); use "
                            "sqlite:/// or postgresql+psycopg://") from None

@@ -51,8 +51,12 @@ def get_system(request: Request) -> JsonResponse:
         "MaximumPatientCount": settings.maximum_patient_count,
         "MaximumStorageMode": settings.maximum_storage_mode,
         "MaximumStorageSize": settings.maximum_storage_size,
-        "Name": settings.name, "OverwriteInstances": settings.overwrite_instances,
+        "Name": settings.name,
+        # a Boolean as in Orthanc <= 1.12, "IfChanged" for the mode that has no Boolean
+        "OverwriteInstances": {"Never": False, "Always": True}.get(
+            settings.overwrite_mode, settings.overwrite_mode),
         "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
+        "ReadOnly": settings.read_only,  # Orthanc 1.12.5
         "StorageAreaPlugin": None,
         "StorageCompression": False, "UserMetadata": settings.user_metadata,
         "Capabilities": CAPABILITIES,

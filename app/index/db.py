@@ -65,6 +65,34 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+def check_schema(url: str) -> None:
+    """For a read-only server (``ReadOnly``), which never migrates: the index must already
+    be at the latest Alembic revision. Raises ValueError saying what to do otherwise."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    path = url.split("///", 1)[-1] if is_sqlite(url) else ""
+    if path and path != ":memory:" and not Path(path).is_file():  # never create it
+        raise ValueError(f"the index database {path} does not exist; a server with "
+                         "ReadOnly never creates or upgrades it: start a writing server "
+                         "(or `pharos migrate`) on it first")
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    if current != head:
+        state = "is empty" if current is None else f"is at revision {current}, not {head}"
+        raise ValueError(f"the index database {state}; a server with ReadOnly never "
+                         "creates or upgrades it: start a writing server (or `pharos "
+                         "migrate`) on it first")
+
+
 def migrate(url: str) -> None:
     """Bring the schema to the latest Alembic revision."""
     from alembic import command
@@ -146,8 +174,9 @@ class Database:
     """The engine plus the write discipline: one writer at a time on SQLite (a thread
     lock within the process, a file lock between processes)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only  # ReadOnly: every write transaction is refused
         self.engine = make_engine(url)
         self.sqlite = is_sqlite(url)
         self._write_lock = threading.Lock() if self.sqlite else None
@@ -164,7 +193,12 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that commits on success and rolls back on error; after a commit,
-        the events it noted (:func:`note_events`) go to the listeners."""
+        the events it noted (:func:`note_events`) go to the listeners. Refused with
+        ``ReadOnlyMode`` when the server runs with ``ReadOnly`` (Orthanc 1.12.5 refuses
+        read-write transactions the same way), whatever the door."""
+        if self.read_only:
+            from app.errors import ReadOnlyMode
+            raise ReadOnlyMode("Pharos runs with \"ReadOnly\": the index cannot be modified")
         events: list[IndexEvent] = []
         if self._write_lock is None:
             with self.engine.begin() as connection:

@@ -101,7 +101,7 @@ def _get_or_create(conn: Connection, level: Level, public_id: str, values: dict[
 # form, which saves ~0.5 ms per instance compared with building them on every call.
 _PK_BY_PUBLIC_ID = {level: select(table.c.pk).where(table.c.public_id == bindparam("b_public_id"))
                     for level, table in TABLE.items()}
-_INSTANCE_BY_PUBLIC_ID = select(INSTANCES.c.pk, INSTANCES.c.blob_key).where(
+_INSTANCE_BY_PUBLIC_ID = select(INSTANCES.c.pk, INSTANCES.c.blob_key, INSTANCES.c.md5).where(
     INSTANCES.c.public_id == bindparam("b_public_id"))
 _SERIES_CHAIN = (select(SERIES.c.pk, SERIES.c.study_pk, STUDIES.c.patient_pk)
                  .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
@@ -150,10 +150,14 @@ def _series_complete(conn: Connection, series_pk: int, expected: int) -> bool:
 
 
 def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
-                   md5: str, now: str, origin: dict[str, str], overwrite: bool) -> StoreOutcome:
+                   md5: str, now: str, origin: dict[str, str],
+                   overwrite: bool | str) -> StoreOutcome:
     """Index one instance whose blob is already durable (one transaction, by the caller).
 
-    Overwriting (``OverwriteInstances``) is Orthanc's: the old instance is deleted as by
+    *overwrite* is ``OverwriteInstances``: false or ``"Never"`` keeps the stored instance
+    (AlreadyStored), true or ``"Always"`` replaces it, ``"IfChanged"`` replaces it only
+    when the new file differs from the stored one (their MD5s differ; an identical file
+    is AlreadyStored, the stored one untouched). Overwriting is Orthanc's: the old instance is deleted as by
     ``DELETE /instances/{id}`` (with the parents it leaves empty, their metadata, labels,
     attachments and changes), then the new file is indexed as a new instance, so every
     re-created parent takes its tags from the new file.
@@ -163,7 +167,7 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     existing = conn.execute(_INSTANCE_BY_PUBLIC_ID, {"b_public_id": ids.instance}).first()
     replaced: list[str] = []
     if existing is not None:
-        if not overwrite:
+        if overwrite in (False, "Never") or (overwrite == "IfChanged" and existing.md5 == md5):
             return StoreOutcome("AlreadyStored", existing.pk)
         replaced, _ = delete_resource(conn, Level.INSTANCE, existing.pk)
 

@@ -93,12 +93,23 @@ def run_synchronously(context: ServerContext, job_type: str, payload: dict[str, 
                       content: dict[str, Any] | None = None, priority: int = 0,
                       user_data: Any = NO_USER_DATA) -> dict[str, Any]:
     """Submit, wait, and answer the content, or raise the job's error (as Orthanc's
-    ``SubmitAndWait``: the job also shows in ``/jobs``)."""
+    ``SubmitAndWait``: the job also shows in ``/jobs``). A ReadOnly server, which keeps
+    no job rows, runs the job in the calling thread instead (what does not write, such as
+    sending to a modality or a peer, works; what writes is refused by the index)."""
+    if context.settings.read_only:
+        return _run_here(context, job_type, payload)
     row = wait(context, submit(context, job_type, payload, content=content, priority=priority,
                                user_data=user_data))
     if row.state != jobs.SUCCESS:
         raise error_for_code(int(row.error_code), row.error_description)
     return orjson.loads(row.content) if row.content else {}
+
+
+def _run_here(context: ServerContext, job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    kind = get_kind(job_type)
+    if kind is None:
+        raise BadRequest(f"Unknown job type: {job_type}")
+    return kind.run(context, payload, lambda *_args, **_kwargs: None, lambda: False)
 
 
 def submit_or_run(context: ServerContext, job_type: str, payload: dict[str, Any], *,

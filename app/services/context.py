@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.blobstore import BlobStore, open_blobstore
+from app.blobstore.read_only import ReadOnlyBlobStore
 from app.config import Settings
 from app.dicom import limits
 from app.dicom import transcode as transcoding
 from app.index import repository
-from app.index.db import Database, migrate
+from app.index.db import Database, check_schema, migrate
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,18 @@ class ServerContext:
         limits.configure(settings.max_inflated_size, settings.max_decoded_image_size)
         transcoding.configure(settings.dicom_lossy_transcoding_quality)
         url = settings.effective_database_url
-        migrate(url)
-        context = cls(settings, Database(url),
-                      open_blobstore(settings.blobstore_url, settings.storage_directory))
+        blobs = open_blobstore(settings.blobstore_url, settings.storage_directory)
+        if settings.read_only:  # ReadOnly: nothing is migrated, written or swept
+            check_schema(url)
+            blobs = ReadOnlyBlobStore(blobs)
+        else:
+            migrate(url)
+        context = cls(settings, Database(url, read_only=settings.read_only), blobs)
         log.info("Blob store: %s", context.blobs.describe())
-        if settings.sweep_orphans_at_start:
+        if settings.read_only:
+            log.warning("ReadOnly: this server refuses every change to the index and the "
+                        "storage (stores, deletions, modifications, metadata, jobs...)")
+        elif settings.sweep_orphans_at_start:
             removed = context.sweep_orphan_blobs(float(settings.orphan_min_age))
             if removed:
                 log.warning("Removed %d orphan blob(s) that no index row referenced", removed)

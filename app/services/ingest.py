@@ -23,7 +23,7 @@ from app.blobstore.base import new_key
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
-from app.errors import BadFileFormat, FullStorage, PharosError, ZipBomb
+from app.errors import BadFileFormat, FullStorage, PharosError, ReadOnlyMode, ZipBomb
 from app.index import repository
 from app.scripting import events as scripting_events
 from app.services import blob_deletion
@@ -65,6 +65,8 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     both are done, and removed if parsing or indexing fails: nothing is half stored.
     """
     settings = context.settings
+    if settings.read_only:  # refused before any work (the index and the store refuse too)
+        raise ReadOnlyMode("Pharos runs with \"ReadOnly\": no instance can be stored")
     check_deflated_dataset(data)  # a decompression bomb is refused before any write
     key = new_key()
     written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
@@ -87,7 +89,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
         freed = _make_room(context, conn, parsed, len(data))
         stored = repository.store_instance(
             conn, parsed, blob_key=key, file_size=len(data), md5=md5, now=now_stamp(),
-            origin=origin, overwrite=settings.overwrite_instances)
+            origin=origin, overwrite=settings.overwrite_mode)
         freed.extend(stored.replaced_blob_keys)
         # Durably queued with the commit: a failed delete is retried, never lost.
         blob_deletion.schedule(conn, freed)

@@ -415,7 +415,7 @@ def check_in_place(context: ServerContext, modification: Modification,
         return
     if not keep_source:
         raise BadRequest(_KEEP_SOURCE_NEEDED)
-    if not context.settings.overwrite_instances:
+    if context.settings.overwrite_mode == "Never":
         raise BadRequest(_OVERWRITE_NEEDED)
 
 

@@ -155,9 +155,23 @@ class _Version:
         os.close(self._fd)
 
 
+class _ProcessVersion:
+    """The counter of a ReadOnly server, whose run-time settings live in each process
+    (as in Orthanc: they are never written to the index it may not modify)."""
+
+    def read(self) -> int:
+        return 0
+
+    def bump(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 @dataclass
 class _Cache:
-    version: _Version
+    version: _Version | _ProcessVersion
     fallback: RuntimeSettings
     values: RuntimeSettings | None = None
     seen: int = -1
@@ -172,7 +186,13 @@ def _cache(context: ServerContext) -> _Cache:
     with _CREATE_LOCK:
         cache = context.extras.get("runtime.cache")
         if not isinstance(cache, _Cache):
-            cache = _Cache(_Version(context.settings.index_path), configured(context.settings))
+            if context.settings.read_only:
+                values = configured(context.settings)
+                cache = _Cache(_ProcessVersion(), values, values)
+                apply_log_levels(values.log_levels)
+            else:
+                cache = _Cache(_Version(context.settings.index_path),
+                               configured(context.settings))
             context.extras["runtime.cache"] = cache
     return cache
 
@@ -183,6 +203,8 @@ _CREATE_LOCK = threading.Lock()
 def current(context: ServerContext) -> RuntimeSettings:
     """The values now (cheap: the database is read only after a change)."""
     cache = _cache(context)
+    if context.settings.read_only and cache.values is not None:
+        return cache.values
     version = cache.version.read()
     values = cache.values
     if values is not None and version == cache.seen \
@@ -203,6 +225,14 @@ def current(context: ServerContext) -> RuntimeSettings:
 
 
 def _write(context: ServerContext, rows: Mapping[str, str]) -> RuntimeSettings:
+    if context.settings.read_only:  # in this process only, never in the index
+        cache = _cache(context)
+        with cache.lock:
+            before = cache.values or cache.fallback
+            cache.values = _parse({**_rows(before), **rows}, cache.fallback)
+        if before.log_levels != cache.values.log_levels:
+            apply_log_levels(cache.values.log_levels)
+        return cache.values
     with context.db.write() as conn:
         runtime_repository.put(conn, rows)
     cache = _cache(context)
