@@ -140,7 +140,7 @@ def _reset_runtime_settings(settings: Settings) -> None:
 def import_paths(settings: Settings, paths: list[Path]) -> int:
     """``pharos import``: 0 when something was stored or nothing was refused."""
     from app import importer
-    from app.services.context import ServerContext
+    from app.context import ServerContext
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise OSError(f"not found: {', '.join(missing)}")
@@ -161,8 +161,8 @@ def reconstruct_storage(settings: Settings) -> int:
     remove the un-indexed files of a copied Orthanc storage older than an hour) and
     adopting files of any age."""
     from app.blobstore import open_blobstore
+    from app.context import ServerContext
     from app.index.db import Database, migrate
-    from app.services.context import ServerContext
     from app.services.reconstruct import reconstruct_all
     url = settings.effective_database_url
     migrate(url)

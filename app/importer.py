@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from app.context import ServerContext
 from app.errors import BadFileFormat, PharosError
 from app.services import ingest
-from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -43,13 +43,13 @@ from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
 from app.api.xml_answers import XmlAnswers
 from app.config import Settings
+from app.context import ServerContext
+from app.context.blob_deletion import BlobDeletionDrainer
 from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
 from app.scripting import engine as scripting_engine
 from app.services import runtime
-from app.services.blob_deletion import BlobDeletionDrainer
-from app.services.context import ServerContext
 from app.services.dicomweb_plugin import (
     dicomweb_enabled,
     dicomweb_root,

@@ -111,9 +111,9 @@ def run_variant(variant: str, bodies: list[bytes], workdir: Path,
 
     from app.blobstore import filesystem
     from app.config import Settings
+    from app.context import ServerContext
     from app.index import repository
     from app.services import ingest
-    from app.services.context import ServerContext
 
     storage = Path(tempfile.mkdtemp(prefix=f"pharos-exp-{variant}-", dir=workdir))
     try:

@@ -399,7 +399,7 @@ def explain(document: dict, find_queries: Sequence[Query], repeat: int) -> dict[
     from sqlalchemy import event
 
     from app.config import Settings
-    from app.services.context import ServerContext
+    from app.context import ServerContext
     from app.services.find import count_resources, tools_find
 
     context = ServerContext.open(Settings.from_document(document, environ={}))

@@ -43,7 +43,7 @@ from benchmarks.common import (  # noqa: E402
 
 def _context(storage: Path, database_url: str | None):  # noqa: ANN202
     from app.config import Settings
-    from app.services.context import ServerContext
+    from app.context import ServerContext
     overrides: dict[str, object] = {"storage_directory": str(storage)}
     if database_url:
         overrides["database_url"] = database_url

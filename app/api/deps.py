@@ -9,6 +9,7 @@ from typing import IO
 
 from fastapi import Request
 
+from app.context import ServerContext
 from app.dicom.limits import BoundedInflater
 from app.dicom.tags import parse_tag
 from app.errors import (
@@ -19,7 +20,6 @@ from app.errors import (
     UnsupportedContentEncoding,
 )
 from app.scripting.internal_http import internal_origin
-from app.services.context import ServerContext
 from app.validation import MAX_INT64, check_json_depth, is_digits, parse_float, parse_int
 
 

@@ -20,11 +20,11 @@ from app.api.deps import (
 from app.api.params import IGNORE_LENGTH, RESOURCE_TAGS_FORMAT, TAGS_FORMAT, query_parameters
 from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat
 from app.services import form_upload, ingest
 from app.services import instances as instance_service
-from app.services.context import ServerContext
 from app.services.dicomweb_multipart import parse_media_type, spool_multipart
 
 router = APIRouter(tags=["Instances"])

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, select
 
+from app.context import ServerContext
 from app.index import blob_deletions_repository as queue
-from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 

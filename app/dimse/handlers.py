@@ -34,6 +34,7 @@ from pynetdicom.sop_class import (
 )
 
 from app.config import Modality
+from app.context import ServerContext
 from app.dicom.limits import check_pixel_decode, current, inflated_size
 from app.dimse import negotiation
 from app.dimse.common import (
@@ -48,7 +49,6 @@ from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
 from app.errors import BadRequest, PharosError
 from app.scripting import events as scripting_events
 from app.services import runtime
-from app.services.context import ServerContext
 from app.services.dimse_query import FindAnswers
 from app.services.ingest import ingest_instance
 from app.services.retrieve import RetrieveItem, instances_to_retrieve, read_instances

@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 from pynetdicom import AE, _config, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
+from app.context import ServerContext
 from app.dimse import handlers
 from app.dimse.acceptor import RequestHandler
 from app.dimse.common import (
@@ -27,7 +28,6 @@ from app.dimse.common import (
 )
 from app.dimse.negotiation import GENERIC_SYNTAXES
 from app.dimse.security import Policy
-from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from app.config import Modality
+from app.context import ServerContext
 from app.dimse.common import same_aet
-from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 

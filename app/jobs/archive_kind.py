@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from app.blobstore.base import new_key
+from app.context import ServerContext
 from app.errors import InexistentItem, UnknownResource
 from app.index import jobs_repository
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.services import archive
-from app.services.context import ServerContext
 
 ARCHIVE_JOB, MEDIA_JOB = "Archive", "Media"
 OUTPUT = "archive"  # the only output key Orthanc's archive jobs have

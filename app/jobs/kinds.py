@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from app.services.context import ServerContext
+    from app.context import ServerContext
 
 # Modules that register kinds when imported (add yours here).
 KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.services.query_retrieve",

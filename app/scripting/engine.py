@@ -40,8 +40,8 @@ from app.scripting.lua_state import LuaState, load_toolbox
 from app.scripting.lua_values import LuaConversionError, from_lua
 
 if TYPE_CHECKING:
+    from app.context import ServerContext
     from app.index.db import IndexEvent
-    from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
+    from app.context import ServerContext
     from app.dicom.parse import ParsedInstance
-    from app.services.context import ServerContext
 
 
 # Threads for the HTTP work that waits for a Lua state (execute-script, the HTTP filter):

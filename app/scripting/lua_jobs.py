@@ -29,7 +29,7 @@ from app.errors import PharosError, UnknownResource
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 
 if TYPE_CHECKING:
-    from app.services.context import ServerContext
+    from app.context import ServerContext
 
 log = logging.getLogger(__name__)
 

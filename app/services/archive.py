@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Row, select
 
+from app.context import ServerContext
 from app.dicom import dicomdir
 from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
@@ -31,7 +32,6 @@ from app.dicom.parse import read_dataset
 from app.errors import UnknownResource
 from app.index import repository
 from app.index.repository import INSTANCES, PATIENTS, SERIES, STUDIES
-from app.services.context import ServerContext
 from app.services.delete import find_level
 
 log = logging.getLogger(__name__)

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from app.blobstore.base import new_key
+from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import (
     CorruptedFile,
@@ -42,9 +43,7 @@ from app.errors import (
 )
 from app.index import attachments_repository as repository
 from app.index.db import note_events
-from app.services import blob_deletion
 from app.services.browse import get_row_or_404
-from app.services.context import ServerContext
 from app.validation import is_digits
 
 USER_RANGE = range(1024, 65536)

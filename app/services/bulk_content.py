@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.context import ServerContext
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
 from app.errors import BadRequest
 from app.index import repository
 from app.services import browse
-from app.services.context import ServerContext
 
 
 def _format(request: dict[str, Any]) -> str:

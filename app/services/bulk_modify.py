@@ -27,6 +27,7 @@ from typing import Any
 
 from pydicom.uid import UID
 
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.errors import BadFileFormat, ParameterOutOfRange, PharosError, UnknownResource
@@ -34,7 +35,6 @@ from app.index import repository
 from app.jobs.kinds import JobInterrupted, register
 from app.services import delete as delete_service
 from app.services import modify as modify_service
-from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_file_or_none
 from app.services.merge_split import DESCRIPTION, read_boolean, read_strings

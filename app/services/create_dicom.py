@@ -8,6 +8,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from app.context import ServerContext
 from app.dicom import create_dicom as builder
 from app.dicom import encodings, orthanc_json
 from app.dicom.levels import Level
@@ -17,7 +18,6 @@ from app.dicom.parse import read_dataset
 from app.dicom.tags import MAIN_TAG_KEYWORDS
 from app.errors import BadRequest, UnknownResource
 from app.index import repository
-from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import read_file
 from app.services.modify import default_private_creator, encode

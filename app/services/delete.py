@@ -1,5 +1,5 @@
 """Deleting resources: index rows first (one transaction, which also queues their blob
-keys durably), then their blobs (see app/services/blob_deletion.py)."""
+keys durably), then their blobs (see app/context/blob_deletion.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import UnknownResource
 from app.index import repository
-from app.services import blob_deletion
-from app.services.context import ServerContext
 
 
 def delete_resource(context: ServerContext, level: Level, public_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from sqlalchemy import Connection, Row, select
 
+from app.context import ServerContext
 from app.dicom import dicomweb_render, render, transcode
 from app.dicom.dicomweb_json import drop_retired, rewrite_bulk_uris
 from app.dicom.dicomweb_render import Rendering
@@ -32,7 +33,6 @@ from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownR
 from app.index import find as index_find
 from app.index import repository
 from app.index.repository import INSTANCES
-from app.services.context import ServerContext
 from app.services.find import build_query
 from app.validation import is_digits
 

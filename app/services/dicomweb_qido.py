@@ -20,6 +20,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR
 
+from app.context import ServerContext
 from app.dicom.dicomweb_json import (
     COMPUTED,
     DEFAULTS,
@@ -36,7 +37,6 @@ from app.dicom.levels import Level
 from app.dicom.tags import MAIN_TAG_KEYWORDS
 from app.errors import BadRequest
 from app.index import find as index_find
-from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, series_url, study_url
 from app.services.find import build_query, effective_limit
 from app.validation import parse_int

@@ -28,11 +28,11 @@ from typing import IO, Any
 
 from pydicom.datadict import keyword_for_tag
 
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, NetworkProtocol, PharosError, UnknownResource
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.services import network
-from app.services.context import ServerContext
 from app.services.dicomweb import open_blob
 from app.services.dicomweb_client import (
     CHUNK,

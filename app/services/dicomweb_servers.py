@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.context import ServerContext
 from app.errors import BadFileFormat, InexistentItem, ParameterOutOfRange
 from app.services import network
-from app.services.context import ServerContext
 
 REGISTRY = "dicomweb-servers"
 _RESERVED = {"CertificateFile", "CertificateKeyFile", "CertificateKeyPassword", "HttpHeaders",

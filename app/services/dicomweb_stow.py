@@ -22,11 +22,11 @@ import orjson
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from app.context import ServerContext
 from app.dicom.create import BulkPart, build_instance
 from app.dicom.dicomweb_json import sequence, url_element
 from app.dicom.limits import check_deflated_dataset
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
-from app.services.context import ServerContext
 from app.services.dicomweb import instance_url, study_url
 from app.services.dicomweb_multipart import Part, SpooledBody, parse_media_type
 from app.services.ingest import ingest_instance

@@ -22,13 +22,13 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from app.context import ServerContext
 from app.dicom.encodings import Encoding
 from app.dicom.levels import Level
 from app.errors import BadRequest
 from app.index import find as index_find
 from app.index import repository
 from app.services import runtime
-from app.services.context import ServerContext
 from app.services.find import build_query, effective_limit
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from app import orthanc_api_at_least
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.matching import Constraint, Kind, WildcardNotAllowed, parse_constraint
 from app.dicom.tag_values import format_tags
@@ -44,7 +45,6 @@ from app.services.browse import (
     metadata_name,
     resources_json,
 )
-from app.services.context import ServerContext
 from app.validation import MAX_INT64, is_digits
 
 # Bounds on the extended fields (Orthanc has none): each OrderBy key may join a table,

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.context import ServerContext
 from app.errors import BadRequest
 from app.services import ingest
-from app.services.context import ServerContext
 from app.services.dicomweb_multipart import SpooledBody
 from app.validation import is_digits
 

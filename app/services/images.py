@@ -17,13 +17,13 @@ import numpy as np
 import orjson
 from pydicom.dataset import Dataset
 
+from app.context import ServerContext
 from app.dicom import decode, render
 from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.errors import BadFileFormat, CannotOrderSlices, ParameterOutOfRange
 from app.index import repository
 from app.services.browse import get_row_or_404
-from app.services.context import ServerContext
 from app.services.instances import dataset_of, read_file
 
 

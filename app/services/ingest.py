@@ -20,14 +20,13 @@ from typing import IO
 from sqlalchemy import Connection
 
 from app.blobstore.base import new_key
+from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
 from app.errors import BadFileFormat, FullStorage, PharosError, ReadOnlyMode, ZipBomb
 from app.index import repository
 from app.scripting import events as scripting_events
-from app.services import blob_deletion
-from app.services.context import ServerContext
 from app.timeutil import now_stamp
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from sqlalchemy import Row
 
+from app.context import ServerContext
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
 from app.dicom.parse import index_in_series_text, read_dataset
@@ -18,7 +19,6 @@ from app.dicom.tags import parse_tag
 from app.errors import InexistentFile, InexistentItem, UnknownResource
 from app.index import repository
 from app.services.browse import get_row_or_404
-from app.services.context import ServerContext
 from app.validation import is_digits
 
 log = logging.getLogger(__name__)

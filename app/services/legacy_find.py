@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.context import ServerContext
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
 from app.dicom.tags import MAIN_TAG_KEYWORDS, parse_tag, tag_name
 from app.errors import BadFileFormat
 from app.services import network, query_retrieve
-from app.services.context import ServerContext
 
 # DicomMap::SetupFind*Template: the keys asked at each level, empty (return keys).
 TEMPLATES: dict[Level, tuple[str, ...]] = {

@@ -35,6 +35,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import generate_uid
 
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.modify import SERIES_UID, SOP_UID, STUDY_UID, set_value
 from app.dicom.parse import read_dataset
@@ -49,7 +50,6 @@ from app.errors import (
 from app.index import repository
 from app.jobs.kinds import JobInterrupted, job_kind
 from app.services import delete as delete_service
-from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_file_or_none
 from app.services.modify import default_private_creator, encode

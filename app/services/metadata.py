@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import ParameterOutOfRange, PharosError, UnknownResource
 from app.index import curation_repository
@@ -23,7 +24,6 @@ from app.index.db import note_events
 from app.index.repository import INTERNAL_METADATA_PREFIX
 from app.services.attachments import RevisionConflict, parse_revision_header
 from app.services.browse import METADATA_NUMBERS, get_row_or_404
-from app.services.context import ServerContext
 from app.validation import is_digits
 
 _USER_RANGE = range(1024, 65536)

@@ -23,6 +23,7 @@ import orjson
 import pydicom
 from pydicom.dataset import Dataset
 
+from app.context import ServerContext
 from app.dicom.identifiers import orthanc_hash
 from app.dicom.levels import Level
 from app.dicom.modify import (
@@ -45,7 +46,6 @@ from app.errors import (
 )
 from app.index import curation_repository, repository
 from app.services import delete as delete_service
-from app.services.context import ServerContext
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_row, read_file
 

@@ -26,6 +26,7 @@ from pydicom import dcmread
 from sqlalchemy import Row
 
 from app.config import Modality, Peer
+from app.context import ServerContext
 from app.dicom.identifiers import is_orthanc_id
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
@@ -39,7 +40,6 @@ from app.index import network_repository as network_index
 from app.index import repository
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.services import peers as peer_client
-from app.services.context import ServerContext
 from app.timeutil import now_stamp
 
 DESCRIPTION = "REST API"

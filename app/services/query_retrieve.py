@@ -38,6 +38,7 @@ from pydicom.tag import Tag
 from sqlalchemy import Row
 
 from app.config import Modality
+from app.context import ServerContext
 from app.dicom import orthanc_json
 from app.dicom.encodings import ENCODINGS, Encoding
 from app.dicom.levels import Level
@@ -53,7 +54,6 @@ from app.index import network_repository as network_index
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.scripting import events as scripting_events
 from app.services import network, runtime
-from app.services.context import ServerContext
 from app.validation import is_digits
 
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's QueryRetrieveSize default

@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 
 from app.blobstore.base import BlobKey, new_key
 from app.blobstore.filesystem import FileSystemBlobStore
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance, parse_instance
 from app.errors import PharosError
 from app.index import attachments_repository, reconstruct_repository, repository
 from app.services.attachments import uncompress
 from app.services.browse import get_row_or_404
-from app.services.context import ServerContext
 from app.timeutil import now_stamp
 
 log = logging.getLogger(__name__)

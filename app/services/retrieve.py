@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from sqlalchemy import Row
 
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadRequest, InexistentFile
 from app.index import find as index_find
 from app.index import repository
-from app.services.context import ServerContext
 from app.services.dimse_query import element_text, parse_level
 from app.services.find import build_query
 

@@ -35,12 +35,12 @@ from typing import Any
 import orjson
 
 from app.config import Settings
+from app.context import ServerContext
 from app.dicom import encodings, orthanc_json
 from app.dicom import transfer_syntaxes as syntaxes
 from app.errors import BadFileFormat, ParameterOutOfRange
 from app.index import runtime_repository
 from app.index.db import Database
-from app.services.context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import threading
 from typing import IO
 
 from app.config import Settings
+from app.context import ServerContext
 from app.index import repository
-from app.services.context import ServerContext
 from app.timeutil import now_stamp, stamp_seconds_ago
 
 log = logging.getLogger(__name__)

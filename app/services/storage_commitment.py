@@ -23,12 +23,12 @@ import orjson
 from pydicom.dataset import Dataset
 
 from app.config import Modality
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest, InexistentItem, UnknownResource
 from app.index import network_repository as network_index
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.services import network
-from app.services.context import ServerContext
 
 SCP_JOB = "StorageCommitmentScp"
 REPORTS_SIZE = 100  # Orthanc's StorageCommitmentReportsSize default

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
+from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, FullStorage, StorageUnavailable
 from app.index import blob_deletions_repository as queue
 from app.index import repository
 from app.index.db import Database
-from app.services import blob_deletion
-from app.services.context import ServerContext
 from app.services.delete import delete_resource
 from app.services.ingest import ingest_instance
 from tests.helpers import make_dicom, pinned_database

@@ -285,7 +285,7 @@ def test_filesystem_server_starts_without_boto3(tmp_path: Path) -> None:
     (shadow / "boto3").mkdir(parents=True)
     (shadow / "boto3" / "__init__.py").write_text("raise ImportError('No module named boto3')\n")
     code = ("import sys; from app.config import Settings; "
-            "from app.services.context import ServerContext; "
+            "from app.context import ServerContext; "
             f"c = ServerContext.open(Settings(storage_directory={str(tmp_path / 's')!r})); "
             "c.close(); print('boto3' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from app.api.deps import get_context
 from app.api.dicomweb.common import DicomWebRoute, json_response, service_root, xml_multipart
 from app.api.dicomweb.negotiation import accept_ranges, choose_json
+from app.context import ServerContext
 from app.dicom.levels import Level
-from app.services.context import ServerContext
 from app.services.dicomweb import Target, check_uids
 from app.services.dicomweb_qido import parse_query, search
 

@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import body_chunks, get_context, rest_origin
 from app.api.dicomweb.common import DicomWebRoute, json_response, service_root
 from app.api.dicomweb.negotiation import UnsupportedMediaType, accept_ranges, choose_json
+from app.context import ServerContext
 from app.dicom.dicomweb_json import to_xml
-from app.services.context import ServerContext
 from app.services.dicomweb import Target, check_uids
 from app.services.dicomweb_multipart import MalformedMultipart, parse_media_type, spool_multipart
 from app.services.dicomweb_stow import StoreReport, store_dicom_parts, store_json_parts

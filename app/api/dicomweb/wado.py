@@ -29,10 +29,10 @@ from app.api.dicomweb.negotiation import (
     dicom_syntaxes,
     pick_syntax,
 )
+from app.context import ServerContext
 from app.dicom.dicomweb_render import Rendering, parse_viewport, parse_window
 from app.errors import BadRequest, ParameterOutOfRange
 from app.services import dicomweb as service
-from app.services.context import ServerContext
 from app.services.dicomweb import RenderOptions, Target
 from app.services.dicomweb_multipart import (
     coalesce,

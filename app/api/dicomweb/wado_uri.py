@@ -26,10 +26,10 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import get_context
 from app.api.dicomweb.common import DicomWebRoute
 from app.api.dicomweb.negotiation import EXPLICIT_VR_LITTLE_ENDIAN, NotAcceptable, pick_syntax
+from app.context import ServerContext
 from app.errors import BadRequest, ParameterOutOfRange
 from app.services import dicomweb as service
 from app.services import images
-from app.services.context import ServerContext
 from app.validation import parse_float
 
 router = APIRouter(route_class=DicomWebRoute, tags=["WADO-URI"])

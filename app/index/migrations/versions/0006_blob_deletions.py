@@ -1,6 +1,6 @@
 """blob_deletions: the durable list of blobs to delete (retried until the store agrees)
 
-See ``app.index.models.BlobDeletion`` and ``app.services.blob_deletion``.
+See ``app.index.models.BlobDeletion`` and ``app.context.blob_deletion``.
 
 Revision ID: 0006_blob_deletions
 Revises: 0005_changes_public_id
