@@ -1,11 +1,16 @@
-"""The server context: settings, the index database and the blob store, built once."""
+"""The server context: what every use case works with, built once per process.
+
+``ServerContext`` holds the settings, the index database (:mod:`app.index`), the blob
+store (:mod:`app.blobstore`) and the scripting hooks (:mod:`app.context.hooks`, the one
+way services reach Lua and Python callbacks). This package sits below the jobs and the
+services, above the index and the blob store; :mod:`app.context.blob_deletion` is the
+durable queue that deletes blobs once the index no longer references them.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-
-from sqlalchemy import select
 
 from app.blobstore import BlobStore, open_blobstore
 from app.blobstore.read_only import ReadOnlyBlobStore
@@ -60,7 +65,7 @@ class ServerContext:
         if not candidates:
             return 0
         with self.db.read() as conn:
-            known = {key for (key,) in conn.execute(select(repository.INSTANCES.c.blob_key))}
+            known = repository.instance_blob_keys(conn)
             if not known and not repository.attachment_blob_keys(conn):
                 # An empty index over a full store: most likely a storage folder to
                 # migrate (e.g. a copy of Orthanc's) before `pharos reconstruct`. Never

@@ -23,10 +23,9 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, select
-
 from app.context import ServerContext
 from app.index import blob_deletions_repository as queue
+from app.index.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +91,7 @@ def drain_once(context: ServerContext, now: float | None = None) -> int:
     """Retry the due deletions (claimed by this process only); return how many are done."""
     now = time.time() if now is None else now
     with context.db.read() as conn:
-        if conn.execute(select(queue.BLOB_DELETIONS.c.blob_key)
-                        .where(queue.BLOB_DELETIONS.c.due <= now).limit(1)).first() is None:
+        if not queue.any_due(conn, now):
             return 0  # the usual case: no write transaction at all
     with context.db.write() as conn:
         keys = queue.claim_due(conn, now, CLAIM_LEASE, CLAIM_BATCH)

@@ -22,6 +22,12 @@ def enqueue(conn: Connection, keys: Iterable[str], due: float) -> None:
     conn.execute(dialect(BLOB_DELETIONS).on_conflict_do_nothing(), rows)
 
 
+def any_due(conn: Connection, now: float) -> bool:
+    """Whether some deletion is due at *now* (a cheap read before any write transaction)."""
+    return conn.execute(select(BLOB_DELETIONS.c.blob_key)
+                        .where(BLOB_DELETIONS.c.due <= now).limit(1)).first() is not None
+
+
 def forget(conn: Connection, keys: Iterable[str]) -> None:
     keys = list(keys)
     for start in range(0, len(keys), 500):  # bounded IN lists

@@ -734,6 +734,11 @@ def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
     return answer
 
 
+def instance_blob_keys(conn: Connection) -> set[str]:
+    """The blob keys of every stored instance (the orphan sweep keeps them)."""
+    return {key for (key,) in conn.execute(select(INSTANCES.c.blob_key))}
+
+
 def attachment_blob_keys(conn: Connection) -> set[str]:
     """Blob keys referenced by rows other than instances (user attachments), which the
     orphan sweep must keep. Attachments stored in the blob store must be listed here."""
