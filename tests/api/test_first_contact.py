@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.helpers import REPO, free_port, live_server, make_dicom
+from tests.helpers import REPO, free_port, live_server, make_dicom, on_filesystem
 
 
 def _serve(tmp_path: Path, config: dict | str, env: dict[str, str] | None = None,
@@ -109,7 +109,8 @@ def test_missing_hooks_module_and_failing_worker(tmp_path: Path) -> None:
 def test_missing_folders_are_created(tmp_path: Path) -> None:
     storage = tmp_path / "not" / "yet" / "storage"
     index = tmp_path / "nor" / "this" / "index"
-    config = {"StorageDirectory": str(storage), "IndexDirectory": str(index)}
+    # The filesystem blob store even under PHAROS_TEST_BLOBSTORE=s3: the folder is the point.
+    config = on_filesystem({"StorageDirectory": str(storage), "IndexDirectory": str(index)})
     with live_server(tmp_path, config) as server:
         assert httpx.get(f"{server.url}/system").status_code == 200
         assert httpx.post(f"{server.url}/instances",

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.helpers import REPO, live_server, make_dicom
+from tests.helpers import REPO, blobstore_url_for_tests, live_server, make_dicom, pinned_database
 
 
 def _pharos(*args: str) -> subprocess.CompletedProcess[str]:
@@ -35,23 +35,27 @@ def test_import_folders_files_and_zips(tmp_path: Path) -> None:
     lone.write_bytes(make_dicom(patient_id="IMP5"))
 
     storage = tmp_path / "data"
-    config = tmp_path / "pharos.json"
-    config.write_bytes(orjson.dumps({"StorageDirectory": str(storage)}))
-    done = _pharos("import", "--config", str(config), str(source), str(lone))
-    assert done.returncode == 0, done.stderr
-    assert "5 instances stored, 0 already stored, 1 files skipped (not DICOM), 1 refused" \
-        in done.stderr, done.stderr
-    assert "100% 6/6 files" in done.stderr  # the last progress line (DICOMDIR not counted)
-    assert "broken.dcm" in done.stderr  # the refused file is named
-    again = _pharos("import", "--config", str(config), str(lone))
-    assert "0 instances stored, 1 already stored" in again.stderr
+    with pinned_database(tmp_path) as pinned:
+        # The backends the test run uses (PostgreSQL, S3) for the import and the server alike.
+        document = {**pinned, "StorageDirectory": str(storage)}
+        document["Pharos"] = {**document.get("Pharos", {}),
+                              "BlobstoreUrl": blobstore_url_for_tests(storage)}
+        config = tmp_path / "pharos.json"
+        config.write_bytes(orjson.dumps(document))
+        done = _pharos("import", "--config", str(config), str(source), str(lone))
+        assert done.returncode == 0, done.stderr
+        assert "5 instances stored, 0 already stored, 1 files skipped (not DICOM), 1 refused" \
+            in done.stderr, done.stderr
+        assert "100% 6/6 files" in done.stderr  # the last progress line (DICOMDIR not counted)
+        assert "broken.dcm" in done.stderr  # the refused file is named
+        again = _pharos("import", "--config", str(config), str(lone))
+        assert "0 instances stored, 1 already stored" in again.stderr
 
-    # A server over the same storage sees them.
-    with live_server(tmp_path / "server", {"StorageDirectory": str(storage)}) as server:
-        patients = httpx.get(f"{server.url}/patients?expand").json()
-        assert sorted(p["MainDicomTags"]["PatientID"] for p in patients) == \
-            ["IMP1", "IMP2", "IMP3", "IMP5"]
-
+        # A server over the same index and storage sees them.
+        with live_server(tmp_path / "server", document) as server:
+            patients = httpx.get(f"{server.url}/patients?expand").json()
+            assert sorted(p["MainDicomTags"]["PatientID"] for p in patients) == \
+                ["IMP1", "IMP2", "IMP3", "IMP5"]
 
 def test_import_of_a_missing_path_says_so(tmp_path: Path) -> None:
     config = tmp_path / "pharos.json"

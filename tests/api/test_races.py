@@ -18,7 +18,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pydicom
@@ -39,11 +38,6 @@ def racing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
             url = pinned.get("Pharos", {}).get("DatabaseUrl") or \
                 f"sqlite:///{server.storage / 'pharos-index.sqlite'}"
             yield server, url
-
-
-def _blob_files(storage: Path) -> set[str]:
-    return {p.name for p in storage.rglob("*") if p.is_file() and len(p.parent.name) == 2
-            and len(p.parent.parent.name) == 2 and not p.name.endswith(".tmp")}
 
 
 def _consistency(server: LiveServer, database_url: str) -> list[str]:
@@ -73,12 +67,12 @@ def _consistency(server: LiveServer, database_url: str) -> list[str]:
                     problems.append(f"{empty} {parent} without {child}")
     finally:
         engine.dispose()
-    files = _blob_files(server.storage)
+    files = server.blob_keys()  # files, or S3 objects under PHAROS_TEST_BLOBSTORE=s3
     if keys - files:
-        problems.append(f"{len(keys - files)} indexed blob(s) missing on disk")
+        problems.append(f"{len(keys - files)} indexed blob(s) missing from the store")
     orphans = files - keys - pending
     if orphans:
-        problems.append(f"{len(orphans)} orphan blob(s) on disk")
+        problems.append(f"{len(orphans)} orphan blob(s) in the store")
     return problems
 
 
