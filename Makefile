@@ -6,7 +6,7 @@ VENV := .venv
 SERVE_STAMP := $(VENV)/.installed-serve
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test bench lint openapi clean ohif fuzz
+.PHONY: serve test bench lint typecheck openapi clean ohif fuzz
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,15 @@ test: $(TEST_STAMP) ohif
 bench: $(TEST_STAMP)
 	$(VENV)/bin/python benchmarks/ingest.py
 
+# ruff, then mypy. The import rules (SQL only in app/index, FastAPI only in app/api, no
+# upward imports or cycles: scripts/layers.py) are tests/unit/test_architecture.py.
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check app tests benchmarks scripts
+	$(MAKE) typecheck
+
+# mypy --strict on the layers below the services ([tool.mypy] in pyproject.toml).
+typecheck: $(TEST_STAMP)
+	$(VENV)/bin/python -m mypy
 
 # The hostile-input campaign (scripts/fuzz.py): >= 300 malformed DICOM files through
 # REST, STOW-RS and C-STORE, then schemathesis over openapi/openapi.json for FUZZ_SECONDS

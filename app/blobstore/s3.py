@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from app.blobstore.base import BlobKey, BlobStore, BlobStoreConfigError, check_key
@@ -271,7 +271,7 @@ class S3BlobStore(BlobStore):
         with self._requests("GetObject", key):
             response = self.client.get_object(Bucket=self.bucket, Key=name)
         raw = _ObjectReader(self, key, name, response)
-        return io.BufferedReader(raw, buffer_size=256 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=256 * 1024)
 
     def read_range(self, key: BlobKey, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0:
@@ -291,7 +291,7 @@ class S3BlobStore(BlobStore):
                         return b""  # past the end of an existing blob (S3 answers 416)
                     raise
             try:
-                return body.read()
+                return cast(bytes, body.read())
             except (OSError, self._boto_errors[0]) as error:
                 if attempt + 1 >= attempts:
                     raise StorageUnavailable(f"S3 ranged read of {key} failed: {error}") \
@@ -395,7 +395,7 @@ class _ObjectReader(io.RawIOBase):
     """A seekable view of one object: reads stream from an open GET; a seek, or a body
     cut mid-way (connection reset, read timeout), reopens with ``Range: bytes=N-``."""
 
-    def __init__(self, store: S3BlobStore, key: str, name: str, response: dict) -> None:
+    def __init__(self, store: S3BlobStore, key: str, name: str, response: dict[str, Any]) -> None:
         super().__init__()
         self._store, self._key, self._name = store, key, name
         self._size = int(response["ContentLength"])
@@ -436,6 +436,7 @@ class _ObjectReader(io.RawIOBase):
         if wanted <= 0:
             return b""
         attempts = self._store.location.max_attempts
+        retried: tuple[type[BaseException], ...] = (OSError, *self._store._boto_errors)
         for attempt in range(attempts):
             try:
                 if self._body is None:
@@ -444,10 +445,10 @@ class _ObjectReader(io.RawIOBase):
                 if len(data) < wanted and self._position + len(data) < self._size:
                     raise OSError("the object's body ended early")
                 self._position += len(data)
-                return data
+                return cast(bytes, data)
             except FileNotFoundError:
                 raise  # deleted meanwhile
-            except (OSError, *self._store._boto_errors) as error:
+            except retried as error:
                 self._drop_body()
                 if attempt + 1 >= attempts:
                     raise StorageUnavailable(f"S3 read of {self._key} failed: {error}") \

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, delete, insert, select, update
+from sqlalchemy import Connection, Table, and_, delete, insert, select, update
 
 from app.dicom.levels import Level
 from app.index import models
+from app.index.db import Row
 
 ATTACHMENTS: Table = models.Attachment.__table__  # type: ignore[assignment]
 

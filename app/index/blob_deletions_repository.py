@@ -66,7 +66,7 @@ def postpone(conn: Connection, keys: Iterable[str], now: float, base_delay: floa
 
 def pending(conn: Connection) -> list[tuple[str, int, str | None]]:
     """(key, attempts, last error) of every queued deletion, oldest due first."""
-    return [tuple(row) for row in conn.execute(  # type: ignore[misc]
+    return [tuple(row) for row in conn.execute(
         select(BLOB_DELETIONS.c.blob_key, BLOB_DELETIONS.c.attempts,
                BLOB_DELETIONS.c.last_error).order_by(BLOB_DELETIONS.c.due))]
 

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, Connection, Row, Text, and_, cast, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Table,
+    Text,
+    and_,
+    cast,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from app.dicom.levels import Level
 from app.index import models, repository
+from app.index.db import Row
 from app.index.repository import METADATA, PATIENTS
 
-GLOBAL_PROPERTIES = models.GlobalProperty.__table__
+GLOBAL_PROPERTIES: Table = models.GlobalProperty.__table__  # type: ignore[assignment]
 
 
 def next_global_sequence(conn: Connection, name: str) -> int:

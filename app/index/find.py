@@ -205,13 +205,13 @@ def _like_pattern(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-def _wildcard(column: Any, pattern: str, dialect: str) -> ColumnElement[bool]:
+def _wildcard(column: ColumnElement[Any], pattern: str, dialect: str) -> ColumnElement[bool]:
     if dialect == "sqlite":
         return column.op("GLOB")(_glob_pattern(pattern))
     return column.like(_like_pattern(pattern), escape="\\")
 
 
-def _sql_condition(column: Any, constraint: Constraint, values: Sequence[str],
+def _sql_condition(column: ColumnElement[Any], constraint: Constraint, values: Sequence[str],
                    dialect: str) -> ColumnElement[bool]:
     if constraint.kind == Kind.EQUAL:
         return column == values[0]
@@ -276,7 +276,7 @@ def _raw_condition(column: Any, constraint: Constraint,
     return _sql_condition(column, constraint, values, dialect), False
 
 
-def _literal_superset(upper: Any, value: str, dialect: str) -> ColumnElement[bool]:
+def _literal_superset(upper: ColumnElement[Any], value: str, dialect: str) -> ColumnElement[bool]:
     """``upper(column)`` against a literal value with any character for non-ASCII ones."""
     if dialect == "sqlite":
         pattern = "".join("[" + c + "]" if c in "[*?" else c.upper() if c.isascii() else "?"
@@ -451,7 +451,7 @@ def _child_exists(query_level: Level, data_level: Level,
     return exists(subquery)
 
 
-def _join_up(statement: Select, level: Level, top: Level) -> Select:
+def _join_up(statement: Select[*tuple[Any, ...]], level: Level, top: Level) -> Select[*tuple[Any, ...]]:
     current = level
     while current != top:
         parent = current.parent
@@ -463,7 +463,7 @@ def _join_up(statement: Select, level: Level, top: Level) -> Select:
 
 
 def _base_select(conn: Connection, query: FindQuery,
-                 where: list[tuple[Level, ColumnElement[bool]]]) -> Select:
+                 where: list[tuple[Level, ColumnElement[bool]]]) -> Select[*tuple[Any, ...]]:
     """``SELECT pk, public_id`` of the query level with every SQL condition, the joins to
     the ancestors they (and the ordering, and the parent) read, and the order."""
     level = query.level
@@ -759,7 +759,7 @@ def _metadata_post_items(conn: Connection, query: FindQuery) -> list[_PostItem]:
             if not _metadata_condition(query.level, item, conn.dialect.name)[1]]
 
 
-def _batches(conn: Connection, statement: Select,
+def _batches(conn: Connection, statement: Select[*tuple[Any, ...]],
              size: int) -> Iterator[list[tuple[int, str]]]:
     result = conn.execute(statement)
     while rows := result.fetchmany(size):
@@ -950,9 +950,9 @@ def first_instance_json(conn: Connection, level: Level, pks: Sequence[int]) -> d
         .select_from(INSTANCES)
     for lower, upper in zip(chain, chain[1:], strict=False):
         first = first.join(TABLE[upper], TABLE[lower].c[PARENT_FK[lower]] == TABLE[upper].c.pk)
-    first = first.where(owner.in_(list(pks))).group_by(owner).subquery()
-    rows = conn.execute(select(first.c.owner, INSTANCES.c.dicom_json)
-                        .join(INSTANCES, INSTANCES.c.pk == first.c.instance_pk))
+    firsts = first.where(owner.in_(list(pks))).group_by(owner).subquery()
+    rows = conn.execute(select(firsts.c.owner, INSTANCES.c.dicom_json)
+                        .join(INSTANCES, INSTANCES.c.pk == firsts.c.instance_pk))
     return {owner_pk: orjson.loads(doc) for owner_pk, doc in rows}
 
 
@@ -1071,7 +1071,7 @@ def computed_tag(conn: Connection, level: Level, pks: Sequence[int], name: str) 
     return handler(conn, list(pks))
 
 
-def _distinct_join(conn: Connection, pks: list[int], column: Any, joins: Callable[[Select], Select],
+def _distinct_join(conn: Connection, pks: list[int], column: Any, joins: Callable[[Select[*tuple[Any, ...]]], Select[*tuple[Any, ...]]],
                    owner: Any) -> dict[int, str]:
     values: dict[int, set[str]] = {pk: set() for pk in pks}
     statement = joins(select(owner, column).distinct()).where(owner.in_(pks))
@@ -1081,7 +1081,7 @@ def _distinct_join(conn: Connection, pks: list[int], column: Any, joins: Callabl
     return {pk: "\\".join(sorted(v)) for pk, v in values.items()}
 
 
-def _count(conn: Connection, pks: list[int], statement: Select, owner: Any) -> dict[int, str]:
+def _count(conn: Connection, pks: list[int], statement: Select[*tuple[Any, ...]], owner: Any) -> dict[int, str]:
     counts = {pk: 0 for pk in pks}
     for pk, count in conn.execute(statement.where(owner.in_(pks)).group_by(owner)):
         counts[pk] = count

@@ -16,9 +16,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from app.index import models
+from app.index.db import Row
 
 JOBS: Table = models.Job.__table__  # type: ignore[assignment]
 
@@ -82,7 +94,7 @@ def requeue_abandoned(conn: Connection, older_than: float | None) -> int:
     """Put running jobs back to Pending: all of them (``None``) or those whose heartbeat
     stopped before *older_than* (their process died). Paused requests become Paused and
     cancel requests Pending (the cancel is then lost, as if it came after the crash)."""
-    condition = JOBS.c.state.in_(ACTIVE_STATES)
+    condition: ColumnElement[bool] = JOBS.c.state.in_(ACTIVE_STATES)
     if older_than is not None:
         condition = and_(condition, or_(JOBS.c.heartbeat.is_(None),
                                         JOBS.c.heartbeat < older_than))

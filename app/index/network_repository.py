@@ -3,10 +3,11 @@ of ``/modalities/{name}/query`` kept for ``/queries/{id}``, and ``/exports`` ent
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from app.dicom.levels import Level
 from app.index import models, repository
+from app.index.db import Row
 from app.index.repository import EXPORTS, get_row, parent_row
 
 MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]

@@ -3,11 +3,12 @@ from a re-parsed file, keeping every identifier and primary key."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
+from app.index.db import Row
 from app.index.repository import (
     INSTANCES,
     METADATA,

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Connection,
-    Row,
+    Insert,
     Select,
     Table,
     and_,
@@ -34,7 +34,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
-from app.index.db import note_events
+from app.index.db import Row, note_events
 from app.timeutil import now_stamp
 
 PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
@@ -71,6 +71,7 @@ def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> in
     """INSERT ... ON CONFLICT DO NOTHING RETURNING pk: the new pk, or None when another
     writer created the row first (rowcount cannot tell: psycopg reports -1 here)."""
     dialect = conn.dialect.name
+    statement: postgresql.Insert | sqlite.Insert | Insert
     if dialect == "postgresql":
         statement = postgresql.insert(table).values(values).on_conflict_do_nothing(
             index_elements=["public_id"])
@@ -80,7 +81,7 @@ def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> in
     else:  # pragma: no cover
         statement = insert(table).values(values)
     row = conn.execute(statement.returning(table.c.pk)).first()
-    return None if row is None else row[0]
+    return None if row is None else int(row[0])
 
 
 def _get_or_create(conn: Connection, level: Level, public_id: str, values: dict[str, Any],
@@ -88,11 +89,11 @@ def _get_or_create(conn: Connection, level: Level, public_id: str, values: dict[
     table = TABLE[level]
     row = conn.execute(_PK_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
     if row is not None:
-        return row[0]
+        return int(row[0])
     created = _insert_ignore(conn, table, {"public_id": public_id, "last_update": now,
                                            "is_stable": False, **values})
     if created is None:  # another writer created it between our SELECT and INSERT
-        return conn.execute(_PK_BY_PUBLIC_ID[level], {"b_public_id": public_id}).one()[0]
+        return int(conn.execute(_PK_BY_PUBLIC_ID[level], {"b_public_id": public_id}).one()[0])
     changes.append((f"New{level.value}", level, public_id))
     return created
 
@@ -187,7 +188,8 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
         remote_ip=origin.get("RemoteIP", ""), called_aet=origin.get("CalledAET", ""),
         http_username=origin.get("HttpUsername", ""), main_tags=_pack(instance),
         dicom_json=parsed.dicom_json))
-    instance_pk = result.inserted_primary_key[0]
+    assert result.inserted_primary_key is not None
+    instance_pk = int(result.inserted_primary_key[0])
     _store_automatic_metadata(conn, parsed, changes, study_pk, instance_pk)
     # Touch the parents: LastUpdate and stability restart with every new instance.
     conn.execute(_TOUCH[Level.SERIES], {"b_pk": series_pk, "b_now": now})
@@ -332,7 +334,7 @@ def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now
 
 # --- look-ups -----------------------------------------------------------------------------
 
-def _row_query(level: Level) -> Select:
+def _row_query(level: Level) -> Select[*tuple[Any, ...]]:
     table = TABLE[level]
     if level != Level.INSTANCE:
         return select(table)
