@@ -194,3 +194,8 @@ class HookFailed(PharosError):
     plugin reports an exception of a callback."""
 
     orthanc_code, orthanc_message, http_status = 1, "Error encountered within the plugin engine", 500
+
+
+class StartupError(Exception):
+    """The server cannot start: the message is the one line ``pharos`` prints (no Orthanc
+    error: nothing answers yet)."""

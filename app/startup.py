@@ -17,10 +17,9 @@ import tempfile
 from pathlib import Path
 
 from app.config import Settings
+from app.errors import StartupError
 
-
-class StartupError(Exception):
-    """The server cannot start: the message is the one line ``pharos`` prints."""
+__all__ = ["StartupError", "check_port", "prepare"]
 
 
 def prepare(settings: Settings) -> None:
@@ -92,30 +91,11 @@ def _blob_store(settings: Settings) -> None:
 
 def _index(settings: Settings) -> None:
     """Migrate the index (which opens it): an unreachable or refused database is one line."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-
-    from app.index.db import check_schema, migrate
-    url = settings.effective_database_url
+    from app.index.db import prepare_index
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise StartupError(f"DatabaseUrl {url[:80]!r} is not a database URL (e.g. "
-                           "postgresql+psycopg://user@host/db): fix Pharos.DatabaseUrl or "
-                           "PHAROS_DATABASE_URL") from None
-    try:
-        check_schema(url) if settings.read_only else migrate(url)
-    except ValueError as error:  # ReadOnly over an index that is not at the latest schema
+        prepare_index(settings.effective_database_url, read_only=settings.read_only)
+    except ValueError as error:
         raise StartupError(str(error)) from None
-    except NoSuchModuleError as error:
-        raise StartupError(f"DatabaseUrl {shown}: unsupported database ({error}); use "
-                           "sqlite:/// or postgresql+psycopg://") from None
-    except DBAPIError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
-        raise StartupError(f"the index database {shown} cannot be used: "
-                           f"{reason[0] if reason else type(error).__name__} (check that "
-                           "it runs and accepts this user, or fix Pharos.DatabaseUrl / "
-                           "PHAROS_DATABASE_URL)") from None
 
 
 def check_port(host: str, port: int, option: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from app.blobstore import BlobStore, open_blobstore
 from app.blobstore.read_only import ReadOnlyBlobStore
 from app.config import Settings
+from app.context.hooks import NO_HOOKS, ScriptHooks
 from app.dicom import limits
 from app.dicom import transcode as transcoding
 from app.index import repository
@@ -32,6 +33,9 @@ class ServerContext:
     db: Database
     blobs: BlobStore
     extras: dict[str, object] = field(default_factory=dict)
+    # The site's scripts as the services see them (app/context/hooks.py); scripting
+    # installs its own when it starts.
+    hooks: ScriptHooks = NO_HOOKS
 
     @classmethod
     def open(cls, settings: Settings) -> ServerContext:

@@ -28,6 +28,7 @@ from app.dimse.common import (
 )
 from app.dimse.negotiation import GENERIC_SYNTAXES
 from app.dimse.security import Policy
+from app.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,6 @@ def start_scp(context: ServerContext) -> Stoppable:
     except OSError as error:
         # Fatal, as in Orthanc (and as the HTTP port): `pharos serve` checks the port
         # before starting, so this is a port taken in the meantime.
-        from app.startup import StartupError
         raise StartupError(f"DicomPort {settings.dicom_port} cannot be opened "
                            f"({error.strerror or error}): stop the program listening "
                            "there or choose another DicomPort") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.dicom.levels import Level
 from app.index import models
@@ -51,12 +52,21 @@ def attachments_of(conn: Connection, level: Level, pks: list[int]) -> dict[int, 
     return answer
 
 
+class AttachmentExists(Exception):
+    """Another writer created the attachment first: the unique key refused the insert (the
+    transaction is spoiled; the caller lets it roll back)."""
+
+
 def insert_attachment(conn: Connection, level: Level, resource_pk: int, content_type: int,
                       values: dict[str, Any]) -> None:
-    """A new attachment at revision 0 (a concurrent insert fails on the unique key)."""
-    conn.execute(insert(ATTACHMENTS).values(
-        level=level.value, resource_pk=resource_pk, content_type=content_type, revision=0,
-        **{_OWNER_COLUMN[level]: resource_pk}, **values))
+    """A new attachment at revision 0 (``AttachmentExists`` when a concurrent writer
+    inserted it first)."""
+    try:
+        conn.execute(insert(ATTACHMENTS).values(
+            level=level.value, resource_pk=resource_pk, content_type=content_type, revision=0,
+            **{_OWNER_COLUMN[level]: resource_pk}, **values))
+    except IntegrityError as error:
+        raise AttachmentExists(str(error.orig)) from error
 
 
 def replace_attachment(conn: Connection, level: Level, resource_pk: int, content_type: int,

@@ -126,6 +126,34 @@ def migrate(url: str) -> None:
         engine.dispose()
 
 
+def prepare_index(url: str, *, read_only: bool) -> None:
+    """Migrate the index at *url* (check it is at the latest schema when *read_only*): a
+    bad URL, an unsupported or unreachable database is a ``ValueError`` whose message is
+    one line for the operator (``pharos serve`` prints it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ValueError(f"DatabaseUrl {url[:80]!r} is not a database URL (e.g. "
+                         "postgresql+psycopg://user@host/db): fix Pharos.DatabaseUrl or "
+                         "PHAROS_DATABASE_URL") from None
+    try:
+        check_schema(url) if read_only else migrate(url)
+    except ValueError:  # ReadOnly over an index that is not at the latest schema
+        raise
+    except NoSuchModuleError as error:
+        raise ValueError(f"DatabaseUrl {shown}: unsupported database ({error}); use "
+                         "sqlite:/// or postgresql+psycopg://") from None
+    except DBAPIError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+        raise ValueError(f"the index database {shown} cannot be used: "
+                         f"{reason[0] if reason else type(error).__name__} (check that "
+                         "it runs and accepts this user, or fix Pharos.DatabaseUrl / "
+                         "PHAROS_DATABASE_URL)") from None
+
+
 class _FileLock:
     """An exclusive ``flock`` on a file beside the SQLite index.
 

@@ -736,6 +736,78 @@ def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
     return answer
 
 
+# What retrieval needs of an instance (DICOMweb: UIDs, blob key, size, syntax, order).
+_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
+                 INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
+                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.index_in_series)
+
+
+def lean_instance(conn: Connection, pk: int) -> Row:
+    """The retrieval columns of one instance (it must exist)."""
+    return conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one()
+
+
+def lean_instances_of_series(conn: Connection, series_pks: Sequence[int], sop_uid: str | None,
+                             with_json: bool) -> list[Row]:
+    """The retrieval columns of the instances of the series (only *sop_uid* when given),
+    plus the stored DICOM JSON when *with_json*; in no particular order."""
+    columns = _LEAN_COLUMNS + ((INSTANCES.c.dicom_json,) if with_json else ())
+    statement = select(*columns).where(INSTANCES.c.series_pk.in_(list(series_pks)))
+    if sop_uid is not None:
+        statement = statement.where(INSTANCES.c.sop_uid == sop_uid)
+    return list(conn.execute(statement).all())
+
+
+def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, Row]:
+    """For each instance pk: the main tags of its patient, study and series (``patient``,
+    ``study``, ``series``) and its ``series_pk`` (archives lay folders out with them)."""
+    statement = (select(INSTANCES.c.pk, PATIENTS.c.main_tags.label("patient"),
+                        STUDIES.c.main_tags.label("study"), SERIES.c.main_tags.label("series"),
+                        SERIES.c.pk.label("series_pk"))
+                 .join(SERIES, INSTANCES.c.series_pk == SERIES.c.pk)
+                 .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
+                 .join(PATIENTS, STUDIES.c.patient_pk == PATIENTS.c.pk)
+                 .where(INSTANCES.c.pk.in_(list(instance_pks))))
+    return {r.pk: r for r in conn.execute(statement)}
+
+
+_INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).where(
+    INSTANCES.c.series_pk.in_(bindparam("b_pks", expanding=True)))
+
+
+def indices_in_series(conn: Connection, series_pks: Sequence[int]) -> list[tuple[int, int | None]]:
+    """(series pk, IndexInSeries) of every instance of the series."""
+    return [(series_pk, index) for series_pk, index in
+            conn.execute(_INDICES_IN_SERIES, {"b_pks": list(series_pks)})]
+
+
+def first_remote_aet(conn: Connection, series_pk: int) -> str:
+    """The RemoteAET of the first instance stored in the series ("" without instances)."""
+    first = conn.execute(select(INSTANCES.c.remote_aet).where(INSTANCES.c.series_pk == series_pk)
+                         .order_by(INSTANCES.c.pk).limit(1)).first()
+    return "" if first is None else str(first.remote_aet)
+
+
+def add_label(conn: Connection, level: Level, pk: int, label: str) -> None:
+    """Attach *label* to the resource (nothing if it has it already)."""
+    exists = conn.execute(select(LABELS.c.pk).where(
+        LABELS.c.level == level.value, LABELS.c.resource_pk == pk,
+        LABELS.c.label == label)).first()
+    if exists is None:
+        conn.execute(insert(LABELS).values(level=level.value, resource_pk=pk, label=label))
+
+
+def remove_label(conn: Connection, level: Level, pk: int, label: str) -> None:
+    conn.execute(delete(LABELS).where(LABELS.c.level == level.value,
+                                      LABELS.c.resource_pk == pk, LABELS.c.label == label))
+
+
+def all_labels(conn: Connection) -> list[str]:
+    """Every label in use, sorted."""
+    return [label for (label,) in conn.execute(
+        select(LABELS.c.label).distinct().order_by(LABELS.c.label))]
+
+
 def instance_blob_keys(conn: Connection) -> set[str]:
     """The blob keys of every stored instance (the orphan sweep keeps them)."""
     return {key for (key,) in conn.execute(select(INSTANCES.c.blob_key))}

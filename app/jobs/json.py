@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
 
 from app import errors
+from app.index.db import Row
 from app.index.jobs_repository import CANCELLING, PAUSING, RUNNING
 
 # Orthanc's ErrorCode descriptions beyond those app.errors defines (Enumerations.cpp).

@@ -12,12 +12,11 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
 
 from app.context import ServerContext
 from app.errors import BadRequest, InexistentItem, ParameterOutOfRange
 from app.index import jobs_repository as jobs
-from app.index.db import note_events
+from app.index.db import Row, note_events
 from app.jobs.json import CANCELED_JOB, error_for_code, job_json, job_time
 from app.jobs.kinds import get_kind
 

@@ -19,12 +19,11 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
 
 from app.context import ServerContext, blob_deletion
 from app.errors import PharosError
 from app.index import jobs_repository as jobs
-from app.index.db import note_events
+from app.index.db import Row, note_events
 from app.jobs.json import CANCELED_JOB, job_time
 from app.jobs.kinds import JobInterrupted, get_kind, load_kind_modules
 from app.jobs.queue import wakeup_event

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import lupa.lua53 as lua
 import orjson
-from starlette.types import ASGIApp
 
+from app.context.hooks import NO_HOOKS
 from app.dicom.levels import Level
 from app.errors import LuaBadOutput, NotLuaPredicate, PharosError
 from app.scripting.hooks import PythonHooks, load_hooks
-from app.scripting.internal_http import InternalHttp
+from app.scripting.internal_http import ASGIApp, InternalHttp
 from app.scripting.lua_state import LuaState, load_toolbox
 from app.scripting.lua_values import LuaConversionError, from_lua
 
@@ -338,6 +338,10 @@ def start(context: ServerContext, app: ASGIApp | None = None) -> ScriptingEngine
         loop = None
     engine = ScriptingEngine(context, InternalHttp(app, loop) if app is not None else None)
     context.extras[CONTEXT_KEY] = engine
+    # What the services call (app/context/hooks.py) now reaches the engine. events.py
+    # imports this module, hence the import here.
+    from app.scripting.events import ScriptingHooks
+    context.hooks = ScriptingHooks()
     engine.start()
     return engine
 
@@ -345,6 +349,7 @@ def start(context: ServerContext, app: ASGIApp | None = None) -> ScriptingEngine
 def stop(context: ServerContext) -> None:
     engine = context.extras.pop(CONTEXT_KEY, None)
     if isinstance(engine, ScriptingEngine):
+        context.hooks = NO_HOOKS
         engine.stop()
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.context.hooks import ScriptHooks
 from app.dicom import orthanc_json
 from app.dicom.parse import read_dataset
 from app.scripting.dicom_maps import identifier_from_table, identifier_table
@@ -151,3 +152,20 @@ def outgoing_find_identifier(context: ServerContext, identifier: Dataset,
     table = engine.fix_find_query("OutgoingFindRequestFilter", identifier_table(identifier),
                                   remote_aet)
     return identifier_from_table(identifier, table)
+
+
+class ScriptingHooks(ScriptHooks):
+    """The hooks of :mod:`app.context.hooks`, answered by the scripting engine (installed
+    on the context while it runs)."""
+
+    def filter_incoming_instance(self, context: ServerContext, data: bytes,
+                                 parsed: ParsedInstance, origin: Mapping[str, str]) -> int | None:
+        return filter_incoming_instance(context, data, parsed, origin)
+
+    def instance_stored(self, context: ServerContext, data: bytes, parsed: ParsedInstance,
+                        origin: Mapping[str, str]) -> None:
+        instance_stored(context, data, parsed, origin)
+
+    def outgoing_find_identifier(self, context: ServerContext, identifier: Dataset,
+                                 remote_aet: str) -> Dataset:
+        return outgoing_find_identifier(context, identifier, remote_aet)

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from starlette.types import ASGIApp, Message
-
 from app.scripting.lua_state import wait_in_chain
+
+# The ASGI interface (what Starlette's ``starlette.types`` names), spelt out here: the
+# scripts call the HTTP door's app without this door depending on the web framework.
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 INTERNAL_KEY = "pharos.internal"
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, select
 
 from app.context import ServerContext
 from app.dicom import dicomdir
@@ -31,7 +30,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.errors import UnknownResource
 from app.index import repository
-from app.index.repository import INSTANCES, PATIENTS, SERIES, STUDIES
+from app.index.db import Row
 from app.services.delete import find_level
 
 log = logging.getLogger(__name__)
@@ -62,14 +61,7 @@ def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Row
                 rows.setdefault(instance.pk, instance)
         if not rows:
             return []
-        statement = (select(INSTANCES.c.pk, PATIENTS.c.main_tags.label("patient"),
-                            STUDIES.c.main_tags.label("study"), SERIES.c.main_tags.label("series"),
-                            SERIES.c.pk.label("series_pk"))
-                     .join(SERIES, INSTANCES.c.series_pk == SERIES.c.pk)
-                     .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
-                     .join(PATIENTS, STUDIES.c.patient_pk == PATIENTS.c.pk)
-                     .where(INSTANCES.c.pk.in_(list(rows))))
-        context_rows = {r.pk: r for r in conn.execute(statement)}
+        context_rows = repository.hierarchy_tags(conn, list(rows))
     ordered = sorted(rows.values(), key=lambda r: (context_rows[r.pk].series_pk,
                                                    r.index_in_series or 0, r.pk))
     return [(row, context_rows[row.pk]) for row in ordered]  # type: ignore[misc]

@@ -28,9 +28,6 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row
-from sqlalchemy.exc import IntegrityError
-
 from app.blobstore.base import new_key
 from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
@@ -42,7 +39,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import attachments_repository as repository
-from app.index.db import note_events
+from app.index.db import Connection, Row, note_events
 from app.services.browse import get_row_or_404
 from app.validation import is_digits
 
@@ -295,7 +292,7 @@ def _write(context: ServerContext, level: Level, public_id: str, content_type: i
                     raise RevisionConflict("The attachment changed meanwhile")
                 revision, old_key = current.revision + 1, current.uuid
                 blob_deletion.schedule(conn, [old_key])
-    except IntegrityError as error:  # a concurrent writer created it first
+    except repository.AttachmentExists as error:  # a concurrent writer created it first
         blob_deletion.discard(context, [key])
         raise RevisionConflict("The attachment was created meanwhile by another writer") \
             from error

@@ -12,14 +12,14 @@ from enum import Flag, auto
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, bindparam, select
 
 from app import orthanc_api_at_least
 from app.dicom.levels import Level
 from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
-from app.index.repository import INSTANCES, series_status
+from app.index.db import Connection, Row
+from app.index.repository import series_status
 from app.validation import is_digits
 
 
@@ -70,8 +70,6 @@ def expand_content() -> Content:
 
 
 _ORIGIN_METADATA = ("AnonymizedFrom", "ModifiedFrom")
-_INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).where(
-    INSTANCES.c.series_pk.in_(bindparam("b_pks", expanding=True)))
 
 
 def resources_json(conn: Connection, level: Level, rows: Sequence[Row],
@@ -133,7 +131,7 @@ class _Parts:
             self.patient_tags = repository.study_patient_tags(conn, rows, self.metadata)
         self.indices: dict[int, list[int | None]] = defaultdict(list)
         if level == Level.SERIES and content & (Content.STATUS | Content.METADATA_LEGACY):
-            for series_pk, index in conn.execute(_INDICES_IN_SERIES, {"b_pks": pks}):
+            for series_pk, index in repository.indices_in_series(conn, pks):
                 self.indices[series_pk].append(index)
         self.attachments: dict[int, list[dict[str, Any]]] = {}
         if Content.ATTACHMENTS in content:
@@ -322,10 +320,8 @@ def exports_json(conn: Connection, since: int, limit: int, last: bool = False) -
 def series_metadata(conn: Connection, row: Row) -> dict[str, str]:
     """A series' metadata: LastUpdate, RemoteAET of the instance that created it, and
     ExpectedNumberOfInstances when Orthanc could compute it (set at series creation)."""
-    first = conn.execute(select(INSTANCES.c.remote_aet).where(INSTANCES.c.series_pk == row.pk)
-                         .order_by(INSTANCES.c.pk).limit(1)).first()
     # Listed in the order of Orthanc's MetadataType numbers (3, 4, 7).
-    answer = {"RemoteAET": first.remote_aet if first else ""}
+    answer = {"RemoteAET": repository.first_remote_aet(conn, row.pk)}
     if row.expected_instances is not None:
         answer["ExpectedNumberOfInstances"] = str(row.expected_instances)
     answer["LastUpdate"] = row.last_update

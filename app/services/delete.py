@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection
-
 from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import UnknownResource
 from app.index import repository
+from app.index.db import Connection
 
 
 def delete_resource(context: ServerContext, level: Level, public_id: str) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
-from sqlalchemy import Connection, Row, select
 
 from app.context import ServerContext
 from app.dicom import dicomweb_render, render, transcode
@@ -32,7 +31,7 @@ from app.dicom.levels import Level
 from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownResource
 from app.index import find as index_find
 from app.index import repository
-from app.index.repository import INSTANCES
+from app.index.db import Connection, Row
 from app.services.find import build_query
 from app.validation import is_digits
 
@@ -135,15 +134,10 @@ def locate_sop(context: ServerContext, sop: str, *, study: str | None = None,
             raise UnknownResource(f"No such instance: {sop}" + (
                 f" in study {study}" if study else "") + (
                 f" in series {series}" if series else ""))
-        row = conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pks[0])).one()
+        row = repository.lean_instance(conn, pks[0])
         series_row = repository.get_rows_by_pk(conn, Level.SERIES, [row.series_pk])[0]
         study_row = repository.get_rows_by_pk(conn, Level.STUDY, [series_row.study_pk])[0]
     return LocatedInstance(study_row.study_uid, series_row.series_uid, row)
-
-
-_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
-                 INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
-                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.index_in_series)
 
 
 def _instances_of_series(conn: Connection, series_pks: Sequence[int], target: Target,
@@ -152,11 +146,7 @@ def _instances_of_series(conn: Connection, series_pks: Sequence[int], target: Ta
         return []
     series_uids = {row.pk: row.series_uid
                    for row in repository.get_rows_by_pk(conn, Level.SERIES, series_pks)}
-    columns = _LEAN_COLUMNS + ((INSTANCES.c.dicom_json,) if with_json else ())
-    statement = select(*columns).where(INSTANCES.c.series_pk.in_(list(series_pks)))
-    if target.instance is not None:
-        statement = statement.where(INSTANCES.c.sop_uid == target.instance)
-    rows = conn.execute(statement).all()
+    rows = repository.lean_instances_of_series(conn, series_pks, target.instance, with_json)
     order = {pk: i for i, pk in enumerate(series_pks)}
     rows.sort(key=lambda r: (order[r.series_pk], r.index_in_series is None,
                              r.index_in_series or 0, r.pk))

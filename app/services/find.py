@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
-
 from app import orthanc_api_at_least
 from app.context import ServerContext
 from app.dicom.levels import Level
@@ -28,6 +26,7 @@ from app.errors import (
 )
 from app.index import find as index_find
 from app.index import repository
+from app.index.db import Connection
 from app.index.find import (
     FindQuery,
     LeveledConstraint,
@@ -35,7 +34,6 @@ from app.index.find import (
     OrderKey,
     level_of_keyword,
 )
-from app.index.repository import LABELS
 from app.services.browse import (
     METADATA_NUMBERS,
     RESPONSE_CONTENT,
@@ -466,21 +464,14 @@ def add_label(context: ServerContext, level: Level, public_id: str, label: str) 
         row = get_row_or_404(conn, level, public_id)
         if not repository.lock_resource(conn, level, row.pk):  # deleted meanwhile
             raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
-        exists = conn.execute(select(LABELS.c.pk).where(
-            LABELS.c.level == level.value, LABELS.c.resource_pk == row.pk,
-            LABELS.c.label == label)).first()
-        if exists is None:
-            conn.execute(insert(LABELS).values(level=level.value, resource_pk=row.pk,
-                                               label=label))
+        repository.add_label(conn, level, row.pk, label)
 
 
 def remove_label(context: ServerContext, level: Level, public_id: str, label: str) -> None:
     check_label(label)
     with context.db.write() as conn:
         row = get_row_or_404(conn, level, public_id)
-        conn.execute(delete(LABELS).where(LABELS.c.level == level.value,
-                                          LABELS.c.resource_pk == row.pk,
-                                          LABELS.c.label == label))
+        repository.remove_label(conn, level, row.pk, label)
 
 
 def labels_of(context: ServerContext, level: Level, public_id: str) -> list[str]:
@@ -491,5 +482,4 @@ def labels_of(context: ServerContext, level: Level, public_id: str) -> list[str]
 
 def all_labels(context: ServerContext) -> list[str]:
     with context.db.read() as conn:
-        return [label for (label,) in conn.execute(
-            select(LABELS.c.label).distinct().order_by(LABELS.c.label))]
+        return repository.all_labels(conn)

@@ -17,8 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
-from sqlalchemy import Connection
-
 from app.blobstore.base import new_key
 from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
@@ -26,7 +24,7 @@ from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
 from app.errors import BadFileFormat, FullStorage, PharosError, ReadOnlyMode, ZipBomb
 from app.index import repository
-from app.scripting import events as scripting_events
+from app.index.db import Connection
 from app.timeutil import now_stamp
 
 log = logging.getLogger(__name__)
@@ -72,7 +70,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     try:
         parsed = parse_instance(data)
         # ReceivedInstanceFilter (Lua, Python hooks), before anything is indexed.
-        refusal = scripting_events.filter_incoming_instance(context, data, parsed, origin)
+        refusal = context.hooks.filter_incoming_instance(context, data, parsed, origin)
         if refusal is not None:
             _discard(context, key, written)
             return IngestResult("FilteredOut", parsed, refusal)
@@ -106,7 +104,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
         blob_deletion.discard(context, [key])
     blob_deletion.delete_scheduled(context, recycled)
     if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
-        scripting_events.instance_stored(context, data, parsed, origin)
+        context.hooks.instance_stored(context, data, parsed, origin)
     return IngestResult(outcome.status, parsed)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from sqlalchemy import Row
 
 from app.context import ServerContext
 from app.dicom import orthanc_json
@@ -18,6 +17,7 @@ from app.dicom.parse import index_in_series_text, read_dataset
 from app.dicom.tags import parse_tag
 from app.errors import InexistentFile, InexistentItem, UnknownResource
 from app.index import repository
+from app.index.db import Row
 from app.services.browse import get_row_or_404
 from app.validation import is_digits
 

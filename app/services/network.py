@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 from pydicom import dcmread
-from sqlalchemy import Row
 
 from app.config import Modality, Peer
 from app.context import ServerContext
@@ -38,6 +37,7 @@ from app.errors import (
 )
 from app.index import network_repository as network_index
 from app.index import repository
+from app.index.db import Row
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.services import peers as peer_client
 from app.timeutil import now_stamp

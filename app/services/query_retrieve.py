@@ -35,7 +35,6 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from sqlalchemy import Row
 
 from app.config import Modality
 from app.context import ServerContext
@@ -51,8 +50,8 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import network_repository as network_index
+from app.index.db import Row
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
-from app.scripting import events as scripting_events
 from app.services import network, runtime
 from app.validation import is_digits
 
@@ -276,7 +275,7 @@ def find_answers(context: ServerContext, modality: Modality, level: Level,
     encoding = runtime.current(context).default_encoding
     identifier = encode_identifier(level, find_keys(level, keys, normalize=settings["Normalize"],
                                                     modality=modality), encoding)
-    identifier = scripting_events.outgoing_find_identifier(  # OutgoingFindRequestFilter
+    identifier = context.hooks.outgoing_find_identifier(  # OutgoingFindRequestFilter
         context, identifier, modality.aet)
     timeout = settings["Timeout"]
     found = network.scu().find(

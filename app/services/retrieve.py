@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Row
 
 from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadRequest, InexistentFile
 from app.index import find as index_find
 from app.index import repository
+from app.index.db import Row
 from app.services.dimse_query import element_text, parse_level
 from app.services.find import build_query
 

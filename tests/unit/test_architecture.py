@@ -33,44 +33,22 @@ layers = _load_layers()
 
 # Importing module -> imported module (upward in the layer table).
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    ("app.dimse.scp", "app.startup"): "StartupError moves to app.errors",
     ("app.jobs.archive_kind", "app.services.archive"): "job kinds in one table in services",
-    ("app.services.ingest", "app.scripting.events"): "the events bus moves below services",
-    ("app.services.query_retrieve", "app.scripting.events"): "the events bus moves below services",
     ("app.services.network", "app.dimse.scu"): "the DIMSE SCU moves to app/protocols",
     ("app.services.storage_commitment", "app.dimse.common"): "DIMSE wire helpers move to app/protocols",
 }
 
-# Modules outside app/index importing sqlalchemy: "SQL out of services".
-ALLOWED_SQL: dict[str, str] = {
-    "app.jobs.json": "Row type only",
-    "app.jobs.queue": "Row type only",
-    "app.jobs.worker": "Row type only",
-    "app.services.archive": "SQL out of services",
-    "app.services.attachments": "SQL out of services (IntegrityError)",
-    "app.services.browse": "SQL out of services",
-    "app.services.delete": "SQL out of services (Connection type)",
-    "app.services.dicomweb": "SQL out of services",
-    "app.services.find": "SQL out of services",
-    "app.services.ingest": "SQL out of services (Connection type)",
-    "app.services.instances": "SQL out of services (Row type)",
-    "app.services.network": "SQL out of services (Row type)",
-    "app.services.query_retrieve": "SQL out of services (Row type)",
-    "app.services.retrieve": "SQL out of services (Row type)",
-    "app.startup": "database URL checks move to app/index",
-}
+# Modules outside app/index importing sqlalchemy (none).
+ALLOWED_SQL: dict[str, str] = {}
 
-# Modules outside the HTTP door importing fastapi/starlette.
-ALLOWED_WEB: dict[str, str] = {
-    "app.scripting.engine": "ASGI app type: a local protocol instead of starlette.types",
-    "app.scripting.internal_http": "ASGI app type: a local protocol instead of starlette.types",
-}
+# Modules outside the HTTP door importing fastapi/starlette (none).
+ALLOWED_WEB: dict[str, str] = {}
 
 # Package cycles (as sorted tuples of packages).
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {
     ("dimse", "jobs", "scripting", "services"): (
         "jobs->services (job kinds table), services->dimse (SCU to app/protocols), "
-        "services->scripting (events bus below services)"
+        "dimse/scripting->jobs->services"
     ),
 }
 
