@@ -49,7 +49,7 @@ from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
 from app.scripting import engine as scripting_engine
-from app.services import runtime
+from app.services import job_kinds, runtime
 from app.services.dicomweb_plugin import (
     dicomweb_enabled,
     dicomweb_root,
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     """
     settings = settings or (context.settings if context else Settings())
     user_dictionary.register(user_dictionary.parse(settings.dictionary))
+    job_kinds.install()  # what the jobs engine accepts and runs (app/services/job_kinds.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

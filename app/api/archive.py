@@ -22,8 +22,8 @@ from app.api.schemas import JSON_BODY_ANY, JobAnswer
 from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest
-from app.jobs.archive_kind import submit_archive_job
 from app.services import archive
+from app.services.archive_jobs import submit_archive_job
 from app.services.browse import get_row_or_404
 
 router = APIRouter()

@@ -72,7 +72,7 @@ def get_job_archive(id: str, request: Request) -> Response:
     ``Range`` reads one byte range of it (a resumed download)."""
     from app.api.blob_responses import blob_answer
     from app.errors import InexistentItem
-    from app.jobs.archive_kind import job_output
+    from app.services.archive_jobs import job_output
     context = get_context(request)
     key, filename = job_output(context, id)
     from app.api.responses import content_disposition
@@ -93,6 +93,6 @@ def get_job_archive(id: str, request: Request) -> Response:
                                 "description": "The output is deleted (an empty answer)"}})
 def delete_job_archive(id: str, request: Request) -> Response:
     """Delete the ZIP of a finished archive or media job (Orthanc 1.12.1); the job stays."""
-    from app.jobs.archive_kind import delete_job_output
+    from app.services.archive_jobs import delete_job_output
     delete_job_output(get_context(request), id)
     return Response(b"", headers={"Content-Type": "text/plain"})

@@ -11,28 +11,19 @@ A kind is a plain function ``run(context, payload, progress, cancel_check) -> co
 * the returned dictionary is the job's public ``Content``; an exception fails the job
   (a :class:`app.errors.PharosError` gives Orthanc's ``ErrorCode`` and details).
 
-Other areas add kinds with ``@job_kind("Type")`` in their own module and list the module
-in :data:`KIND_MODULES` so that workers import it at start.
+The jobs engine knows no kind: the table of every kind is :data:`app.services.job_kinds.KINDS`
+(a plain dictionary, one line per kind), which the server hands over with :func:`install`
+when the app is built (``app.main.create_app``), before any job is submitted or run.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from app.context import ServerContext
-
-# Modules that register kinds when imported (add yours here).
-KIND_MODULES: tuple[str, ...] = ("app.services.network", "app.services.query_retrieve",
-                                  "app.services.storage_commitment",
-                                  "app.jobs.archive_kind",
-                                  "app.services.merge_split", "app.services.bulk_modify",
-                                  "app.scripting.lua_jobs",
-                                  "app.services.dicomweb_remote")
-
 
 class ProgressCallback(Protocol):
     def __call__(self, fraction: float, content: dict[str, Any] | None = None) -> None: ...
@@ -56,27 +47,13 @@ class JobKind:
 _KINDS: dict[str, JobKind] = {}
 
 
-def register(name: str, run: RunFunction) -> JobKind:
-    """Register (or replace) the kind called *name*."""
-    kind = JobKind(name, run)
-    _KINDS[name] = kind
-    return kind
-
-
-def job_kind(name: str) -> Callable[[RunFunction], RunFunction]:
-    """Decorator form of :func:`register`."""
-    def decorate(run: RunFunction) -> RunFunction:
-        register(name, run)
-        return run
-    return decorate
+def install(table: Mapping[str, RunFunction]) -> None:
+    """The job kinds this process runs and accepts: *table* maps Orthanc's ``Type`` to the
+    run function (:data:`app.services.job_kinds.KINDS`). Replaces what was installed."""
+    kinds = {name: JobKind(name, run) for name, run in table.items()}
+    _KINDS.clear()
+    _KINDS.update(kinds)
 
 
 def get_kind(name: str) -> JobKind | None:
-    load_kind_modules()
     return _KINDS.get(name)
-
-
-def load_kind_modules() -> None:
-    """Import every module of :data:`KIND_MODULES` (idempotent)."""
-    for module in KIND_MODULES:
-        importlib.import_module(module)

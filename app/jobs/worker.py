@@ -25,7 +25,7 @@ from app.errors import PharosError
 from app.index import jobs_repository as jobs
 from app.index.db import Row, note_events
 from app.jobs.json import CANCELED_JOB, job_time
-from app.jobs.kinds import JobInterrupted, get_kind, load_kind_modules
+from app.jobs.kinds import JobInterrupted, get_kind
 from app.jobs.queue import wakeup_event
 from app.validation import is_digits
 
@@ -55,7 +55,6 @@ class Workers:
                                              daemon=True))
 
     def start(self) -> None:
-        load_kind_modules()
         self._requeue_at_start()
         for thread in self.threads:
             thread.start()

@@ -158,7 +158,7 @@ class ScriptingEngine:
 
     def _call_with_job(self, name: str, *arguments: Any) -> None:
         """Orthanc's InitializeJob / callback / SubmitJob, in one hold of the main state."""
-        from app.scripting.lua_jobs import submit_operations
+        from app.services.lua_operations import submit_operations
         state = self.main
         assert state is not None
 

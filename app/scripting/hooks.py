@@ -66,7 +66,7 @@ class PythonHooks:
 
     def call_with_job(self, engine: ScriptingEngine, name: str, *arguments: Any) -> None:
         """Call a hook that may use send_to_modality()... then submit their job."""
-        from app.scripting.lua_jobs import submit_operations
+        from app.services.lua_operations import submit_operations
         operations: list[dict[str, Any]] = []
         token = current_job.set(operations)
         try:

@@ -20,7 +20,7 @@ from app.blobstore.base import new_key
 from app.context import ServerContext
 from app.errors import InexistentItem, UnknownResource
 from app.index import jobs_repository
-from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import archive
 
 ARCHIVE_JOB, MEDIA_JOB = "Archive", "Media"
@@ -127,13 +127,11 @@ def delete_job_output(context: ServerContext, job_id: str, key: str = OUTPUT) ->
     _delete_blob(context, blob_key)
 
 
-@job_kind(ARCHIVE_JOB)
 def run_archive(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
                 cancel_check: CancelCheck) -> dict[str, Any]:
     return _run(context, payload, progress, cancel_check, media=False)
 
 
-@job_kind(MEDIA_JOB)
 def run_media(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
               cancel_check: CancelCheck) -> dict[str, Any]:
     return _run(context, payload, progress, cancel_check, media=True)

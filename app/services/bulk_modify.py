@@ -32,7 +32,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.errors import BadFileFormat, ParameterOutOfRange, PharosError, UnknownResource
 from app.index import repository
-from app.jobs.kinds import JobInterrupted, register
+from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
 from app.services import modify as modify_service
 from app.services.ingest import ingest_instance
@@ -186,7 +186,7 @@ def submit(context: ServerContext, payload: dict[str, Any], *, synchronous: bool
                                user_data=user_data if has_user_data else queue.NO_USER_DATA)
 
 
-def _run_resource_modification(context: ServerContext, payload: dict[str, Any],
+def run_resource_modification(context: ServerContext, payload: dict[str, Any],
                                progress: Any, cancel_check: Callable[[], bool]
                                ) -> dict[str, Any]:
     """One ``ResourceModification`` kind for both flavours, as in Orthanc: bulk payloads
@@ -194,8 +194,3 @@ def _run_resource_modification(context: ServerContext, payload: dict[str, Any],
     if payload.get("Bulk"):
         return run_bulk(context, payload, progress, cancel_check)
     return modify_service.run_modification(context, payload, progress, cancel_check)
-
-
-# app.services.modify (imported above, so registered first) registers the single-resource
-# run under the same name; this dispatcher replaces it and keeps serving those payloads.
-register(JOB_TYPE, _run_resource_modification)

@@ -31,7 +31,7 @@ from pydicom.datadict import keyword_for_tag
 from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, NetworkProtocol, PharosError, UnknownResource
-from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import network
 from app.services.dicomweb import open_blob
 from app.services.dicomweb_client import (
@@ -255,7 +255,6 @@ def stow(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                                user_data=queue.user_data_of(body))
 
 
-@job_kind(STOW_JOB)
 def run_stow(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
              cancel_check: CancelCheck) -> dict[str, Any]:
     """One STOW-RS request carrying every instance, generated file by file."""
@@ -406,7 +405,6 @@ def _submit_retrieve(context: ServerContext, name: str, uris: list[dict[str, Any
                                user_data=queue.user_data_of(body))
 
 
-@job_kind(RETRIEVE_JOB)
 def run_retrieve(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
                  cancel_check: CancelCheck) -> dict[str, Any]:
     """Each resource's multipart answer is read as it arrives; each DICOM part is stored

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.dicom.levels import Level
 from app.errors import PharosError, UnknownResource
-from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 
 if TYPE_CHECKING:
     from app.context import ServerContext
@@ -64,7 +64,6 @@ def submit_operations(context: ServerContext, operations: list[dict[str, Any]]) 
     return queue.submit(context, JOB_TYPE, {"Operations": checked}, content=content)
 
 
-@job_kind(JOB_TYPE)
 def run_operations(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
                    cancel_check: CancelCheck) -> dict[str, Any]:
     operations: list[dict[str, Any]] = payload["Operations"]

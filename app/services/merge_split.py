@@ -48,7 +48,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import repository
-from app.jobs.kinds import JobInterrupted, job_kind
+from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_file_or_none
@@ -251,7 +251,6 @@ def merge_content(payload: dict[str, Any], failed: int = 0) -> dict[str, Any]:
             "InstancesCount": len(payload["Instances"]), "TargetStudy": payload["TargetStudy"]}
 
 
-@job_kind(MERGE_JOB)
 def run_merge(context: ServerContext, payload: dict[str, Any],
               progress: Callable[..., None] | None = None,
               cancel_check: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -344,7 +343,6 @@ def split_content(payload: dict[str, Any], target_study: str | None,
     return content
 
 
-@job_kind(SPLIT_JOB)
 def run_split(context: ServerContext, payload: dict[str, Any],
               progress: Callable[..., None] | None = None,
               cancel_check: Callable[[], bool] | None = None) -> dict[str, Any]:

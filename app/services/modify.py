@@ -367,11 +367,6 @@ def _log_change(context: ServerContext, level: Level, public_id: str, anonymize:
         repository.add_changes(conn, [(kind, level, public_id)], now_stamp())
 
 
-def _run_job(context: ServerContext, payload: dict[str, Any], progress: Any,
-             cancel_check: Callable[[], bool]) -> dict[str, Any]:
-    return run_modification(context, payload, progress, cancel_check)
-
-
 def submit_job(context: ServerContext, payload: dict[str, Any], priority: int = 0,
                body: Any = None) -> str:
     """Queue the run as a ``ResourceModification`` job (``Asynchronous: true``), with the
@@ -381,17 +376,6 @@ def submit_job(context: ServerContext, payload: dict[str, Any], priority: int = 
                         user_data=queue.user_data_of(body),
                         content={"Description": "REST API",
                                  "IsAnonymization": bool(payload["Anonymize"])})
-
-
-def _register_job_kind() -> None:
-    try:
-        from app.jobs.kinds import register
-    except ImportError:  # the jobs engine is not there: synchronous runs only
-        return
-    register(JOB_TYPE, _run_job)
-
-
-_register_job_kind()
 
 
 # --- modification in place -----------------------------------------------------------------

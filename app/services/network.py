@@ -38,7 +38,7 @@ from app.errors import (
 from app.index import network_repository as network_index
 from app.index import repository
 from app.index.db import Row
-from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import peers as peer_client
 from app.timeutil import now_stamp
 
@@ -489,7 +489,6 @@ def remote_of(payload: dict[str, Any]) -> Modality:
     return Modality.parse(payload.get("Modality", "remote"), remote)
 
 
-@job_kind(STORE_JOB)
 def run_store(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
               cancel_check: CancelCheck) -> dict[str, Any]:
     """Send every instance of the job in one association."""
@@ -576,7 +575,6 @@ def peer_system(context: ServerContext, name: str) -> Any:
     return peer_client.system(get_peer(context, name), context.settings.http_timeout)
 
 
-@job_kind(PEER_STORE_JOB)
 def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
                    cancel_check: CancelCheck) -> dict[str, Any]:
     """``POST /instances`` of each instance to the peer, on one keep-alive connection."""

@@ -51,7 +51,7 @@ from app.errors import (
 )
 from app.index import network_repository as network_index
 from app.index.db import Row
-from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import network, runtime
 from app.validation import is_digits
 
@@ -571,7 +571,6 @@ def _level_of(resource: dict[str, str], default: Level) -> Level:
         return default
 
 
-@job_kind(MOVE_JOB)
 def run_move(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
              cancel_check: CancelCheck) -> dict[str, Any]:
     """One C-MOVE per resource to the target AET."""
@@ -594,7 +593,6 @@ def run_move(context: ServerContext, payload: dict[str, Any], progress: Progress
     return retrieve_content(payload, modality)
 
 
-@job_kind(GET_JOB)
 def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
             cancel_check: CancelCheck) -> dict[str, Any]:
     """C-GET: the remote sends the instances back on the same association; each one is

@@ -27,7 +27,7 @@ from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest, InexistentItem, UnknownResource
 from app.index import network_repository as network_index
-from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
+from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import network
 
 SCP_JOB = "StorageCommitmentScp"
@@ -214,7 +214,6 @@ def check_instance(context: ServerContext, sop_class: str, sop_instance: str) ->
     return CLASS_INSTANCE_CONFLICT
 
 
-@job_kind(SCP_JOB)
 def run_scp(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
             cancel_check: CancelCheck) -> dict[str, Any]:
     """Check each instance, then send the N-EVENT-REPORT to the requesting modality."""
