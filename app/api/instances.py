@@ -23,9 +23,9 @@ from app.api.schemas import RAW_DICOM_BODY, InstanceStored
 from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat
+from app.protocols.multipart import parse_media_type, spool_multipart
 from app.services import form_upload, ingest
 from app.services import instances as instance_service
-from app.services.dicomweb_multipart import parse_media_type, spool_multipart
 
 router = APIRouter(tags=["Instances"])
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pydicom.uid import UID
 from pynetdicom import AllStoragePresentationContexts
 
-from app.dimse.common import ACCEPTED_TRANSFER_SYNTAXES, UNCOMPRESSED
 from app.dimse.handlers import SERVICE_OF_SOP_CLASS
+from app.protocols.dimse_common import ACCEPTED_TRANSFER_SYNTAXES, UNCOMPRESSED
 
 
 def _line(uid: str) -> str:

@@ -37,16 +37,16 @@ from app.config import Modality
 from app.context import ServerContext
 from app.dicom.limits import check_pixel_decode, current, inflated_size
 from app.dimse import negotiation
-from app.dimse.common import (
+from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
+from app.errors import BadRequest, PharosError
+from app.protocols.dimse_common import (
     ae_title,
     enable_tcp_nodelay,
     part10_bytes,
     received_dataset_bytes,
     same_aet,
 )
-from app.dimse.scu import storage_contexts
-from app.dimse.security import NOT_AUTHORIZED, Peer, Policy, Service
-from app.errors import BadRequest, PharosError
+from app.protocols.dimse_scu import storage_contexts
 from app.scripting import events as scripting_events
 from app.services import runtime
 from app.services.dimse_query import FindAnswers

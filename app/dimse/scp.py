@@ -20,15 +20,15 @@ from pynetdicom.transport import ThreadedAssociationServer
 from app.context import ServerContext
 from app.dimse import handlers
 from app.dimse.acceptor import RequestHandler
-from app.dimse.common import (
+from app.dimse.negotiation import GENERIC_SYNTAXES
+from app.dimse.security import Policy
+from app.errors import StartupError
+from app.protocols.dimse_common import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     enable_tcp_nodelay,
     seconds,
 )
-from app.dimse.negotiation import GENERIC_SYNTAXES
-from app.dimse.security import Policy
-from app.errors import StartupError
 
 log = logging.getLogger(__name__)
 

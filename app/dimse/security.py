@@ -31,7 +31,7 @@ from enum import StrEnum
 
 from app.config import Modality
 from app.context import ServerContext
-from app.dimse.common import same_aet
+from app.protocols.dimse_common import same_aet
 
 log = logging.getLogger(__name__)
 

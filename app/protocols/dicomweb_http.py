@@ -24,13 +24,12 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from app.config import Settings
 from app.errors import BadFileFormat, NetworkProtocol
-from app.services.dicomweb_servers import DicomWebServer
 
 _MULTIPLE_SLASHES = re.compile(r"/{2,}")
 CHUNK = 1 << 20
@@ -59,6 +58,28 @@ def join_url(base: str, uri: str) -> str:
         return _MULTIPLE_SLASHES.sub("/", scheme)
     path, question, query = rest.partition("?")
     return f"{scheme}://{_MULTIPLE_SLASHES.sub('/', path)}{question}{query}"
+
+
+class DicomWebServer(Protocol):
+    """What the transport needs of a remote server (the registry's record is
+    :class:`app.services.dicomweb_servers.DicomWebServer`)."""
+
+    @property
+    def url(self) -> str: ...  # with a trailing slash
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+    @property
+    def certificate_file(self) -> str: ...
+    @property
+    def certificate_key_file(self) -> str: ...
+    @property
+    def certificate_key_password(self) -> str: ...
+    @property
+    def timeout(self) -> int: ...  # seconds; 0: the global HttpTimeout
+    @property
+    def http_headers(self) -> dict[str, str]: ...
 
 
 class DicomWebConnection:

@@ -40,7 +40,8 @@ from pynetdicom.sop_class import (
 
 from app.config import Modality
 from app.dicom.limits import check_pixel_decode
-from app.dimse.common import (
+from app.errors import NetworkProtocol, PharosError, UnprocessableQuery
+from app.protocols.dimse_common import (
     ACCEPTED_TRANSFER_SYNTAXES,
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -52,7 +53,6 @@ from app.dimse.common import (
     seconds,
     split_part10,
 )
-from app.errors import NetworkProtocol, PharosError, UnprocessableQuery
 
 log = logging.getLogger(__name__)
 

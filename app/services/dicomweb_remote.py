@@ -32,15 +32,15 @@ from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, NetworkProtocol, PharosError, UnknownResource
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
-from app.services import network
-from app.services.dicomweb import open_blob
-from app.services.dicomweb_client import (
+from app.protocols.dicomweb_http import (
     CHUNK,
     DicomWebConnection,
     json_answer,
     resource_uri,
 )
-from app.services.dicomweb_multipart import iter_parts, parse_media_type
+from app.protocols.multipart import iter_parts, parse_media_type
+from app.services import network
+from app.services.dicomweb import open_blob
 from app.services.dicomweb_servers import DicomWebServer, get_server
 from app.services.ingest import ingest_instance
 

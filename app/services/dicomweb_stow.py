@@ -27,8 +27,8 @@ from app.dicom.create import BulkPart, build_instance
 from app.dicom.dicomweb_json import sequence, url_element
 from app.dicom.limits import check_deflated_dataset
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
+from app.protocols.multipart import Part, SpooledBody, parse_media_type
 from app.services.dicomweb import instance_url, study_url
-from app.services.dicomweb_multipart import Part, SpooledBody, parse_media_type
 from app.services.ingest import ingest_instance
 from app.validation import check_json_depth
 

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from app.context import ServerContext
 from app.errors import BadRequest
+from app.protocols.multipart import SpooledBody
 from app.services import ingest
-from app.services.dicomweb_multipart import SpooledBody
 from app.validation import is_digits
 
 PENDING_FILES = 10  # Orthanc's ChunkStore: ten places

@@ -121,7 +121,7 @@ def _delete(context: ServerContext, instance_id: str) -> None:
 
 
 def _store_scu(context: ServerContext, operation: dict[str, Any], instance_id: str) -> None:
-    from app.dimse import scu
+    from app.protocols import dimse_scu as scu
     from app.services import network
     modality = network.get_modality(context, str(operation["Modality"]))
     local_aet = str(operation.get("LocalAet") or network.local_aet(context, modality, {}))
@@ -134,7 +134,8 @@ def _store_scu(context: ServerContext, operation: dict[str, Any], instance_id: s
 
 
 def _store_peer(context: ServerContext, operation: dict[str, Any], instance_id: str) -> None:
-    from app.services import network, peers
+    from app.protocols import orthanc_peers as peers
+    from app.services import network
     peer = network.get_peer(context, str(operation["Peer"]))
     log.info('Lua: Sending instance %s to Orthanc peer "%s"', instance_id, peer.url)
     with peers.open_client(peer, context.settings.http_timeout) as client:

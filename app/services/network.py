@@ -39,7 +39,7 @@ from app.index import network_repository as network_index
 from app.index import repository
 from app.index.db import Row
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
-from app.services import peers as peer_client
+from app.protocols import orthanc_peers as peer_client
 from app.timeutil import now_stamp
 
 DESCRIPTION = "REST API"
@@ -53,9 +53,9 @@ _memory_lock = threading.Lock()
 
 
 def scu() -> Any:
-    """The DIMSE SCU (app.dimse.scu), imported when first needed."""
+    """The DIMSE SCU (app.protocols.dimse_scu), imported when first needed."""
     try:
-        from app.dimse import scu
+        from app.protocols import dimse_scu as scu
     except ImportError as error:  # pragma: no cover - until the DIMSE area lands
         raise NetworkProtocol("The DICOM SCU is not available in this build") from error
     return scu

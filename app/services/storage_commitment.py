@@ -191,7 +191,7 @@ def handle_request(context: ServerContext, calling_aet: str, called_aet: str,
 
 
 def _modality_of(context: ServerContext, aet: str) -> Modality | None:
-    from app.dimse.common import same_aet
+    from app.protocols.dimse_common import same_aet
     for modality in network.modalities(context).values():
         if same_aet(modality.aet, aet):
             return modality

@@ -280,7 +280,7 @@ def test_move_to_a_known_storescp(tmp_path: Path, pharos: LiveServer,
 
     # the same through Pharos' own SCU: the final response's counts
     from app.config import Modality
-    from app.dimse import scu
+    from app.protocols import dimse_scu as scu
     identifier = pydicom.Dataset()
     identifier.StudyInstanceUID = wanted["study"]
     report = scu.move(Modality("pharos", AET, "127.0.0.1", pharos.dicom_port), "Study",
@@ -366,7 +366,7 @@ def test_limit_find_results(tmp_path: Path) -> None:
 ])
 def test_file_meta_is_what_pydicom_writes(sop_class: str, sop_instance: str,
                                           syntax: str) -> None:
-    from app.dimse import common
+    from app.protocols import dimse_common as common
     fast = common._file_meta_bytes(sop_class, sop_instance, syntax)
     assert fast == common._pydicom_file_meta_bytes(sop_class, sop_instance, syntax)
     data = common.part10_bytes(b"\x08\x00\x16\x00\x02\x00\x00\x00AB", sop_class_uid=sop_class,
@@ -381,7 +381,7 @@ def test_file_meta_is_what_pydicom_writes(sop_class: str, sop_instance: str,
 def test_file_meta_group_has_the_length_of_orthancs() -> None:
     """DCMTK's meta group for Orthanc is 196 bytes for these UIDs (ColorTestImageJ over
     storescu): the same length keeps PixelDataOffset equal to Orthanc's."""
-    from app.dimse import common
+    from app.protocols import dimse_common as common
     meta = common._file_meta_bytes("1.2.840.10008.5.1.4.1.1.7",
                                    "1.2.276.0.7230010.3.1.4.2455711835.6056.1170936079.1",
                                    "1.2.840.10008.1.2.1")

@@ -22,7 +22,7 @@ from tests.api.test_jobs import wait_job
 from tests.helpers import LiveServer, free_port, live_server, make_dicom
 from tests.interop.orthanc import RunningOrthanc, running_orthanc, skip_unless_orthanc
 
-pytest.importorskip("app.dimse.scu", reason="the DICOM SCU (app/dimse/scu.py) is not in this "
+pytest.importorskip("app.protocols.dimse_scu", reason="the DICOM SCU (app/protocols/dimse_scu.py) is not in this "
                                             "build yet")
 
 PHAROS_AET = "PHAROS"

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.errors import orthanc_error
 from app.dicom.dicomweb_json import to_xml
 from app.errors import PharosError
-from app.services.dicomweb_multipart import multipart_content_type, multipart_stream, new_boundary
+from app.protocols.multipart import multipart_content_type, multipart_stream, new_boundary
 from app.services.dicomweb_plugin import public_root
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"

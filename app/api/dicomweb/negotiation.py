@@ -18,7 +18,7 @@ from fastapi import Request
 
 from app.dicom import transcode
 from app.errors import PharosError
-from app.services.dicomweb_multipart import parse_media_type, split_header_list
+from app.protocols.multipart import parse_media_type, split_header_list
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"

@@ -16,8 +16,8 @@ from app.api.dicomweb.common import DicomWebRoute, json_response, service_root
 from app.api.dicomweb.negotiation import UnsupportedMediaType, accept_ranges, choose_json
 from app.context import ServerContext
 from app.dicom.dicomweb_json import to_xml
+from app.protocols.multipart import MalformedMultipart, parse_media_type, spool_multipart
 from app.services.dicomweb import Target, check_uids
-from app.services.dicomweb_multipart import MalformedMultipart, parse_media_type, spool_multipart
 from app.services.dicomweb_stow import StoreReport, store_dicom_parts, store_json_parts
 
 router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb STOW-RS"])

@@ -32,15 +32,15 @@ from app.api.dicomweb.negotiation import (
 from app.context import ServerContext
 from app.dicom.dicomweb_render import Rendering, parse_viewport, parse_window
 from app.errors import BadRequest, ParameterOutOfRange
-from app.services import dicomweb as service
-from app.services.dicomweb import RenderOptions, Target
-from app.services.dicomweb_multipart import (
+from app.protocols.multipart import (
     coalesce,
     multipart_content_type,
     multipart_length,
     multipart_stream,
     new_boundary,
 )
+from app.services import dicomweb as service
+from app.services.dicomweb import RenderOptions, Target
 from app.validation import is_digits
 
 router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
