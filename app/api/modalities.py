@@ -27,7 +27,7 @@ from app.api.schemas import (
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadJson
-from app.services import network, query_retrieve, storage_commitment
+from app.services import modalities, query_retrieve, remotes, storage_commitment
 from app.validation import check_json_depth
 
 router = APIRouter(tags=["Networking"])
@@ -69,22 +69,22 @@ def _format(request: Request, full: dict[str, Any]) -> dict[str, Any]:
             openapi_extra=query_parameters(EXPAND("Answer {name: configuration} instead of the names")))
 def list_modalities(request: Request) -> JsonResponse:
     """The symbolic names of the modalities, or their configurations with ``?expand``."""
-    found = network.modalities(get_context(request))
+    found = remotes.modalities(get_context(request))
     if flag(request, "expand"):
-        return json_answer({name: network.modality_json(m) for name, m in found.items()})
+        return json_answer({name: remotes.modality_json(m) for name, m in found.items()})
     return json_answer(list(found))
 
 
 @router.get("/modalities/{name}", operation_id="get_modality", response_model=list[str])
 def get_modality(name: str, request: Request) -> JsonResponse:
-    network.get_modality(get_context(request), name)
+    remotes.get_modality(get_context(request), name)
     return json_answer(directory.listing(request) or [])  # the routes below it
 
 
 @router.get("/modalities/{name}/configuration", operation_id="get_modality_configuration",
             response_model=ModalityConfiguration)
 def get_modality_configuration(name: str, request: Request) -> JsonResponse:
-    return json_answer(network.modality_json(network.get_modality(get_context(request), name)))
+    return json_answer(remotes.modality_json(remotes.get_modality(get_context(request), name)))
 
 
 @router.put("/modalities/{name}", operation_id="put_modality", response_model=None,
@@ -93,14 +93,14 @@ def get_modality_configuration(name: str, request: Request) -> JsonResponse:
 async def put_modality(name: str, request: Request) -> Response:
     """Add or replace a modality: ``[AET, host, port(, manufacturer)]`` or the long form."""
     body = await text_or_json(request)
-    await run_in_threadpool(network.put_modality, get_context(request), name, body)
+    await run_in_threadpool(remotes.put_modality, get_context(request), name, body)
     return PlainTextResponse("")
 
 
 @router.delete("/modalities/{name}", operation_id="delete_modality", response_model=None,
                response_class=PlainTextResponse, responses=_EMPTY_TEXT)
 def delete_modality(name: str, request: Request) -> Response:
-    network.delete_modality(get_context(request), name)
+    remotes.delete_modality(get_context(request), name)
     return PlainTextResponse("")
 
 
@@ -114,7 +114,7 @@ async def echo(name: str, request: Request) -> JsonResponse:
     also sends a C-FIND for a random study, proving the remote knows this AET)."""
     body = await _json_or_empty(request)
     options = body if isinstance(body, dict) else {}
-    await run_in_threadpool(network.echo, get_context(request), name, options)
+    await run_in_threadpool(modalities.echo, get_context(request), name, options)
     return json_answer({})
 
 
@@ -124,7 +124,7 @@ async def dicom_echo(request: Request) -> JsonResponse:
     """C-ECHO a modality given in the body (``[AET, host, port]`` or
     ``{"AET", "Host", "Port", "Timeout", "CheckFind", ...}``), registered or not."""
     body = await _json_or_empty(request)
-    await run_in_threadpool(network.echo_tool, get_context(request), body)
+    await run_in_threadpool(modalities.echo_tool, get_context(request), body)
     return json_answer({})
 
 
@@ -147,7 +147,7 @@ async def store(name: str, request: Request) -> JsonResponse:
     ``{Resources, Synchronous, LocalAet, MoveOriginatorAet, MoveOriginatorID, Timeout,
     StorageCommitment, Priority}``."""
     body = await text_or_json(request)
-    return json_answer(await run_in_threadpool(network.store, get_context(request), name, body))
+    return json_answer(await run_in_threadpool(modalities.store, get_context(request), name, body))
 
 
 @router.post("/modalities/{name}/store-straight", operation_id="store_straight_to_modality",
@@ -155,7 +155,7 @@ async def store(name: str, request: Request) -> JsonResponse:
 async def store_straight(name: str, request: Request) -> JsonResponse:
     """C-STORE the DICOM file of the body, without storing it here."""
     data = await read_body(request, get_context(request))
-    return json_answer(await run_in_threadpool(network.store_straight, get_context(request),
+    return json_answer(await run_in_threadpool(modalities.store_straight, get_context(request),
                                                name, data))
 
 

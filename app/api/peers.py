@@ -19,7 +19,7 @@ from app.api.schemas import (
     PeerConfiguration,
     PeerStoreResult,
 )
-from app.services import network
+from app.services import peers, remotes
 
 router = APIRouter(tags=["Networking"])
 
@@ -29,22 +29,22 @@ router = APIRouter(tags=["Networking"])
             openapi_extra=query_parameters(EXPAND("Answer {name: configuration} instead of the names")))
 def list_peers(request: Request) -> JsonResponse:
     """The symbolic names of the peers, or their configurations with ``?expand``."""
-    found = network.peers(get_context(request))
+    found = remotes.peers(get_context(request))
     if flag(request, "expand"):
-        return json_answer({name: network.peer_json(p) for name, p in found.items()})
+        return json_answer({name: remotes.peer_json(p) for name, p in found.items()})
     return json_answer(list(found))
 
 
 @router.get("/peers/{name}", operation_id="get_peer", response_model=list[str])
 def get_peer(name: str, request: Request) -> JsonResponse:
-    network.get_peer(get_context(request), name)
+    remotes.get_peer(get_context(request), name)
     return json_answer(directory.listing(request) or [])  # the routes below it
 
 
 @router.get("/peers/{name}/configuration", operation_id="get_peer_configuration",
             response_model=PeerConfiguration)
 def get_peer_configuration(name: str, request: Request) -> JsonResponse:
-    return json_answer(network.peer_json(network.get_peer(get_context(request), name)))
+    return json_answer(remotes.peer_json(remotes.get_peer(get_context(request), name)))
 
 
 @router.put("/peers/{name}", operation_id="put_peer", response_model=None,
@@ -53,14 +53,14 @@ def get_peer_configuration(name: str, request: Request) -> JsonResponse:
 async def put_peer(name: str, request: Request) -> Response:
     """Add or replace a peer: ``[URL(, user, password)]`` or ``{"Url", "Username", ...}``."""
     body = await text_or_json(request)
-    await run_in_threadpool(network.put_peer, get_context(request), name, body)
+    await run_in_threadpool(remotes.put_peer, get_context(request), name, body)
     return PlainTextResponse("")
 
 
 @router.delete("/peers/{name}", operation_id="delete_peer", response_model=None,
                response_class=PlainTextResponse, responses=_EMPTY_TEXT)
 def delete_peer(name: str, request: Request) -> Response:
-    network.delete_peer(get_context(request), name)
+    remotes.delete_peer(get_context(request), name)
     return PlainTextResponse("")
 
 
@@ -68,7 +68,7 @@ def delete_peer(name: str, request: Request) -> Response:
             response_model=dict[str, Any])
 def get_peer_system(name: str, request: Request) -> JsonResponse:
     """The peer's own ``/system``."""
-    return json_answer(network.peer_system(get_context(request), name))
+    return json_answer(peers.peer_system(get_context(request), name))
 
 
 @router.post("/peers/{name}/store", operation_id="store_to_peer",
@@ -77,7 +77,7 @@ def get_peer_system(name: str, request: Request) -> JsonResponse:
 async def store(name: str, request: Request) -> JsonResponse:
     """Send resources of any level: an ID, a list of IDs, or ``{Resources, Synchronous}``."""
     body = await text_or_json(request)
-    return json_answer(await run_in_threadpool(network.peer_store, get_context(request),
+    return json_answer(await run_in_threadpool(peers.peer_store, get_context(request),
                                                name, body))
 
 
@@ -88,5 +88,5 @@ async def store(name: str, request: Request) -> JsonResponse:
 async def store_straight(name: str, request: Request) -> JsonResponse:
     """Send the DICOM file of the body to the peer; answer the peer's answer."""
     data = await read_body(request, get_context(request))
-    return json_answer(await run_in_threadpool(network.peer_store_straight,
+    return json_answer(await run_in_threadpool(peers.peer_store_straight,
                                                get_context(request), name, data))

@@ -48,7 +48,7 @@ from app.protocols.dimse_common import (
 )
 from app.protocols.dimse_scu import storage_contexts
 from app.scripting import events as scripting_events
-from app.services import runtime
+from app.services import modalities, remotes, runtime, storage_commitment
 from app.services.dimse_query import FindAnswers
 from app.services.ingest import ingest_instance
 from app.services.retrieve import RetrieveItem, instances_to_retrieve, read_instances
@@ -201,7 +201,6 @@ def handle_n_action(event: evt.Event, context: ServerContext, policy: Policy,
                     peers: Peers) -> tuple[Dataset | int, Dataset | None]:
     """N-ACTION "Request Storage Commitment": acknowledged at once, answered later by
     an N-EVENT-REPORT (a StorageCommitmentScp job)."""
-    from app.services import storage_commitment
     peer = _peer(event, peers)
     try:
         if not policy.allows(peer, Service.N_ACTION):
@@ -223,7 +222,6 @@ def handle_n_action(event: evt.Event, context: ServerContext, policy: Policy,
 def handle_n_event_report(event: evt.Event, context: ServerContext, policy: Policy,
                           peers: Peers) -> tuple[Dataset | int, Dataset | None]:
     """N-EVENT-REPORT of a storage commitment this server asked for."""
-    from app.services import storage_commitment
     peer = _peer(event, peers)
     try:
         if not policy.allows(peer, Service.N_EVENT_REPORT):
@@ -278,8 +276,7 @@ def _find_origin(peer: Peer) -> dict[str, str]:
 # --- C-MOVE and C-GET -----------------------------------------------------------------------
 
 def _destination(context: ServerContext, aet: str) -> Modality | None:
-    from app.services import network  # the registry (configuration + REST changes)
-    for modality in network.modalities(context).values():
+    for modality in remotes.modalities(context).values():
         if same_aet(modality.aet, aet):
             return modality
     return None
@@ -322,8 +319,7 @@ def handle_move(event: evt.Event, context: ServerContext, policy: Policy,
 
 def _submit_move(context: ServerContext, event: evt.Event, destination: Modality,
                  items: list[RetrieveItem], peer: Peer) -> None:
-    from app.services import network
-    job = network.submit_move_store(
+    job = modalities.submit_move_store(
         context, destination, [item.public_id for item in items],
         originator_aet=peer.calling_aet, originator_id=int(event.request.MessageID or 0))
     log.info("C-MOVE from %s to %s: %d instance(s) in job %s", peer.calling_aet,

@@ -32,6 +32,7 @@ from enum import StrEnum
 from app.config import Modality
 from app.context import ServerContext
 from app.protocols.dimse_common import same_aet
+from app.services import remotes
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,8 @@ class Peer:
 
 
 def _modalities(context: ServerContext) -> list[Modality]:
-    from app.services import network  # the registry (configuration + REST changes)
     try:
-        return list(network.modalities(context).values())
+        return list(remotes.modalities(context).values())
     except Exception:  # noqa: BLE001 - a broken registry must not open the door
         log.exception("Cannot read the DICOM modalities registry; using the configuration")
         return list(context.settings.dicom_modalities.values())

@@ -241,7 +241,7 @@ class StoredPeer(Base):
 
 class StoredDicomWebServer(Base):
     """Remote DICOMweb servers added through ``PUT /dicom-web/servers/{name}`` (the
-    DICOMweb plugin's ``ServersInDatabase``; volatile entries otherwise, see network)."""
+    DICOMweb plugin's ``ServersInDatabase``; volatile entries otherwise, see app/services/remotes.py)."""
 
     __tablename__ = "dicomweb_servers"
     name: Mapped[str] = mapped_column(String(128), primary_key=True)

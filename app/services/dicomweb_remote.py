@@ -39,7 +39,7 @@ from app.protocols.dicomweb_http import (
     resource_uri,
 )
 from app.protocols.multipart import iter_parts, parse_media_type
-from app.services import network
+from app.services import outgoing
 from app.services.dicomweb import open_blob
 from app.services.dicomweb_servers import DicomWebServer, get_server
 from app.services.ingest import ingest_instance
@@ -237,11 +237,11 @@ def stow(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     if any(not i for i in ids):
         raise UnknownResource("An empty resource identifier")
     server = get_server(context, name)
-    resolved = network.resolve_resources(context, ids)
+    resolved = outgoing.resolve_resources(context, ids)
     grouped: dict[str, list[str]] = {}
     instances: list[str] = []
     for level, public_id in resolved:
-        below = network.instances_of(context, [(level, public_id)])
+        below = outgoing.instances_of(context, [(level, public_id)])
         if level != Level.INSTANCE:
             grouped.setdefault(_GROUPS[level], []).append(public_id)
         for instance in below:
@@ -251,7 +251,7 @@ def stow(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                "Resources": grouped, "HttpHeaders": _strings(body, "HttpHeaders")}
     content = {"Resources": grouped, "Server": name}
     return queue.submit_or_run(context, STOW_JOB, payload, synchronous=synchronous(body, True),
-                               content=content, priority=network.priority(body),
+                               content=content, priority=outgoing.priority(body),
                                user_data=queue.user_data_of(body))
 
 
@@ -401,7 +401,7 @@ def _submit_retrieve(context: ServerContext, name: str, uris: list[dict[str, Any
     payload = {"Server": name, "Remote": server.document(), "Resources": uris}
     return queue.submit_or_run(context, RETRIEVE_JOB, payload,
                                synchronous=synchronous(body, default_synchronous),
-                               content={}, priority=network.priority(body),
+                               content={}, priority=outgoing.priority(body),
                                user_data=queue.user_data_of(body))
 
 

@@ -7,7 +7,7 @@ Orthanc's ``WebServiceParameters``), and from ``PUT``/``DELETE
 /dicom-web/servers/{name}``. As in the plugin, ``DicomWeb.ServersInDatabase`` keeps the
 registry in the index database across restarts (the configuration's servers are then not
 read); otherwise REST changes last until the server stops. Either way every HTTP process
-of the server sees the same registry (see :func:`app.services.network.registry_overrides`).
+of the server sees the same registry (see :func:`app.services.remotes.registry_overrides`).
 
 User properties the client reads: ``HasDelete`` (``/delete`` allowed),
 ``ChunkedTransfers`` (STOW-RS bodies sent chunked, default true) and
@@ -21,7 +21,7 @@ from typing import Any
 
 from app.context import ServerContext
 from app.errors import BadFileFormat, InexistentItem, ParameterOutOfRange
-from app.services import network
+from app.services import remotes
 
 REGISTRY = "dicomweb-servers"
 _RESERVED = {"CertificateFile", "CertificateKeyFile", "CertificateKeyPassword", "HttpHeaders",
@@ -176,7 +176,7 @@ def _configured(context: ServerContext) -> dict[str, Any]:
 def servers(context: ServerContext) -> dict[str, DicomWebServer]:
     """Every server known now, sorted by name (Orthanc lists them so)."""
     documents = dict(_configured(context))
-    for name, document in network.registry_overrides(
+    for name, document in remotes.registry_overrides(
             context, REGISTRY, persistent=_persistent(context)).items():
         if document is None:
             documents.pop(name, None)
@@ -196,7 +196,7 @@ def get_server(context: ServerContext, name: str) -> DicomWebServer:
 def put_server(context: ServerContext, name: str, body: Any) -> None:
     """``PUT /dicom-web/servers/{name}``: add or replace."""
     server = DicomWebServer.parse(body)
-    network.registry_save(context, REGISTRY, name, server.document(),
+    remotes.registry_save(context, REGISTRY, name, server.document(),
                           persistent=_persistent(context))
 
 
@@ -204,7 +204,7 @@ def delete_server(context: ServerContext, name: str) -> None:
     """``DELETE /dicom-web/servers/{name}`` (configured servers too, until restart)."""
     if name not in servers(context):
         raise ParameterOutOfRange(f"Unknown DICOMweb server: {name}")
-    network.registry_save(context, REGISTRY, name, None, persistent=_persistent(context))
+    remotes.registry_save(context, REGISTRY, name, None, persistent=_persistent(context))
 
 
 def operations(server: DicomWebServer) -> list[str]:

@@ -16,7 +16,8 @@ from app.services import (
     dicomweb_remote,
     lua_operations,
     merge_split,
-    network,
+    modalities,
+    peers,
     query_retrieve,
     storage_commitment,
 )
@@ -24,8 +25,8 @@ from app.services import (
 KINDS: dict[str, RunFunction] = {
     archive_jobs.ARCHIVE_JOB: archive_jobs.run_archive,  # "Archive"
     archive_jobs.MEDIA_JOB: archive_jobs.run_media,  # "Media"
-    network.STORE_JOB: network.run_store,  # "DicomModalityStore"
-    network.PEER_STORE_JOB: network.run_peer_store,  # "OrthancPeerStore"
+    modalities.STORE_JOB: modalities.run_store,  # "DicomModalityStore"
+    peers.PEER_STORE_JOB: peers.run_peer_store,  # "OrthancPeerStore"
     query_retrieve.MOVE_JOB: query_retrieve.run_move,  # "DicomMoveScu"
     query_retrieve.GET_JOB: query_retrieve.run_get,  # "DicomGetScu"
     storage_commitment.SCP_JOB: storage_commitment.run_scp,  # "StorageCommitmentScp"

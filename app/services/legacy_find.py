@@ -19,7 +19,7 @@ from app.dicom import orthanc_json
 from app.dicom.levels import Level
 from app.dicom.tags import MAIN_TAG_KEYWORDS, parse_tag, tag_name
 from app.errors import BadFileFormat
-from app.services import network, query_retrieve
+from app.services import modalities, query_retrieve, remotes
 
 # DicomMap::SetupFind*Template: the keys asked at each level, empty (return keys).
 TEMPLATES: dict[Level, tuple[str, ...]] = {
@@ -78,8 +78,8 @@ def _search(context: ServerContext, name: str, level: Level,
         return []
     wanted = set(MAIN_TAG_KEYWORDS[level]) | set(_COPIED[level])
     keys = {int(parse_tag(k)): v for k, v in fields.items() if k in wanted}
-    modality = network.get_modality(context, name)
-    settings = {"Normalize": True, "LocalAet": network.local_aet(context, modality, {}),
+    modality = remotes.get_modality(context, name)
+    settings = {"Normalize": True, "LocalAet": modalities.local_aet(context, modality, {}),
                 "Timeout": None}
     return query_retrieve.find_answers(context, modality, level, keys, settings)
 

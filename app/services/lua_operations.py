@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from app.dicom.levels import Level
 from app.errors import PharosError, UnknownResource
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
+from app.protocols import dimse_scu, orthanc_peers
+from app.services import modalities, modify, remotes
+from app.services.delete import delete_resource
+from app.services.ingest import ingest_instance
+from app.services.instances import instance_file_or_none
 
 if TYPE_CHECKING:
     from app.context import ServerContext
@@ -45,8 +51,6 @@ def submit_operations(context: ServerContext, operations: list[dict[str, Any]]) 
     operations are then dropped, and the error logged by the event thread)."""
     if not operations:
         return None
-    from app.jobs import queue
-    from app.services import network
     checked = []
     for operation in operations:
         if not isinstance(operation, dict) or operation.get("Operation") not in OPERATIONS \
@@ -54,9 +58,9 @@ def submit_operations(context: ServerContext, operations: list[dict[str, Any]]) 
             raise PharosError(f"Bad operation queued by a script: {operation!r}")
         kind = operation["Operation"]
         if kind == "store-scu":
-            network.get_modality(context, str(operation.get("Modality")))
+            remotes.get_modality(context, str(operation.get("Modality")))
         elif kind == "store-peer":
-            network.get_peer(context, str(operation.get("Peer")))
+            remotes.get_peer(context, str(operation.get("Peer")))
         elif kind == "call-system" and not isinstance(operation.get("Arguments", []), list):
             raise PharosError("CallSystem: the arguments must be a list")
         checked.append(operation)
@@ -107,7 +111,6 @@ def _apply(context: ServerContext, operation: dict[str, Any], instance_id: str) 
 
 
 def _file(context: ServerContext, instance_id: str) -> bytes:
-    from app.services.instances import instance_file_or_none
     data = instance_file_or_none(context, instance_id)
     if data is None:
         raise UnknownResource(f"Unknown instance: {instance_id}")
@@ -115,37 +118,30 @@ def _file(context: ServerContext, instance_id: str) -> bytes:
 
 
 def _delete(context: ServerContext, instance_id: str) -> None:
-    from app.services.delete import delete_resource
     log.info("Lua: Deleting instance: %s", instance_id)
     delete_resource(context, Level.INSTANCE, instance_id)
 
 
 def _store_scu(context: ServerContext, operation: dict[str, Any], instance_id: str) -> None:
-    from app.protocols import dimse_scu as scu
-    from app.services import network
-    modality = network.get_modality(context, str(operation["Modality"]))
-    local_aet = str(operation.get("LocalAet") or network.local_aet(context, modality, {}))
+    modality = remotes.get_modality(context, str(operation["Modality"]))
+    local_aet = str(operation.get("LocalAet") or modalities.local_aet(context, modality, {}))
     log.info('Lua: Sending instance %s to modality "%s"', instance_id, modality.aet)
-    report = scu.store(modality, [_file(context, instance_id)], local_aet=local_aet,
-                       timeout=network.scu_timeout(context, modality, {}))
+    report = dimse_scu.store(modality, [_file(context, instance_id)], local_aet=local_aet,
+                       timeout=modalities.scu_timeout(context, modality, {}))
     failed = getattr(report, "failed", 0)
     if failed if isinstance(failed, int) else len(failed):
         raise PharosError(f"The modality {modality.aet} refused the instance")
 
 
 def _store_peer(context: ServerContext, operation: dict[str, Any], instance_id: str) -> None:
-    from app.protocols import orthanc_peers as peers
-    from app.services import network
-    peer = network.get_peer(context, str(operation["Peer"]))
+    peer = remotes.get_peer(context, str(operation["Peer"]))
     log.info('Lua: Sending instance %s to Orthanc peer "%s"', instance_id, peer.url)
-    with peers.open_client(peer, context.settings.http_timeout) as client:
-        peers.post_instance(client, _file(context, instance_id))
+    with orthanc_peers.open_client(peer, context.settings.http_timeout) as client:
+        orthanc_peers.post_instance(client, _file(context, instance_id))
 
 
 def _modify(context: ServerContext, operation: dict[str, Any], instance_id: str) -> str:
     """Store a modified copy (origin Lua, ``ModifiedFrom`` the source); answer its ID."""
-    from app.services import modify
-    from app.services.ingest import ingest_instance
     request: dict[str, Any] = {"Force": True}
     for key in ("Replace", "Remove", "RemovePrivateTags"):
         value = operation.get(key)

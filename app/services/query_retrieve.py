@@ -52,13 +52,13 @@ from app.errors import (
 from app.index import network_repository as network_index
 from app.index.db import Row
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
-from app.services import network, runtime
+from app.services import modalities, outgoing, remotes, runtime
 from app.validation import is_digits
 
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's QueryRetrieveSize default
-MOVE_JOB = network.MOVE_JOB
-GET_JOB = network.GET_JOB
-DESCRIPTION = network.DESCRIPTION
+MOVE_JOB = "DicomMoveScu"
+GET_JOB = "DicomGetScu"
+DESCRIPTION = outgoing.DESCRIPTION
 
 QUERY_RETRIEVE_LEVEL = 0x00080052
 SPECIFIC_CHARACTER_SET = 0x00080005
@@ -261,11 +261,11 @@ def query(context: ServerContext, name: str, body: Any) -> dict[str, str]:
     if "LocalAet" in options and not isinstance(options["LocalAet"], str):
         raise BadFileFormat("The field LocalAet must contain a string")
     keys = parse_keys(options.get("Query", {}))
-    modality = network.get_modality(context, name)
+    modality = remotes.get_modality(context, name)
     settings = {"Normalize": normalize,
-                "LocalAet": network.local_aet(context, modality, options),
+                "LocalAet": modalities.local_aet(context, modality, options),
                 "Timeout": _timeout(options),
-                "Remote": network.modality_json(modality) | {"LocalAet": modality.local_aet}}
+                "Remote": remotes.modality_json(modality) | {"LocalAet": modality.local_aet}}
     return _run_query(context, name, modality, level, keys, settings)
 
 
@@ -278,9 +278,9 @@ def find_answers(context: ServerContext, modality: Modality, level: Level,
     identifier = context.hooks.outgoing_find_identifier(  # OutgoingFindRequestFilter
         context, identifier, modality.aet)
     timeout = settings["Timeout"]
-    found = network.scu().find(
+    found = modalities.scu().find(
         modality, level.value, identifier, local_aet=settings["LocalAet"],
-        timeout=timeout if timeout is not None else network.scu_timeout(context, modality, {}))
+        timeout=timeout if timeout is not None else modalities.scu_timeout(context, modality, {}))
     return [_answer_json(level, answer) for answer in found]
 
 
@@ -353,8 +353,8 @@ def _settings(context: ServerContext, row: Row) -> dict[str, Any]:
 def _query_modality(context: ServerContext, row: Row, settings: dict[str, Any]) -> Modality:
     remote = settings.get("Remote")
     if isinstance(remote, dict):
-        return network.remote_of({"Modality": row.modality, "Remote": remote})
-    return network.get_modality(context, row.modality)
+        return modalities.remote_of({"Modality": row.modality, "Remote": remote})
+    return remotes.get_modality(context, row.modality)
 
 
 def query_row(context: ServerContext, query_id: str) -> Row:
@@ -454,7 +454,7 @@ def _retrieve_payload(context: ServerContext, modality: Modality, name: str, lev
     for resource in resources:  # bad keys or values are refused now, not in the job
         _identifier_of(level, resource, encoding)
     payload: dict[str, Any] = {
-        "Modality": name, "Remote": network.modality_json(modality)
+        "Modality": name, "Remote": remotes.modality_json(modality)
         | {"LocalAet": modality.local_aet},
         "Level": level.value, "Resources": resources, "LocalAet": local_aet,
         "Timeout": timeout, "QueryFormat": query_format}
@@ -484,18 +484,18 @@ def move(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     options = _object(body)
     level = parse_level(options.get("Level"))
     resources = _resources(options, level)
-    modality = network.get_modality(context, name)
+    modality = remotes.get_modality(context, name)
     target = options.get("TargetAet") or context.settings.dicom_aet
     if not isinstance(target, str):
         raise BadFileFormat("TargetAet must be a string")
     payload = _retrieve_payload(
         context, modality, name, level, resources,
-        local_aet=network.local_aet(context, modality, options),
-        timeout=network.scu_timeout(context, modality, options), target=target)
+        local_aet=modalities.local_aet(context, modality, options),
+        timeout=modalities.scu_timeout(context, modality, options), target=target)
     return queue.submit_or_run(context, MOVE_JOB, payload,
-                               synchronous=network.synchronous(options),
+                               synchronous=outgoing.synchronous(options),
                                content=retrieve_content(payload, modality),
-                               priority=network.priority(options),
+                               priority=outgoing.priority(options),
                                user_data=queue.user_data_of(options))
 
 
@@ -506,15 +506,15 @@ def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     options = _object(body)
     level = parse_level(options.get("Level"))
     resources = _resources(options, level)
-    modality = network.get_modality(context, name)
+    modality = remotes.get_modality(context, name)
     payload = _retrieve_payload(
         context, modality, name, level, resources,
-        local_aet=network.local_aet(context, modality, options),
-        timeout=network.scu_timeout(context, modality, options), target=None)
+        local_aet=modalities.local_aet(context, modality, options),
+        timeout=modalities.scu_timeout(context, modality, options), target=None)
     content = retrieve_content(payload, modality) | {"Details": []}
     return queue.submit_or_run(context, GET_JOB, payload,
-                               synchronous=network.synchronous(options), content=content,
-                               priority=network.priority(options),
+                               synchronous=outgoing.synchronous(options), content=content,
+                               priority=outgoing.priority(options),
                                user_data=queue.user_data_of(options))
 
 
@@ -541,14 +541,14 @@ def retrieve(context: ServerContext, row: Row, indices: list[int], body: Any) ->
     timeout = _timeout(options)
     if timeout is None:
         timeout = settings["Timeout"] if settings["Timeout"] is not None \
-            else network.scu_timeout(context, modality, {})
+            else modalities.scu_timeout(context, modality, {})
     payload = _retrieve_payload(context, modality, row.modality, level, resources,
                                 local_aet=settings["LocalAet"], timeout=timeout,
                                 target=target, query_format=_query_format(options))
     return queue.submit_or_run(context, MOVE_JOB, payload,
-                               synchronous=network.synchronous(options),
+                               synchronous=outgoing.synchronous(options),
                                content=retrieve_content(payload, modality),
-                               priority=network.priority(options),
+                               priority=outgoing.priority(options),
                                user_data=queue.user_data_of(options))
 
 
@@ -574,7 +574,7 @@ def _level_of(resource: dict[str, str], default: Level) -> Level:
 def run_move(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
              cancel_check: CancelCheck) -> dict[str, Any]:
     """One C-MOVE per resource to the target AET."""
-    modality = network.remote_of(payload)
+    modality = modalities.remote_of(payload)
     level = Level(payload["Level"])
     resources = payload["Resources"]
     for index, resource in enumerate(resources):
@@ -583,7 +583,7 @@ def run_move(context: ServerContext, payload: dict[str, Any], progress: Progress
         progress(index / max(1, len(resources)))
         current = _level_of(resource, level)
         identifier = _identifier_of(current, resource, runtime.current(context).default_encoding)
-        report = network.scu().move(modality, current.value, identifier,
+        report = modalities.scu().move(modality, current.value, identifier,
                                     payload["TargetAet"], local_aet=payload["LocalAet"],
                                     timeout=payload["Timeout"])
         failed = int(getattr(report, "failed", 0) or 0)
@@ -599,7 +599,7 @@ def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressC
     ingested as it arrives. ``Details`` lists, per resource, the DIMSE status and the
     IDs of the instances received (Orthanc 1.12.10's DicomGetScuJob)."""
     from app.services.ingest import ingest_instance
-    modality = network.remote_of(payload)
+    modality = modalities.remote_of(payload)
     level = Level(payload["Level"])
     origin = {"Origin": "DicomProtocol", "RemoteAET": modality.aet, "RemoteIP": modality.host,
               "CalledAET": payload["LocalAet"]}
@@ -620,7 +620,7 @@ def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressC
 
         current = _level_of(resource, level)
         identifier = _identifier_of(current, resource, runtime.current(context).default_encoding)
-        report = network.scu().get(modality, current.value, identifier,
+        report = modalities.scu().get(modality, current.value, identifier,
                                    local_aet=payload["LocalAet"], timeout=payload["Timeout"],
                                    on_instance=on_instance)
         total += len(received)

@@ -28,7 +28,7 @@ from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest, InexistentItem, UnknownResource
 from app.index import network_repository as network_index
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
-from app.services import network
+from app.services import modalities, outgoing, remotes
 
 SCP_JOB = "StorageCommitmentScp"
 REPORTS_SIZE = 100  # Orthanc's StorageCommitmentReportsSize default
@@ -66,7 +66,7 @@ def _pairs_of_body(context: ServerContext, body: dict[str, Any]) -> list[tuple[s
     if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
         raise BadFileFormat("Resources must be a list of Orthanc identifiers")
     if resources:
-        instances = network.instances_of(context, network.resolve_resources(context, resources))
+        instances = outgoing.instances_of(context, outgoing.resolve_resources(context, resources))
         pairs += instance_pairs(context, instances)
     dicom = body.get("DicomInstances", [])
     if not isinstance(dicom, list):
@@ -99,10 +99,10 @@ def request(context: ServerContext, name: str, body: Any) -> dict[str, str]:
     if not isinstance(body, dict):
         raise BadFileFormat("Must provide a JSON object")
     pairs = _pairs_of_body(context, body)
-    modality = network.get_modality(context, name)
+    modality = remotes.get_modality(context, name)
     transaction = new_transaction_uid()
     ask(context, modality, transaction, pairs, local_aet=context.settings.dicom_aet,
-        timeout=network.scu_timeout(context, modality, body))
+        timeout=modalities.scu_timeout(context, modality, body))
     return {"ID": transaction, "Path": f"/storage-commitment/{transaction}"}
 
 
@@ -113,7 +113,7 @@ def ask(context: ServerContext, modality: Modality, transaction: str,
     with context.db.write() as conn:
         network_index.insert_report(conn, transaction, modality.aet, time.time())
         network_index.forget_old_reports(conn, REPORTS_SIZE)
-    network.scu().request_storage_commitment(modality, local_aet=local_aet, timeout=timeout,
+    modalities.scu().request_storage_commitment(modality, local_aet=local_aet, timeout=timeout,
                                              transaction_uid=transaction, instances=pairs)
 
 
@@ -192,7 +192,7 @@ def handle_request(context: ServerContext, calling_aet: str, called_aet: str,
 
 def _modality_of(context: ServerContext, aet: str) -> Modality | None:
     from app.protocols.dimse_common import same_aet
-    for modality in network.modalities(context).values():
+    for modality in remotes.modalities(context).values():
         if same_aet(modality.aet, aet):
             return modality
     return None
@@ -233,9 +233,9 @@ def run_scp(context: ServerContext, payload: dict[str, Any], progress: ProgressC
             failures.append((sop_class, sop_instance, reason))
         else:
             success.append((sop_class, sop_instance))
-    network.scu().report_storage_commitment(
+    modalities.scu().report_storage_commitment(
         modality, local_aet=payload["CalledAet"] or context.settings.dicom_aet,
-        timeout=network.scu_timeout(context, modality, {}),
+        timeout=modalities.scu_timeout(context, modality, {}),
         transaction_uid=payload["TransactionUid"], success=success, failures=failures)
     return _scp_content(payload)
 
