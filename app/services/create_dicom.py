@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from app.context import ServerContext
-from app.dicom import create_dicom as builder
+from app.dicom import create_dicom_builder as builder
 from app.dicom import encodings, orthanc_json
 from app.dicom.levels import Level
 from app.dicom.modify import _tag as parse_tag_name

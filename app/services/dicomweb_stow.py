@@ -23,8 +23,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from app.context import ServerContext
-from app.dicom.create import BulkPart, build_instance
 from app.dicom.dicomweb_json import sequence, url_element
+from app.dicom.instance_from_json import BulkPart, build_instance
 from app.dicom.limits import check_deflated_dataset
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 from app.protocols.multipart import Part, SpooledBody, parse_media_type
