@@ -173,6 +173,15 @@ def upward_imports(app: Path = APP) -> list[Import]:
     ]
 
 
+# Doors reach the index through the services (which open the transactions and answer
+# plain values), never by importing app/index themselves.
+DOORS = ("api", "dimse", "scripting", "viewer")
+
+
+def door_index_imports(app: Path = APP) -> list[Import]:
+    return [i for i in project_imports(app) if i.package in DOORS and i.target_package == "index"]
+
+
 def library_imports(libraries: tuple[str, ...], allowed: tuple[str, ...], app: Path = APP) -> list[Import]:
     return [
         i
@@ -229,32 +238,45 @@ def format_graph(app: Path = APP) -> str:
                 ((b, n) for (a, b), n in graph.items() if a == package),
                 key=lambda item: (LAYER_OF.get(item[0], 99), item[0]),
             )
-            if not targets and package not in {a for a, _ in graph}:
-                if not any(p.package == package for p in project_imports(app)):
-                    continue
+            if not targets and not (app / f"{package}.py").exists() \
+                    and not (app / package).is_dir():
+                continue
             shown = ", ".join(
                 f"{b}{'' if LAYER_OF.get(b, 99) <= rank else ' [UP]'} ({n})" for b, n in targets
             )
             lines.append(f"{layer:>10} | {package:<10} -> {shown or '(nothing)'}")
+    for title, libraries in (("SQLAlchemy", SQL_LIBRARIES), ("FastAPI/Starlette", WEB_LIBRARIES)):
+        users: dict[str, set[str]] = defaultdict(set)
+        for i in library_imports(libraries, (), app):
+            users[i.package].add(i.module)
+        shown = ", ".join(f"{p} ({len(m)})" for p, m in sorted(users.items()))
+        lines.append(f"{title} imported by (modules): {shown}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--violations", action="store_true", help="list the broken rules")
+    parser.add_argument("--app", type=Path, default=APP,
+                        help="the app/ folder to read (e.g. of an older checkout)")
     args = parser.parse_args(argv)
+    app = args.app
     if not args.violations:
-        print(format_graph())
-        cycles = package_cycles()
+        print(format_graph(app))
+        cycles = package_cycles(app)
         print("cycles:", "; ".join(" <-> ".join(c) for c in cycles) if cycles else "none")
+        hidden = [i for i in project_imports(app) if i.in_function and i.package != i.target_package]
+        print(f"imports of another package inside functions: {len(hidden)}")
         return 0
-    for i in upward_imports():
+    for i in upward_imports(app):
         print(f"upward  {i.module}:{i.line} -> {i.target}{' (in function)' if i.in_function else ''}")
-    for i in library_imports(SQL_LIBRARIES, SQL_PACKAGES):
+    for i in library_imports(SQL_LIBRARIES, SQL_PACKAGES, app):
         print(f"sql     {i.module}:{i.line} -> {i.target}")
-    for i in library_imports(WEB_LIBRARIES, WEB_PACKAGES):
+    for i in library_imports(WEB_LIBRARIES, WEB_PACKAGES, app):
         print(f"web     {i.module}:{i.line} -> {i.target}")
-    for cycle in package_cycles():
+    for i in door_index_imports(app):
+        print(f"door    {i.module}:{i.line} -> {i.target}")
+    for cycle in package_cycles(app):
         print("cycle   " + " <-> ".join(cycle))
     return 0
 

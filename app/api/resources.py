@@ -32,7 +32,6 @@ from app.api.schemas import (
 )
 from app.dicom.levels import LEVELS, Level
 from app.errors import InexistentItem, UnknownResource
-from app.index import repository
 from app.services import attachments as attachment_service
 from app.services import browse, delete, find
 from app.services import instances as instance_service
@@ -66,7 +65,7 @@ def _register(level: Level) -> None:
             ids = browse.list_ids(conn, level, since=since, limit=limit)
             if content is None:
                 return json_answer([r.public_id for r in ids])
-            rows = repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
+            rows = browse.full_rows(conn, level, ids)
             return json_answer(find.expanded(conn, level, rows, requested, fmt, content,
                                              context.settings.user_metadata))
 

@@ -23,7 +23,6 @@ from app.api.schemas import (
 from app.dicom.levels import LEVELS
 from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
-from app.index import repository
 from app.services import browse, delete
 from app.services import bulk_content as bulk_content_service
 
@@ -93,8 +92,7 @@ def list_changes(request: Request) -> JsonResponse:
 @router.delete("/changes", tags=["Tracking changes"], operation_id="clear_changes",
                response_model=EmptyAnswer)
 def clear_changes(request: Request) -> JsonResponse:
-    with get_context(request).db.write() as conn:
-        repository.clear_changes(conn)
+    browse.clear_changes(get_context(request))
     return json_answer({})
 
 
@@ -114,8 +112,7 @@ def list_exports(request: Request) -> JsonResponse:
 @router.delete("/exports", tags=["Tracking changes"], operation_id="clear_exports",
                response_model=EmptyAnswer)
 def clear_exports(request: Request) -> JsonResponse:
-    with get_context(request).db.write() as conn:
-        repository.clear_exports(conn)
+    browse.clear_exports(get_context(request))
     return json_answer({})
 
 

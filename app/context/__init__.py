@@ -19,7 +19,9 @@ from app.context.hooks import NO_HOOKS, ScriptHooks
 from app.dicom import limits
 from app.dicom import transcode as transcoding
 from app.index import repository
-from app.index.db import Database, check_schema, migrate
+from app.index.db import Database, IndexEvent, check_schema, migrate
+
+__all__ = ["IndexEvent", "ORPHAN_MIN_AGE", "ServerContext"]  # IndexEvent: what listeners get
 
 log = logging.getLogger(__name__)
 

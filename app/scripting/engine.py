@@ -40,8 +40,7 @@ from app.scripting.lua_state import LuaState, load_toolbox
 from app.scripting.lua_values import LuaConversionError, from_lua
 
 if TYPE_CHECKING:
-    from app.context import ServerContext
-    from app.index.db import IndexEvent
+    from app.context import IndexEvent, ServerContext
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +217,9 @@ class ScriptingEngine:
     def _stable(self, kind: str, level: Level, public_id: str) -> None:
         """OnStable*(id, tags, metadata): main DICOM tags (a study's without the patient's)
         and metadata, read when the event is applied; skipped if the resource is gone."""
-        from app.index import repository
         from app.services import browse
         with self.context.db.read() as conn:
-            row = repository.get_row(conn, level, public_id)
+            row = browse.row_or_none(conn, level, public_id)
             if row is None:
                 return
             tags = orjson.loads(row.main_tags)
@@ -229,10 +227,9 @@ class ScriptingEngine:
         self.call_everywhere(_STABLE[kind], public_id, tags, metadata, with_job=True)
 
     def _metadata(self, level: Level, public_id: str) -> dict[str, str]:
-        from app.index import repository
         from app.services import browse
         with self.context.db.read() as conn:
-            row = repository.get_row(conn, level, public_id)
+            row = browse.row_or_none(conn, level, public_id)
             return browse.resource_metadata(conn, level, row) if row is not None else {}
 
     # --- filters ---------------------------------------------------------------------------

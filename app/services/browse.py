@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app import orthanc_api_at_least
+from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
@@ -201,6 +202,27 @@ def list_ids(conn: Connection, level: Level, *, since: int = 0,
     if limit == 0:
         return []
     return repository.list_public_ids(conn, level, since=since, limit=limit or 0)
+
+
+def full_rows(conn: Connection, level: Level, ids: Sequence[Row]) -> list[Row]:
+    """The whole rows of what :func:`list_ids` answered (``GET /{level}?expand``)."""
+    return repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
+
+
+def row_or_none(conn: Connection, level: Level, public_id: str) -> Row | None:
+    return repository.get_row(conn, level, public_id)
+
+
+def clear_changes(context: ServerContext) -> None:
+    """``DELETE /changes``."""
+    with context.db.write() as conn:
+        repository.clear_changes(conn)
+
+
+def clear_exports(context: ServerContext) -> None:
+    """``DELETE /exports``."""
+    with context.db.write() as conn:
+        repository.clear_exports(conn)
 
 
 def related_rows(conn: Connection, level: Level, public_id: str, target: Level) -> list[Row]:

@@ -1,6 +1,6 @@
 """The shape of app/ holds (issue 18): SQL only in app/index, FastAPI/Starlette only in the
-HTTP door, no package importing a package of a higher layer, no import cycle between
-packages. The import graph is drawn from the source by scripts/layers.py (every import,
+HTTP door, no package importing a package of a higher layer, no door importing the index
+(doors ask the services), no import cycle between packages. The import graph is drawn from the source by scripts/layers.py (every import,
 including the ones inside functions); its ``LAYERS`` table is the rule.
 
 The allow-lists below hold known violations, each with what removes it (issue 18 emptied
@@ -40,6 +40,9 @@ ALLOWED_SQL: dict[str, str] = {}
 # Modules outside the HTTP door importing fastapi/starlette (none).
 ALLOWED_WEB: dict[str, str] = {}
 
+# Doors (app/api, app/dimse, app/scripting, app/viewer) importing app/index (none).
+ALLOWED_DOOR_INDEX: dict[tuple[str, str], str] = {}
+
 # Package cycles (as sorted tuples of packages).
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}
 
@@ -69,6 +72,11 @@ def test_sql_only_in_the_index() -> None:
 def test_fastapi_only_in_the_http_door() -> None:
     found = {i.module for i in layers.library_imports(layers.WEB_LIBRARIES, layers.WEB_PACKAGES)}
     _check(found, ALLOWED_WEB, "FastAPI/Starlette imports outside app/api and app/main")
+
+
+def test_doors_ask_the_services_not_the_index() -> None:
+    found = {(i.module, i.target) for i in layers.door_index_imports()}
+    _check(found, ALLOWED_DOOR_INDEX, "imports of app/index by a door")
 
 
 def test_no_cycles_between_packages() -> None:
