@@ -15,16 +15,7 @@ from app.errors import (
 )
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.protocols import orthanc_peers as peer_client
-from app.services.outgoing import (
-    DESCRIPTION,
-    instance_files,
-    instances_of,
-    log_exports,
-    parse_store_body,
-    priority,
-    resolve_resources,
-    synchronous,
-)
+from app.services import outgoing
 from app.services.remotes import get_peer, peer_document
 
 PEER_STORE_JOB = "OrthancPeerStore"
@@ -45,7 +36,7 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
     missing: list[str] = []
     size = 0
     with peer_client.open_client(peer, context.settings.http_timeout) as client:
-        for index, (_, data) in enumerate(instance_files(context, instances, missing)):
+        for index, (_, data) in enumerate(outgoing.instance_files(context, instances, missing)):
             if cancel_check():
                 raise JobInterrupted()
             if payload.get("Transcode"):
@@ -78,7 +69,7 @@ def _peer_content(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
     url = [peer_client.normalized_url(peer.url)]
     if peer.username:
         url.append(peer.username)
-    content = {"Compress": False, "Description": DESCRIPTION, "FailedInstancesCount": 0,
+    content = {"Compress": False, "Description": outgoing.DESCRIPTION, "FailedInstancesCount": 0,
                "InstancesCount": len(payload["Instances"]),
                "ParentResources": payload["ParentResources"], "Peer": url,
                "Size": "0", "SizeMB": 0}
@@ -91,18 +82,18 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     """``POST /peers/{name}/store``: IDs of any level, sync or as a job."""
     from app.jobs import queue
     peer = get_peer(context, name)
-    ids, options = parse_store_body(body)
-    resources = resolve_resources(context, ids)
-    instances = instances_of(context, resources)
-    log_exports(context, resources, name)
+    ids, options = outgoing.parse_store_body(body)
+    resources = outgoing.resolve_resources(context, ids)
+    instances = outgoing.instances_of(context, resources)
+    outgoing.log_exports(context, resources, name)
     payload = {"Peer": name, "Remote": peer_document(peer), "Instances": instances,
                "ParentResources": [public_id for _, public_id in resources]}
     if "Transcode" in options:
         from app.dicom import transcode as transcoding
         payload["Transcode"] = transcoding.check_target(options["Transcode"])
     return queue.submit_or_run(context, PEER_STORE_JOB, payload,
-                               synchronous=synchronous(options),
-                               content=_peer_content(payload, peer), priority=priority(options),
+                               synchronous=outgoing.synchronous(options),
+                               content=_peer_content(payload, peer), priority=outgoing.priority(options),
                                user_data=queue.user_data_of(options))
 
 
