@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+MEDIA_STORAGE_DIRECTORY = UID("1.2.840.10008.1.3.10")
 FILE_SET_ID = "ORTHANC_MEDIA"
 IMAGES_FOLDER = "IMAGES"
 

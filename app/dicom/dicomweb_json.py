@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -179,7 +179,7 @@ def drop_retired(document: bytes) -> bytes:
 def find_bulk_element(document: dict[str, Any], key: str) -> dict[str, Any] | None:
     """The element *key* (top level first, then depth-first in sequences)."""
     if key in document:
-        return document[key]
+        return cast(dict[str, Any], document[key])
     for element in document.values():
         if element.get("vr") == "SQ":
             for item in element.get("Value") or ():

@@ -27,7 +27,7 @@ import pydicom
 from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from app.errors import BadRequest
 
@@ -92,7 +92,7 @@ def build_instance(document: dict[str, Any], resolve: BulkResolver, *,
         raise
     except Exception as error:  # noqa: BLE001 — malformed DICOM JSON
         raise BadRequest(f"Invalid DICOM JSON dataset: {error}") from error
-    syntax = ExplicitVRLittleEndian
+    syntax: str = ExplicitVRLittleEndian
     if pixel is not None:
         syntax = _set_pixel_data(ds, pixel)
     if encapsulated is not None:
@@ -101,7 +101,7 @@ def build_instance(document: dict[str, Any], resolve: BulkResolver, *,
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     ds.file_meta = meta
     buffer = io.BytesIO()
     try:

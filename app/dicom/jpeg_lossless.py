@@ -21,6 +21,7 @@ Grey (1 sample) and colour (3 samples, interleaved, one table) frames of 2 to 16
 from __future__ import annotations
 
 import struct
+from typing import cast
 
 import numpy as np
 
@@ -65,7 +66,7 @@ def _predict(samples: np.ndarray, selection: int, precision: int) -> np.ndarray:
 def _differences(samples: np.ndarray, selection: int, precision: int) -> np.ndarray:
     """Differences modulo 2**16 read as -32768..32767 (T.81 H.1.2.1)."""
     diff = (samples.astype(np.int64) - _predict(samples, selection, precision)) & 0xFFFF
-    return np.where(diff >= 0x8000, diff - 0x10000, diff)
+    return cast(np.ndarray, np.where(diff >= 0x8000, diff - 0x10000, diff))
 
 
 def _categories(diff: np.ndarray) -> np.ndarray:

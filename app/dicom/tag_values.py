@@ -71,6 +71,7 @@ def _format_value(value: TagValue, fmt: str) -> Any:
 
 
 def _full(tag: int, value: TagValue) -> dict[str, Any]:
+    shown: Any
     if isinstance(value, list):
         kind, shown = "Sequence", [format_tags(item, "full") for item in value]
     elif value is None:

@@ -7,6 +7,8 @@ answers with sorted keys.
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.tag import BaseTag, Tag
 
@@ -33,7 +35,7 @@ MAIN_TAG_KEYWORDS: dict[Level, tuple[str, ...]] = {
 }
 
 MAIN_TAGS: dict[Level, tuple[tuple[BaseTag, str], ...]] = {
-    level: tuple((Tag(tag_for_keyword(k)), k) for k in keywords)
+    level: tuple((Tag(cast(int, tag_for_keyword(k))), k) for k in keywords)
     for level, keywords in MAIN_TAG_KEYWORDS.items()
 }
 
