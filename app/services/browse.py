@@ -16,6 +16,7 @@ import orjson
 from app import orthanc_api_at_least
 from app.context import ServerContext
 from app.dicom.levels import Level
+from app.dicom.parse import index_in_series_text
 from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
@@ -386,19 +387,51 @@ def metadata_name(name: str, user_metadata: dict[str, Any] | None) -> str:
     return name
 
 
+INSTANCE_METADATA = ("IndexInSeries", "ReceptionDate", "RemoteAET", "Origin", "TransferSyntax",
+                     "SopClassUid", "RemoteIP", "CalledAET", "HttpUsername", "PixelDataOffset")
+
+
+def instance_metadata(row: Row) -> dict[str, str]:
+    """Orthanc's automatic metadata of an instance, in Orthanc's listing order.
+
+    IndexInSeries is Orthanc's text (InstanceNumber, else ImageIndex, stripped), which may
+    be empty or not a number; the integer of ``GET /instances/{id}`` comes from it.
+    PixelDataOffset is present on rows read by ``repository.get_row``.
+    """
+    offset = getattr(row, "pixel_data_offset", None)
+    values = {
+        "IndexInSeries": index_in_series_text(orjson.loads(row.main_tags)),
+        "ReceptionDate": row.received_at, "RemoteAET": row.remote_aet, "Origin": row.origin,
+        "TransferSyntax": row.transfer_syntax, "SopClassUid": row.sop_class_uid,
+        "RemoteIP": row.remote_ip or None, "HttpUsername": row.http_username
+        if row.origin == "RestApi" else None,
+        "CalledAET": row.called_aet or None,
+        "PixelDataOffset": offset,
+    }
+    return {k: v for k in INSTANCE_METADATA if (v := values[k]) is not None}
+
+
+def automatic_metadata(level: Level, row: Row) -> dict[str, str]:
+    """The metadata Orthanc computes (an instance's, or LastUpdate), without stored ones."""
+    if level == Level.INSTANCE:
+        return instance_metadata(row)
+    answer = {"LastUpdate": row.last_update}
+    return answer
+
+
 def resource_metadata(conn: Connection, level: Level, row: Row,
                       user_metadata: dict[str, Any] | None = None) -> dict[str, str]:
     """``/{level}/{id}/metadata?expand`` for any level: automatic and stored metadata,
     in the order of their MetadataType numbers, as Orthanc lists them.
 
-    The route should call this one (inside its read transaction) rather than
-    ``services.instances.resource_metadata``, which cannot see stored metadata.
+    The routes call this one (inside their read transaction): :func:`automatic_metadata`
+    cannot see stored metadata.
     """
     if level == Level.SERIES:
         values = series_metadata(conn, row)
     else:
-        from app.services.instances import resource_metadata as automatic
-        values = {**automatic(level, row), **repository.stored_metadata(conn, level, row.pk)}
+        values = {**automatic_metadata(level, row),
+                  **repository.stored_metadata(conn, level, row.pk)}
     values["MainDicomTagsSignature"] = main_tags_signature(level)
     return dict(sorted(values.items(), key=lambda item: (
         metadata_number(item[0], user_metadata) or 1 << 20, item[0])))

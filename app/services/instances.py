@@ -6,14 +6,13 @@ import logging
 import struct
 from typing import Any
 
-import orjson
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from app.context import ServerContext
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
-from app.dicom.parse import index_in_series_text, read_dataset
+from app.dicom.parse import read_dataset
 from app.dicom.tags import parse_tag
 from app.errors import InexistentFile, InexistentItem, UnknownResource
 from app.index import repository
@@ -267,35 +266,3 @@ def raw_value(element: Any) -> bytes:
     text = orthanc_json.decode_value(element, max_length=0)
     return (text or "").encode("utf-8")
 
-
-# In the order of Orthanc's MetadataType numbers, the order in which it lists them.
-
-INSTANCE_METADATA = ("IndexInSeries", "ReceptionDate", "RemoteAET", "Origin", "TransferSyntax",
-                     "SopClassUid", "RemoteIP", "CalledAET", "HttpUsername", "PixelDataOffset")
-
-
-def instance_metadata(row: Row) -> dict[str, str]:
-    """Orthanc's automatic metadata of an instance, in Orthanc's listing order.
-
-    IndexInSeries is Orthanc's text (InstanceNumber, else ImageIndex, stripped), which may
-    be empty or not a number; the integer of ``GET /instances/{id}`` comes from it.
-    PixelDataOffset is present on rows read by ``repository.get_row``.
-    """
-    offset = getattr(row, "pixel_data_offset", None)
-    values = {
-        "IndexInSeries": index_in_series_text(orjson.loads(row.main_tags)),
-        "ReceptionDate": row.received_at, "RemoteAET": row.remote_aet, "Origin": row.origin,
-        "TransferSyntax": row.transfer_syntax, "SopClassUid": row.sop_class_uid,
-        "RemoteIP": row.remote_ip or None, "HttpUsername": row.http_username
-        if row.origin == "RestApi" else None,
-        "CalledAET": row.called_aet or None,
-        "PixelDataOffset": offset,
-    }
-    return {k: v for k in INSTANCE_METADATA if (v := values[k]) is not None}
-
-
-def resource_metadata(level: Level, row: Row) -> dict[str, str]:
-    if level == Level.INSTANCE:
-        return instance_metadata(row)
-    answer = {"LastUpdate": row.last_update}
-    return answer
