@@ -38,6 +38,8 @@ from app.scripting.hooks import PythonHooks, load_hooks
 from app.scripting.internal_http import ASGIApp, InternalHttp
 from app.scripting.lua_state import LuaState, load_toolbox
 from app.scripting.lua_values import LuaConversionError, from_lua
+from app.services import browse
+from app.services.lua_operations import submit_operations
 
 if TYPE_CHECKING:
     from app.context import IndexEvent, ServerContext
@@ -157,7 +159,6 @@ class ScriptingEngine:
 
     def _call_with_job(self, name: str, *arguments: Any) -> None:
         """Orthanc's InitializeJob / callback / SubmitJob, in one hold of the main state."""
-        from app.services.lua_operations import submit_operations
         state = self.main
         assert state is not None
 
@@ -217,7 +218,6 @@ class ScriptingEngine:
     def _stable(self, kind: str, level: Level, public_id: str) -> None:
         """OnStable*(id, tags, metadata): main DICOM tags (a study's without the patient's)
         and metadata, read when the event is applied; skipped if the resource is gone."""
-        from app.services import browse
         with self.context.db.read() as conn:
             row = browse.row_or_none(conn, level, public_id)
             if row is None:
@@ -227,7 +227,6 @@ class ScriptingEngine:
         self.call_everywhere(_STABLE[kind], public_id, tags, metadata, with_job=True)
 
     def _metadata(self, level: Level, public_id: str) -> dict[str, str]:
-        from app.services import browse
         with self.context.db.read() as conn:
             row = browse.row_or_none(conn, level, public_id)
             return browse.resource_metadata(conn, level, row) if row is not None else {}

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from app.errors import HookFailed, PharosError
+from app.services.lua_operations import submit_operations
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -66,7 +67,6 @@ class PythonHooks:
 
     def call_with_job(self, engine: ScriptingEngine, name: str, *arguments: Any) -> None:
         """Call a hook that may use send_to_modality()... then submit their job."""
-        from app.services.lua_operations import submit_operations
         operations: list[dict[str, Any]] = []
         token = current_job.set(operations)
         try:

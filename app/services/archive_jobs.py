@@ -20,6 +20,7 @@ from app.blobstore.base import new_key
 from app.context import ServerContext
 from app.errors import InexistentItem, UnknownResource
 from app.index import jobs_repository
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import archive
 
@@ -34,7 +35,6 @@ def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: 
                        quality: int | None = None, body: Any = None) -> str:
     """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID (the
     request *body*'s ``UserData`` goes with the job, Orthanc 1.12.9)."""
-    from app.jobs import queue
     for public_id in public_ids:
         if archive.level_of(context, public_id) is None:
             raise UnknownResource(f"Unknown resource {public_id}")
@@ -115,7 +115,6 @@ def _delete_blob(context: ServerContext, key: str) -> None:
 def delete_job_output(context: ServerContext, job_id: str, key: str = OUTPUT) -> None:
     """``DELETE /jobs/{id}/archive``: the ZIP of a finished job is removed (404 when the
     job has no such output)."""
-    from app.jobs import queue
     row = queue.job_row(context, job_id)
     if key != OUTPUT or row.type not in (ARCHIVE_JOB, MEDIA_JOB) \
             or row.state != jobs_repository.SUCCESS:
@@ -142,7 +141,6 @@ def job_output(context: ServerContext, job_id: str, key: str = OUTPUT) -> tuple[
     (Orthanc: "Job has no such output", also while the job runs)."""
     import orjson
 
-    from app.jobs import queue
     row = queue.job_row(context, job_id)
     if key != OUTPUT or row.type not in (ARCHIVE_JOB, MEDIA_JOB) \
             or row.state != jobs_repository.SUCCESS:

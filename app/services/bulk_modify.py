@@ -32,6 +32,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.errors import BadFileFormat, ParameterOutOfRange, PharosError, UnknownResource
 from app.index import repository
+from app.jobs import queue
 from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
 from app.services import modify as modify_service
@@ -180,7 +181,6 @@ def submit(context: ServerContext, payload: dict[str, Any], *, synchronous: bool
            priority: int, user_data: Any = None, has_user_data: bool = False
            ) -> dict[str, Any]:
     """Run (or queue) the bulk job (with the request's ``UserData`` when *has_user_data*)."""
-    from app.jobs import queue
     return queue.submit_or_run(context, JOB_TYPE, payload, synchronous=synchronous,
                                content=content(payload), priority=priority,
                                user_data=user_data if has_user_data else queue.NO_USER_DATA)

@@ -31,6 +31,8 @@ from pydicom.datadict import keyword_for_tag
 from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, NetworkProtocol, PharosError, UnknownResource
+from app.index import repository
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.protocols.dicomweb_http import (
     CHUNK,
@@ -226,7 +228,6 @@ _GROUPS = {Level.PATIENT: "Patients", Level.STUDY: "Studies", Level.SERIES: "Ser
 def stow(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     """``POST /dicom-web/servers/{name}/stow``: ``{"Resources": [Orthanc IDs of any level],
     "HttpHeaders", "Synchronous" (default true), "Priority"}``."""
-    from app.jobs import queue
 
     body = _object(body)
     ids = body.get("Resources")
@@ -297,7 +298,6 @@ def _resources_content(payload: dict[str, Any], instances: list[str]) -> dict[st
 
 
 def _instance_part(context: ServerContext, public_id: str, boundary: str) -> Iterator[bytes]:
-    from app.index import repository
 
     with context.db.read() as conn:
         row = repository.get_row(conn, Level.INSTANCE, public_id)
@@ -395,7 +395,6 @@ def wado(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
 
 def _submit_retrieve(context: ServerContext, name: str, uris: list[dict[str, Any]],
                      body: dict[str, Any], *, default_synchronous: bool) -> dict[str, Any]:
-    from app.jobs import queue
 
     server = get_server(context, name)
     payload = {"Server": name, "Remote": server.document(), "Resources": uris}

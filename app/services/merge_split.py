@@ -48,6 +48,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import repository
+from app.jobs import queue
 from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
 from app.services.ingest import ingest_instance
@@ -409,7 +410,6 @@ def submit(context: ServerContext, kind: str, payload: dict[str, Any], *, synchr
            priority: int, user_data: Any = None, has_user_data: bool = False) -> dict[str, Any]:
     """Run (or queue) a merge or split job; the job shows in ``/jobs`` either way (with
     the request's ``UserData`` when *has_user_data*)."""
-    from app.jobs import queue
     content = merge_content(payload) if kind == MERGE_JOB else split_content(payload, None)
     return queue.submit_or_run(context, kind, payload, synchronous=synchronous,
                                content=content, priority=priority,

@@ -24,6 +24,7 @@ from app.errors import (
     BadFileFormat,
     NetworkProtocol,
 )
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services.outgoing import (
     DESCRIPTION,
@@ -139,7 +140,6 @@ def submit_move_store(context: ServerContext, destination: Modality, instances: 
     Orthanc's ``AsynchronousMove``): described "C-MOVE", not permissive, from the
     destination's ``LocalAet`` when it has one (Orthanc 1.13.0), else DicomAet; answer
     the job's ID."""
-    from app.jobs import queue
     aet = destination.local_aet or context.settings.dicom_aet
     payload = {
         "Modality": destination.name, "Description": "C-MOVE",
@@ -236,7 +236,6 @@ def _count(report: Any, name: str) -> int:
 
 def store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     """``POST /modalities/{name}/store``: sync (the job's content) or ``{"ID", "Path"}``."""
-    from app.jobs import queue
     payload, content, options = prepare_store(context, name, body)
     return queue.submit_or_run(context, STORE_JOB, payload, synchronous=synchronous(options),
                                content=content, priority=priority(options),

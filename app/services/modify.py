@@ -45,6 +45,8 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import curation_repository, repository
+from app.jobs import queue
+from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_row, read_file
@@ -226,7 +228,6 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
     in_place = InPlaceTracker(context)
     for index, (source_id, blob_key) in enumerate(instances):
         if cancel_check is not None and cancel_check():
-            from app.jobs.kinds import JobInterrupted
             raise JobInterrupted()
         try:
             data = context.blobs.read(blob_key)
@@ -371,7 +372,6 @@ def submit_job(context: ServerContext, payload: dict[str, Any], priority: int = 
                body: Any = None) -> str:
     """Queue the run as a ``ResourceModification`` job (``Asynchronous: true``), with the
     request *body*'s ``UserData`` (Orthanc 1.12.9)."""
-    from app.jobs import queue
     return queue.submit(context, JOB_TYPE, payload, priority=priority,
                         user_data=queue.user_data_of(body),
                         content={"Description": "REST API",

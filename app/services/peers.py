@@ -13,6 +13,7 @@ from app.context import ServerContext
 from app.errors import (
     InexistentItem,
 )
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.protocols import orthanc_peers as peer_client
 from app.services import outgoing
@@ -80,7 +81,6 @@ def _peer_content(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
 
 def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     """``POST /peers/{name}/store``: IDs of any level, sync or as a job."""
-    from app.jobs import queue
     peer = get_peer(context, name)
     ids, options = outgoing.parse_store_body(body)
     resources = outgoing.resolve_resources(context, ids)

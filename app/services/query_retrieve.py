@@ -51,6 +51,7 @@ from app.errors import (
 )
 from app.index import network_repository as network_index
 from app.index.db import Row
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import modalities, outgoing, remotes, runtime
 from app.validation import is_digits
@@ -480,7 +481,6 @@ def _resources(options: dict[str, Any], level: Level) -> list[dict[str, str]]:
 def move(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     """``POST /modalities/{name}/move``: ``{Level, Resources, TargetAet, LocalAet,
     Timeout, Synchronous, Priority}``; the job's content when synchronous."""
-    from app.jobs import queue
     options = _object(body)
     level = parse_level(options.get("Level"))
     resources = _resources(options, level)
@@ -502,7 +502,6 @@ def move(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
 def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     """``POST /modalities/{name}/get``: ``{Level, Resources, Timeout, Synchronous}``
     (C-GET into this archive); the job's content when synchronous."""
-    from app.jobs import queue
     options = _object(body)
     level = parse_level(options.get("Level"))
     resources = _resources(options, level)
@@ -522,7 +521,6 @@ def retrieve(context: ServerContext, row: Row, indices: list[int], body: Any) ->
     """``/queries/{id}/retrieve`` and ``/answers/{n}/retrieve``: C-MOVE answers to a
     target AET (the body as text, or ``{"TargetAet", "Timeout", "Synchronous", "Full",
     "Simplify"...}``; DicomAet when missing)."""
-    from app.jobs import queue
     options: dict[str, Any] = {}
     if isinstance(body, dict):
         options = body

@@ -27,7 +27,10 @@ from app.context import ServerContext
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest, InexistentItem, UnknownResource
 from app.index import network_repository as network_index
+from app.index import repository
+from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
+from app.protocols.dimse_common import same_aet
 from app.services import modalities, outgoing, remotes
 
 SCP_JOB = "StorageCommitmentScp"
@@ -84,7 +87,6 @@ def _pairs_of_body(context: ServerContext, body: dict[str, Any]) -> list[tuple[s
 
 
 def instance_pairs(context: ServerContext, instance_ids: list[str]) -> list[tuple[str, str]]:
-    from app.index import repository
     pairs = []
     with context.db.read() as conn:
         for public_id in instance_ids:
@@ -177,7 +179,6 @@ def _sequence_pairs(dataset: Dataset, keyword: str) -> list[tuple[str, str, int 
 def handle_request(context: ServerContext, calling_aet: str, called_aet: str,
                    request: Dataset) -> str:
     """An incoming N-ACTION: queue the job that checks and answers; its ID."""
-    from app.jobs import queue
     transaction = str(request.get("TransactionUID", "") or "")
     if not transaction:
         raise BadRequest("Storage commitment request without TransactionUID")
@@ -191,7 +192,6 @@ def handle_request(context: ServerContext, calling_aet: str, called_aet: str,
 
 
 def _modality_of(context: ServerContext, aet: str) -> Modality | None:
-    from app.protocols.dimse_common import same_aet
     for modality in remotes.modalities(context).values():
         if same_aet(modality.aet, aet):
             return modality
