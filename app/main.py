@@ -37,6 +37,7 @@ from app.api import runtime as runtime_api
 from app.api.errors import install_error_handlers
 from app.api.openapi import customize_openapi
 from app.api.request_filter import ScriptRequestFilter
+from app.api.request_metrics import RequestMetrics
 from app.api.responses import JsonResponse
 from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
@@ -56,6 +57,7 @@ from app.services.dicomweb_plugin import (
     wado_enabled,
     wado_root,
 )
+from app.services.metrics import MetricsFlusher
 from app.services.stability import ProcessLeadership, StabilityMonitor
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         workers = start_workers(app.state.context) if not read_only else None
         # Every process retries queued blob deletions (claims are atomic).
         deletions = BlobDeletionDrainer(app.state.context).start() if not read_only else None
+        # Every process adds its counts to the archive's (/tools/metrics-prometheus).
+        flusher = MetricsFlusher(app.state.context).start() if not read_only else None
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -109,6 +113,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                 workers.stop()
             if deletions is not None:
                 deletions.stop()
+            if flusher is not None:
+                flusher.stop()
             if monitor is not None:
                 monitor.stop()
             scripting_engine.stop(app.state.context)
@@ -156,6 +162,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml
+    app.add_middleware(RequestMetrics)  # sees normalized paths and the 401/403 answers
     app.add_middleware(UriNormalizer)  # added last: runs first
     return app
 

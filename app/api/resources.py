@@ -27,6 +27,7 @@ from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import (
     RESOURCE_MODEL,
     DeleteAnswer,
+    PartialResource,
     ResourceStatistics,
 )
 from app.dicom.levels import LEVELS, Level
@@ -71,7 +72,7 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
-         responses={200: {"model": list[model] | list[str]}},
+         responses={200: {"model": list[model] | list[str] | list[PartialResource]}},
          openapi_extra=query_parameters(EXPAND(f"Answer the {singular} resources instead of their IDs"),
                              RESPONSE_CONTENT,
                              SINCE(f"Skip this many {plural} (paging, with limit)"),
@@ -167,7 +168,8 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}/{{id}}/metadata", list_metadata, operation_id=f"list_{singular}_metadata",
          tag=tag, summary="Metadata names (or name/value pairs with ?expand)",
-         responses={200: {"model": list[str] | dict[str, str]}},
+         # ?numeric: MetadataType numbers (a list of integers, or {"7": value}).
+         responses={200: {"model": list[str] | list[int] | dict[str, str]}},
          openapi_extra=query_parameters(EXPAND("Answer {name: value} instead of the names"),
                                         NUMERIC))
 

@@ -348,3 +348,20 @@ class BlobDeletion(Base):
     due: Mapped[float] = mapped_column(index=True)  # epoch seconds of the next attempt
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text())
+
+
+class MetricCounter(Base):
+    """The archive's counters for ``/tools/metrics-prometheus``, summed over every process.
+
+    Each server process counts in memory (HTTP requests, latency buckets, ingests) and
+    adds what it counted to these rows every few seconds (``value = value + delta``, one
+    UPSERT per changed series), so that a scrape of any process, on any host sharing the
+    index, answers the whole archive's figures. ``labels`` is the canonical JSON of the
+    series' labels (sorted keys). Counters only grow: Prometheus' ``rate()`` needs nothing
+    else, and they survive restarts.
+    """
+
+    __tablename__ = "metric_counters"
+    name: Mapped[str] = mapped_column(Text(), primary_key=True)
+    labels: Mapped[str] = mapped_column(Text(), primary_key=True)
+    value: Mapped[float] = mapped_column()

@@ -693,9 +693,9 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
     (``Done`` is then whether none is left before)."""
     statement = select(CHANGES)
     if since:
-        statement = statement.where(CHANGES.c.seq > since)
+        statement = statement.where(CHANGES.c.seq > _seq_bound(conn, since))
     if to is not None:
-        statement = statement.where(CHANGES.c.seq <= to)
+        statement = statement.where(CHANGES.c.seq <= _seq_bound(conn, to))
     if types:
         statement = statement.where(CHANGES.c.change_type.in_(list(types)))
     backwards = to is not None and not since
@@ -729,8 +729,16 @@ def clear_changes(conn: Connection) -> None:
     conn.execute(delete(CHANGES))
 
 
+def _seq_bound(conn: Connection, value: int) -> int:
+    """A client's sequence number (up to 2^63, as Orthanc's int64) as a bound the ``seq``
+    columns can be compared with: they are 32-bit on PostgreSQL (``integer``), where a
+    larger value is an error, not an empty page. No sequence number ever exceeds the
+    column's range, so clamping changes no answer."""
+    return min(value, 2**31 - 1) if conn.dialect.name == "postgresql" else value
+
+
 def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
-    rows = list(conn.execute(select(EXPORTS).where(EXPORTS.c.seq > since)
+    rows = list(conn.execute(select(EXPORTS).where(EXPORTS.c.seq > _seq_bound(conn, since))
                              .order_by(EXPORTS.c.seq).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]

@@ -26,6 +26,7 @@ from app.blobstore.stored import (
     write_content,
 )
 from app.context import ServerContext, blob_deletion
+from app.context.metrics import metrics_of
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
@@ -66,6 +67,20 @@ def _write_blob(context: ServerContext, key: str, data: bytes) -> WrittenContent
 
 def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
     """Store one DICOM file held in memory. Raises a PharosError for bad input or full storage.
+
+    Counted for ``/tools/metrics-prometheus`` by origin and outcome."""
+    counted = metrics_of(context)
+    try:
+        result = _ingest_instance(context, data, origin)
+    except Exception:
+        counted.ingest(origin.get("Origin", "Unknown"), "Failure", len(data))
+        raise
+    counted.ingest(origin.get("Origin", "Unknown"), result.status, len(data))
+    return result
+
+
+def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
+    """Store one DICOM file held in memory.
 
     The blob is written (and fsynced) while the file is parsed; it is indexed only once
     both are done, and removed if parsing or indexing fails: nothing is half stored.
