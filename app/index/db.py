@@ -65,7 +65,20 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _nul_characters(context: Any) -> None:
+        # PostgreSQL text cannot hold U+0000 (SQLite's can): a client's string carrying
+        # one (an identifier, a search value, a name) can neither be looked up nor stored.
+        # The client's error, answered 400 (nothing was written: the transaction rolls
+        # back), not a database failure.
+        if "cannot contain NUL (0x00)" in str(context.original_exception):
+            from app.errors import BadRequest
+            raise BadRequest("A text value holds a NUL character (0x00), which the "
+                             "PostgreSQL index cannot store nor search for")
+
+    return engine
 
 
 def check_schema(url: str) -> None:

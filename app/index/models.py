@@ -102,8 +102,13 @@ class Instance(Base):
     index_in_series: Mapped[int | None] = mapped_column(Integer)
     transfer_syntax: Mapped[str] = mapped_column(Uid)
     blob_key: Mapped[str] = mapped_column(Text())
-    file_size: Mapped[int] = mapped_column(BigInteger)
-    md5: Mapped[str] = mapped_column(Text())
+    file_size: Mapped[int] = mapped_column(BigInteger)  # of the DICOM file (uncompressed)
+    md5: Mapped[str] = mapped_column(Text())  # of the DICOM file (uncompressed)
+    # How the blob stores the file: 0 as received, 1 Orthanc's zlib format
+    # (StorageCompression); the size and MD5 of the blob when compressed, else NULL.
+    compression: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    compressed_size: Mapped[int | None] = mapped_column(BigInteger)
+    compressed_md5: Mapped[str | None] = mapped_column(Text())
     received_at: Mapped[str] = mapped_column(Stamp)
     origin: Mapped[str] = mapped_column(Text())
     remote_aet: Mapped[str] = mapped_column(Text(), default="")
