@@ -2,16 +2,16 @@
 
 See ``app.index.models.WebhookDelivery`` and ``app.services.webhooks``.
 
-Revision ID: 0015_webhooks
-Revises: 0014_metric_counters
+Revision ID: 0016_webhooks
+Revises: 0015_metric_counters
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0015_webhooks'
-down_revision = '0014_metric_counters'
+revision = '0016_webhooks'
+down_revision = '0015_metric_counters'
 branch_labels = None
 depends_on = None
 
