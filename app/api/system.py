@@ -57,7 +57,7 @@ def get_system(request: Request) -> JsonResponse:
         "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
         "ReadOnly": settings.read_only,  # Orthanc 1.12.5
         "StorageAreaPlugin": None,
-        "StorageCompression": False, "UserMetadata": settings.user_metadata,
+        "StorageCompression": settings.storage_compression, "UserMetadata": settings.user_metadata,
         "Capabilities": CAPABILITIES,
         "Version": ORTHANC_API_VERSION,
         "PharosVersion": __version__, "Product": "Pharos",

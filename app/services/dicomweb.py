@@ -33,6 +33,7 @@ from app.index import find as index_find
 from app.index import repository
 from app.index.db import Connection, Row
 from app.services.find import build_query
+from app.services.instances import stored_file
 from app.validation import is_digits
 
 # UIDs never contain these; a path segment with them must not turn into a wildcard query.
@@ -168,15 +169,17 @@ def metadata(context: ServerContext, target: Target, root: str) -> bytes:
 
 def open_blob(context: ServerContext, row: Row) -> IO[bytes]:
     try:
-        return context.blobs.open(row.blob_key)
+        return stored_file(context, row).open()
     except FileNotFoundError as error:
         raise InexistentFile(f"The file of instance {row.sop_uid} is missing from the "
                              "storage") from error
 
 
 def read_blob(context: ServerContext, row: Row) -> bytes:
-    with open_blob(context, row) as stream:
-        return stream.read()
+    try:
+        return stored_file(context, row).read()
+    except FileNotFoundError as error:
+        raise _missing(row) from error
 
 
 def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[bytes]:
@@ -221,7 +224,8 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
     The frames are the bytes ``frames(load_dataset(...), numbers, ...)`` gives for such
     a file: uncompressed little-endian slices of the pixel data.
     """
-    if row.transfer_syntax not in RANGED_SYNTAXES or row.file_size < RANGED_FRAMES_MIN_SIZE:
+    if row.transfer_syntax not in RANGED_SYNTAXES or row.file_size < RANGED_FRAMES_MIN_SIZE \
+            or row.compression:  # a compressed blob has no byte ranges to read cheaply
         return None
     layout = _ranged_layout(context, row)
     if layout is None:
@@ -230,8 +234,9 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
         if not 1 <= number <= layout.count:
             raise ParameterOutOfRange(f"Frame {number} does not exist: the instance has "
                                       f"{layout.count} frame(s), numbered from 1")
+    file = stored_file(context, row)
     try:
-        return [context.blobs.read_range(row.blob_key, *layout.span(n)) for n in numbers]
+        return [file.read_range(*layout.span(n)) for n in numbers]
     except FileNotFoundError as error:
         raise _missing(row) from error
 
@@ -239,7 +244,7 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
 def _ranged_layout(context: ServerContext, row: Row) -> FrameLayout | None:
     for size in _HEADER_PREFIXES:
         try:
-            prefix = context.blobs.read_range(row.blob_key, 0, min(size, row.file_size))
+            prefix = stored_file(context, row).read_range(0, min(size, row.file_size))
         except FileNotFoundError as error:
             raise _missing(row) from error
         try:

@@ -18,6 +18,7 @@ from app.errors import (
 from app.index import network_repository as network_index
 from app.index import repository
 from app.index.db import Row
+from app.services.instances import stored_file
 from app.timeutil import now_stamp
 
 DESCRIPTION = "REST API"  # the Description of the jobs the REST API submits
@@ -77,7 +78,7 @@ def instance_files(context: ServerContext, instance_ids: list[str],
             missing.append(public_id)
             continue
         try:
-            data = context.blobs.read(row.blob_key)
+            data = stored_file(context, row).read()
         except FileNotFoundError:
             missing.append(public_id)
             continue
