@@ -50,7 +50,7 @@ from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
 from app.scripting import engine as scripting_engine
-from app.services import runtime
+from app.services import runtime, webhooks
 from app.services.dicomweb_plugin import (
     dicomweb_enabled,
     dicomweb_root,
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         deletions = BlobDeletionDrainer(app.state.context).start() if not read_only else None
         # Every process adds its counts to the archive's (/tools/metrics-prometheus).
         flusher = MetricsFlusher(app.state.context).start() if not read_only else None
+        deliverer = webhooks.start(app.state.context)  # None without Webhooks
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
         try:
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                 workers.stop()
             if deletions is not None:
                 deletions.stop()
+            if deliverer is not None:
+                deliverer.stop()
             if flusher is not None:
                 flusher.stop()
             if monitor is not None:

@@ -45,6 +45,9 @@ class ServerContext:
         else:
             migrate(url)
         context = cls(settings, Database(url, read_only=settings.read_only), blobs)
+        # Webhook events are queued by whoever commits the change (server or import).
+        from app.context import webhook_queue
+        webhook_queue.install(context.db, list(settings.webhooks))
         log.info("Blob store: %s", context.blobs.describe())
         if settings.read_only:
             log.warning("ReadOnly: this server refuses every change to the index and the "
