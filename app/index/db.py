@@ -122,10 +122,20 @@ def migrate(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
+            before = _revision(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            after = _revision(connection)
     finally:
         engine.dispose()
+    if before != after:  # one line instead of Alembic's one per revision
+        log.info("Index schema %s %s", f"upgraded from {before} to" if before else
+                 "created at", after)
+
+
+def _revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 class _FileLock:
