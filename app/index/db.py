@@ -122,10 +122,20 @@ def migrate(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
+            before = _revision(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            after = _revision(connection)
     finally:
         engine.dispose()
+    if before != after:  # one line instead of Alembic's one per revision
+        log.info("Index schema %s %s", f"upgraded from {before} to" if before else
+                 "created at", after)
+
+
+def _revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 class _FileLock:
@@ -203,6 +213,7 @@ class Database:
         self._file_lock = _FileLock(Path(path + ".writelock")) \
             if self.sqlite and path and path != ":memory:" else None
         self._listeners: list[Callable[[list[IndexEvent]], None]] = []
+        self._commit_hooks: list[Callable[[Connection, list[IndexEvent]], None]] = []
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -231,6 +242,7 @@ class Database:
                 connection.info[EVENTS_KEY] = events
                 try:
                     yield connection
+                    self._before_commit(connection, events)
                 finally:
                     connection.info.pop(EVENTS_KEY, None)
         else:
@@ -241,6 +253,7 @@ class Database:
                 try:
                     with connection.begin():
                         yield connection
+                        self._before_commit(connection, events)
                 finally:
                     connection.info["write"] = False
                     connection.info.pop(EVENTS_KEY, None)
@@ -267,6 +280,21 @@ class Database:
                          _sqlstate(error) or type(error).__name__, attempt + 2, attempts)
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def add_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
+        """Call *hook* inside every write transaction that noted events, just before it
+        commits: what it writes (e.g. webhook deliveries) commits with the events or not
+        at all. It must only write to the index, and quickly; raising fails the write."""
+        self._commit_hooks.append(hook)
+
+    def remove_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
+        if hook in self._commit_hooks:
+            self._commit_hooks.remove(hook)
+
+    def _before_commit(self, connection: Connection, events: list[IndexEvent]) -> None:
+        if events:
+            for hook in list(self._commit_hooks):
+                hook(connection, events)
 
     def add_listener(self, listener: Callable[[list[IndexEvent]], None]) -> None:
         """Call *listener* with the events of every committed write transaction (scripting

@@ -22,7 +22,10 @@ given: the histograms below answer the same questions, summed over the processes
   DICOMweb retrievals; ``Unknown``: ``pharos import``) and outcome (``Success``,
   ``AlreadyStored``, ``FilteredOut``, ``Failure``);
 * ``pharos_jobs{state}``: jobs by state, from the index;
-* ``pharos_storage_bytes``: bytes of the stored DICOM files, from the index.
+* ``pharos_storage_bytes``: bytes of the stored DICOM files, from the index;
+* ``pharos_webhook_deliveries_total{url,outcome}`` (``delivered``, ``failed``) and
+  ``pharos_webhook_pending{url}`` (events waiting, from the index), ``url`` without its
+  query string.
 
 The counters are the archive's: each process adds its counts to the index every
 :data:`FLUSH_PERIOD` seconds (:mod:`app.context.metrics`), and the scraped process flushes
@@ -49,7 +52,7 @@ from prometheus_client.registry import CollectorRegistry
 from app.context import ServerContext
 from app.context import metrics as process_metrics
 from app.index import jobs_repository, metrics_repository, repository
-from app.services import browse, runtime
+from app.services import browse, runtime, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,9 @@ def prometheus_text(context: ServerContext) -> str:
             counters[key] = counters.get(key, 0.0) + amount
     orthanc = _orthanc_lines(statistics, jobs, last_change, time.time() - metrics.started)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(counters, jobs, int(statistics["TotalDiskSize"])))
+    registry.register(_Collector(counters, jobs, int(statistics["TotalDiskSize"]),
+                                 webhooks.pending(context) if context.settings.webhooks
+                                 else {}))
     return orthanc + generate_latest(registry).decode()
 
 
@@ -120,10 +125,11 @@ class _Collector:
     """Pharos' families from the archive's counters and the index's gauges."""
 
     def __init__(self, counters: dict[tuple[str, str], float], jobs: dict[str, int],
-                 storage_bytes: int) -> None:
+                 storage_bytes: int, webhooks_pending: dict[str, int]) -> None:
         self.counters = counters
         self.jobs = jobs
         self.storage_bytes = storage_bytes
+        self.webhooks_pending = webhooks_pending
 
     def collect(self) -> Iterator[object]:
         series: defaultdict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
@@ -145,6 +151,14 @@ class _Collector:
         yield jobs
         yield GaugeMetricFamily("pharos_storage_bytes", "Bytes of the stored DICOM files",
                                 value=self.storage_bytes)
+        yield _counter(webhooks.DELIVERIES_METRIC, "Webhook deliveries, by webhook URL "
+                       "(without query) and outcome", ("url", "outcome"),
+                       series[webhooks.DELIVERIES_METRIC])
+        waiting = GaugeMetricFamily("pharos_webhook_pending", "Webhook events not "
+                                    "delivered yet", labels=["url"])
+        for url, count in sorted(self.webhooks_pending.items()):
+            waiting.add_metric([url], count)
+        yield waiting
 
 
 def _counter(name: str, documentation: str, label_names: tuple[str, ...],

@@ -2,16 +2,16 @@
 
 See ``app.index.models.MetricCounter`` and ``app.context.metrics``.
 
-Revision ID: 0014_metric_counters
-Revises: 0013_job_user_data
+Revision ID: 0015_metric_counters
+Revises: 0014_instance_compression
 Create Date: 2026-12-01
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0014_metric_counters'
-down_revision = '0013_job_user_data'
+revision = '0015_metric_counters'
+down_revision = '0014_instance_compression'
 branch_labels = None
 depends_on = None
 
