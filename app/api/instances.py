@@ -95,7 +95,7 @@ def get_instance_file(id: str, request: Request) -> Response:
                         media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
     headers = {"Content-Disposition": f'filename="{row.blob_key}.dcm"'}
-    return blob_answer(request, context.blobs, row.blob_key, row.file_size,
+    return blob_answer(request, instance_service.stored_file(context, row),
                        "application/dicom", headers,
                        lambda: instance_service.missing_file(row))
 

@@ -65,7 +65,20 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _nul_characters(context: Any) -> None:
+        # PostgreSQL text cannot hold U+0000 (SQLite's can): a client's string carrying
+        # one (an identifier, a search value, a name) can neither be looked up nor stored.
+        # The client's error, answered 400 (nothing was written: the transaction rolls
+        # back), not a database failure.
+        if "cannot contain NUL (0x00)" in str(context.original_exception):
+            from app.errors import BadRequest
+            raise BadRequest("A text value holds a NUL character (0x00), which the "
+                             "PostgreSQL index cannot store nor search for")
+
+    return engine
 
 
 def check_schema(url: str) -> None:
@@ -121,10 +134,20 @@ def migrate(url: str) -> None:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+            before = _revision(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            after = _revision(connection)
     finally:
         engine.dispose()
+    if before != after:  # one line instead of Alembic's one per revision
+        log.info("Index schema %s %s", f"upgraded from {before} to" if before else
+                 "created at", after)
+
+
+def _revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 class _FileLock:
@@ -231,6 +254,7 @@ class Database:
         self._file_lock = _FileLock(Path(path + ".writelock")) \
             if self.sqlite and path and path != ":memory:" else None
         self._listeners: list[Callable[[list[IndexEvent]], None]] = []
+        self._commit_hooks: list[Callable[[Connection, list[IndexEvent]], None]] = []
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -253,7 +277,8 @@ class Database:
                 connection.info[BEFORE_COMMIT_KEY] = {}
                 try:
                     yield connection
-                    _run_before_commit(connection)
+                    self._before_commit(connection, events)
+                    _run_before_commit(connection)  # last: it may take the changes lock
                 finally:
                     _forget_transaction_state(connection)
         else:
@@ -265,6 +290,7 @@ class Database:
                 try:
                     with connection.begin():
                         yield connection
+                        self._before_commit(connection, events)
                         _run_before_commit(connection)
                 finally:
                     connection.info["write"] = False
@@ -292,6 +318,21 @@ class Database:
                          _sqlstate(error) or type(error).__name__, attempt + 2, attempts)
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def add_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
+        """Call *hook* inside every write transaction that noted events, just before it
+        commits: what it writes (e.g. webhook deliveries) commits with the events or not
+        at all. It must only write to the index, and quickly; raising fails the write."""
+        self._commit_hooks.append(hook)
+
+    def remove_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
+        if hook in self._commit_hooks:
+            self._commit_hooks.remove(hook)
+
+    def _before_commit(self, connection: Connection, events: list[IndexEvent]) -> None:
+        if events:
+            for hook in list(self._commit_hooks):
+                hook(connection, events)
 
     def add_listener(self, listener: Callable[[list[IndexEvent]], None]) -> None:
         """Call *listener* with the events of every committed write transaction (scripting
