@@ -249,6 +249,9 @@ class Database:
         self.read_only = read_only  # ReadOnly: every write transaction is refused
         self.engine = make_engine(url)
         self.sqlite = is_sqlite(url)
+        # Same pool; the level is set per checkout and reset when the connection returns.
+        self._reader = self.engine if self.sqlite else \
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
         self._write_lock = threading.Lock() if self.sqlite else None
         path = url.split("///", 1)[-1] if self.sqlite else ""
         self._file_lock = _FileLock(Path(path + ".writelock")) \
@@ -258,7 +261,14 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+        """A read transaction that sees one snapshot of the index from its first statement
+        to its end, whatever commits meanwhile: an answer built from several statements
+        (a find's rows, then their parents, children, labels...) is consistent, and a
+        resource deleted during it is either wholly in the answer or wholly absent. SQLite
+        gives that in WAL mode (a read transaction keeps its snapshot); PostgreSQL's
+        default, READ COMMITTED, takes a new snapshot per statement, hence REPEATABLE
+        READ (a read-only transaction there never fails to serialize)."""
+        with self._reader.connect() as connection:
             yield connection
 
     @contextmanager
