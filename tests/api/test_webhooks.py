@@ -185,6 +185,9 @@ def test_pharos_import_queues_events_that_the_running_server_delivers(tmp_path):
             events = receiver.wait_for(lambda found: len(distinct(found, "InstanceStored")) == 2)
             with live.client() as http:
                 assert distinct(events, "InstanceStored") == set(http.get("/instances").json())
+                # The import's ingests count in the archive's metrics too.
+                assert metric(http, "pharos_ingest_total", origin="Unknown",
+                              status="Success") == 2
     receiver.stop()
 
 
