@@ -208,3 +208,22 @@ def test_several_processes_deliver_each_event_once_in_order(tmp_path):
     receiver.stop()
     assert len(events) == 12  # no event sent twice
     assert [e["ID"] for e in events] == stored  # in the order they were stored
+
+
+def test_job_events(tmp_path):
+    receiver = Receiver(free_port())
+    receiver.start()
+    config = {"Pharos": {"Webhooks": [{"Url": f"http://127.0.0.1:{receiver.port}/jobs",
+                                       "Events": ["JobSuccess", "JobFailure"]}]}}
+    with live_server(tmp_path, config) as live, live.client() as http:
+        study = http.post("/instances", content=make_dicom(patient_id="JOB")).json()
+        job = http.post(f"/studies/{study['ParentStudy']}/archive",
+                        json={"Asynchronous": True}).json()["ID"]
+        events = receiver.wait_for(lambda found: distinct(found, "JobSuccess"))
+        assert distinct(events, "JobSuccess") == {job}
+        success = next(e for e in events if e["Event"] == "JobSuccess")
+        assert success["ResourceType"] == "Job" and success["Path"] == f"/jobs/{job}"
+        assert http.get(f"/jobs/{job}").json()["State"] == "Success"
+        assert not [e for e in events if e["Event"] != "JobSuccess"]  # no InstanceStored
+        assert "x-pharos-signature-256" not in receiver.received[0][0]  # no Secret: unsigned
+    receiver.stop()
