@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from app.config import Settings
+from app.startup import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                               "storage folder); run it while no server uses the storage")
     rec.add_argument("--config")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     if args.command == "openapi":
         sys.stdout.write(openapi_document())
@@ -95,8 +96,9 @@ def serve_forever(settings: Settings, config_path: str | None = None,
         logging.warning("Lua is in use (ExecuteLuaEnabled or LuaScripts): one HTTP process "
                         "instead of HttpWorkers=%d, so that the server has one Lua state",
                         settings.http_workers)
-    common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
-              "access_log": False, "timeout_keep_alive": 30}
+    # uvicorn logs through the root logger (our format), warnings and errors only.
+    common = {"host": settings.http_host, "port": settings.http_port, "log_level": "warning",
+              "log_config": None, "access_log": False, "timeout_keep_alive": 30}
     if workers == 1:
         uvicorn.run(create_app(settings), **common)  # exits 3 when the start fails
         return 0
@@ -148,10 +150,15 @@ def import_paths(settings: Settings, paths: list[Path]) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+    from app.context import metrics
     context = ServerContext.open(settings)
     try:
         report = importer.run(context, paths)
     finally:
+        try:  # its ingests count in the archive's metrics (pharos_ingest_total, Unknown)
+            metrics.flush(context)
+        except Exception:  # noqa: BLE001 — metrics never fail an import
+            logging.getLogger(__name__).warning("Import counts not added to the metrics")
         context.close()
     return 0 if report.stored or report.already or not report.refused else 1
 

@@ -50,7 +50,7 @@ from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
 from app.scripting import engine as scripting_engine
-from app.services import job_kinds, runtime, webhooks
+from app.services import change_stream, job_kinds, runtime, webhooks
 from app.services.dicomweb_plugin import (
     dicomweb_enabled,
     dicomweb_root,
@@ -59,6 +59,7 @@ from app.services.dicomweb_plugin import (
 )
 from app.services.metrics import MetricsFlusher
 from app.services.stability import ProcessLeadership, StabilityMonitor
+from app.startup import where_it_listens
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,13 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         # Every process adds its counts to the archive's (/tools/metrics-prometheus).
         flusher = MetricsFlusher(app.state.context).start() if not read_only else None
         deliverer = webhooks.start(app.state.context)  # None without Webhooks
+        restore_signals = change_stream.end_streams_on_exit()  # /changes/stream ends first
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
+        if is_leader:  # once per server: where it listens, who may connect
+            for line in where_it_listens(settings, app.state.context.blobs.describe(),
+                                         settings.effective_http_workers):
+                logging.getLogger("pharos").info("%s", line)
         try:
             yield
         finally:
@@ -115,6 +121,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                 workers.stop()
             if deletions is not None:
                 deletions.stop()
+            restore_signals()
             if deliverer is not None:
                 deliverer.stop()
             if flusher is not None:
@@ -122,6 +129,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
             if monitor is not None:
                 monitor.stop()
             scripting_engine.stop(app.state.context)
+            if is_leader:
+                logging.getLogger("pharos").info("Pharos stopped")
             leader.release()
             runtime_started.stop()
             if own:
@@ -176,6 +185,9 @@ def create_app_from_environment() -> FastAPI:
     import os
 
     import orjson
+
+    from app.startup import configure_logging
+    configure_logging()  # a spawned worker process starts without the parent's logging
     overrides = orjson.loads(os.environ.get("PHAROS_SETTINGS_OVERRIDES") or "{}")
     return create_app(Settings.from_sources(os.environ.get("PHAROS_CONFIG_FILE"),
                                             overrides=overrides),

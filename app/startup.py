@@ -11,6 +11,7 @@ exits with status 0 and a traceback per process.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import tempfile
@@ -114,3 +115,61 @@ def check_port(host: str, port: int, option: str) -> None:
                                f"({error.strerror or error}): choose another {option}"
                                + (" (ports below 1024 need privileges)"
                                   if port < 1024 and os.geteuid() != 0 else "")) from None
+
+
+def where_it_listens(settings: Settings, storage: str, http_processes: int) -> list[str]:
+    """The lines ``pharos serve`` logs once started (Orthanc's "HTTP server listening on
+    port", "DICOM server listening..."), saying also who may connect: HTTP address and
+    access rules, DICOM port, AET and rules, the index (URL without its password) and the
+    storage."""
+    from app import __version__
+    from app.index.db import url_without_password
+    lines = [f"Pharos {__version__} \"{settings.name}\" started ({http_processes} HTTP "
+             f"process{'es' if http_processes > 1 else ''})"]
+    if settings.http_server_enabled:
+        host = settings.http_host
+        shown = f"[{host}]" if ":" in host else host
+        everywhere = host in ("0.0.0.0", "::")
+        clients = "any client (RemoteAccessAllowed)" if settings.remote_access_allowed \
+            else "clients on this machine only (RemoteAccessAllowed false)"
+        if settings.effective_authentication:
+            users = len(settings.registered_users)
+            access = f"HTTP Basic authentication, {users} registered user" \
+                     f"{'' if users == 1 else 's'}"
+        else:
+            access = "no authentication"
+        lines.append(f"HTTP: http://{shown}:{settings.http_port}/"
+                     f"{' (all interfaces)' if everywhere else ''}; {clients}; {access}")
+    else:
+        lines.append("HTTP: disabled (HttpServerEnabled false)")
+    if settings.dicom_server_enabled:
+        anyone = [name for name, allowed in (
+            ("C-ECHO", settings.dicom_always_allow_echo),
+            ("C-STORE", settings.dicom_always_allow_store),
+            ("C-FIND", settings.dicom_always_allow_find),
+            ("C-GET", settings.dicom_always_allow_get),
+            ("C-MOVE", settings.dicom_always_allow_move)) if allowed]
+        modalities = len(settings.dicom_modalities)
+        rules = [f"{', '.join(anyone)} from any AE" if anyone else "",
+                 f"{'the rest' if anyone else 'everything'} from the {modalities} "
+                 f"DicomModalities" + (" (checked by host too)"
+                                       if settings.dicom_check_modality_host else ""),
+                 "called AET checked" if settings.dicom_check_called_aet else ""]
+        lines.append(f"DICOM: port {settings.dicom_port}, AET {settings.dicom_aet}; "
+                     + "; ".join(rule for rule in rules if rule))
+    else:
+        lines.append("DICOM: disabled (DicomServerEnabled false)")
+    index = url_without_password(settings.effective_database_url)
+    lines.append(f"Index: {index}{' (ReadOnly)' if settings.read_only else ''}")
+    lines.append(f"Storage: {storage}")
+    return lines
+
+
+def configure_logging() -> None:
+    """One format for every line, Pharos' and its libraries'; without their start-up
+    chatter (Alembic's plugin set-up and one line per revision, uvicorn's "Waiting for
+    application startup"...): Pharos says once where it listens (:func:`where_it_listens`).
+    The CLI and each worker process of a multi-process server call it."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)

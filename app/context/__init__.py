@@ -54,7 +54,7 @@ class ServerContext:
         # Webhook events are queued by whoever commits the change (server or import).
         from app.context import webhook_queue
         webhook_queue.install(context.db, list(settings.webhooks))
-        log.info("Blob store: %s", context.blobs.describe())
+        log.debug("Blob store: %s", context.blobs.describe())  # `pharos serve` says it
         if settings.read_only:
             log.warning("ReadOnly: this server refuses every change to the index and the "
                         "storage (stores, deletions, modifications, metadata, jobs...)")

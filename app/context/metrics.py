@@ -13,7 +13,9 @@ histogram buckets are stored cumulative, as the exposition format shows them.
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -41,6 +43,20 @@ def labels_key(**labels: str) -> str:
     return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
 
 
+@functools.lru_cache(maxsize=4096)
+def _http_series(method: str, route: str, status: int) -> tuple[
+        tuple[str, str], tuple[tuple[float, tuple[str, str]], ...], tuple[str, str]]:
+    """The series one request adds to (requests, cumulative buckets, sum), computed once
+    per method, route template and status (a few hundred in all)."""
+    buckets = tuple((bound, (HTTP_DURATION + "_bucket",
+                             labels_key(method=method, route=route, le=repr(bound))))
+                    for bound in DURATION_BUCKETS)
+    infinite = (HTTP_DURATION + "_bucket", labels_key(method=method, route=route, le="+Inf"))
+    return ((HTTP_REQUESTS, labels_key(method=method, route=route, status=str(status))),
+            (*buckets, (math.inf, infinite)),
+            (HTTP_DURATION + "_sum", labels_key(method=method, route=route)))
+
+
 class ProcessMetrics:
     """This process' counts since its last flush: (series name, labels JSON) -> amount."""
 
@@ -60,18 +76,14 @@ class ProcessMetrics:
         """One HTTP request answered: *route* is the template (``/instances/{id}``)."""
         if not self.enabled:
             return
-        series = labels_key(method=method, route=route)
+        requests, buckets, total = _http_series(method, route, status)
         with self._lock:
             pending = self._pending
-            pending[(HTTP_REQUESTS, labels_key(method=method, route=route,
-                                               status=str(status)))] += 1
-            for bound in DURATION_BUCKETS:
+            pending[requests] += 1
+            for bound, bucket in buckets:
                 if seconds <= bound:
-                    pending[(HTTP_DURATION + "_bucket",
-                             labels_key(method=method, route=route, le=repr(bound)))] += 1
-            pending[(HTTP_DURATION + "_bucket",
-                     labels_key(method=method, route=route, le="+Inf"))] += 1
-            pending[(HTTP_DURATION + "_sum", series)] += seconds
+                    pending[bucket] += 1
+            pending[total] += seconds
 
     def ingest(self, origin: str, status: str, size: int) -> None:
         """One instance through the ingest path (Success, AlreadyStored, FilteredOut,

@@ -10,9 +10,10 @@ format (:mod:`app.blobstore.compression`), chosen by ``StorageCompression`` on u
 changed by ``compress``/``uncompress``. Its sizes and MD5s live in the ``attachments``
 table. The ``dicom`` attachment of an instance is its DICOM file (the ``instances`` row
 describes it, see :func:`app.services.instances.stored_file`): readable here like the
-others, compressed and uncompressed the same way, never written nor deleted. A new content is written to a new blob before its
-row is committed; the previous blob is removed after the commit, so a failure never leaves
-a row pointing at a missing or half-written blob.
+others, compressed and uncompressed the same way, never written nor deleted. A new
+content is written to a new blob before its row is committed; the previous blob is
+removed after the commit, so a failure never leaves a row pointing at a missing or
+half-written blob.
 
 Revisions: the ETag is ``"{revision}-{md5}"`` (Orthanc 1.9.2+). ``If-Match`` on PUT and
 DELETE must name the current revision and MD5 (else 409); with ``CheckRevisions``,
