@@ -63,10 +63,12 @@ def dataset_of(context: ServerContext, public_id: str, *,
 
 
 def tags_json(context: ServerContext, public_id: str, mode: str = "full",
-              ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
-    """``/tags`` in Orthanc's ``full``, ``short`` or ``simplify`` format."""
+              ignore_length: frozenset[int] = frozenset(), whole: bool = False
+              ) -> dict[str, Any]:
+    """``/tags`` in Orthanc's ``full``, ``short`` or ``simplify`` format (*whole*: with the
+    tags after the pixel data)."""
     full = orthanc_json.dataset_to_json(dataset_of(context, public_id),
-                                        ignore_length=ignore_length)
+                                        ignore_length=ignore_length, whole=whole)
     return format_tags(full, mode)
 
 
