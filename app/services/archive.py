@@ -51,8 +51,13 @@ def _label(*parts: str | None) -> str:
 
 
 def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Row]:
-    """Instance rows below the resources (any level), each once, in hierarchy order."""
+    """Instance rows below the resources (any level), each once, in hierarchy order, with
+    the main tags of their patient, study and series. The patient tags are the patient's
+    for an instance asked through its patient, else the copy its study keeps (Orthanc
+    1.12.2+: a study's archive shows the PatientName of that study, even when another
+    study of the same PatientID has another)."""
     rows: dict[int, Row] = {}
+    through_patient: set[int] = set()
     with context.db.read() as conn:
         for public_id in public_ids:
             level = find_level(context, public_id)
@@ -61,19 +66,42 @@ def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Row
             row = repository.get_row(conn, level, public_id)
             for instance in repository.instances_below(conn, level, row.pk):
                 rows.setdefault(instance.pk, instance)
+                if level == Level.PATIENT:
+                    through_patient.add(instance.pk)
         if not rows:
             return []
         statement = (select(INSTANCES.c.pk, PATIENTS.c.main_tags.label("patient"),
                             STUDIES.c.main_tags.label("study"), SERIES.c.main_tags.label("series"),
-                            SERIES.c.pk.label("series_pk"))
+                            SERIES.c.pk.label("series_pk"), STUDIES.c.pk.label("study_pk"))
                      .join(SERIES, INSTANCES.c.series_pk == SERIES.c.pk)
                      .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
                      .join(PATIENTS, STUDIES.c.patient_pk == PATIENTS.c.pk)
                      .where(INSTANCES.c.pk.in_(list(rows))))
         context_rows = {r.pk: r for r in conn.execute(statement)}
+        study_copies: dict[int, str] = {}
+        if orthanc_api_at_least(1, 12, 2):
+            study_pks = sorted({r.study_pk for pk, r in context_rows.items()
+                                if pk not in through_patient})
+            copies = repository.metadata_values(conn, Level.STUDY, study_pks,
+                                                [repository.STUDY_PATIENT_TAGS])
+            study_copies = {pk: values[repository.STUDY_PATIENT_TAGS]
+                            for pk, values in copies.items()
+                            if repository.STUDY_PATIENT_TAGS in values}
     ordered = sorted(rows.values(), key=lambda r: (context_rows[r.pk].series_pk,
                                                    r.index_in_series or 0, r.pk))
-    return [(row, context_rows[row.pk]) for row in ordered]  # type: ignore[misc]
+    answer = []
+    for row in ordered:
+        tags = context_rows[row.pk]
+        copy = None if row.pk in through_patient else study_copies.get(tags.study_pk)
+        answer.append((row, _Tags(copy or tags.patient, tags.study, tags.series)))
+    return answer  # type: ignore[return-value]
+
+
+@dataclass
+class _Tags:
+    patient: str | bytes
+    study: str | bytes
+    series: str | bytes
 
 
 def archive_layout(context: ServerContext, public_ids: Sequence[str], *,
