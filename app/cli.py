@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                               "storage folder); run it while no server uses the storage")
     rec.add_argument("--config")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     if args.command == "openapi":
         sys.stdout.write(openapi_document())
@@ -57,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
             isinstance(error, ConfigurationError) else ""
         sys.stderr.write(f"pharos: {error}{where}\n")
         return 2
+
+
+def configure_logging() -> None:
+    """One format for every line, Pharos' and its libraries'; without their start-up
+    chatter (Alembic's plugin set-up and one line per revision, uvicorn's "Waiting for
+    application startup"...): Pharos says once where it listens (app/startup.py)."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _run(args: argparse.Namespace, settings: Settings, overrides: dict) -> int:
@@ -95,8 +104,9 @@ def serve_forever(settings: Settings, config_path: str | None = None,
         logging.warning("Lua is in use (ExecuteLuaEnabled or LuaScripts): one HTTP process "
                         "instead of HttpWorkers=%d, so that the server has one Lua state",
                         settings.http_workers)
-    common = {"host": settings.http_host, "port": settings.http_port, "log_level": "info",
-              "access_log": False, "timeout_keep_alive": 30}
+    # uvicorn logs through the root logger (our format), warnings and errors only.
+    common = {"host": settings.http_host, "port": settings.http_port, "log_level": "warning",
+              "log_config": None, "access_log": False, "timeout_keep_alive": 30}
     if workers == 1:
         uvicorn.run(create_app(settings), **common)  # exits 3 when the start fails
         return 0

@@ -282,6 +282,48 @@ class Peer:
         return {k: v for k, v in (self.properties or {}).items() if k not in _PEER_RESERVED}
 
 
+# Events a webhook may ask for (app/services/webhooks.py), from the index's events.
+WEBHOOK_EVENTS = ("InstanceStored", "StableSeries", "StableStudy", "StablePatient",
+                  "Deleted", "JobSubmitted", "JobSuccess", "JobFailure")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One entry of ``"Pharos": {"Webhooks": [...]}``: the receiver's URL, the events it
+    wants (all of :data:`WEBHOOK_EVENTS` by default), the HMAC-SHA256 key of the signature
+    header (none: unsigned), and the seconds one delivery may take."""
+
+    url: str
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+    secret: str | None = field(default=None, repr=False)
+    timeout: float = 10.0
+
+    @classmethod
+    def parse(cls, position: int, value: Any) -> Webhook:
+        where = f"entry {position + 1}"
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a JSON object with Url, Events, Secret")
+        unknown = set(value) - {"Url", "Events", "Secret", "Timeout"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (Url, "
+                             "Events, Secret, Timeout)")
+        url = value.get("Url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"{where}: Url must be an http:// or https:// URL")
+        events = value.get("Events", list(WEBHOOK_EVENTS))
+        if not isinstance(events, list) or not events or \
+                not all(isinstance(e, str) and e in WEBHOOK_EVENTS for e in events):
+            raise ValueError(f"{where}: Events must be a non-empty list of "
+                             f"{', '.join(WEBHOOK_EVENTS)}")
+        secret = value.get("Secret")
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise ValueError(f"{where}: Secret must be a non-empty string")
+        timeout = value.get("Timeout", 10)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"{where}: Timeout must be a positive number of seconds")
+        return cls(url, tuple(dict.fromkeys(events)), secret, float(timeout))
+
+
 # Orthanc options Pharos reads (top level of the configuration file).
 _ORTHANC_OPTIONS: dict[str, str] = {
     "Name": "name",
@@ -476,6 +518,9 @@ class Settings:
     # Python hooks (app/scripting/hooks.py): a module name or the path of a .py file whose
     # functions named like Orthanc's Lua callbacks are called on the same events.
     hooks: str | None = None
+    # Webhooks: [{"Url", "Events", "Secret", "Timeout"}] (app/services/webhooks.py),
+    # parsed into Webhook entries.
+    webhooks: list[Any] = field(default_factory=list)
     # The whole configuration document as read (GetOrthancConfiguration() in Lua) and the
     # folder relative paths of LuaScripts / Hooks are read from (Orthanc's rule).
     document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -605,12 +650,28 @@ class Settings:
                 overwrite_mode(values["overwrite_instances"])
             except ValueError as error:
                 raise ConfigurationError(sources["overwrite_instances"], str(error)) from None
+        if values.get("webhooks"):
+            try:
+                values["webhooks"] = _webhooks(values["webhooks"])
+            except ValueError as error:
+                raise ConfigurationError(sources.get("webhooks", "Pharos.Webhooks"),
+                                         str(error)) from None
         body_mb = values.get("maximum_request_body_size_mb") or 0
         if body_mb:  # the Orthanc option sets the limit; an explicit MaxUploadSize too
             limit = int(body_mb) * 1024 * 1024
             values["max_upload_size"] = min(limit, values["max_upload_size"]) \
                 if "max_upload_size" in sources else limit
         return cls(**values)
+
+
+def _webhooks(entries: list[Any]) -> list[Webhook]:
+    webhooks = [entry if isinstance(entry, Webhook) else Webhook.parse(position, entry)
+                for position, entry in enumerate(entries)]
+    urls = [webhook.url for webhook in webhooks]
+    if len(set(urls)) != len(urls):
+        raise ValueError("lists one Url twice: give each receiver one entry (its Events "
+                         "list may name several events)")
+    return webhooks
 
 
 _OVERWRITE_MODES = {"never": "Never", "always": "Always", "ifchanged": "IfChanged",

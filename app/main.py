@@ -37,6 +37,7 @@ from app.api import runtime as runtime_api
 from app.api.errors import install_error_handlers
 from app.api.openapi import customize_openapi
 from app.api.request_filter import ScriptRequestFilter
+from app.api.request_metrics import RequestMetrics
 from app.api.responses import JsonResponse
 from app.api.routing import add_routes
 from app.api.security import SecurityMiddleware
@@ -49,14 +50,16 @@ from app.dicom import dictionary as user_dictionary
 from app.dimse.scp import start_scp
 from app.jobs.worker import start_workers
 from app.scripting import engine as scripting_engine
-from app.services import runtime
+from app.services import change_stream, runtime, webhooks
 from app.services.dicomweb_plugin import (
     dicomweb_enabled,
     dicomweb_root,
     wado_enabled,
     wado_root,
 )
+from app.services.metrics import MetricsFlusher
 from app.services.stability import ProcessLeadership, StabilityMonitor
+from app.startup import where_it_listens
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +101,16 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         workers = start_workers(app.state.context) if not read_only else None
         # Every process retries queued blob deletions (claims are atomic).
         deletions = BlobDeletionDrainer(app.state.context).start() if not read_only else None
+        # Every process adds its counts to the archive's (/tools/metrics-prometheus).
+        flusher = MetricsFlusher(app.state.context).start() if not read_only else None
+        deliverer = webhooks.start(app.state.context)  # None without Webhooks
+        restore_signals = change_stream.end_streams_on_exit()  # /changes/stream ends first
         scp = start_scp(app.state.context) \
             if settings.dicom_server_enabled and is_leader else None
+        if is_leader:  # once per server: where it listens, who may connect
+            for line in where_it_listens(settings, app.state.context.blobs.describe(),
+                                         settings.effective_http_workers):
+                logging.getLogger("pharos").info("%s", line)
         try:
             yield
         finally:
@@ -109,9 +120,16 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
                 workers.stop()
             if deletions is not None:
                 deletions.stop()
+            restore_signals()
+            if deliverer is not None:
+                deliverer.stop()
+            if flusher is not None:
+                flusher.stop()
             if monitor is not None:
                 monitor.stop()
             scripting_engine.stop(app.state.context)
+            if is_leader:
+                logging.getLogger("pharos").info("Pharos stopped")
             leader.release()
             runtime_started.stop()
             if own:
@@ -156,6 +174,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml
+    app.add_middleware(RequestMetrics)  # sees normalized paths and the 401/403 answers
     app.add_middleware(UriNormalizer)  # added last: runs first
     return app
 
@@ -165,6 +184,9 @@ def create_app_from_environment() -> FastAPI:
     import os
 
     import orjson
+
+    from app.cli import configure_logging
+    configure_logging()  # a spawned worker process starts without the parent's logging
     overrides = orjson.loads(os.environ.get("PHAROS_SETTINGS_OVERRIDES") or "{}")
     return create_app(Settings.from_sources(os.environ.get("PHAROS_CONFIG_FILE"),
                                             overrides=overrides),

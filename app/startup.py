@@ -134,3 +134,52 @@ def check_port(host: str, port: int, option: str) -> None:
                                f"({error.strerror or error}): choose another {option}"
                                + (" (ports below 1024 need privileges)"
                                   if port < 1024 and os.geteuid() != 0 else "")) from None
+
+
+def where_it_listens(settings: Settings, storage: str, http_processes: int) -> list[str]:
+    """The lines ``pharos serve`` logs once started (Orthanc's "HTTP server listening on
+    port", "DICOM server listening..."), saying also who may connect: HTTP address and
+    access rules, DICOM port, AET and rules, the index (URL without its password) and the
+    storage."""
+    from sqlalchemy.engine import make_url
+
+    from app import __version__
+    lines = [f"Pharos {__version__} \"{settings.name}\" started ({http_processes} HTTP "
+             f"process{'es' if http_processes > 1 else ''})"]
+    if settings.http_server_enabled:
+        host = settings.http_host
+        shown = f"[{host}]" if ":" in host else host
+        everywhere = host in ("0.0.0.0", "::")
+        clients = "any client (RemoteAccessAllowed)" if settings.remote_access_allowed \
+            else "clients on this machine only (RemoteAccessAllowed false)"
+        if settings.effective_authentication:
+            users = len(settings.registered_users)
+            access = f"HTTP Basic authentication, {users} registered user" \
+                     f"{'' if users == 1 else 's'}"
+        else:
+            access = "no authentication"
+        lines.append(f"HTTP: http://{shown}:{settings.http_port}/"
+                     f"{' (all interfaces)' if everywhere else ''}; {clients}; {access}")
+    else:
+        lines.append("HTTP: disabled (HttpServerEnabled false)")
+    if settings.dicom_server_enabled:
+        anyone = [name for name, allowed in (
+            ("C-ECHO", settings.dicom_always_allow_echo),
+            ("C-STORE", settings.dicom_always_allow_store),
+            ("C-FIND", settings.dicom_always_allow_find),
+            ("C-GET", settings.dicom_always_allow_get),
+            ("C-MOVE", settings.dicom_always_allow_move)) if allowed]
+        modalities = len(settings.dicom_modalities)
+        rules = [f"{', '.join(anyone)} from any AE" if anyone else "",
+                 f"{'the rest' if anyone else 'everything'} from the {modalities} "
+                 f"DicomModalities" + (" (checked by host too)"
+                                       if settings.dicom_check_modality_host else ""),
+                 "called AET checked" if settings.dicom_check_called_aet else ""]
+        lines.append(f"DICOM: port {settings.dicom_port}, AET {settings.dicom_aet}; "
+                     + "; ".join(rule for rule in rules if rule))
+    else:
+        lines.append("DICOM: disabled (DicomServerEnabled false)")
+    index = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    lines.append(f"Index: {index}{' (ReadOnly)' if settings.read_only else ''}")
+    lines.append(f"Storage: {storage}")
+    return lines

@@ -1,7 +1,9 @@
-"""``/{level}/{id}/attachments/{name}[/{operation}]``: user attachments of every level.
+"""``/{level}/{id}/attachments/{name}[/{operation}]``: the attachments of every level,
+the user attachments and the ``dicom`` file of an instance (see
+:mod:`app.services.attachments`; this router is mounted before :mod:`app.api.resources`).
 
-This router is mounted before :mod:`app.api.resources`: for the built-in ``dicom``
-attachment of an instance it hands over to the read-only routes there.
+``data`` answers the content (uncompressed when stored compressed, byte ranges of the
+content with ``Range``); ``compressed-data`` answers the blob as stored.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from app.api import resources
 from app.api.blob_responses import blob_answer
 from app.api.deps import get_context, read_body
 from app.api.responses import JsonResponse, content_disposition, json_answer
@@ -49,13 +50,6 @@ _READ_OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _is_dicom(request: Request, level: Level, name: str) -> bool:
-    """The built-in DICOM file of an instance, served by :mod:`app.api.resources`."""
-    if level != Level.INSTANCE:
-        return False
-    return service.content_type_of(get_context(request), name) == 1
-
-
 def _not_modified(request: Request, info: service.AttachmentInfo) -> Response | None:
     wanted = service.parse_revision_header(request.headers.get("if-none-match"),
                                            "If-None-Match")
@@ -75,10 +69,6 @@ def _routes(level: Level) -> None:
     base = f"/{plural}/{{id}}/attachments/{{name}}"
 
     def operations(id: str, name: str, request: Request) -> Response:
-        if _is_dicom(request, level, name):
-            info = resources.dicom_attachment_info(id, request)
-            return _not_modified(request, info) or _with_etag(
-                resources.attachment_operations(id, name, request), info)
         info = service.get_info(get_context(request), level, id, name)
         return _not_modified(request, info) or _with_etag(json_answer(service.OPERATIONS), info)
 
@@ -90,14 +80,6 @@ def _routes(level: Level) -> None:
         return answer
 
     def operation(id: str, name: str, operation: str, request: Request) -> Response:
-        if _is_dicom(request, level, name):
-            info = resources.dicom_attachment_info(id, request)
-            if operation in _READ_OPERATIONS:
-                not_modified = _not_modified(request, info)
-                if not_modified is not None:
-                    return not_modified
-            return _named(request, operation, _with_etag(
-                resources.attachment_operation(id, name, operation, request), info))
         context = get_context(request)
         info = service.get_info(context, level, id, name)
         if operation not in service.OPERATIONS or operation in (
@@ -107,14 +89,14 @@ def _routes(level: Level) -> None:
         if not_modified is not None:
             return not_modified
         answer: Response
-        if operation == "data" and info.compression:
-            answer = Response(service.read_content(context, info),
-                              media_type=service.mime_of(context, info.content_type))
-        elif operation in ("data", "compressed-data"):  # the blob as stored: ranges apply
-            media_type = service.mime_of(context, info.content_type) \
-                if operation == "data" else "application/octet-stream"
-            answer = blob_answer(request, context.blobs, info.uuid, info.compressed_size,
-                                 media_type, {}, lambda: service.missing_content(info))
+        if operation == "data":  # the content, uncompressed: ranges of the content apply
+            answer = blob_answer(request, service.content_file(context, info),
+                                 service.mime_of(context, info.content_type), {},
+                                 lambda: service.missing_content(info))
+        elif operation == "compressed-data":  # the blob as stored
+            answer = blob_answer(request, service.stored_blob(context, info),
+                                 "application/octet-stream", {},
+                                 lambda: service.missing_content(info))
         elif operation == "info":
             answer = json_answer(info.orthanc_json())
         else:
@@ -145,8 +127,6 @@ def _routes(level: Level) -> None:
         return change
 
     async def verify(id: str, name: str, request: Request) -> Response:
-        if _is_dicom(request, level, name):
-            return await run_in_threadpool(resources.verify_md5, id, name, request)
         await run_in_threadpool(service.verify_md5, get_context(request), level, id, name)
         return json_answer({})
 

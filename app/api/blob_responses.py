@@ -1,9 +1,10 @@
-"""Answering a stored blob over HTTP: whole (streamed when large) or one byte range.
+"""Answering a stored content over HTTP: whole (streamed when large) or one byte range.
 
-``Range: bytes=first-last`` (RFC 9110 14.2) is answered with 206 and only those bytes,
-read by :meth:`BlobStore.read_range` (one ranged GET on S3): a client resuming a large
-download, or a viewer reading a file piecewise, never makes the server read the whole
-blob. Orthanc ignores ``Range``; so does Pharos where RFC 9110 allows it: several ranges,
+``Range: bytes=first-last`` (RFC 9110 14.2) is answered with 206 and only those bytes of
+the content, read by :meth:`BlobStore.read_range` (one ranged GET on S3): a client
+resuming a large download, or a viewer reading a file piecewise, never makes the server
+read the whole blob. A compressed blob (``StorageCompression``) is answered uncompressed,
+its ranges too: uncompressed from the start of the blob, streamed. Orthanc ignores ``Range``; so does Pharos where RFC 9110 allows it: several ranges,
 an ``If-Range`` (no validator to compare), a malformed header (then the whole blob, 200).
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from app.blobstore.base import BlobKey, BlobStore
+from app.blobstore.stored import StoredFile
 
 READ_AT_ONCE = 4 * 1024 * 1024  # bytes: smaller answers are read in one go
 _CHUNK = 4 * 1024 * 1024
@@ -49,9 +50,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(int(last) if last else size - 1, size - 1)
 
 
-def blob_answer(request: Request, blobs: BlobStore, key: BlobKey, size: int, media_type: str,
+def blob_answer(request: Request, file: StoredFile, media_type: str,
                 headers: dict[str, str], missing: Callable[[], Exception]) -> Response:
-    """The blob *key* of *size* bytes; *missing()* is raised when the store lost it."""
+    """The content of *file*; *missing()* is raised when the store lost its blob."""
+    size = file.size
     headers = {**headers, "Accept-Ranges": "bytes"}
     try:
         wanted = None if "if-range" in request.headers else \
@@ -60,47 +62,44 @@ def blob_answer(request: Request, blobs: BlobStore, key: BlobKey, size: int, med
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     try:
         if wanted is not None:
-            return _ranged(blobs, key, size, wanted, media_type, headers)
+            return _ranged(file, wanted, media_type, headers)
         if size <= READ_AT_ONCE:
             # Most files: one read in this worker thread beats FileResponse's thread hop
             # per stat, open and 64 KiB chunk. Bigger files stream (memory stays flat).
-            return Response(blobs.read(key), media_type=media_type, headers=headers)
-        path = blobs.local_path(key)
+            return Response(file.read(), media_type=media_type, headers=headers)
+        path = file.local_path()
         if path is not None:
             return FileResponse(path, media_type=media_type, headers=headers)
-        stream = blobs.open(key)
+        chunks = file.chunks()  # opens the blob: FileNotFoundError before the answer
     except FileNotFoundError as error:
         raise missing() from error
-    return StreamingResponse(_chunks(stream), media_type=media_type,
+    return StreamingResponse(chunks, media_type=media_type,
                              headers={**headers, "Content-Length": str(size)})
 
 
-def _ranged(blobs: BlobStore, key: BlobKey, size: int, wanted: tuple[int, int],
-            media_type: str, headers: dict[str, str]) -> Response:
+def _ranged(file: StoredFile, wanted: tuple[int, int], media_type: str,
+            headers: dict[str, str]) -> Response:
     first, last = wanted
     length = last - first + 1
-    headers = {**headers, "Content-Range": f"bytes {first}-{last}/{size}"}
-    head = blobs.read_range(key, first, min(length, _CHUNK))  # FileNotFoundError: before 206
+    headers = {**headers, "Content-Range": f"bytes {first}-{last}/{file.size}"}
+    if file.compressed:  # one pass over the blob, uncompressing up to the range
+        pieces = file.chunks(first, length)  # FileNotFoundError: before 206
+        return StreamingResponse(pieces, status_code=206, media_type=media_type,
+                                 headers={**headers, "Content-Length": str(length)})
+    head = file.read_range(first, min(length, _CHUNK))  # FileNotFoundError: before 206
     if len(head) == length:
         return Response(head, status_code=206, media_type=media_type, headers=headers)
-    return StreamingResponse(_ranges(blobs, key, head, first, length), status_code=206,
+    return StreamingResponse(_ranges(file, head, first, length), status_code=206,
                              media_type=media_type,
                              headers={**headers, "Content-Length": str(length)})
 
 
-def _ranges(blobs: BlobStore, key: BlobKey, head: bytes, first: int,
-            length: int) -> Iterator[bytes]:
+def _ranges(file: StoredFile, head: bytes, first: int, length: int) -> Iterator[bytes]:
     yield head
     done = len(head)
     while done < length:
-        piece = blobs.read_range(key, first + done, min(_CHUNK, length - done))
+        piece = file.read_range(first + done, min(_CHUNK, length - done))
         if not piece:
             return
         yield piece
         done += len(piece)
-
-
-def _chunks(stream) -> Iterator[bytes]:  # noqa: ANN001
-    with stream:
-        while chunk := stream.read(1 << 20):
-            yield chunk

@@ -115,7 +115,7 @@ def get_instance_file(id: str, request: Request) -> Response:
             data = transcoding.transcode_file(data, syntax, quality=quality,
                                               stored=row.transfer_syntax)
         return Response(data, media_type="application/dicom", headers=headers)
-    return blob_answer(request, context.blobs, row.blob_key, row.file_size,
+    return blob_answer(request, instance_service.stored_file(context, row),
                        "application/dicom", headers,
                        lambda: instance_service.missing_file(row))
 

@@ -84,7 +84,9 @@ def get_job_archive(id: str, request: Request) -> Response:
         size = context.blobs.size(key)
     except FileNotFoundError as error:
         raise missing() from error
-    return blob_answer(request, context.blobs, key, size, "application/zip", headers, missing)
+    from app.blobstore.stored import StoredFile  # a job's output is stored uncompressed
+    return blob_answer(request, StoredFile(context.blobs, key, size), "application/zip",
+                       headers, missing)
 
 
 @router.delete("/jobs/{id}/archive", operation_id="delete_job_archive",

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from app import orthanc_api_at_least
-from app.api.blob_responses import blob_answer
 from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
 from app.api.params import (
     BROWSE_TAGS,
@@ -28,10 +27,11 @@ from app.api.responses import JsonResponse, json_answer
 from app.api.schemas import (
     RESOURCE_MODEL,
     DeleteAnswer,
+    PartialResource,
     ResourceStatistics,
 )
 from app.dicom.levels import LEVELS, Level
-from app.errors import InexistentItem, UnknownResource
+from app.errors import InexistentItem
 from app.index import repository
 from app.services import attachments as attachment_service
 from app.services import browse, delete, find
@@ -72,7 +72,7 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
-         responses={200: {"model": list[model] | list[str]}},
+         responses={200: {"model": list[model] | list[str] | list[PartialResource]}},
          openapi_extra=query_parameters(EXPAND(f"Answer the {singular} resources instead of their IDs"),
                              RESPONSE_CONTENT,
                              SINCE(f"Skip this many {plural} (paging, with limit)"),
@@ -168,7 +168,8 @@ def _register(level: Level) -> None:
 
     _add(f"/{plural}/{{id}}/metadata", list_metadata, operation_id=f"list_{singular}_metadata",
          tag=tag, summary="Metadata names (or name/value pairs with ?expand)",
-         responses={200: {"model": list[str] | dict[str, str]}},
+         # ?numeric: MetadataType numbers (a list of integers, or {"7": value}).
+         responses={200: {"model": list[str] | list[int] | dict[str, str]}},
          openapi_extra=query_parameters(EXPAND("Answer {name: value} instead of the names"),
                                         NUMERIC))
 
@@ -283,66 +284,3 @@ def _metadata(request: Request, level: Level, public_id: str) -> dict[str, str]:
 
 for _level in LEVELS:
     _register(_level)
-
-
-# --- the "dicom" attachment of an instance ---------------------------------------------------
-# Not routes: app/api/attachments.py serves /{level}/{id}/attachments/{name}... for every
-# attachment and hands the instance's built-in one over to these.
-
-_ATTACHMENT_OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size",
-                          "data", "info", "is-compressed", "md5", "size", "uncompress", "uuid",
-                          "verify-md5"]
-
-
-def attachment_operations(id: str, name: str, request: Request) -> JsonResponse:
-    _attachment_row(request, id, name)
-    return json_answer(_ATTACHMENT_OPERATIONS)
-
-
-def attachment_operation(id: str, name: str, operation: str, request: Request) -> Response:
-    """``data``/``compressed-data`` (the file), ``size``, ``md5``, ``uuid``, ``is-compressed``..."""
-    context = get_context(request)
-    row = _attachment_row(request, id, name)
-    if operation in ("data", "compressed-data"):
-        return blob_answer(request, context.blobs, row.blob_key, row.file_size,
-                           "application/octet-stream", {},
-                           lambda: instance_service.missing_file(row))
-    values = {"size": str(row.file_size), "compressed-size": str(row.file_size),
-              "md5": row.md5, "compressed-md5": row.md5, "uuid": row.blob_key,
-              "is-compressed": "0"}
-    if operation in values:
-        return PlainTextResponse(values[operation])
-    if operation == "info":
-        return json_answer({"CompressedMD5": row.md5, "CompressedSize": row.file_size,
-                            "ContentType": 1, "UncompressedMD5": row.md5,
-                            "UncompressedSize": row.file_size, "Uuid": row.blob_key})
-    raise UnknownResource(f"Unknown attachment operation {operation!r}")
-
-
-def dicom_attachment_info(id: str, request: Request) -> Any:
-    """The built-in ``dicom`` attachment of an instance as the attachments service
-    describes attachments: its revision is always 0 (Orthanc never revises it), so its
-    ETag is ``"0-{md5}"``, as in Orthanc 1.9.2+."""
-    from app.services.attachments import AttachmentInfo
-    row = instance_service.instance_row(get_context(request), id)
-    return AttachmentInfo(1, row.blob_key, 0, int(row.file_size), row.md5,
-                          int(row.file_size), row.md5, 0)
-
-
-def verify_md5(id: str, name: str, request: Request) -> JsonResponse:
-    """Re-read the stored file and compare its MD5 with the index; 500 when corrupted."""
-    import hashlib
-
-    from app.errors import CorruptedFile
-    context = get_context(request)
-    row = _attachment_row(request, id, name)
-    data = instance_service.read_file(context, row)
-    if hashlib.md5(data, usedforsecurity=False).hexdigest() != row.md5:
-        raise CorruptedFile(f"The file of instance {id} does not match its MD5")
-    return json_answer({})
-
-
-def _attachment_row(request: Request, public_id: str, name: str) -> Any:
-    if name not in ("dicom", "1"):
-        raise UnknownResource(f"Unknown attachment {name!r}")
-    return instance_service.instance_row(get_context(request), public_id)

@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 
 from app.api.deps import get_context, read_body
 from app.api.responses import JsonResponse, json_answer
-from app.services import runtime
+from app.services import metrics, runtime
 
 router = APIRouter(tags=["System"])
 
@@ -111,6 +111,20 @@ async def set_metrics_enabled(request: Request) -> PlainTextResponse:
     enabled = runtime.parse_boolean(await _text(request))
     await run_in_threadpool(runtime.set_metrics_enabled, get_context(request), enabled)
     return _plain("")
+
+
+@router.get("/tools/metrics-prometheus", operation_id="get_metrics_prometheus",
+            response_class=PlainTextResponse,
+            responses={200: {"description": "Prometheus text format 0.0.4 (empty when "
+                             "metrics are disabled)", "content": {"text/plain": {
+                                 "schema": {"type": "string"}}}}})
+def get_metrics_prometheus(request: Request) -> PlainTextResponse:
+    """Usage metrics in Prometheus' text format: Orthanc's (``orthanc_count_instances``,
+    ``orthanc_disk_size_mb``, ``orthanc_jobs_*``...) and Pharos' (HTTP requests and
+    latencies by route, ingests by origin, jobs by state, storage bytes), summed over
+    every process of the archive. Empty when ``MetricsEnabled`` is false."""
+    return PlainTextResponse(metrics.prometheus_text(get_context(request)),
+                             media_type=metrics.CONTENT_TYPE)
 
 
 @router.get("/tools/log-level", tags=["Logs"], operation_id="get_log_level",

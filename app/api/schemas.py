@@ -58,9 +58,23 @@ class InstanceStored(_Model):
     Status: str = Field(description="Success or AlreadyStored")
 
 
+class FullTag(_Model):
+    """A tag in Orthanc's full format (``?full`` / ``"Full": true``)."""
+
+    Name: str = Field(description="The tag's keyword")
+    Type: str = Field(description="String, Null, Sequence...")
+    Value: Any
+
+
+# Simplified (the default, {keyword: value}), short ({gggg,eeee: value}) or full
+# ({gggg,eeee: {Name, Type, Value}}).
+TagValues = dict[str, str | FullTag]
+
+
 class _Resource(_Model):
     ID: str = Field(description=_PUBLIC_ID)
-    MainDicomTags: dict[str, str] = Field(description="The main DICOM tags, by keyword")
+    MainDicomTags: TagValues = Field(description="The main DICOM tags (by keyword; by "
+                                                 "gggg,eeee with short or full)")
     Labels: list[str]
 
 
@@ -76,7 +90,7 @@ class StudyResource(_Resource):
     IsStable: bool
     LastUpdate: str = Field(description=_TIMESTAMP)
     ParentPatient: str
-    PatientMainDicomTags: dict[str, str]
+    PatientMainDicomTags: TagValues
     Series: list[str]
 
 
@@ -96,6 +110,13 @@ class InstanceResource(_Resource):
     FileSize: int
     FileUuid: str
     IndexInSeries: int | None
+
+
+class PartialResource(_Model):
+    """A resource with only the parts ``?response-content=`` (Orthanc 1.12.5) asked for."""
+
+    ID: str = Field(description=_PUBLIC_ID)
+    Type: Literal["Patient", "Study", "Series", "Instance"]
 
 
 class AncestorRef(_Model):

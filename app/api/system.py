@@ -1,4 +1,4 @@
-"""``/system``, ``/statistics``, ``/changes`` and ``/exports``."""
+"""``/system``, ``/statistics``, ``/changes`` (and its live stream) and ``/exports``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 
 from app import ORTHANC_API_LEVEL, ORTHANC_API_VERSION, __version__
 from app.api.deps import get_context, int_param, json_body
@@ -24,7 +24,7 @@ from app.dicom.levels import LEVELS
 from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
 from app.index import repository
-from app.services import browse, delete
+from app.services import browse, change_stream, delete
 from app.services import bulk_content as bulk_content_service
 
 router = APIRouter()
@@ -58,7 +58,7 @@ def get_system(request: Request) -> JsonResponse:
         "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
         "ReadOnly": settings.read_only,  # Orthanc 1.12.5
         "StorageAreaPlugin": None,
-        "StorageCompression": False, "UserMetadata": settings.user_metadata,
+        "StorageCompression": settings.storage_compression, "UserMetadata": settings.user_metadata,
         "Capabilities": CAPABILITIES,
         "Version": ORTHANC_API_VERSION,
         "PharosVersion": __version__, "Product": "Pharos",
@@ -88,6 +88,34 @@ def list_changes(request: Request) -> JsonResponse:
         return json_answer(browse.changes_json(conn, int_param(request, "since"), limit,
                                                last="last" in request.query_params,
                                                to=to, types=types))
+
+
+@router.get("/changes/stream", tags=["Tracking changes"], operation_id="stream_changes",
+            response_class=StreamingResponse,
+            responses={200: {"description": "Server-Sent Events: one event per change, `id` "
+                             "its Seq, `data` its /changes entry",
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+            openapi_extra=query_parameters(
+                SINCE("Send the changes after this sequence number first (default: only "
+                      "the changes to come; the Last-Event-ID header wins)"), CHANGE_TYPE))
+async def stream_changes(request: Request) -> StreamingResponse:
+    """Pharos extension: the change log live, as Server-Sent Events (``EventSource`` in a
+    browser, ``curl -N`` in a shell). Resumes after ``Last-Event-ID`` (sent by browsers
+    when they reconnect) or ``?since=``; ``?type=A;B`` as ``/changes``."""
+    context = get_context(request)
+    types = browse.change_types(request.query_params.get("type", "all"))
+    resume = request.headers.get("last-event-id", "").strip()
+    if resume:
+        if not resume.isdigit():
+            raise BadRequest(f"Last-Event-ID must be a change sequence number: {resume[:40]!r}")
+        since = int(resume)
+    elif request.query_params.get("since") not in (None, ""):
+        since = int_param(request, "since")
+    else:
+        since = await run_in_threadpool(change_stream.last_seq, context)
+    return StreamingResponse(change_stream.events(context, since, types),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.delete("/changes", tags=["Tracking changes"], operation_id="clear_changes",

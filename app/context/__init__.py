@@ -45,7 +45,10 @@ class ServerContext:
         else:
             migrate(url)
         context = cls(settings, Database(url, read_only=settings.read_only), blobs)
-        log.info("Blob store: %s", context.blobs.describe())
+        # Webhook events are queued by whoever commits the change (server or import).
+        from app.context import webhook_queue
+        webhook_queue.install(context.db, list(settings.webhooks))
+        log.debug("Blob store: %s", context.blobs.describe())  # `pharos serve` says it
         if settings.read_only:
             log.warning("ReadOnly: this server refuses every change to the index and the "
                         "storage (stores, deletions, modifications, metadata, jobs...)")

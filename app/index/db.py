@@ -65,7 +65,20 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _nul_characters(context: Any) -> None:
+        # PostgreSQL text cannot hold U+0000 (SQLite's can): a client's string carrying
+        # one (an identifier, a search value, a name) can neither be looked up nor stored.
+        # The client's error, answered 400 (nothing was written: the transaction rolls
+        # back), not a database failure.
+        if "cannot contain NUL (0x00)" in str(context.original_exception):
+            from app.errors import BadRequest
+            raise BadRequest("A text value holds a NUL character (0x00), which the "
+                             "PostgreSQL index cannot store nor search for")
+
+    return engine
 
 
 def check_schema(url: str) -> None:
@@ -109,10 +122,20 @@ def migrate(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
+            before = _revision(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            after = _revision(connection)
     finally:
         engine.dispose()
+    if before != after:  # one line instead of Alembic's one per revision
+        log.info("Index schema %s %s", f"upgraded from {before} to" if before else
+                 "created at", after)
+
+
+def _revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 class _FileLock:
@@ -182,15 +205,26 @@ class Database:
         self.read_only = read_only  # ReadOnly: every write transaction is refused
         self.engine = make_engine(url)
         self.sqlite = is_sqlite(url)
+        # Same pool; the level is set per checkout and reset when the connection returns.
+        self._reader = self.engine if self.sqlite else \
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
         self._write_lock = threading.Lock() if self.sqlite else None
         path = url.split("///", 1)[-1] if self.sqlite else ""
         self._file_lock = _FileLock(Path(path + ".writelock")) \
             if self.sqlite and path and path != ":memory:" else None
         self._listeners: list[Callable[[list[IndexEvent]], None]] = []
+        self._commit_hooks: list[Callable[[Connection, list[IndexEvent]], None]] = []
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+        """A read transaction that sees one snapshot of the index from its first statement
+        to its end, whatever commits meanwhile: an answer built from several statements
+        (a find's rows, then their parents, children, labels...) is consistent, and a
+        resource deleted during it is either wholly in the answer or wholly absent. SQLite
+        gives that in WAL mode (a read transaction keeps its snapshot); PostgreSQL's
+        default, READ COMMITTED, takes a new snapshot per statement, hence REPEATABLE
+        READ (a read-only transaction there never fails to serialize)."""
+        with self._reader.connect() as connection:
             yield connection
 
     @contextmanager
@@ -208,6 +242,7 @@ class Database:
                 connection.info[EVENTS_KEY] = events
                 try:
                     yield connection
+                    self._before_commit(connection, events)
                 finally:
                     connection.info.pop(EVENTS_KEY, None)
         else:
@@ -218,6 +253,7 @@ class Database:
                 try:
                     with connection.begin():
                         yield connection
+                        self._before_commit(connection, events)
                 finally:
                     connection.info["write"] = False
                     connection.info.pop(EVENTS_KEY, None)
@@ -244,6 +280,21 @@ class Database:
                          _sqlstate(error) or type(error).__name__, attempt + 2, attempts)
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def add_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
+        """Call *hook* inside every write transaction that noted events, just before it
+        commits: what it writes (e.g. webhook deliveries) commits with the events or not
+        at all. It must only write to the index, and quickly; raising fails the write."""
+        self._commit_hooks.append(hook)
+
+    def remove_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
+        if hook in self._commit_hooks:
+            self._commit_hooks.remove(hook)
+
+    def _before_commit(self, connection: Connection, events: list[IndexEvent]) -> None:
+        if events:
+            for hook in list(self._commit_hooks):
+                hook(connection, events)
 
     def add_listener(self, listener: Callable[[list[IndexEvent]], None]) -> None:
         """Call *listener* with the events of every committed write transaction (scripting

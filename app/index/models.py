@@ -102,8 +102,13 @@ class Instance(Base):
     index_in_series: Mapped[int | None] = mapped_column(Integer)
     transfer_syntax: Mapped[str] = mapped_column(Uid)
     blob_key: Mapped[str] = mapped_column(Text())
-    file_size: Mapped[int] = mapped_column(BigInteger)
-    md5: Mapped[str] = mapped_column(Text())
+    file_size: Mapped[int] = mapped_column(BigInteger)  # of the DICOM file (uncompressed)
+    md5: Mapped[str] = mapped_column(Text())  # of the DICOM file (uncompressed)
+    # How the blob stores the file: 0 as received, 1 Orthanc's zlib format
+    # (StorageCompression); the size and MD5 of the blob when compressed, else NULL.
+    compression: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    compressed_size: Mapped[int | None] = mapped_column(BigInteger)
+    compressed_md5: Mapped[str | None] = mapped_column(Text())
     received_at: Mapped[str] = mapped_column(Stamp)
     origin: Mapped[str] = mapped_column(Text())
     remote_aet: Mapped[str] = mapped_column(Text(), default="")
@@ -343,3 +348,54 @@ class BlobDeletion(Base):
     due: Mapped[float] = mapped_column(index=True)  # epoch seconds of the next attempt
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text())
+
+
+class MetricCounter(Base):
+    """The archive's counters for ``/tools/metrics-prometheus``, summed over every process.
+
+    Each server process counts in memory (HTTP requests, latency buckets, ingests) and
+    adds what it counted to these rows every few seconds (``value = value + delta``, one
+    UPSERT per changed series), so that a scrape of any process, on any host sharing the
+    index, answers the whole archive's figures. ``labels`` is the canonical JSON of the
+    series' labels (sorted keys). Counters only grow: Prometheus' ``rate()`` needs nothing
+    else, and they survive restarts.
+    """
+
+    __tablename__ = "metric_counters"
+    name: Mapped[str] = mapped_column(Text(), primary_key=True)
+    labels: Mapped[str] = mapped_column(Text(), primary_key=True)
+    value: Mapped[float] = mapped_column()
+
+
+class WebhookDelivery(Base):
+    """An event waiting to be POSTed to one webhook (``app.services.webhooks``).
+
+    Written in the same transaction as the change that produced the event, so an event is
+    never lost nor sent for a change that rolled back; deleted once the receiver answered
+    2xx. ``seq`` orders the deliveries of one webhook; ``webhook`` is a digest of its URL
+    (URLs may carry tokens: they stay in the configuration only).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_seq", "webhook", "seq"),
+                      {"sqlite_autoincrement": True})
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(36))
+    event: Mapped[str] = mapped_column(Text())
+    body: Mapped[bytes] = mapped_column(LargeBinary())
+    created: Mapped[float] = mapped_column()  # epoch seconds
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text())
+
+
+class WebhookEndpoint(Base):
+    """Per webhook: who delivers now (a lease, so that one process at a time sends, in
+    order) and when the next attempt may be (exponential backoff after failures)."""
+
+    __tablename__ = "webhook_endpoints"
+    webhook: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_attempt: Mapped[float] = mapped_column(default=0.0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(Text())
+    lease_until: Mapped[float] = mapped_column(default=0.0)

@@ -35,8 +35,10 @@ def referenced_blob_keys(conn: Connection) -> set[str]:
 
 
 def instance_rows(conn: Connection, pks: list[int] | None = None) -> list[Row]:
-    """(pk, public_id, blob_key) of every instance, or of the given ones."""
-    query = select(INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.blob_key)
+    """(pk, public_id) and the storage columns of every instance, or of the given ones."""
+    query = select(INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.blob_key,
+                   INSTANCES.c.file_size, INSTANCES.c.compression,
+                   INSTANCES.c.compressed_size, INSTANCES.c.compressed_md5)
     if pks is not None:
         query = query.where(INSTANCES.c.pk.in_(pks))
     return list(conn.execute(query.order_by(INSTANCES.c.pk)))
@@ -52,7 +54,8 @@ def _set_metadata(conn: Connection, level: Level, pk: int, name: str,
 
 
 def refresh(conn: Connection, instance_pk: int, parsed: ParsedInstance, *, blob_key: str,
-            file_size: int, md5: str) -> None:
+            file_size: int, md5: str, compression: int = 0, compressed_size: int | None = None,
+            compressed_md5: str | None = None) -> None:
     """Rewrite the instance's columns, main tags and DICOM JSON, and the main tags and
     matching columns of its series, study and patient, from *parsed* (Orthanc's
     ReconstructInstance: the last instance reconstructed sets its parents' tags)."""
@@ -62,7 +65,9 @@ def refresh(conn: Connection, instance_pk: int, parsed: ParsedInstance, *, blob_
     conn.execute(update(INSTANCES).where(INSTANCES.c.pk == instance_pk).values(
         sop_class_uid=parsed.sop_class_uid, instance_number=instance.get("InstanceNumber"),
         index_in_series=parsed.index_in_series, transfer_syntax=parsed.transfer_syntax,
-        blob_key=blob_key, file_size=file_size, md5=md5, main_tags=_pack(instance),
+        blob_key=blob_key, file_size=file_size, md5=md5, compression=compression,
+        compressed_size=compressed_size, compressed_md5=compressed_md5,
+        main_tags=_pack(instance),
         dicom_json=parsed.dicom_json))
     series, study, patient = tags[Level.SERIES], tags[Level.STUDY], tags[Level.PATIENT]
     conn.execute(update(SERIES).where(SERIES.c.pk == series_pk).values(

@@ -152,7 +152,9 @@ def _series_complete(conn: Connection, series_pk: int, expected: int) -> bool:
 
 def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, file_size: int,
                    md5: str, now: str, origin: dict[str, str],
-                   overwrite: bool | str) -> StoreOutcome:
+                   overwrite: bool | str, compression: int = 0,
+                   compressed_size: int | None = None,
+                   compressed_md5: str | None = None) -> StoreOutcome:
     """Index one instance whose blob is already durable (one transaction, by the caller).
 
     *overwrite* is ``OverwriteInstances``: false or ``"Never"`` keeps the stored instance
@@ -162,6 +164,9 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
     ``DELETE /instances/{id}`` (with the parents it leaves empty, their metadata, labels,
     attachments and changes), then the new file is indexed as a new instance, so every
     re-created parent takes its tags from the new file.
+
+    *file_size* and *md5* are the file's; *compression* tells how the blob stores it
+    (``app.blobstore.compression``), with the blob's size and MD5 when compressed.
     """
     ids = parsed.ids
     lock_patient(conn, ids.patient)
@@ -183,7 +188,8 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
         public_id=ids.instance, series_pk=series_pk, sop_uid=parsed.sop_uid,
         sop_class_uid=parsed.sop_class_uid, instance_number=instance.get("InstanceNumber"),
         index_in_series=parsed.index_in_series, transfer_syntax=parsed.transfer_syntax,
-        blob_key=blob_key, file_size=file_size, md5=md5, received_at=now,
+        blob_key=blob_key, file_size=file_size, md5=md5, compression=compression,
+        compressed_size=compressed_size, compressed_md5=compressed_md5, received_at=now,
         origin=origin.get("Origin", "Unknown"), remote_aet=origin.get("RemoteAET", ""),
         remote_ip=origin.get("RemoteIP", ""), called_aet=origin.get("CalledAET", ""),
         http_username=origin.get("HttpUsername", ""), main_tags=_pack(instance),
@@ -455,13 +461,27 @@ def count_children(conn: Connection, level: Level, pk: int) -> dict[Level, int]:
     return counts
 
 
-def storage_totals(conn: Connection, instance_pks: Iterable[int] | None = None) -> tuple[int, int]:
-    """(count, total bytes) of instances, all of them or the given ones."""
-    query = select(func.count(INSTANCES.c.pk), func.coalesce(func.sum(INSTANCES.c.file_size), 0))
+def stored_size(row: Any) -> int:
+    """The size of an instance's blob as stored: its file's when not compressed."""
+    return int(row.file_size if row.compressed_size is None else row.compressed_size)
+
+
+def stored_md5(row: Any) -> str:
+    """The MD5 of an instance's blob as stored: its file's when not compressed."""
+    return str(row.md5 if row.compressed_md5 is None else row.compressed_md5)
+
+
+def storage_totals(conn: Connection,
+                   instance_pks: Iterable[int] | None = None) -> tuple[int, int, int]:
+    """(count, bytes of the files, bytes on disk) of instances, all or the given ones: the
+    files uncompressed, and their blobs as stored (smaller when compressed)."""
+    stored = func.coalesce(INSTANCES.c.compressed_size, INSTANCES.c.file_size)
+    query = select(func.count(INSTANCES.c.pk), func.coalesce(func.sum(INSTANCES.c.file_size), 0),
+                   func.coalesce(func.sum(stored), 0))
     if instance_pks is not None:
         query = query.where(INSTANCES.c.pk.in_(list(instance_pks)))
-    count, total = conn.execute(query).one()
-    return int(count), int(total)
+    count, total, disk = conn.execute(query).one()
+    return int(count), int(total), int(disk)
 
 
 def count_level(conn: Connection, level: Level) -> int:
@@ -680,9 +700,9 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
     (``Done`` is then whether none is left before)."""
     statement = select(CHANGES)
     if since:
-        statement = statement.where(CHANGES.c.seq > since)
+        statement = statement.where(CHANGES.c.seq > _seq_bound(conn, since))
     if to is not None:
-        statement = statement.where(CHANGES.c.seq <= to)
+        statement = statement.where(CHANGES.c.seq <= _seq_bound(conn, to))
     if types:
         statement = statement.where(CHANGES.c.change_type.in_(list(types)))
     backwards = to is not None and not since
@@ -716,8 +736,16 @@ def clear_changes(conn: Connection) -> None:
     conn.execute(delete(CHANGES))
 
 
+def _seq_bound(conn: Connection, value: int) -> int:
+    """A client's sequence number (up to 2^63, as Orthanc's int64) as a bound the ``seq``
+    columns can be compared with: they are 32-bit on PostgreSQL (``integer``), where a
+    larger value is an error, not an empty page. No sequence number ever exceeds the
+    column's range, so clamping changes no answer."""
+    return min(value, 2**31 - 1) if conn.dialect.name == "postgresql" else value
+
+
 def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
-    rows = list(conn.execute(select(EXPORTS).where(EXPORTS.c.seq > since)
+    rows = list(conn.execute(select(EXPORTS).where(EXPORTS.c.seq > _seq_bound(conn, since))
                              .order_by(EXPORTS.c.seq).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]
@@ -739,6 +767,18 @@ def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
         for pk, label in conn.execute(_LABELS_OF, {"b_level": level.value, "b_pks": list(pks)}):
             answer[pk].append(label)
     return answer
+
+
+def move_instance_blob(conn: Connection, public_id: str, old_key: str, new_key: str, *,
+                       compression: int, compressed_size: int | None,
+                       compressed_md5: str | None) -> bool:
+    """Point an instance at a new blob holding the same file stored another way
+    (``compress``/``uncompress``), if it still points at *old_key*."""
+    result = conn.execute(update(INSTANCES).where(
+        INSTANCES.c.public_id == public_id, INSTANCES.c.blob_key == old_key).values(
+        blob_key=new_key, compression=compression, compressed_size=compressed_size,
+        compressed_md5=compressed_md5))
+    return bool(result.rowcount)
 
 
 def instance_blob_keys(conn: Connection) -> set[str]:

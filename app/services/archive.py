@@ -34,6 +34,7 @@ from app.errors import UnknownResource
 from app.index import repository
 from app.index.repository import INSTANCES, PATIENTS, SERIES, STUDIES
 from app.services.delete import find_level
+from app.services.instances import stored_file
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def stream_zip(context: ServerContext, plan: ArchivePlan, *, transcode: str | No
                 header = _header(io.BytesIO(data)) if directory is not None else None
                 del data
             else:
-                with context.blobs.open(row.blob_key) as source, \
+                with stored_file(context, row).open() as source, \
                         archive.open(info, "w", force_zip64=row.file_size > 0x7FFFFFFF) as target:
                     while chunk := source.read(CHUNK):
                         target.write(chunk)
@@ -263,7 +264,7 @@ def stream_zip(context: ServerContext, plan: ArchivePlan, *, transcode: str | No
                             yield sink.drain()
                 header = None
                 if directory is not None:
-                    with context.blobs.open(row.blob_key) as source:
+                    with stored_file(context, row).open() as source:
                         header = _header(source)
             if directory is not None and header is not None:
                 syntax = str(header.file_meta.get("TransferSyntaxUID", row.transfer_syntax))
@@ -283,8 +284,7 @@ def _header(stream: Any) -> Any:
 
 def _transcoded(context: ServerContext, row: Any, syntax: str, quality: int | None) -> bytes:
     """The instance in *syntax*; as stored when it cannot be transcoded (as Orthanc does)."""
-    with context.blobs.open(row.blob_key) as source:
-        data = source.read()
+    data = stored_file(context, row).read()
     if row.transfer_syntax == syntax:
         return data
     try:

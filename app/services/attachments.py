@@ -6,11 +6,14 @@ user types (1024..65535) can be written or deleted (403 otherwise); the built-in
 (``dicom`` 1, ``dicom-as-json`` 2, ``dicom-until-pixel-data`` 3) are Orthanc's own.
 
 The content lives in the blob store (``Uuid``), as given or zlib-compressed in Orthanc's
-format (8-byte little-endian uncompressed size, then a zlib stream), chosen by
-``StorageCompression`` on upload and changed by ``compress``/``uncompress``. Its sizes and
-MD5s live in the ``attachments`` table. A new content is written to a new blob before its
-row is committed; the previous blob is removed after the commit, so a failure never leaves
-a row pointing at a missing or half-written blob.
+format (:mod:`app.blobstore.compression`), chosen by ``StorageCompression`` on upload and
+changed by ``compress``/``uncompress``. Its sizes and MD5s live in the ``attachments``
+table. The ``dicom`` attachment of an instance is its DICOM file (the ``instances`` row
+describes it, see :func:`app.services.instances.stored_file`): readable here like the
+others, compressed and uncompressed the same way, never written nor deleted. A new
+content is written to a new blob before its row is committed; the previous blob is
+removed after the commit, so a failure never leaves a row pointing at a missing or
+half-written blob.
 
 Revisions: the ETag is ``"{revision}-{md5}"`` (Orthanc 1.9.2+). ``If-Match`` on PUT and
 DELETE must name the current revision and MD5 (else 409); with ``CheckRevisions``,
@@ -23,8 +26,7 @@ the revisions it announces, as Orthanc does on PostgreSQL.
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from app.blobstore.base import new_key
+from app.blobstore.compression import COMPRESSION_NONE, COMPRESSION_ZLIB
+from app.blobstore.stored import StoredFile, write_content
 from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import (
@@ -42,15 +46,17 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import attachments_repository as repository
+from app.index import repository as index_repository
 from app.index.db import note_events
+from app.index.repository import stored_md5, stored_size
 from app.services.browse import get_row_or_404
+from app.services.instances import instance_row
 from app.validation import is_digits
 
 USER_RANGE = range(1024, 65536)
 SYSTEM_TYPES = {"dicom": 1, "dicom-as-json": 2, "dicom-until-pixel-data": 3}
-COMPRESSION_NONE, COMPRESSION_ZLIB = 0, 1
+DICOM = SYSTEM_TYPES["dicom"]
 DEFAULT_MIME = "application/octet-stream"
-ZLIB_LEVEL = 6  # Orthanc's ZlibCompressor default level
 # Orthanc's list of operations on an attachment (the order it answers them in).
 OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size", "data",
               "info", "is-compressed", "md5", "size", "uncompress", "verify-md5", "uuid"]
@@ -96,6 +102,13 @@ class AttachmentInfo:
                    int(row.uncompressed_size), row.uncompressed_md5, int(row.compressed_size),
                    row.compressed_md5, int(row.revision))
 
+    @classmethod
+    def of_instance(cls, row: Row) -> AttachmentInfo:
+        """The ``dicom`` attachment of an instance row. Its revision is always 0 (Orthanc
+        never revises it), so its ETag is ``"0-{md5}"``, as in Orthanc 1.9.2+."""
+        return cls(DICOM, row.blob_key, int(row.compression), int(row.file_size), row.md5,
+                   stored_size(row), stored_md5(row), 0)
+
 
 # --- names and content types ----------------------------------------------------------------
 
@@ -137,6 +150,10 @@ def name_of(context: ServerContext, content_type: int) -> str:
 
 
 def mime_of(context: ServerContext, content_type: int) -> str:
+    """Orthanc's GetFileContentMime: the declared MIME type of a user type, else
+    application/dicom for the DICOM file, else application/octet-stream."""
+    if content_type == DICOM:
+        return "application/dicom"
     for number, mime in _declared(context).values():
         if number == content_type:
             return mime
@@ -153,34 +170,6 @@ def _writable(context: ServerContext, name: str) -> int:
         raise SystemAttachment(f"Attachment {name!r} is not a user attachment (content types "
                                "1024..65535): it cannot be written or deleted")
     return content_type
-
-
-# --- Orthanc's compression format -----------------------------------------------------------
-
-def compress(data: bytes) -> bytes:
-    """Orthanc's ZlibCompressor: uint64 little-endian size, then zlib; empty stays empty."""
-    if not data:
-        return b""
-    return struct.pack("<Q", len(data)) + zlib.compress(data, ZLIB_LEVEL)
-
-
-def uncompress(data: bytes) -> bytes:
-    if not data:
-        return b""
-    if len(data) < 8:
-        raise CorruptedFile("A compressed attachment is shorter than its size prefix")
-    (size,) = struct.unpack("<Q", data[:8])
-    try:
-        content = zlib.decompress(data[8:])
-    except zlib.error as error:
-        raise CorruptedFile(f"Cannot uncompress the attachment: {error}") from error
-    if len(content) != size:
-        raise CorruptedFile("The uncompressed attachment does not have its declared size")
-    return content
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 # --- revisions --------------------------------------------------------------------------------
@@ -223,8 +212,16 @@ def list_user_attachments(context: ServerContext, conn: Connection, level: Level
     return [(name_of(context, t), t) for t in repository.content_types(conn, level, resource_pk)]
 
 
+def is_instance_file(level: Level, content_type: int) -> bool:
+    """The built-in DICOM file of an instance (the other built-in types are never stored:
+    Pharos keeps no ``dicom-as-json`` and no ``dicom-until-pixel-data``)."""
+    return level == Level.INSTANCE and content_type == DICOM
+
+
 def get_info(context: ServerContext, level: Level, public_id: str, name: str) -> AttachmentInfo:
     content_type = content_type_of(context, name)
+    if is_instance_file(level, content_type):
+        return AttachmentInfo.of_instance(instance_row(context, public_id))
     with context.db.read() as conn:
         row = repository.get(conn, level, _resource_pk(conn, level, public_id), content_type)
     if row is None:
@@ -232,12 +229,14 @@ def get_info(context: ServerContext, level: Level, public_id: str, name: str) ->
     return AttachmentInfo.of(row)
 
 
-def read_stored(context: ServerContext, info: AttachmentInfo) -> bytes:
-    """The blob as stored (compressed when the attachment is)."""
-    try:
-        return context.blobs.read(info.uuid)
-    except FileNotFoundError as error:
-        raise missing_content(info) from error
+def content_file(context: ServerContext, info: AttachmentInfo) -> StoredFile:
+    """The content of the attachment (``data``): uncompressed when stored compressed."""
+    return StoredFile(context.blobs, info.uuid, info.uncompressed_size, info.compression)
+
+
+def stored_blob(context: ServerContext, info: AttachmentInfo) -> StoredFile:
+    """The blob as stored (``compressed-data``): compressed when the attachment is."""
+    return StoredFile(context.blobs, info.uuid, info.compressed_size)
 
 
 def missing_content(info: AttachmentInfo) -> Exception:
@@ -246,27 +245,39 @@ def missing_content(info: AttachmentInfo) -> Exception:
 
 
 def read_content(context: ServerContext, info: AttachmentInfo) -> bytes:
-    stored = read_stored(context, info)
-    return uncompress(stored) if info.compression == COMPRESSION_ZLIB else stored
+    try:
+        return content_file(context, info).read()
+    except FileNotFoundError as error:
+        raise missing_content(info) from error
+
+
+def _md5_of(chunks: Iterator[bytes]) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def verify_md5(context: ServerContext, level: Level, public_id: str, name: str) -> None:
-    """Re-read the blob: its MD5, then the MD5 of its uncompressed content; 500 if corrupted."""
+    """Re-read the blob (streamed): its MD5, then the MD5 of its uncompressed content;
+    500 if corrupted."""
     info = get_info(context, level, public_id, name)
-    stored = read_stored(context, info)
-    if _md5(stored) != info.compressed_md5 or (
-            info.compression == COMPRESSION_ZLIB and _md5(uncompress(stored))
-            != info.uncompressed_md5):
+    try:
+        actual = _md5_of(stored_blob(context, info).chunks())
+        if actual == info.compressed_md5 and info.compression != COMPRESSION_NONE:
+            actual = _md5_of(content_file(context, info).chunks())
+            expected = info.uncompressed_md5
+        else:
+            expected = info.compressed_md5
+    except FileNotFoundError as error:
+        raise missing_content(info) from error
+    if actual != expected:
         raise CorruptedFile(f"Attachment {name!r} does not match its MD5")
 
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _stored_values(content: bytes, compression: int, key: str) -> dict[str, Any]:
-    stored = compress(content) if compression == COMPRESSION_ZLIB else content
-    return {"uuid": key, "compression": compression, "uncompressed_size": len(content),
-            "uncompressed_md5": _md5(content), "compressed_size": len(stored),
-            "compressed_md5": _md5(stored), "_stored": stored}
+
 
 
 def _write(context: ServerContext, level: Level, public_id: str, content_type: int,
@@ -274,8 +285,10 @@ def _write(context: ServerContext, level: Level, public_id: str, content_type: i
            check_revisions: bool, expect: AttachmentInfo | None = None) -> AttachmentInfo:
     """Store *content* in a new blob, then point the row at it (create or replace)."""
     key = new_key()
-    values = _stored_values(content, compression, key)
-    context.blobs.put(key, values.pop("_stored"))
+    written = write_content(context.blobs, key, content, compression)
+    values = {"uuid": key, "compression": compression, "uncompressed_size": written.size,
+              "uncompressed_md5": written.md5, "compressed_size": written.stored_size,
+              "compressed_md5": written.stored_md5}
     old_key: str | None = None
     try:
         with context.db.write() as conn:
@@ -342,11 +355,40 @@ def set_compression(context: ServerContext, level: Level, public_id: str, name: 
                     compressed: bool) -> None:
     """``POST .../compress`` and ``.../uncompress``: rewrite the blob when it changes."""
     info = get_info(context, level, public_id, name)
-    if not is_user_type(info.content_type):
-        raise SystemAttachment("Pharos stores DICOM files as received: only user attachments "
-                               "can be compressed")
     compression = COMPRESSION_ZLIB if compressed else COMPRESSION_NONE
     if info.compression == compression:
         return
+    if is_instance_file(level, info.content_type):
+        _set_instance_compression(context, public_id, info, compression)
+        return
     _write(context, level, public_id, info.content_type, read_content(context, info),
            compression, None, check_revisions=False, expect=info)
+
+
+def _set_instance_compression(context: ServerContext, public_id: str, info: AttachmentInfo,
+                              compression: int) -> None:
+    """Store an instance's DICOM file anew, *compression* changed (streamed through a new
+    blob, checked against its MD5), then point the row at it and free the old blob."""
+    key = new_key()
+    source = content_file(context, info)
+    try:
+        written = write_content(context.blobs, key, source.chunks(), compression,
+                                size=info.uncompressed_size)
+    except FileNotFoundError as error:  # a failed put leaves nothing behind
+        raise missing_content(info) from error
+    try:
+        if written.md5 != info.uncompressed_md5 or written.size != info.uncompressed_size:
+            raise CorruptedFile(f"The file of instance {public_id} does not match its MD5")
+        compressed = compression != COMPRESSION_NONE
+        with context.db.write() as conn:
+            if not index_repository.move_instance_blob(
+                    conn, public_id, info.uuid, key, compression=compression,
+                    compressed_size=written.stored_size if compressed else None,
+                    compressed_md5=written.stored_md5 if compressed else None):
+                raise RevisionConflict("The instance changed while its file was rewritten")
+            blob_deletion.schedule(conn, [info.uuid])
+            note_events(conn, [("UpdatedAttachment", Level.INSTANCE, public_id)])
+    except BaseException:
+        blob_deletion.discard(context, [key])
+        raise
+    blob_deletion.delete_scheduled(context, [info.uuid])

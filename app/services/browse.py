@@ -19,7 +19,7 @@ from app.dicom.levels import Level
 from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
-from app.index.repository import INSTANCES, series_status
+from app.index.repository import INSTANCES, series_status, stored_md5, stored_size
 from app.validation import is_digits
 
 
@@ -181,8 +181,8 @@ def _attachments(conn: Connection, level: Level, rows: Sequence[Row]) -> dict[in
         items = []
         if level == Level.INSTANCE:
             items.append({"Uuid": row.blob_key, "ContentType": 1,
-                          "UncompressedSize": row.file_size, "CompressedSize": row.file_size,
-                          "UncompressedMD5": row.md5, "CompressedMD5": row.md5})
+                          "UncompressedSize": row.file_size, "CompressedSize": stored_size(row),
+                          "UncompressedMD5": row.md5, "CompressedMD5": stored_md5(row)})
         items += [{"Uuid": a.uuid, "ContentType": a.content_type,
                    "UncompressedSize": a.uncompressed_size,
                    "CompressedSize": a.compressed_size,
@@ -218,12 +218,16 @@ def related_rows(conn: Connection, level: Level, public_id: str, target: Level) 
     return repository.get_rows_by_pk(conn, target, pks)
 
 
-def _sizes(total: int) -> dict[str, Any]:
-    megabytes = total // (1024 * 1024)
-    return {"DicomDiskSize": str(total), "DicomDiskSizeMB": megabytes,
-            "DicomUncompressedSize": str(total), "DicomUncompressedSizeMB": megabytes,
-            "DiskSize": str(total), "DiskSizeMB": megabytes,
-            "UncompressedSize": str(total), "UncompressedSizeMB": megabytes}
+def _megabytes(size: int) -> int:
+    return size // (1024 * 1024)
+
+
+def _sizes(total: int, disk: int) -> dict[str, Any]:
+    """The sizes of the DICOM files below a resource: as files, and as stored."""
+    return {"DicomDiskSize": str(disk), "DicomDiskSizeMB": _megabytes(disk),
+            "DicomUncompressedSize": str(total), "DicomUncompressedSizeMB": _megabytes(total),
+            "DiskSize": str(disk), "DiskSizeMB": _megabytes(disk),
+            "UncompressedSize": str(total), "UncompressedSizeMB": _megabytes(total)}
 
 
 def resource_statistics(conn: Connection, level: Level, public_id: str) -> dict[str, Any]:
@@ -233,22 +237,21 @@ def resource_statistics(conn: Connection, level: Level, public_id: str) -> dict[
         for child, count in repository.count_children(conn, level, row.pk).items():
             answer[f"Count{'Series' if child == Level.SERIES else child.plural.capitalize()}"] = count
         pks = repository.descendant_pks(conn, level, row.pk, Level.INSTANCE)
-        total = repository.storage_totals(conn, pks)[1] if pks else 0
+        _, total, disk = repository.storage_totals(conn, pks) if pks else (0, 0, 0)
     else:
-        total = row.file_size
-    answer.update(_sizes(total))
+        total, disk = row.file_size, stored_size(row)
+    answer.update(_sizes(total, disk))
     return answer
 
 
 def global_statistics(conn: Connection) -> dict[str, Any]:
-    count, total = repository.storage_totals(conn)
-    megabytes = total // (1024 * 1024)
+    count, total, disk = repository.storage_totals(conn)
     return {"CountInstances": count,
             "CountPatients": repository.count_level(conn, Level.PATIENT),
             "CountSeries": repository.count_level(conn, Level.SERIES),
             "CountStudies": repository.count_level(conn, Level.STUDY),
-            "TotalDiskSize": str(total), "TotalDiskSizeMB": megabytes,
-            "TotalUncompressedSize": str(total), "TotalUncompressedSizeMB": megabytes}
+            "TotalDiskSize": str(disk), "TotalDiskSizeMB": _megabytes(disk),
+            "TotalUncompressedSize": str(total), "TotalUncompressedSizeMB": _megabytes(total)}
 
 
 # Orthanc's ChangeType names (StringToChangeType): those /changes?type= accepts.

@@ -34,6 +34,7 @@ from app.index import find as index_find
 from app.index import repository
 from app.index.repository import INSTANCES
 from app.services.find import build_query
+from app.services.instances import stored_file
 from app.validation import is_digits
 
 # UIDs never contain these; a path segment with them must not turn into a wildcard query.
@@ -143,7 +144,8 @@ def locate_sop(context: ServerContext, sop: str, *, study: str | None = None,
 
 _LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
                  INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
-                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.index_in_series)
+                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.compression,
+                 INSTANCES.c.index_in_series)
 
 
 def _instances_of_series(conn: Connection, series_pks: Sequence[int], target: Target,
@@ -178,15 +180,17 @@ def metadata(context: ServerContext, target: Target, root: str) -> bytes:
 
 def open_blob(context: ServerContext, row: Row) -> IO[bytes]:
     try:
-        return context.blobs.open(row.blob_key)
+        return stored_file(context, row).open()
     except FileNotFoundError as error:
         raise InexistentFile(f"The file of instance {row.sop_uid} is missing from the "
                              "storage") from error
 
 
 def read_blob(context: ServerContext, row: Row) -> bytes:
-    with open_blob(context, row) as stream:
-        return stream.read()
+    try:
+        return stored_file(context, row).read()
+    except FileNotFoundError as error:
+        raise _missing(row) from error
 
 
 def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[bytes]:
@@ -231,7 +235,8 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
     The frames are the bytes ``frames(load_dataset(...), numbers, ...)`` gives for such
     a file: uncompressed little-endian slices of the pixel data.
     """
-    if row.transfer_syntax not in RANGED_SYNTAXES or row.file_size < RANGED_FRAMES_MIN_SIZE:
+    if row.transfer_syntax not in RANGED_SYNTAXES or row.file_size < RANGED_FRAMES_MIN_SIZE \
+            or row.compression:  # a compressed blob has no byte ranges to read cheaply
         return None
     layout = _ranged_layout(context, row)
     if layout is None:
@@ -240,8 +245,9 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
         if not 1 <= number <= layout.count:
             raise ParameterOutOfRange(f"Frame {number} does not exist: the instance has "
                                       f"{layout.count} frame(s), numbered from 1")
+    file = stored_file(context, row)
     try:
-        return [context.blobs.read_range(row.blob_key, *layout.span(n)) for n in numbers]
+        return [file.read_range(*layout.span(n)) for n in numbers]
     except FileNotFoundError as error:
         raise _missing(row) from error
 
@@ -249,7 +255,7 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
 def _ranged_layout(context: ServerContext, row: Row) -> FrameLayout | None:
     for size in _HEADER_PREFIXES:
         try:
-            prefix = context.blobs.read_range(row.blob_key, 0, min(size, row.file_size))
+            prefix = stored_file(context, row).read_range(0, min(size, row.file_size))
         except FileNotFoundError as error:
             raise _missing(row) from error
         try:

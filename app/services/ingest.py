@@ -9,18 +9,24 @@ refusing, as Orthanc does.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import Connection
 
 from app.blobstore.base import new_key
+from app.blobstore.stored import (
+    COMPRESSION_NONE,
+    COMPRESSION_ZLIB,
+    WrittenContent,
+    write_content,
+)
 from app.context import ServerContext, blob_deletion
+from app.context.metrics import metrics_of
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
 from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
@@ -51,14 +57,30 @@ class IngestResult:
 _BLOB_WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pharos-blob")
 
 
-def _write_blob(context: ServerContext, key: str, data: bytes) -> str:
-    """Write durably (temporary name, fsync, rename) and return the MD5 of the file."""
-    context.blobs.put(key, data)
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+def _write_blob(context: ServerContext, key: str, data: bytes) -> WrittenContent:
+    """Write durably (temporary name, fsync, rename), zlib-compressed in Orthanc's format
+    with ``StorageCompression``; answer the sizes and MD5s the index keeps."""
+    compression = COMPRESSION_ZLIB if context.settings.storage_compression \
+        else COMPRESSION_NONE
+    return write_content(context.blobs, key, data, compression)
 
 
 def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
     """Store one DICOM file held in memory. Raises a PharosError for bad input or full storage.
+
+    Counted for ``/tools/metrics-prometheus`` by origin and outcome."""
+    counted = metrics_of(context)
+    try:
+        result = _ingest_instance(context, data, origin)
+    except Exception:
+        counted.ingest(origin.get("Origin", "Unknown"), "Failure", len(data))
+        raise
+    counted.ingest(origin.get("Origin", "Unknown"), result.status, len(data))
+    return result
+
+
+def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
+    """Store one DICOM file held in memory.
 
     The blob is written (and fsynced) while the file is parsed; it is indexed only once
     both are done, and removed if parsing or indexing fails: nothing is half stored.
@@ -76,7 +98,7 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
         if refusal is not None:
             _discard(context, key, written)
             return IngestResult("FilteredOut", parsed, refusal)
-        md5 = written.result()
+        blob = written.result()
     except BaseException:
         _discard(context, key, written)
         raise
@@ -85,10 +107,10 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     # transaction on every instance (measured: benchmarks/experiments_ingest.py).
     def index(conn: Connection) -> tuple[repository.StoreOutcome, list[str]]:
         repository.lock_patient(conn, parsed.ids.patient)  # before recycling others
-        freed = _make_room(context, conn, parsed, len(data))
+        freed = _make_room(context, conn, parsed, blob.stored_size)
         stored = repository.store_instance(
-            conn, parsed, blob_key=key, file_size=len(data), md5=md5, now=now_stamp(),
-            origin=origin, overwrite=settings.overwrite_mode)
+            conn, parsed, blob_key=key, file_size=blob.size, md5=blob.md5, now=now_stamp(),
+            origin=origin, overwrite=settings.overwrite_mode, **_storage_columns(blob))
         freed.extend(stored.replaced_blob_keys)
         # Durably queued with the commit: a failed delete is retried, never lost.
         blob_deletion.schedule(conn, freed)
@@ -110,7 +132,15 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     return IngestResult(outcome.status, parsed)
 
 
-def _discard(context: ServerContext, key: str, written: Future[str]) -> None:
+def _storage_columns(blob: WrittenContent) -> dict[str, Any]:
+    """How the index describes the blob (see :func:`repository.store_instance`)."""
+    if blob.compression == COMPRESSION_NONE:
+        return {}
+    return {"compression": blob.compression, "compressed_size": blob.stored_size,
+            "compressed_md5": blob.stored_md5}
+
+
+def _discard(context: ServerContext, key: str, written: Future[WrittenContent]) -> None:
     """Wait for a blob write whose file turned out unusable, then remove the blob."""
     try:
         written.result()
@@ -121,7 +151,9 @@ def _discard(context: ServerContext, key: str, written: Future[str]) -> None:
 
 def _make_room(context: ServerContext, conn: Connection, parsed: ParsedInstance,
                size: int) -> list[str]:
-    """Enforce MaximumPatientCount / MaximumStorageSize; return blob keys to delete."""
+    """Enforce MaximumPatientCount / MaximumStorageSize (on the disk size, as Orthanc:
+    compressed blobs count as stored) for a new blob of *size* bytes; return blob keys to
+    delete."""
     settings = context.settings
     max_patients = settings.maximum_patient_count
     max_bytes = settings.maximum_storage_size * 1024 * 1024
@@ -132,7 +164,7 @@ def _make_room(context: ServerContext, conn: Connection, parsed: ParsedInstance,
     while True:
         too_many = bool(max_patients) and new_patient and \
             repository.count_level(conn, Level.PATIENT) >= max_patients
-        too_big = bool(max_bytes) and repository.storage_totals(conn)[1] + size > max_bytes
+        too_big = bool(max_bytes) and repository.storage_totals(conn)[2] + size > max_bytes
         if not (too_many or too_big):
             return freed
         if settings.maximum_storage_mode.lower() == "reject":

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from sqlalchemy import Row
 
+from app.blobstore.stored import StoredFile
 from app.context import ServerContext
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
@@ -31,9 +32,16 @@ def instance_row(context: ServerContext, public_id: str) -> Row:
         return get_row_or_404(conn, Level.INSTANCE, public_id)
 
 
+def stored_file(context: ServerContext, row: Any) -> StoredFile:
+    """The DICOM file of an instance row (``blob_key``, ``file_size``, ``compression``):
+    every reader of instance files goes through it, so that files stored compressed
+    (``StorageCompression``) read as received."""
+    return StoredFile(context.blobs, row.blob_key, int(row.file_size), int(row.compression))
+
+
 def read_file(context: ServerContext, row: Row) -> bytes:
     try:
-        return context.blobs.read(row.blob_key)
+        return stored_file(context, row).read()
     except FileNotFoundError as error:
         raise missing_file(row) from error
 
@@ -50,7 +58,7 @@ def instance_file_or_none(context: ServerContext, public_id: str) -> bytes | Non
     if row is None:
         return None
     try:
-        return context.blobs.read(row.blob_key)
+        return stored_file(context, row).read()
     except FileNotFoundError:
         log.warning("Instance %s has lost its file", public_id)
         return None

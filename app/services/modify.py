@@ -47,7 +47,7 @@ from app.errors import (
 from app.index import curation_repository, repository
 from app.services import delete as delete_service
 from app.services.ingest import ingest_instance
-from app.services.instances import instance_row, read_file
+from app.services.instances import instance_row, read_file, stored_file
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
         modification.level = Level.PATIENT
     resource_level, row = _resource_row(context, payload["ID"])
     with context.db.read() as conn:
-        instances = [(r.public_id, r.blob_key) for r in
+        instances = [(r.public_id, stored_file(context, r)) for r in
                      repository.instances_below(conn, resource_level, row.pk)]
     origin = payload.get("Origin") or {"Origin": "RestApi"}
     metadata_name = "AnonymizedFrom" if anonymize else "ModifiedFrom"
@@ -226,12 +226,12 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
     failed = 0
     in_place = InPlaceTracker(context)
     keep_labels = _keep_labels(payload["Request"])
-    for index, (source_id, blob_key) in enumerate(instances):
+    for index, (source_id, file) in enumerate(instances):
         if cancel_check is not None and cancel_check():
             from app.jobs.kinds import JobInterrupted
             raise JobInterrupted()
         try:
-            data = context.blobs.read(blob_key)
+            data = file.read()
         except FileNotFoundError:
             log.warning("Skipping instance %s: its file is missing", source_id)
             failed += 1

@@ -40,6 +40,7 @@ from app.index import network_repository as network_index
 from app.index import repository
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback, job_kind
 from app.services import peers as peer_client
+from app.services.instances import stored_file
 from app.timeutil import now_stamp
 
 DESCRIPTION = "REST API"
@@ -372,7 +373,7 @@ def _instance_files(context: ServerContext, instance_ids: list[str],
             missing.append(public_id)
             continue
         try:
-            data = context.blobs.read(row.blob_key)
+            data = stored_file(context, row).read()
         except FileNotFoundError:
             missing.append(public_id)
             continue

@@ -10,8 +10,8 @@ the DICOM files of a storage folder that no index row knows (migration from Orth
   so that pointing ``StorageDirectory`` at a copy of an Orthanc storage folder (its
   ``ab/cd/uuid`` files; the ``index`` database at its root is not looked at) and
   reconstructing makes every instance appear under Orthanc's own identifiers. Files
-  Orthanc wrote compressed (``StorageCompression``) are uncompressed into a new blob.
-  Larger files are adopted first, so that a full file wins over an Orthanc
+  Orthanc wrote compressed (``StorageCompression``) are indexed as they lie, flagged
+  compressed (Pharos reads that format). Larger files are adopted first, so that a full file wins over an Orthanc
   ``dicom-until-pixel-data`` fragment of the same instance. Other files are left alone.
 
 Unreferenced blobs younger than *minimum_age* seconds are not adopted: they may belong to
@@ -30,16 +30,23 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from app.blobstore.base import BlobKey, new_key
+from app.blobstore.base import BlobKey
+from app.blobstore.compression import (
+    COMPRESSION_NONE,
+    COMPRESSION_ZLIB,
+    looks_compressed,
+    uncompress,
+)
 from app.blobstore.filesystem import FileSystemBlobStore
 from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance, parse_instance
-from app.errors import PharosError
+from app.errors import CorruptedFile, PharosError
 from app.index import attachments_repository, reconstruct_repository, repository
-from app.services.attachments import uncompress
 from app.services.browse import get_row_or_404
+from app.services.instances import stored_file
 from app.timeutil import now_stamp
 
 log = logging.getLogger(__name__)
@@ -74,13 +81,22 @@ def _parse_stored(data: bytes) -> tuple[ParsedInstance, bytes] | None:
         pass
     except Exception:  # noqa: BLE001 — arbitrary bytes must never stop a reconstruction
         return None
-    if len(data) > 8 and data[8:9] == b"\x78":  # uint64 size, then a zlib header
+    if looks_compressed(data):  # Orthanc's StorageCompression
         try:
             plain = uncompress(data)
             return parse_instance(plain), plain
         except Exception:  # noqa: BLE001
             return None
     return None
+
+
+def _storage(stored: bytes, plain: bytes) -> dict[str, Any]:
+    """The storage columns of a blob holding *stored*, whose DICOM file is *plain*."""
+    if plain is stored:
+        return {"compression": COMPRESSION_NONE, "compressed_size": None,
+                "compressed_md5": None}
+    return {"compression": COMPRESSION_ZLIB, "compressed_size": len(stored),
+            "compressed_md5": _md5(stored)}
 
 
 # --- existing instances ---------------------------------------------------------------------
@@ -95,9 +111,10 @@ def refresh_instances(context: ServerContext, pks: list[int] | None = None,
         if cancel_check is not None and cancel_check():
             break
         try:
-            data = context.blobs.read(row.blob_key)
-        except FileNotFoundError:
-            log.warning("Reconstruct: the file of instance %s is missing", row.public_id)
+            data = stored_file(context, row).read()
+        except (FileNotFoundError, CorruptedFile) as error:
+            log.warning("Reconstruct: the file of instance %s cannot be read: %s",
+                        row.public_id, error)
             report.failed.append(row.public_id)
             continue
         parsed = _parse_stored(data)
@@ -107,20 +124,12 @@ def refresh_instances(context: ServerContext, pks: list[int] | None = None,
             report.failed.append(row.public_id)
             continue
         instance, plain = parsed
-        key = row.blob_key
-        if plain is not data:  # stored compressed: keep it readable as DICOM
-            key = new_key()
-            context.blobs.put(key, plain)
-        try:
-            with context.db.write() as conn:
-                reconstruct_repository.refresh(conn, row.pk, instance, blob_key=key,
-                                               file_size=len(plain), md5=_md5(plain))
-        except BaseException:
-            if key != row.blob_key:
-                context.blobs.delete(key)
-            raise
-        if key != row.blob_key:
-            context.blobs.delete(row.blob_key)
+        storage = _storage(data, plain) if not row.compression else {
+            "compression": row.compression, "compressed_size": row.compressed_size,
+            "compressed_md5": row.compressed_md5}
+        with context.db.write() as conn:
+            reconstruct_repository.refresh(conn, row.pk, instance, blob_key=row.blob_key,
+                                           file_size=len(plain), md5=_md5(plain), **storage)
         report.refreshed += 1
     return report
 
@@ -181,25 +190,13 @@ def adopt_orphan_files(context: ServerContext, report: ReconstructReport, *,
             report.skipped.append(key)
             continue
         instance, plain = parsed
-        stored_key = key if plain is data else new_key()
-        if stored_key != key:
-            context.blobs.put(stored_key, plain)
-        try:
-            with context.db.write() as conn:
-                outcome = repository.store_instance(
-                    conn, instance, blob_key=stored_key, file_size=len(plain), md5=_md5(plain),
-                    now=now_stamp(), origin=ORIGIN, overwrite=False)
-        except BaseException:
-            if stored_key != key:
-                context.blobs.delete(stored_key)
-            raise
+        with context.db.write() as conn:
+            outcome = repository.store_instance(
+                conn, instance, blob_key=key, file_size=len(plain), md5=_md5(plain),
+                now=now_stamp(), origin=ORIGIN, overwrite=False, **_storage(data, plain))
         if outcome.status == "AlreadyStored":
             report.already_stored += 1  # a duplicate: left to the orphan sweep
-            if stored_key != key:
-                context.blobs.delete(stored_key)
             continue
-        if stored_key != key:
-            context.blobs.delete(key)
         report.adopted += 1
 
 

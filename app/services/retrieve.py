@@ -23,6 +23,7 @@ from app.index import find as index_find
 from app.index import repository
 from app.services.dimse_query import element_text, parse_level
 from app.services.find import build_query
+from app.services.instances import stored_file
 
 UNIQUE_KEYS: dict[Level, str] = {
     Level.PATIENT: "PatientID",
@@ -40,12 +41,16 @@ class RetrieveItem:
     sop_instance_uid: str
     sop_class_uid: str
     transfer_syntax_uid: str
+    # Where the file is, as instances.stored_file reads it.
     blob_key: str
+    file_size: int
+    compression: int
 
 
 def _item(row: Row) -> RetrieveItem:
     return RetrieveItem(row.public_id, row.sop_uid, row.sop_class_uid,
-                        row.transfer_syntax or "", row.blob_key)
+                        row.transfer_syntax or "", row.blob_key, row.file_size,
+                        row.compression)
 
 
 def retrieve_keys(identifier: Dataset) -> tuple[Level, dict[str, str]]:
@@ -117,6 +122,6 @@ def read_instances(context: ServerContext, items: list[RetrieveItem]
     """Each item with its file, or None when the file vanished (deleted meanwhile)."""
     for item in items:
         try:
-            yield item, context.blobs.read(item.blob_key)
+            yield item, stored_file(context, item).read()
         except (FileNotFoundError, InexistentFile):
             yield item, None

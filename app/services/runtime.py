@@ -338,7 +338,11 @@ def set_unknown_sop_class_accepted(context: ServerContext, accepted: bool) -> No
 
 
 def set_metrics_enabled(context: ServerContext, enabled: bool) -> None:
+    """Every process follows within a flush period (``app.services.metrics``); this one
+    at once."""
+    from app.context.metrics import metrics_of
     _write(context, {_METRICS: "1" if enabled else "0"})
+    metrics_of(context).enabled = enabled
 
 
 def parse_verbosity(text: str) -> str:

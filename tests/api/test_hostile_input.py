@@ -4,7 +4,9 @@ Integers beyond 2^63 on every paged route, file names outside Latin-1 or with NU
 ``Content-Disposition``, wildcard patterns SQLite calls "too complex", nesting deep enough
 to overflow recursive code, a peer URL without scheme, a C-FIND identifier that cannot be
 encoded, a stray sequence delimiter after a valid file, 16-bit images asked as JPEG, a
-modification of 100,000 keys, and child lists documented as what they answer.
+modification of 100,000 keys, and child lists documented as what they answer. From the
+fuzz campaign (``make fuzz``) on PostgreSQL: sequence numbers beyond its 32-bit columns,
+NUL characters its text cannot hold; and answers the OpenAPI document did not describe.
 """
 
 from __future__ import annotations
@@ -233,3 +235,91 @@ def test_digits_outside_ascii_and_endless_numbers(server: LiveServer,
                           f"/instances/{instance}/metadata/{name}",
                           f"/instances/{instance}/content/0008,1140/{name}"):
                 assert _not_5xx(http.get(route)).status_code in (400, 404)
+
+
+def test_sequence_numbers_beyond_the_index_columns(server: LiveServer,
+                                                   stored: dict[str, str]) -> None:
+    """``since``/``to`` up to 2^63 are valid (Orthanc's int64); PostgreSQL's ``seq``
+    columns are 32-bit: beyond them is an empty page, never "integer out of range"."""
+    big = str(2**62)
+    with server.client() as http:
+        answer = _not_5xx(http.get("/changes", params={"since": big}))
+        assert answer.status_code == 200 and answer.json()["Changes"] == []
+        answer = _not_5xx(http.get("/changes", params={"to": big, "limit": "5"}))
+        assert answer.status_code == 200 and answer.json()["Changes"]
+        answer = _not_5xx(http.get("/changes", params={"since": big, "to": big}))
+        assert answer.status_code == 200 and answer.json()["Changes"] == []
+        answer = _not_5xx(http.get("/exports", params={"since": big}))
+        assert answer.status_code == 200 and answer.json()["Exports"] == []
+
+
+def test_nul_characters_in_searches_and_identifiers(server: LiveServer,
+                                                    stored: dict[str, str]) -> None:
+    """A NUL in a searched value or an identifier finds nothing (SQLite) or is refused as
+    a bad request (PostgreSQL's text cannot hold it): never a 500 "cannot contain NUL"."""
+    nul = "HOST\x00ILE"
+    with server.client() as http:
+        for method, route, body in (
+                ("POST", "/tools/lookup", nul.encode()),
+                ("POST", "/tools/find", {"Level": "Patient", "Query": {"PatientID": nul}}),
+                ("POST", "/tools/find", {"Level": "Study", "Query": {"PatientName": "*\x00*"}}),
+                ("POST", "/tools/find", {"Level": "Study", "Query": {}, "Labels": ["a\x00"]}),
+                ("GET", "/dicom-web/studies?PatientID=HOST%00ILE", None),
+                ("GET", "/dicom-web/studies/1.2%00/metadata", None),
+                ("GET", "/instances/ab%00cd", None),
+                ("GET", "/queries/ab%00cd", None),
+                ("GET", "/jobs/ab%00cd", None),
+                ("GET", "/storage-commitment/ab%00cd", None),
+                ("GET", "/changes?type=New%00Instance", None)):
+            if isinstance(body, dict):
+                answer = http.request(method, route, json=body)
+            else:
+                answer = http.request(method, route, content=body)
+            _not_5xx(answer)
+            if answer.status_code == 200:
+                found = answer.json()
+                assert (found.get("Changes") if isinstance(found, dict) else found) == [], \
+                    (route, found)
+            else:
+                assert answer.status_code in (400, 404), (route, answer.status_code)
+        # Writing one: stored as sent (SQLite) or refused with nothing written (PostgreSQL).
+        route = f"/instances/{stored['ID']}/metadata/1030"
+        answer = _not_5xx(http.put(route, content=b"A\x00B"))
+        if answer.status_code == 200:
+            assert http.get(route).content == b"A\x00B"
+        else:
+            assert answer.status_code == 400
+            assert http.get(route).status_code == 404
+
+
+def test_resource_answers_match_the_openapi_document(server: LiveServer,
+                                                     stored: dict[str, str]) -> None:
+    """What the fuzz campaign checks (schemathesis' response_schema_conformance), for the
+    answers it found off the document: tags in full format, resources reduced by
+    ``?response-content``, metadata by number."""
+    from jsonschema import Draft202012Validator
+    document = json.loads((REPO / "openapi" / "openapi.json").read_text())
+
+    def check(path: str, url: str, params: dict[str, str]) -> None:
+        schema = document["paths"][path]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"]
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        answer = http.get(url, params=params)
+        assert answer.status_code == 200, (url, params, answer.text)
+        errors = list(validator.iter_errors(answer.json()))
+        assert not errors, (url, params, errors[:1])
+
+    with server.client() as http:
+        http.put(f"/instances/{stored['ID']}/metadata/1024", content=b"x").raise_for_status()
+        for level, key in (("patients", "ParentPatient"), ("studies", "ParentStudy"),
+                           ("series", "ParentSeries"), ("instances", "ID")):
+            for params in ({"expand": "true", "full": "true"}, {"expand": "true", "short": ""},
+                           {"response-content": ""}, {"response-content": "Labels;Status"},
+                           {"response-content": "MainDicomTags;Metadata"}):
+                check(f"/{level}", f"/{level}", params)
+            check(f"/{level}/{{id}}", f"/{level}/{stored[key]}", {"full": "true"})
+            for params in ({"numeric": "true"}, {"numeric": "true", "expand": "true"}, {}):
+                check(f"/{level}/{{id}}/metadata", f"/{level}/{stored[key]}/metadata", params)
+        check("/series/{id}/study", f"/series/{stored['ParentSeries']}/study", {"full": "true"})
+        check("/studies/{id}/series", f"/studies/{stored['ParentStudy']}/series",
+              {"full": "true"})

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pydicom
@@ -187,3 +188,72 @@ def test_same_instance_at_once_through_every_door(racing: tuple[LiveServer, str]
         assert answers["rest:200:Success"] + answers["rest:200:AlreadyStored"] == 10
         http.delete(f"/instances/{found[0]}")
     assert _consistency(server, database_url) == []
+
+
+def test_reads_racing_with_deletes(racing: tuple[LiveServer, str]) -> None:
+    """A study deleted while clients read it (``/tools/find`` with ``Expand`` at every
+    level, the study's JSON and children, its DICOMweb metadata, its files): each
+    answer is whole, with or without the study, or a 404; never a 500 (on PostgreSQL, a
+    find read its rows, then their parents in a later statement that no longer saw them:
+    KeyError, 500)."""
+    server, _ = racing
+    rounds, answers, problems = 12, Counter[str](), []
+    lock = threading.Lock()
+    current: dict[str, Any] = {}
+    done = threading.Event()
+
+    def record(kind: str, answer: httpx.Response) -> None:
+        with lock:
+            answers[f"{kind}:{answer.status_code}"] += 1
+            if answer.status_code >= 500 or answer.status_code not in (200, 204, 404):
+                problems.append(f"{kind} {answer.request.url} -> {answer.status_code} "
+                                f"{answer.text[:300]}")
+            elif kind == "find" and answer.status_code == 200:
+                broken = [r for r in answer.json() if "ID" not in r or "MainDicomTags" not in r]
+                if broken:
+                    problems.append(f"find answered broken resources: {broken[:1]}")
+
+    def reader(number: int) -> None:
+        levels = ["Patient", "Study", "Series", "Instance"]
+        with server.client() as http:
+            turn = number
+            while not done.is_set():
+                turn += 1
+                study = current.get("study")
+                if study is None:
+                    time.sleep(0.005)
+                    continue
+                try:
+                    if turn % 4 == 3:
+                        record("metadata", http.get(
+                            f"/dicom-web/studies/{study['uid']}/metadata"))
+                    elif turn % 8 == 1:
+                        record("study", http.get(f"/studies/{study['id']}/instances"))
+                    else:
+                        record("find", http.post("/tools/find", json={
+                            "Level": levels[turn % 4], "Expand": True,
+                            "Query": {"PatientID": "READRACE"},
+                            "RequestedTags": ["NumberOfStudyRelatedInstances"]}))
+                except httpx.TransportError as error:  # a dropped connection is a finding
+                    with lock:
+                        problems.append(f"reader: {error!r}")
+
+    with ThreadPoolExecutor(4) as pool:
+        readers = [pool.submit(reader, n) for n in range(3)]
+        with server.client() as http:
+            for _ in range(rounds):
+                uid = generate_uid()
+                series = [generate_uid() for _ in range(3)]
+                for index in range(30):
+                    stored = http.post("/instances", content=make_dicom(
+                        patient_id="READRACE", study_uid=uid, series_uid=series[index % 3],
+                        instance_number=index + 1, size=8))
+                    assert stored.status_code == 200, stored.text
+                current["study"] = {"uid": uid, "id": stored.json()["ParentStudy"]}
+                time.sleep(0.1)  # the readers are on it
+                assert http.delete(f"/studies/{current['study']['id']}").status_code == 200
+        done.set()
+        for future in readers:
+            future.result()
+    assert problems == [], (problems[:5], answers)
+    assert answers["find:200"] > rounds, answers  # the readers did read

@@ -82,7 +82,7 @@ def _retrieve(request: Request, context: ServerContext, target: Target) -> Respo
 
     def parts() -> Iterator[tuple[str, str | None, Iterable[bytes], int | None]]:
         for content_type, location, item, syntax in described:
-            if syntax == item.row.transfer_syntax and not context.settings.storage_compression:
+            if syntax == item.row.transfer_syntax:  # streamed (uncompressed if stored so)
                 yield (content_type, location, service.instance_bytes(context, item.row, syntax),
                        item.row.file_size)
             else:
@@ -91,8 +91,7 @@ def _retrieve(request: Request, context: ServerContext, target: Target) -> Respo
                 yield content_type, location, [data], len(data)
 
     headers = {}
-    if not context.settings.storage_compression and \
-            all(syntax == item.row.transfer_syntax for _, _, item, syntax in described):
+    if all(syntax == item.row.transfer_syntax for _, _, item, syntax in described):
         # Files sent as stored: the length is known from the index, so the answer is not
         # chunked (clients show progress, and read it without decoding chunks).
         headers["Content-Length"] = str(multipart_length(
