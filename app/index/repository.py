@@ -356,6 +356,14 @@ def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now
         _insert_pending_changes(conn)
 
 
+def hold_commit_order(conn: Connection) -> None:
+    """PostgreSQL: take the lock of :func:`add_changes` until the commit, so that rows
+    inserted now (webhook deliveries) get sequence numbers in commit order too. Call it
+    at the end of the transaction only (after every other lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_CHANGES_LOCK_KEY)))
+
+
 def _insert_pending_changes(conn: Connection) -> None:
     rows = conn.info.pop(_PENDING_CHANGES_KEY, [])
     if rows:
