@@ -40,6 +40,12 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> An
     known = [] if context.operation.method.upper() == "DELETE" else _IDS.get(collection, [])
     if "id" in path_parameters and known:
         strategies["id"] = st.sampled_from([*known, path_parameters["id"]])
+    # The modality and the peer "self" (the server itself) by their {name}: their
+    # operations (echo, find, move, store...) then really run. Not for PUT nor DELETE:
+    # redefining or removing "self" would turn every later case into a refusal.
+    if "name" in path_parameters and known and collection in ("modalities", "peers") \
+            and context.operation.method.upper() not in ("PUT", "DELETE"):
+        strategies["name"] = st.sampled_from([*known, path_parameters["name"]])
     if "study" in path_parameters and _IDS.get("triples") and \
             context.operation.method.upper() != "DELETE":
         triple = st.sampled_from([*_IDS["triples"], None])
