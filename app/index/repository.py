@@ -757,7 +757,9 @@ def newest_change(conn: Connection) -> Row | None:
 
 
 def last_change_index(conn: Connection) -> int:
-    """The last sequence number given to a change, even when that change is gone."""
+    """The last sequence number given to a change, even when that change is gone (on
+    PostgreSQL, once no change is being committed: never a number still to commit)."""
+    _wait_for_committing_changes(conn)
     if conn.dialect.name == "sqlite":
         value = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
                              ).scalar()
