@@ -158,10 +158,15 @@ def import_paths(settings: Settings, paths: list[Path]) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+    from app.context import metrics
     context = ServerContext.open(settings)
     try:
         report = importer.run(context, paths)
     finally:
+        try:  # its ingests count in the archive's metrics (pharos_ingest_total, Unknown)
+            metrics.flush(context)
+        except Exception:  # noqa: BLE001 — metrics never fail an import
+            logging.getLogger(__name__).warning("Import counts not added to the metrics")
         context.close()
     return 0 if report.stored or report.already or not report.refused else 1
 

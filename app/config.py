@@ -500,6 +500,9 @@ class Settings:
     # HTTP worker processes (0: one per core, at most 4). Python runs one request's
     # parsing at a time per process; several processes share the index and the store.
     http_workers: int = 0
+    # Seconds a running job's claim lasts without a heartbeat (renewed every sixth of it):
+    # when the process running it dies, a process sharing the index takes it over then.
+    job_lease: int = 30
     # The prebuilt OHIF viewer served at /ohif/ (fetched by `make ohif`); default: .ohif/dist
     # of the source tree. The viewer is off (404 with a hint) when the directory is absent.
     viewer_directory: str | None = None
@@ -650,6 +653,9 @@ class Settings:
                 overwrite_mode(values["overwrite_instances"])
             except ValueError as error:
                 raise ConfigurationError(sources["overwrite_instances"], str(error)) from None
+        if "job_lease" in sources and values["job_lease"] < 1:
+            raise ConfigurationError(sources["job_lease"], "must be at least 1 (seconds), "
+                                     f"not {values['job_lease']}")
         if values.get("webhooks"):
             try:
                 values["webhooks"] = _webhooks(values["webhooks"])

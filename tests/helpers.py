@@ -155,8 +155,9 @@ def pinned_database(tmp_path: Path) -> Iterator[dict]:
 
 @contextmanager
 def live_server(tmp_path: Path, config: dict | None = None,
-                host: str = "127.0.0.1") -> Iterator[LiveServer]:
-    """Run ``pharos serve`` in a subprocess on free ports, on fresh storage and index."""
+                host: str = "127.0.0.1", startup_timeout: float = 60) -> Iterator[LiveServer]:
+    """Run ``pharos serve`` in a subprocess on free ports, on fresh storage and index
+    (*startup_timeout*: seconds it may take to answer, for tests starting several)."""
     storage = tmp_path / "storage"
     storage.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = free_port(), free_port()
@@ -181,7 +182,7 @@ def live_server(tmp_path: Path, config: dict | None = None,
     # A config may choose the ports (e.g. to name the server itself as a modality).
     url = f"http://127.0.0.1:{document['HttpPort']}"
     try:
-        _wait_until_up(url, process, tmp_path / "server.log", document)
+        _wait_until_up(url, process, tmp_path / "server.log", document, startup_timeout)
         yield LiveServer(url, storage, int(document["DicomPort"]), process,
                          document["Pharos"]["BlobstoreUrl"])
     finally:
@@ -194,8 +195,9 @@ def live_server(tmp_path: Path, config: dict | None = None,
         _drop_database(database_name)
 
 
-def _wait_until_up(url: str, process: subprocess.Popen, log: Path, document: dict) -> None:
-    deadline = time.monotonic() + 60
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, document: dict,
+                   timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
     users = document.get("RegisteredUsers") or {}
     auth = next(iter(users.items()), None)
     while time.monotonic() < deadline:

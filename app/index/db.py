@@ -109,8 +109,18 @@ def check_schema(url: str) -> None:
                          "migrate`) on it first")
 
 
+# pg_advisory_xact_lock key of schema migrations (the bytes "pharos-m" as a 64-bit integer).
+MIGRATION_LOCK_KEY = int.from_bytes(b"pharos-m", "big", signed=True)
+
+
 def migrate(url: str) -> None:
-    """Bring the schema to the latest Alembic revision."""
+    """Bring the schema to the latest Alembic revision.
+
+    Several nodes may start at once on one empty PostgreSQL database: each migrates in
+    one transaction (PostgreSQL's DDL is transactional) that first takes an advisory lock,
+    so the first creates the schema and the others, let through once it committed, find
+    it at the latest revision and do nothing. (Several nodes on SQLite are not a supported
+    deployment: the processes of one ``pharos serve`` migrate in the parent, once.)"""
     from alembic import command
     from alembic.config import Config
 
@@ -122,6 +132,8 @@ def migrate(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             before = _revision(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -173,6 +185,38 @@ def note_events(conn: Connection, events: Iterable[IndexEvent]) -> None:
     pending = conn.info.get(EVENTS_KEY)
     if pending is not None:
         pending.extend(events)
+
+
+BEFORE_COMMIT_KEY = "pharos.before_commit"
+# Keys of ``conn.info`` starting with this live as long as one write transaction: they are
+# removed when it ends, committed or not (``conn.info`` outlives it, with the pooled
+# connection).
+TRANSACTION_SCOPED_PREFIX = "pharos.tx."
+
+
+def _forget_transaction_state(connection: Connection) -> None:
+    connection.info.pop(EVENTS_KEY, None)
+    connection.info.pop(BEFORE_COMMIT_KEY, None)
+    for key in [k for k in connection.info if isinstance(k, str)
+                and k.startswith(TRANSACTION_SCOPED_PREFIX)]:
+        del connection.info[key]
+
+
+def before_commit(conn: Connection, name: str, work: Callable[[Connection], None]) -> bool:
+    """Run ``work(conn)`` once at the end of the current write transaction of
+    :meth:`Database.write`, just before it commits (a later registration under the same
+    *name* replaces it). False when *conn* is not such a transaction: the caller then
+    does the work at once."""
+    pending = conn.info.get(BEFORE_COMMIT_KEY)
+    if pending is None:
+        return False
+    pending[name] = work
+    return True
+
+
+def _run_before_commit(connection: Connection) -> None:
+    for work in connection.info.pop(BEFORE_COMMIT_KEY, {}).values():
+        work(connection)
 
 
 _TRANSIENT_STATES = {"40P01", "40001", "55P03"}  # deadlock, serialization, lock timeout
@@ -240,23 +284,27 @@ class Database:
         if self._write_lock is None:
             with self.engine.begin() as connection:
                 connection.info[EVENTS_KEY] = events
+                connection.info[BEFORE_COMMIT_KEY] = {}
                 try:
                     yield connection
                     self._before_commit(connection, events)
+                    _run_before_commit(connection)  # last: it may take the changes lock
                 finally:
-                    connection.info.pop(EVENTS_KEY, None)
+                    _forget_transaction_state(connection)
         else:
             with self._write_lock, self._file_lock or nullcontext(), \
                     self.engine.connect() as connection:
                 connection.info["write"] = True
                 connection.info[EVENTS_KEY] = events
+                connection.info[BEFORE_COMMIT_KEY] = {}
                 try:
                     with connection.begin():
                         yield connection
                         self._before_commit(connection, events)
+                        _run_before_commit(connection)
                 finally:
                     connection.info["write"] = False
-                    connection.info.pop(EVENTS_KEY, None)
+                    _forget_transaction_state(connection)
         if events:
             self._dispatch(events)
 

@@ -13,6 +13,7 @@ claims just as well.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,16 @@ PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY = (
 PAUSING, CANCELLING = "Pausing", "Cancelling"
 ACTIVE_STATES = (RUNNING, PAUSING, CANCELLING)
 DONE_STATES = (SUCCESS, FAILURE)
+
+
+def database_time(conn: Connection) -> float:
+    """Now, in seconds since the epoch, by the clock of the database server on PostgreSQL:
+    heartbeats and lease expiries of processes on several hosts are then compared on one
+    clock, whatever the hosts' clock skew. SQLite is on this host: its clock is ours."""
+    if conn.dialect.name == "postgresql":
+        return float(conn.execute(select(func.extract(
+            "epoch", func.clock_timestamp()))).scalar_one())
+    return time.time()
 
 
 def insert_job(conn: Connection, *, job_id: str, job_type: str, priority: int, payload: bytes,

@@ -34,7 +34,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
-from app.index.db import note_events
+from app.index.db import TRANSACTION_SCOPED_PREFIX, before_commit, note_events
 from app.timeutil import now_stamp
 
 PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
@@ -334,13 +334,48 @@ def stored_metadata(conn: Connection, level: Level, pk: int) -> dict[str, str]:
         .order_by(METADATA.c.name)) if not name.startswith(INTERNAL_METADATA_PREFIX)}
 
 
+# /changes in commit order (PostgreSQL). A change's Seq comes from a sequence when its row
+# is inserted, but concurrent transactions commit in any order: a client reading
+# /changes?since=Last between the commit of Seq 11 and that of Seq 10 would skip 10 for
+# good. So the writers of the log insert their changes at the very end of their
+# transaction under one advisory lock, held until they commit: Seqs are drawn in commit
+# order. Readers take the lock shared (:func:`list_changes`): they never see a Seq while
+# a smaller one is still to commit. The lock is held from the insert to the commit only,
+# after every other lock the transaction takes (no deadlock with the patient locks).
+# SQLite has one writer at a time: its order is the commit order already.
+_CHANGES_LOCK_KEY = int.from_bytes(b"pharos-c", "big", signed=True)
+_PENDING_CHANGES_KEY = TRANSACTION_SCOPED_PREFIX + "pending_changes"
+
+
 def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now: str) -> None:
     """Log changes in /changes (and signal them to scripting once the transaction commits)."""
     note_events(conn, entries)
-    if entries:
-        conn.execute(insert(CHANGES), [
-            {"change_type": kind, "level": level.value, "public_id": public_id, "date": now}
-            for kind, level, public_id in entries])
+    if not entries:
+        return
+    rows = [{"change_type": kind, "level": level.value, "public_id": public_id, "date": now}
+            for kind, level, public_id in entries]
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(CHANGES), rows)
+        return
+    pending = conn.info.setdefault(_PENDING_CHANGES_KEY, [])
+    pending.extend(rows)
+    if not before_commit(conn, "changes", _insert_pending_changes):
+        _insert_pending_changes(conn)
+
+
+def hold_commit_order(conn: Connection) -> None:
+    """PostgreSQL: take the lock of :func:`add_changes` until the commit, so that rows
+    inserted now (webhook deliveries) get sequence numbers in commit order too. Call it
+    at the end of the transaction only (after every other lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_CHANGES_LOCK_KEY)))
+
+
+def _insert_pending_changes(conn: Connection) -> None:
+    rows = conn.info.pop(_PENDING_CHANGES_KEY, [])
+    if rows:
+        conn.execute(select(func.pg_advisory_xact_lock(_CHANGES_LOCK_KEY)))
+        conn.execute(insert(CHANGES), rows)
 
 
 # --- look-ups -----------------------------------------------------------------------------
@@ -698,6 +733,7 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
     With *to* but no *since*, the answer is the *limit* changes just before *to*
     (included), in ascending order: a client walks the log backwards with ``to=First-1``
     (``Done`` is then whether none is left before)."""
+    _wait_for_committing_changes(conn)
     statement = select(CHANGES)
     if since:
         statement = statement.where(CHANGES.c.seq > _seq_bound(conn, since))
@@ -715,12 +751,22 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
     return rows, done, int(rows[-1].seq) if rows else last_change_index(conn)
 
 
+def _wait_for_committing_changes(conn: Connection) -> None:
+    """PostgreSQL: wait until no writer is between inserting changes and committing them
+    (see :func:`add_changes`); the lock is held shared until this read ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock_shared(_CHANGES_LOCK_KEY)))
+
+
 def newest_change(conn: Connection) -> Row | None:
+    _wait_for_committing_changes(conn)
     return conn.execute(select(CHANGES).order_by(CHANGES.c.seq.desc()).limit(1)).first()
 
 
 def last_change_index(conn: Connection) -> int:
-    """The last sequence number given to a change, even when that change is gone."""
+    """The last sequence number given to a change, even when that change is gone (on
+    PostgreSQL, once no change is being committed: never a number still to commit)."""
+    _wait_for_committing_changes(conn)
     if conn.dialect.name == "sqlite":
         value = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
                              ).scalar()

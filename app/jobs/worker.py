@@ -1,10 +1,14 @@
 """Job workers: ``ConcurrentJobs`` threads polling the jobs table of the index database.
 
 Each worker claims one Pending job at a time (see :func:`jobs_repository.claim_next`),
-runs its kind, and settles the row. A heartbeat thread stamps the rows this process runs;
-rows whose process died (heartbeat too old, or a dead PID on this host) go back to
-Pending, so a job interrupted by a crash runs again; a clean shutdown asks running jobs to
-stop and puts them back to Pending itself.
+runs its kind, and settles the row. The claim is a lease: a heartbeat thread renews it
+(stamps the rows this process runs) every sixth of ``JobLease`` seconds, and every
+process sharing the index puts back to Pending the running jobs whose lease expired
+(their process or host died: ``kill -9``, power loss, network partition) or whose
+process is a dead PID of this host; another worker then claims and runs the job again
+from its start. A clean shutdown asks running jobs to stop and puts them back to Pending
+itself. A worker whose lease was taken over while it still ran (a node frozen longer than
+the lease) cannot settle the job: :func:`jobs_repository.settle` checks the claimant.
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ from app.validation import is_digits
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.5  # seconds between two polls when idle (a submission wakes workers at once)
-HEARTBEAT_INTERVAL = 5.0
-STALE_AFTER = 30.0  # a running job whose heartbeat is older belongs to a dead process
 PROGRESS_INTERVAL = 0.5  # at most two progress writes per second per job
 CANCEL_CHECK_INTERVAL = 0.25
 SYNC_PROTECTION = 120  # seconds a completed job is kept beyond JobsHistorySize
@@ -49,6 +51,9 @@ class Workers:
         self.stopping = threading.Event()
         self.wakeup = wakeup_event(context)
         self.running: set[str] = set()
+        # A running job whose heartbeat is older than the lease belongs to a dead process.
+        self.lease = float(context.settings.job_lease)
+        self.heartbeat_interval = max(0.2, self.lease / 6)
         self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._work, name=f"pharos-job-{i}", daemon=True)
                         for i in range(count)]
@@ -75,7 +80,7 @@ class Workers:
         that no longer runs (or an earlier incarnation with our PID), or any process whose
         heartbeat stopped. Sibling HTTP worker processes keep theirs."""
         with self.context.db.write() as conn:
-            count = jobs.requeue_abandoned(conn, time.time() - STALE_AFTER)
+            count = jobs.requeue_abandoned(conn, jobs.database_time(conn) - self.lease)
             count += self._requeue_dead_local(conn)
         if count:
             log.warning("Requeued %d job(s) interrupted by a previous stop", count)
@@ -98,13 +103,14 @@ class Workers:
         return count
 
     def _beat(self) -> None:
-        while not self.stopping.wait(HEARTBEAT_INTERVAL):
+        while not self.stopping.wait(self.heartbeat_interval):
             try:
                 with self._lock:
                     running = list(self.running)
                 with self.context.db.write() as conn:
-                    jobs.heartbeat(conn, running, time.time())
-                    if jobs.requeue_abandoned(conn, time.time() - STALE_AFTER):
+                    now = jobs.database_time(conn)
+                    jobs.heartbeat(conn, running, now)
+                    if jobs.requeue_abandoned(conn, now - self.lease):
                         self.wakeup.set()
             except Exception:  # noqa: BLE001 - a lost beat must not kill the thread
                 log.exception("Job heartbeat failed")
@@ -126,7 +132,7 @@ class Workers:
 
     def _claim(self) -> Row | None:
         with self.context.db.write() as conn:
-            row = jobs.claim_next(conn, self.identity, time.time())
+            row = jobs.claim_next(conn, self.identity, jobs.database_time(conn))
         if row is not None:
             with self._lock:
                 self.running.add(row.id)

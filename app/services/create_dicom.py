@@ -14,12 +14,11 @@ from app.dicom import encodings, orthanc_json
 from app.dicom.levels import Level
 from app.dicom.modify import _tag as parse_tag_name
 from app.dicom.modify import set_value
-from app.dicom.parse import read_dataset
 from app.dicom.tags import MAIN_TAG_KEYWORDS
 from app.errors import BadRequest, UnknownResource
 from app.index import repository
 from app.services.ingest import ingest_instance
-from app.services.instances import read_file
+from app.services.instances import dataset_until_pixels
 from app.services.modify import default_private_creator, encode
 
 # Tags copied from an existing instance of the Parent, per level of the hierarchy.
@@ -136,7 +135,7 @@ def _copy_parent(context: ServerContext, ds: Dataset, parent: Any) -> Level:
         siblings = repository.instances_below(conn, level, row.pk)
     if not siblings:
         raise UnknownResource(f"The parent resource {parent} has no instance")
-    sibling = read_dataset(read_file(context, siblings[0]), stop_before_pixels=True)
+    sibling = dataset_until_pixels(context, siblings[0])
     if "SpecificCharacterSet" in sibling:
         ds.SpecificCharacterSet = sibling.SpecificCharacterSet
     current: Level | None = level

@@ -67,7 +67,19 @@ def instance_file_or_none(context: ServerContext, public_id: str) -> bytes | Non
 def dataset_of(context: ServerContext, public_id: str, *,
                stop_before_pixels: bool = False) -> Dataset:
     row = instance_row(context, public_id)
+    if stop_before_pixels:
+        return dataset_until_pixels(context, row)
     return read_dataset(read_file(context, row), stop_before_pixels=stop_before_pixels)
+
+
+def dataset_until_pixels(context: ServerContext, row: Row) -> Dataset:
+    """The dataset up to the pixel data, read from the start of the file only: a large
+    file is neither downloaded whole (S3) nor uncompressed whole (StorageCompression)."""
+    try:
+        with stored_file(context, row).open() as stream:
+            return read_dataset(stream, stop_before_pixels=True)
+    except FileNotFoundError as error:
+        raise missing_file(row) from error
 
 
 def tags_json(context: ServerContext, public_id: str, mode: str = "full",
@@ -82,7 +94,7 @@ def tags_json(context: ServerContext, public_id: str, mode: str = "full",
 
 def _instance_tags_until_pixels(context: ServerContext, row: Row,
                                 ignore_length: frozenset[int]) -> dict[str, Any]:
-    dataset = read_dataset(read_file(context, row), stop_before_pixels=True)
+    dataset = dataset_until_pixels(context, row)
     return orthanc_json.dataset_to_json(dataset, ignore_length=ignore_length)
 
 
@@ -158,7 +170,7 @@ def shared_tags(context: ServerContext, level: Level, public_id: str,
         instances = repository.instances_below(conn, level, row.pk)
     shared: dict[str, Any] | None = None
     for instance in instances:
-        dataset = read_dataset(read_file(context, instance), stop_before_pixels=True)
+        dataset = dataset_until_pixels(context, instance)
         tags = {k: v for k, v in orthanc_json.dataset_to_json(
             dataset, ignore_length=ignore_length).items()
                 if v["Type"] == "String"}

@@ -51,7 +51,7 @@ from app.index import repository
 from app.jobs.kinds import JobInterrupted, job_kind
 from app.services import delete as delete_service
 from app.services.ingest import ingest_instance
-from app.services.instances import instance_file_or_none, stored_file
+from app.services.instances import dataset_until_pixels, instance_file_or_none
 from app.services.modify import default_private_creator, encode
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,7 @@ def prepare_merge(context: ServerContext, study_id: str, body: Any,
             items.extend(_merge_source(conn, study_id, public_id))
     keep_source = read_boolean(body, "KeepSource", False)
     permissive = read_boolean(body, "Permissive", False)
-    ds = read_dataset(stored_file(context, target_instances[0]).read(),
-                      stop_before_pixels=True)
+    ds = dataset_until_pixels(context, target_instances[0])
     replacements, removals = target_module_values(ds)
     instances, series_map = _plan(items)
     return {"TargetStudy": study_id, "Instances": instances, "SeriesUIDMap": series_map,

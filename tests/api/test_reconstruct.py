@@ -186,3 +186,37 @@ def test_migrate_orthanc_storage_with_the_command(
         assert report["Adopted"] == len(md5)
         with live_server(tmp_path, config) as server, server.client() as client:
             _check_migrated(client, snapshot, md5)
+
+
+@pytest.mark.interop
+def test_migrate_a_compressed_orthanc_storage(tmp_path: Path) -> None:
+    """Orthanc with StorageCompression writes zlib blobs (and, for files with pixel data,
+    a compressed dicom-until-pixel-data fragment): Pharos adopts each file where it lies,
+    flagged compressed (same UUID, same stored bytes), and reads it as received."""
+    skip_unless_orthanc()
+    files = [make_dicom(patient_id="ZORTHANC", instance_number=n, size=128) for n in (1, 2)]
+    with running_orthanc(tmp_path / "orthanc", config={"StorageCompression": True}) as orthanc, \
+            orthanc.client() as client:
+        ids = [client.post("/instances", content=data).json()["ID"] for data in files]
+        base = [f"/instances/{i}/attachments/dicom" for i in ids]
+        assert [client.get(f"{b}/is-compressed").text for b in base] == ["1", "1"]
+        expected = {i: (client.get(f"{b}/info").json()["Uuid"],
+                        client.get(f"{b}/compressed-data").content)
+                    for i, b in zip(ids, base, strict=True)}
+    copy = tmp_path / "copy"
+    shutil.copytree(orthanc.storage, copy)
+    config = on_filesystem({"StorageDirectory": str(copy),
+                            "Pharos": {"SweepOrphansAtStart": False}})
+    with live_server(tmp_path / "pharos", config) as server, server.client() as client:
+        assert client.post("/tools/reconstruct", json=NOW).json() == {}
+        assert sorted(client.get("/instances").json()) == sorted(ids)
+        for instance, data in zip(ids, files, strict=True):
+            uuid_, stored = expected[instance]
+            base_ = f"/instances/{instance}/attachments/dicom"
+            assert client.get(f"{base_}/uuid").text == uuid_  # adopted where it lies
+            assert client.get(f"{base_}/is-compressed").text == "1"
+            assert client.get(f"{base_}/compressed-data").content == stored
+            assert client.get(f"/instances/{instance}/file").content == data
+            assert client.post(f"{base_}/verify-md5").json() == {}
+        assert client.post("/tools/reconstruct", json=NOW).json() == {}  # idempotent
+        assert client.get(f"/instances/{ids[0]}/file").content == files[0]

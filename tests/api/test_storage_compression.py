@@ -123,6 +123,14 @@ def test_dicomweb_previews_and_tags(server: LiveServer) -> None:
         tags = client.get(f"/instances/{instance}/simplified-tags").json()
         assert tags["PatientID"] == "Z-WADO"
         assert client.get(f"/instances/{instance}/content/0010-0020").text.strip() == "Z-WADO"
+        # Reads that stop before the pixel data (the file is not uncompressed whole).
+        header = client.get(f"/instances/{instance}/header", params={"simplify": ""}).json()
+        assert header["MediaStorageSOPInstanceUID"] == sop
+        series_id = client.get(f"/instances/{instance}").json()["ParentSeries"]
+        shared = client.get(f"/series/{series_id}/shared-tags", params={"simplify": ""}).json()
+        assert shared["SeriesInstanceUID"] == series
+        module = client.get(f"/instances/{instance}/module", params={"simplify": ""}).json()
+        assert module["SOPInstanceUID"] == sop
 
 
 def test_archives_hold_the_dicom_files(server: LiveServer) -> None:

@@ -185,4 +185,45 @@ def test_pharos_import_queues_events_that_the_running_server_delivers(tmp_path):
             events = receiver.wait_for(lambda found: len(distinct(found, "InstanceStored")) == 2)
             with live.client() as http:
                 assert distinct(events, "InstanceStored") == set(http.get("/instances").json())
+                # The import's ingests count in the archive's metrics too.
+                assert metric(http, "pharos_ingest_total", origin="Unknown",
+                              status="Success") == 2
+    receiver.stop()
+
+
+def test_several_processes_deliver_each_event_once_in_order(tmp_path):
+    """Two HTTP processes store and both run a deliverer: the lease lets one send at a
+    time, so each event arrives once (no crash here to cause a redelivery), in order."""
+    receiver = Receiver(free_port())
+    receiver.start()
+    config = {"Pharos": {"HttpWorkers": 2, "Webhooks": [{
+        "Url": f"http://127.0.0.1:{receiver.port}/", "Events": ["InstanceStored"]}]}}
+    with live_server(tmp_path, config) as live:
+        stored = []
+        for number in range(12):
+            with live.client() as http:  # new connections: spread over the processes
+                stored.append(http.post("/instances", content=make_dicom(
+                    patient_id="TWO", instance_number=number)).json()["ID"])
+        events = receiver.wait_for(lambda found: len(distinct(found, "InstanceStored")) == 12)
+    receiver.stop()
+    assert len(events) == 12  # no event sent twice
+    assert [e["ID"] for e in events] == stored  # in the order they were stored
+
+
+def test_job_events(tmp_path):
+    receiver = Receiver(free_port())
+    receiver.start()
+    config = {"Pharos": {"Webhooks": [{"Url": f"http://127.0.0.1:{receiver.port}/jobs",
+                                       "Events": ["JobSuccess", "JobFailure"]}]}}
+    with live_server(tmp_path, config) as live, live.client() as http:
+        study = http.post("/instances", content=make_dicom(patient_id="JOB")).json()
+        job = http.post(f"/studies/{study['ParentStudy']}/archive",
+                        json={"Asynchronous": True}).json()["ID"]
+        events = receiver.wait_for(lambda found: distinct(found, "JobSuccess"))
+        assert distinct(events, "JobSuccess") == {job}
+        success = next(e for e in events if e["Event"] == "JobSuccess")
+        assert success["ResourceType"] == "Job" and success["Path"] == f"/jobs/{job}"
+        assert http.get(f"/jobs/{job}").json()["State"] == "Success"
+        assert not [e for e in events if e["Event"] != "JobSuccess"]  # no InstanceStored
+        assert "x-pharos-signature-256" not in receiver.received[0][0]  # no Secret: unsigned
     receiver.stop()
