@@ -35,6 +35,33 @@ fi
 
 # What must pass: the reference lists, plus our promises beyond Orthanc 1.10.1.
 status=0
+# A required test that cannot pass on any server here is excused only when its failure is
+# the recorded one (tests/orthanc-suite-unrunnable-SUITE.txt: "test<TAB>regex<TAB>why",
+# the regex searched in the test's traceback): a data file absent from the snapshot, or
+# the suite's own Python 2 code in a branch it runs for newer Orthanc versions.
+excuse() {  # suite-name log tests... -> the tests not excused
+  local suite=$1 log=$2; shift 2
+  python3 - "tests/orthanc-suite-unrunnable-$suite.txt" "$log" "$@" <<'PY'
+import os, re, sys
+listing, log, tests = sys.argv[1], sys.argv[2], sys.argv[3:]
+known = {}
+if os.path.exists(listing):
+    for line in open(listing):
+        if line.strip() and not line.startswith("#"):
+            name, pattern, why = line.rstrip("\n").split("\t")
+            known[name] = (pattern, why)
+text = open(log, errors="replace").read()
+blocks = {m.group(2): m.group(3) for m in re.finditer(
+    r"^(ERROR|FAIL): (test_\w+) .*?\n(.*?)(?=^={20,}|^-{20,}\nRan )", text, re.M | re.S)}
+for test in tests:
+    pattern, why = known.get(test, (None, None))
+    if pattern and re.search(pattern, blocks.get(test, "")):
+        print(f"excused: {test}: {why}", file=sys.stderr)
+    else:
+        print(test)
+PY
+}
+
 check() {  # suite-name reference-file
   local log="$OUT/$1.log" pass="$OUT/$1-pass.txt"
   [ -f "$log" ] || return 0
@@ -48,6 +75,7 @@ check() {  # suite-name reference-file
   [ -n "$ran" ] || ran=$want
   # Only the tests that ran (a run may name some tests only).
   missing=$(comm -23 <(comm -12 <(echo "$want") <(echo "$ran")) <(sort -u "$pass"))
+  missing=$(excuse "$1" "$log" $missing)
   if [ -n "$missing" ]; then
     echo "FAILED: the $1 suite: required tests not passing: $(echo $missing)"; status=1
   else

@@ -1,7 +1,8 @@
 """``/{level}/{id}/archive``, ``/{level}/{id}/media``, ``/tools/create-archive|media``.
 
-As in Orthanc: GET is synchronous (``?transcode=``, ``?filename=``); POST takes
-``{"Synchronous", "Asynchronous", "Transcode", "Priority", "Filename", "Extended"}`` and
+As in Orthanc: GET is synchronous (``?transcode=``, ``?filename=``, and for the
+``/tools/create-*`` GET forms of 1.12.2 ``?resources=``); POST takes
+``{"Synchronous", "Asynchronous", "Transcode", "Priority", "Filename", "Extended", "Utf8"}`` and
 answers the ZIP (synchronous, the default) or ``{"ID", "Path"}`` of an ``Archive`` /
 ``Media`` job whose ZIP is then at ``GET /jobs/{id}/archive``.
 """
@@ -21,7 +22,7 @@ from app.api.responses import content_disposition, json_answer
 from app.api.schemas import JSON_BODY_ANY, JobAnswer
 from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
-from app.errors import BadFileFormat, BadRequest
+from app.errors import BadFileFormat, BadRequest, UnknownResource
 from app.services import archive
 from app.services.archive_jobs import submit_archive_job
 from app.services.browse import get_row_or_404
@@ -31,6 +32,8 @@ router = APIRouter()
 LOSSY_QUALITY = QueryParameter("lossy-quality", {"type": "integer", "minimum": 1, "maximum": 100},
                                "JPEG quality of lossy transcoding (default "
                                "DicomLossyTranscodingQuality, 90)")
+RESOURCES = QueryParameter("resources", {"type": "string"},
+                           "The resources' IDs (any level), separated by commas")
 EXTENDED = QueryParameter("extended", {"type": "boolean"},
                           "Extended DICOMDIR records (SeriesDescription); present: true")
 
@@ -54,10 +57,10 @@ def _zip_response(stream: Iterator[bytes], filename: str) -> StreamingResponse:
 
 async def _synchronous(request: Request, public_ids: list[str], *, media: bool,
                        filename: str, transcode: str | None, extended: bool = False,
-                       quality: int | None = None) -> StreamingResponse:
+                       quality: int | None = None, utf8: bool = True) -> StreamingResponse:
     context = get_context(request)
     plan = await run_in_threadpool(archive.archive_plan, context, public_ids, media=media,
-                                   extended=extended)
+                                   extended=extended, utf8=utf8)
     return _zip_response(archive.stream_zip(context, plan, transcode=transcode,
                                             quality=quality), filename)
 
@@ -77,6 +80,14 @@ def _is_synchronous(body: Any) -> bool:
         return _boolean(body, "Synchronous")
     if "Asynchronous" in body:
         return not _boolean(body, "Asynchronous")
+    return True
+
+
+def _utf8(body: Any) -> bool:
+    """``"Utf8"`` (Orthanc 1.12.11): non-ASCII characters kept in the folder names (the
+    default), or dropped."""
+    if isinstance(body, dict) and "Utf8" in body:
+        return _boolean(body, "Utf8")
     return True
 
 
@@ -101,14 +112,15 @@ async def _post(request: Request, public_ids: list[str], body: Any, *, media: bo
                 default_name: str, default_extended: bool = False) -> Response:
     transcode, filename, priority, extended = _options(body, default_extended)
     quality = transcoding.lossy_quality(body) if transcode else None
+    utf8 = _utf8(body)
     if _is_synchronous(body):
         return await _synchronous(request, public_ids, media=media, transcode=transcode,
                                   extended=extended, quality=quality,
-                                  filename=filename or default_name)
+                                  filename=filename or default_name, utf8=utf8)
     job_id = await run_in_threadpool(
         submit_archive_job, get_context(request), public_ids, media=media,
         transcode=transcode, filename=filename, priority=priority, extended=extended,
-        quality=quality, body=body)
+        quality=quality, body=body, utf8=utf8)
     return json_answer({"ID": job_id, "Path": f"/jobs/{job_id}"})
 
 
@@ -184,6 +196,50 @@ async def _batch(request: Request, media: bool, extended: bool = False) -> Respo
     ids = archive.resources_of(body)
     return await _post(request, ids, body, media=media, default_name="Archive.zip",
                        default_extended=extended)
+
+
+async def _batch_get(request: Request, media: bool, extended: bool = False
+                     ) -> StreamingResponse:
+    """Orthanc 1.12.2's GET forms: ``?resources=id1,id2&transcode=&lossy-quality=&filename=``,
+    always synchronous."""
+    raw = request.query_params.get("resources", "")
+    ids = [part.strip() for part in raw.split(",") if part.strip()]
+    if not ids:
+        raise BadRequest('"resources" must list resource IDs, separated by commas')
+    context = get_context(request)
+    for public_id in ids:
+        if await run_in_threadpool(archive.level_of, context, public_id) is None:
+            raise UnknownResource(f"Unknown resource {public_id}")
+    return await _synchronous(request, ids, media=media, transcode=_query_transcode(request),
+                              filename=request.query_params.get("filename") or "Archive.zip",
+                              extended=extended or (media and "extended" in request.query_params),
+                              quality=_query_quality(request))
+
+
+_BATCH_GET = query_parameters(
+    RESOURCES, TRANSCODE, LOSSY_QUALITY, FILENAME("The name of the ZIP (default Archive.zip)"))
+
+
+@router.get("/tools/create-archive", tags=["System"], operation_id="get_create_archive",
+            response_class=StreamingResponse, responses=_ZIP_GET, openapi_extra=_BATCH_GET)
+async def get_create_archive(request: Request) -> StreamingResponse:
+    """A ZIP of several resources (``?resources=`` IDs separated by commas), synchronous."""
+    return await _batch_get(request, media=False)
+
+
+@router.get("/tools/create-media", tags=["System"], operation_id="get_create_media",
+            response_class=StreamingResponse, responses=_ZIP_GET, openapi_extra=_BATCH_GET)
+async def get_create_media(request: Request) -> StreamingResponse:
+    """A DICOM media ZIP of several resources (``?resources=``), synchronous."""
+    return await _batch_get(request, media=True)
+
+
+@router.get("/tools/create-media-extended", tags=["System"],
+            operation_id="get_create_media_extended", response_class=StreamingResponse,
+            responses=_ZIP_GET, openapi_extra=_BATCH_GET)
+async def get_create_media_extended(request: Request) -> StreamingResponse:
+    """As ``GET /tools/create-media``, the DICOMDIR extended."""
+    return await _batch_get(request, media=True, extended=True)
 
 
 @router.post("/tools/create-archive", tags=["System"], operation_id="create_archive",

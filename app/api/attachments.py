@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from app.api.blob_responses import blob_answer
 from app.api.deps import get_context, read_body
-from app.api.responses import JsonResponse, json_answer
+from app.api.responses import JsonResponse, content_disposition, json_answer
 from app.api.schemas import AttachmentInfo, EmptyAnswer
 from app.dicom.levels import LEVELS, Level
 from app.errors import UnknownResource
@@ -72,6 +72,13 @@ def _routes(level: Level) -> None:
         info = service.get_info(get_context(request), level, id, name)
         return _not_modified(request, info) or _with_etag(json_answer(service.OPERATIONS), info)
 
+    def _named(request: Request, operation: str, answer: Response) -> Response:
+        """``?filename=`` on the content (Orthanc 1.12.7): ``Content-Disposition``."""
+        filename = request.query_params.get("filename")
+        if filename and operation in ("data", "compressed-data"):
+            answer.headers["Content-Disposition"] = content_disposition(filename)
+        return answer
+
     def operation(id: str, name: str, operation: str, request: Request) -> Response:
         context = get_context(request)
         info = service.get_info(context, level, id, name)
@@ -98,7 +105,7 @@ def _routes(level: Level) -> None:
                      "compressed-md5": info.compressed_md5, "uuid": info.uuid,
                      "is-compressed": "1" if info.compression else "0"}
             answer = PlainTextResponse(texts[operation])
-        return _with_etag(answer, info)
+        return _named(request, operation, _with_etag(answer, info))
 
     async def put(id: str, name: str, request: Request) -> Response:
         context = get_context(request)

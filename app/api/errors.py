@@ -44,7 +44,11 @@ def install_error_handlers(app: FastAPI) -> None:
             if children is not None:  # GET on an inner node of the REST tree
                 return JsonResponse(children)
         if error.status_code == 404:
-            return orthanc_error(request, 404, 17, "Unknown resource", None)
+            # No route for this URI: Orthanc 1.12.2+ sends its error JSON as text/plain
+            # (HttpOutput::SendStatus labels every error body so); errors of the routes
+            # themselves keep application/json, which is what the body is.
+            answer = orthanc_error(request, 404, 17, "Unknown resource", None)
+            return Response(answer.body, status_code=404, headers={"Content-Type": "text/plain"})
         if error.status_code == 405:
             # Orthanc's SendMethodNotAllowed: the Allow header and an empty body (so no
             # Content-Type).

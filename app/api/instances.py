@@ -17,8 +17,14 @@ from app.api.deps import (
     rest_origin,
     spool_body,
 )
-from app.api.params import IGNORE_LENGTH, RESOURCE_TAGS_FORMAT, TAGS_FORMAT, query_parameters
-from app.api.responses import JsonResponse, json_answer
+from app.api.params import (
+    IGNORE_LENGTH,
+    RESOURCE_TAGS_FORMAT,
+    TAGS_FORMAT,
+    WHOLE,
+    query_parameters,
+)
+from app.api.responses import JsonResponse, content_disposition, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
 from app.context import ServerContext
 from app.dicom.levels import Level
@@ -94,27 +100,43 @@ def get_instance_file(id: str, request: Request) -> Response:
         return Response(to_xml(instance_service.instance_dicomweb(context, id)),
                         media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
-    headers = {"Content-Disposition": f'filename="{row.blob_key}.dcm"'}
+    filename = request.query_params.get("filename")
+    headers = {"Content-Disposition": content_disposition(filename) if filename
+               else f'filename="{row.blob_key}.dcm"'}
+    target = request.query_params.get("transcode")
+    if target is not None:  # Orthanc 1.12.2 (?lossy-quality= 1.12.7): the file re-encoded
+        from app.dicom import transcode as transcoding
+        syntax = transcoding.check_target(target)
+        value = request.query_params.get("lossy-quality")
+        quality = transcoding.lossy_quality({} if value is None else {"lossy-quality": value},
+                                            "lossy-quality")
+        data = instance_service.read_file(context, row)
+        if row.transfer_syntax != syntax:
+            data = transcoding.transcode_file(data, syntax, quality=quality,
+                                              stored=row.transfer_syntax)
+        return Response(data, media_type="application/dicom", headers=headers)
     return blob_answer(request, instance_service.stored_file(context, row),
                        "application/dicom", headers,
                        lambda: instance_service.missing_file(row))
 
 
 @router.get("/instances/{id}/tags", operation_id="get_instance_tags",
-            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT),
+            response_model=dict[str, Any], openapi_extra=query_parameters(*TAGS_FORMAT, WHOLE),
             responses={200: {"description": "Orthanc's tags JSON (full, ?short or ?simplify)"}})
 def get_instance_tags(id: str, request: Request) -> JsonResponse:
     """The DICOM tags of the instance, in Orthanc's format."""
     return json_answer(instance_service.tags_json(get_context(request), id, _tags_mode(request),
-                                                  ignore_length(request)))
+                                                  ignore_length(request),
+                                                  whole="whole" in request.query_params))
 
 
 @router.get("/instances/{id}/simplified-tags", operation_id="get_instance_simplified_tags",
-            response_model=dict[str, Any], openapi_extra=query_parameters(IGNORE_LENGTH),
+            response_model=dict[str, Any], openapi_extra=query_parameters(IGNORE_LENGTH, WHOLE),
             responses={200: {"description": "Tags by keyword"}})
 def get_instance_simplified_tags(id: str, request: Request) -> JsonResponse:
     return json_answer(instance_service.tags_json(get_context(request), id, "simplify",
-                                                  ignore_length(request)))
+                                                  ignore_length(request),
+                                                  whole="whole" in request.query_params))
 
 
 @router.get("/instances/{id}/header", operation_id="get_instance_header",

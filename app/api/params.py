@@ -89,6 +89,8 @@ FULL_TAGS = _flag("full", "Tags as {gggg,eeee: {Name, Type, Value}}")
 IGNORE_LENGTH = QueryParameter(
     "ignore-length", {"type": "string"},
     "Tags (keywords or gggg-eeee, comma-separated) shown even when longer than 256 bytes")
+WHOLE = QueryParameter("whole", {"type": "boolean"},
+                       "Also the tags stored after the pixel data (Orthanc 1.12.4); present: true")
 TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS, IGNORE_LENGTH)
 RESOURCE_TAGS_FORMAT = (SHORT, SIMPLIFY, FULL_TAGS)
 # Browsing routes: RequestedTags, and the format of MainDicomTags and RequestedTags.

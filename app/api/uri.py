@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _KEEP_TRAILING_SLASH = ("/ohif/", "/ui/")
 
@@ -69,7 +69,23 @@ class UriNormalizer:
                 elif method:
                     await _bad_method(send, method)
                     return
+            send = _nosniff(send)
         await self.app(scope, receive, send)
+
+
+def _nosniff(send: Send) -> Send:
+    """Orthanc 1.12.2+: ``X-Content-Type-Options: nosniff`` on every answer with a
+    Content-Type, so browsers never guess another type (a stored HTML attachment, an
+    error echoing the URI) than the one declared."""
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers") or [])
+            names = {name.lower() for name, _ in headers}
+            if b"content-type" in names and b"x-content-type-options" not in names:
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+        await send(message)
+    return wrapped
 
 
 async def _bad_method(send: Send, method: str) -> None:

@@ -145,9 +145,10 @@ def make_client(location: S3Location) -> Any:
         raise BlobStoreConfigError("BlobstoreUrl is an s3:// URL but boto3 is not installed: "
                                    "pip install 'pharos[s3]'") from None
     # botocore's DEBUG records dump request headers (the access key ID, signatures):
-    # never let a verbose root logger print them.
+    # never let a verbose root logger print them; its INFO lines ("Found credentials in
+    # environment variables", per process) are start-up noise: warnings and errors only.
     for name in ("botocore", "boto3", "s3transfer", "urllib3"):
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(logging.WARNING)
     addressing = location.addressing
     if addressing == "auto" and location.endpoint:
         addressing = "path"  # MinIO, Ceph and test servers rarely resolve bucket subdomains

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from app.dicom.modify import _tag, decode_data_uri, set_value
 from app.errors import BadRequest, ParameterOutOfRange
@@ -86,8 +86,10 @@ def inject_tags(ds: Dataset, tags: Any, private_creator: str, force: bool) -> No
         set_value(ds, tag, value, private_creator)
 
 
-def embed_content(ds: Dataset, content: Any) -> None:
-    """Pixel data from a PNG/JPEG data URI, or an Encapsulated PDF."""
+def embed_content(ds: Dataset, content: Any, encapsulate: bool = False) -> None:
+    """Pixel data from a PNG/JPEG data URI, or an Encapsulated PDF; with *encapsulate*
+    (``"Encapsulate"``, Orthanc 1.12.7) a JPEG is kept as it is, as the one fragment of
+    encapsulated pixel data."""
     if not isinstance(content, str):
         raise BadRequest("Content must be given with the data URI scheme")
     mime = content[5:content.find(";")].lower() if content.startswith("data:") else ""
@@ -101,6 +103,8 @@ def embed_content(ds: Dataset, content: Any) -> None:
         encapsulate_document(ds, mime, payload)
         _set_if_absent(ds, "SOPClassUID", MODEL_SOP_CLASSES[mime])
         _set_if_absent(ds, "Modality", "M3D")
+    elif mime == "image/jpeg" and encapsulate:
+        embed_jpeg(ds, payload)
     elif mime in ("image/png", "image/jpeg"):
         embed_image(ds, payload)
     else:
@@ -138,6 +142,63 @@ def default_sop_class(ds: Dataset) -> None:
     generic one.
     """
     _set_if_absent(ds, "SOPClassUID", SECONDARY_CAPTURE)
+
+
+# Start-of-frame markers of the JPEG processes DICOM encapsulates (PS3.5 A.4.1).
+_JPEG_PROCESSES = {0xC0: "1.2.840.10008.1.2.4.50",   # baseline
+                   0xC1: "1.2.840.10008.1.2.4.51",   # extended sequential
+                   0xC3: "1.2.840.10008.1.2.4.57"}   # lossless
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int, int, int]:
+    """(start-of-frame marker, precision, rows, columns, components) of a JPEG file."""
+    if not data.startswith(b"\xff\xd8"):
+        raise BadRequest("The content is not a JPEG image")
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            break
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if position + 10 > len(data):
+                break
+            return (marker, data[position + 4],
+                    int.from_bytes(data[position + 5:position + 7], "big"),
+                    int.from_bytes(data[position + 7:position + 9], "big"), data[position + 9])
+        if marker == 0xDA or length < 2:  # scan data before any frame header
+            break
+        position += 2 + length
+    raise BadRequest("The JPEG image has no frame header")
+
+
+def embed_jpeg(ds: Dataset, data: bytes) -> None:
+    """The JPEG file as the single fragment of encapsulated pixel data, in the transfer
+    syntax of its process (baseline, extended or lossless); geometry from its frame
+    header, colour as YBR_FULL_422 (the JFIF colour space)."""
+    from pydicom.encaps import encapsulate
+    marker, precision, rows, columns, components = _jpeg_frame(data)
+    if marker not in _JPEG_PROCESSES:
+        raise BadRequest(f"Cannot encapsulate this JPEG process (SOF marker {marker:#x}): "
+                         "only baseline, extended and lossless JPEG have a transfer syntax")
+    if components not in (1, 3) or not rows or not columns:
+        raise BadRequest(f"Cannot encapsulate a JPEG image of {components} components")
+    ds.SamplesPerPixel = components
+    ds.PhotometricInterpretation = "MONOCHROME2" if components == 1 else "YBR_FULL_422"
+    if components == 3:
+        ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated = 8 if precision <= 8 else 16
+    ds.BitsStored = precision
+    ds.HighBit = precision - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = encapsulate([data], has_bot=False)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = UID(_JPEG_PROCESSES[marker])
 
 
 def embed_image(ds: Dataset, data: bytes) -> None:

@@ -28,7 +28,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from app import ORTHANC_API_VERSION
+from app import ORTHANC_API_VERSION, orthanc_api_at_least
 from app.dicom.anonymize import profile
 from app.dicom.levels import Level
 from app.dicom.tags import parse_tag
@@ -56,6 +56,20 @@ STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "P
 _INTEGER_VRS = frozenset({"SL", "SS", "UL", "US", "SV", "UV"})
 _FLOAT_VRS = frozenset({"FL", "FD"})
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+# Orthanc 1.12.11: a value of these VRs given as text is its numbers ("1.5\\2"), packed.
+_NUMERIC_BINARY_VRS = {"OF": "f", "OD": "d", "OL": "L"}
+
+
+def _packed_numbers(vr: str, value: str, name: str) -> bytes:
+    import struct
+    code = _NUMERIC_BINARY_VRS[vr]
+    try:
+        numbers = [int(p.strip()) if code == "L" else float(p.strip())
+                   for p in value.split("\\")] if value else []
+        return struct.pack("<" + code * len(numbers), *numbers)
+    except (ValueError, struct.error) as error:
+        raise BadRequest(f"The value of {name} ({vr}) must be numbers separated by "
+                         f"backslashes: {value!r}") from error
 _DATA_URI = re.compile(r"^data:([^;,]*)(;[^,]*)?,", re.DOTALL)
 
 
@@ -574,7 +588,11 @@ def element_value(vr: str, value: Any, private_creator: str, tag: int) -> Any:
         raise BadRequest(f"The value of {name} must be a string")
     if vr in _BINARY_VRS:
         decoded = decode_data_uri(value)
-        return decoded if decoded is not None else value.encode("utf-8")
+        if decoded is not None:
+            return decoded
+        if vr in _NUMERIC_BINARY_VRS and orthanc_api_at_least(1, 12, 11):
+            return _packed_numbers(vr, value, name)
+        return value.encode("utf-8")
     if vr in STRING_VRS:
         return value
     parts = [p for p in value.split("\\")] if value else []

@@ -25,7 +25,8 @@ Leaf values (``ConvertLeafElement``):
 * AT: ``gggg,eeee`` of the first value;
 * UN: a ``String`` of the raw bytes if the dictionary knows the tag (with its private
   creator) as a text VR and the bytes are printable ASCII, else ``Null``;
-* OB, OW, OF, OD, OL, OV, SV, UV, PixelData, and implicit VR "xs"/"lt"/"ox" elements
+* OF, OD, OL (Orthanc 1.12.11+): the numbers, as FL, FD and UL;
+* OB, OW, OV, SV, UV, PixelData, and implicit VR "xs"/"lt"/"ox" elements
   (except the xs tags that ``DcmItem::checkAndUpdateVR`` resolves with PixelRepresentation
   of the same item): ``Null``;
 * a value of more than 256 UTF-8 bytes is ``{"Type": "TooLong", "Value": null}``.
@@ -46,7 +47,9 @@ string of the dataset (nested items included); an unsupported term gives ASCII (
 printable 7-bit characters and LF kept); no SpecificCharacterSet gives Orthanc's
 ``DefaultEncoding`` (Latin1).  With several terms (ISO 2022 code extensions) the decoded
 text is then stripped of ISO 2022 escape sequences and shift codes.  ICU's Shift_JIS
-(ISO_IR 13) maps 0x5C to YEN SIGN, so even the value separators become ``¥``.
+(ISO_IR 13) maps 0x5C to YEN SIGN, so even the value separators became ``¥`` up to Orthanc
+1.12.8; from 1.12.9 on (and so in Pharos, which answers as a later version) 0x5C stays a
+backslash (JIS X 0201 Roman is only used for the 8-bit half).
 
 Names are those of DCMTK's dictionaries (``dicom.dic`` and ``private.dic``, which Orthanc
 1.10.1 loads from ``/usr/share/libdcmtk17``), patched by Orthanc's
@@ -94,6 +97,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from app import orthanc_api_at_least
 from app.dicom import dictionary as user_dictionary
 
 log = logging.getLogger(__name__)
@@ -115,6 +119,9 @@ TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN"
                       "TM", "UC", "UI", "UR", "UT"})
 _NUMBER_FORMATS = {"US": ("H", None), "SS": ("h", None), "UL": ("L", None),
                    "SL": ("l", None), "FL": ("f", ".17g"), "FD": ("d", ".17g")}
+if orthanc_api_at_least(1, 12, 11):
+    # Orthanc 1.12.11: OF, OD and OL values are shown as their numbers, as FL, FD and UL.
+    _NUMBER_FORMATS.update({"OF": ("f", ".17g"), "OD": ("d", ".17g"), "OL": ("L", None)})
 
 # --------------------------------------------------------------------------------------
 # Character sets
@@ -209,7 +216,8 @@ def _to_utf8(data: bytes, charset: tuple[str, bool]) -> str:
     if encoding == ASCII:
         return _NOT_ASCII.sub("", data.decode("latin_1"))
     text = data.decode(encoding, "ignore")
-    if encoding == "shift_jis":  # ICU's Shift_JIS: JIS X 0201 Roman in the 7-bit half
+    if encoding == "shift_jis" and not orthanc_api_at_least(1, 12, 9):
+        # ICU's Shift_JIS of Orthanc <= 1.12.8: JIS X 0201 Roman in the 7-bit half
         text = text.replace("\\", "\u00a5").replace("~", "\u203e")
     if extensions:
         text = _ISO2022_CONTROLS.sub("", text)
@@ -457,7 +465,7 @@ def _leaf_from_value(elem: DataElement, vr: str, charset: tuple[str, bool]) -> A
         text = text if cut < 0 else text[:cut]
         if charset[0] == ASCII:
             text = _NOT_ASCII.sub("", text)
-        elif charset[0] == "shift_jis":
+        elif charset[0] == "shift_jis" and not orthanc_api_at_least(1, 12, 9):
             text = text.replace("\\", "\u00a5").replace("~", "\u203e")
         return text
     if vr in _NUMBER_FORMATS:
@@ -593,13 +601,13 @@ def _too_long(value: str, max_length: int) -> bool:
 
 
 def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
-                  top_level: bool, header: bool = False,
+                  stop_after_pixels: bool, header: bool = False,
                   ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     creators: dict[int, str | None] = {}
     for tag in sorted(item.keys()):
         tag = int(tag)
-        if top_level and tag > PIXEL_DATA:
+        if stop_after_pixels and tag > PIXEL_DATA:
             break  # DicomToJsonFlags_StopAfterPixelData
         if tag == TRAILING_PADDING:
             continue  # DCMTK drops (fffc,fffc) while reading
@@ -650,13 +658,15 @@ def _pixel_representation(item: Dataset) -> int | None:
 
 
 def dataset_to_json(ds: Dataset, *, max_length: int = MAX_STRING_LENGTH,
-                    ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
+                    ignore_length: frozenset[int] = frozenset(),
+                    whole: bool = False) -> dict[str, Any]:
     """The ``full`` format of ``/instances/{id}/tags``: ``{"gggg,eeee": {Name, Type, Value}}``.
 
     Private elements whose creator is known also carry ``"PrivateCreator"``.  The tags of
-    *ignore_length* (``?ignore-length=``) are given whatever their length.
+    *ignore_length* (``?ignore-length=``) are given whatever their length.  *whole*
+    (``?whole``, Orthanc 1.12.4) also gives the top-level tags after the pixel data.
     """
-    return _item_to_json(ds, dataset_charset(ds), max_length, True,
+    return _item_to_json(ds, dataset_charset(ds), max_length, not whole,
                          ignore_length=ignore_length)
 
 

@@ -53,6 +53,9 @@ class ParsedInstance:
     pixel_data_offset: int | None = None
     # Orthanc's "PixelDataVR" metadata (1.12.1+): the VR of PixelData when not the expected one.
     pixel_data_vr: str | None = None
+    # Orthanc's "MainDicomSequences" metadata of a new series (1.12.5+, where the series
+    # main tags include RequestAttributesSequence): {"Version": 1, "Sequences": {...}}.
+    series_sequences: str | None = None
 
     def tag(self, level: Level, keyword: str) -> str | None:
         return self.main_tags[level].get(keyword)
@@ -138,7 +141,30 @@ def parse_instance(data: bytes) -> ParsedInstance:
     parsed.pixel_data_offset = pixel_data_offset(data)
     if parsed.pixel_data_offset is not None:
         parsed.pixel_data_vr = nonstandard_pixel_data_vr(ds, parsed.transfer_syntax)
+    parsed.series_sequences = series_main_sequences(ds)
     return parsed
+
+
+_SERIES_MAIN_SEQUENCES = (0x00400275,)  # RequestAttributesSequence
+
+
+def series_main_sequences(ds: Dataset) -> str | None:
+    """The serialized ``MainDicomSequences`` metadata of the series of *ds*, or None."""
+    from app import orthanc_api_at_least
+    present = [tag for tag in _SERIES_MAIN_SEQUENCES if tag in ds]
+    if not present or not orthanc_api_at_least(1, 12, 5):
+        return None
+    from app.dicom.orthanc_json import dataset_to_json
+    subset = Dataset()
+    if "SpecificCharacterSet" in ds:
+        subset.SpecificCharacterSet = ds.SpecificCharacterSet
+    for tag in present:
+        subset[tag] = ds[tag]
+    sequences = {key: node for key, node in dataset_to_json(subset).items()
+                 if node["Type"] == "Sequence"}
+    if not sequences:
+        return None
+    return orjson.dumps({"Sequences": sequences, "Version": 1}).decode()
 
 
 def nonstandard_pixel_data_vr(ds: Dataset, transfer_syntax: str) -> str | None:

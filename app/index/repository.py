@@ -55,6 +55,7 @@ PARENT_FK: dict[Level, str] = {Level.STUDY: "patient_pk", Level.SERIES: "study_p
 # Metadata names starting with this prefix are Pharos' own bookkeeping: never listed.
 INTERNAL_METADATA_PREFIX = "pharos:"
 STUDY_PATIENT_TAGS = "pharos:PatientMainDicomTags"
+MAIN_DICOM_SEQUENCES = "MainDicomSequences"
 PIXEL_DATA_OFFSET = "PixelDataOffset"
 PIXEL_DATA_VR = "PixelDataVR"  # Orthanc 1.12.1: only when PixelData's VR is not the expected one
 
@@ -196,7 +197,7 @@ def store_instance(conn: Connection, parsed: ParsedInstance, *, blob_key: str, f
         dicom_json=parsed.dicom_json))
     assert result.inserted_primary_key is not None
     instance_pk = int(result.inserted_primary_key[0])
-    _store_automatic_metadata(conn, parsed, changes, study_pk, instance_pk)
+    _store_automatic_metadata(conn, parsed, changes, study_pk, instance_pk, series_pk)
     # Touch the parents: LastUpdate and stability restart with every new instance.
     conn.execute(_TOUCH[Level.SERIES], {"b_pk": series_pk, "b_now": now})
     conn.execute(_TOUCH[Level.STUDY], {"b_pk": study_pk, "b_now": now})
@@ -252,7 +253,7 @@ def _create_parents(conn: Connection, parsed: ParsedInstance, now: str,
 
 def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
                               changes: list[tuple[str, Level, str]], study_pk: int,
-                              instance_pk: int) -> None:
+                              instance_pk: int, series_pk: int) -> None:
     """The facts Orthanc keeps as metadata that no column holds.
 
     * A new study keeps the patient tags of the instance that created it: Orthanc
@@ -260,6 +261,8 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
       of the study, even when later instances (or the patient) carry other values.
     * ``PixelDataOffset`` of the instance (Orthanc 1.9.1+), and ``PixelDataVR`` when the
       VR of the pixel data is not the standard one (Orthanc 1.12.1+).
+    * ``MainDicomSequences`` of a new series whose first instance has a series main
+      sequence (RequestAttributesSequence, Orthanc 1.12.5+).
     """
     rows: list[dict[str, Any]] = []
     if ("NewStudy", Level.STUDY, parsed.ids.study) in changes and \
@@ -278,6 +281,10 @@ def _store_automatic_metadata(conn: Connection, parsed: ParsedInstance,
     if parsed.pixel_data_vr is not None:
         rows.append({"level": Level.INSTANCE.value, "resource_pk": instance_pk,
                      "name": PIXEL_DATA_VR, "value": parsed.pixel_data_vr})
+    if parsed.series_sequences is not None and \
+            ("NewSeries", Level.SERIES, parsed.ids.series) in changes:
+        rows.append({"level": Level.SERIES.value, "resource_pk": series_pk,
+                     "name": MAIN_DICOM_SEQUENCES, "value": parsed.series_sequences})
     if rows:
         conn.execute(insert(METADATA), rows)
 
@@ -356,6 +363,14 @@ def add_changes(conn: Connection, entries: Sequence[tuple[str, Level, str]], now
     pending.extend(rows)
     if not before_commit(conn, "changes", _insert_pending_changes):
         _insert_pending_changes(conn)
+
+
+def hold_commit_order(conn: Connection) -> None:
+    """PostgreSQL: take the lock of :func:`add_changes` until the commit, so that rows
+    inserted now (webhook deliveries) get sequence numbers in commit order too. Call it
+    at the end of the transaction only (after every other lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_CHANGES_LOCK_KEY)))
 
 
 def _insert_pending_changes(conn: Connection) -> None:
@@ -828,10 +843,11 @@ def lean_instances_of_series(conn: Connection, series_pks: Sequence[int], sop_ui
 
 def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, Row]:
     """For each instance pk: the main tags of its patient, study and series (``patient``,
-    ``study``, ``series``) and its ``series_pk`` (archives lay folders out with them)."""
+    ``study``, ``series``), its ``series_pk`` and ``study_pk`` (archives lay folders out
+    with them)."""
     statement = (select(INSTANCES.c.pk, PATIENTS.c.main_tags.label("patient"),
                         STUDIES.c.main_tags.label("study"), SERIES.c.main_tags.label("series"),
-                        SERIES.c.pk.label("series_pk"))
+                        SERIES.c.pk.label("series_pk"), STUDIES.c.pk.label("study_pk"))
                  .join(SERIES, INSTANCES.c.series_pk == SERIES.c.pk)
                  .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
                  .join(PATIENTS, STUDIES.c.patient_pk == PATIENTS.c.pk)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, selec
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.index import models
+from app.index import models, repository
 from app.index.db import Row
 
 DELIVERIES: Table = models.WebhookDelivery.__table__  # type: ignore[assignment]
@@ -18,8 +18,11 @@ ENDPOINTS: Table = models.WebhookEndpoint.__table__  # type: ignore[assignment]
 
 
 def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Queue deliveries (webhook, event_id, event, body, created)."""
+    """Queue deliveries (webhook, event_id, event, body, created), at the end of the
+    transaction: their sequence numbers follow the commit order (on PostgreSQL under the
+    change-order lock), so the deliverer, reading by sequence, sends in commit order."""
     if rows:
+        repository.hold_commit_order(conn)
         conn.execute(insert(DELIVERIES), [{**row, "attempts": 0} for row in rows])
 
 

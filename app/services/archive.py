@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from app import orthanc_api_at_least
 from app.context import ServerContext
 from app.dicom import dicomdir
 from app.dicom import transcode as transcoding
@@ -50,8 +51,13 @@ def _label(*parts: str | None) -> str:
 
 
 def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Row]:
-    """Instance rows below the resources (any level), each once, in hierarchy order."""
+    """Instance rows below the resources (any level), each once, in hierarchy order, with
+    the main tags of their patient, study and series. The patient tags are the patient's
+    for an instance asked through its patient, else the copy its study keeps (Orthanc
+    1.12.2+: a study's archive shows the PatientName of that study, even when another
+    study of the same PatientID has another)."""
     rows: dict[int, Row] = {}
+    through_patient: set[int] = set()
     with context.db.read() as conn:
         for public_id in public_ids:
             level = find_level(context, public_id)
@@ -60,17 +66,106 @@ def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Row
             row = repository.get_row(conn, level, public_id)
             for instance in repository.instances_below(conn, level, row.pk):
                 rows.setdefault(instance.pk, instance)
+                if level == Level.PATIENT:
+                    through_patient.add(instance.pk)
         if not rows:
             return []
         context_rows = repository.hierarchy_tags(conn, list(rows))
+        study_copies: dict[int, str] = {}
+        if orthanc_api_at_least(1, 12, 2):
+            study_pks = sorted({r.study_pk for pk, r in context_rows.items()
+                                if pk not in through_patient})
+            copies = repository.metadata_values(conn, Level.STUDY, study_pks,
+                                                [repository.STUDY_PATIENT_TAGS])
+            study_copies = {pk: values[repository.STUDY_PATIENT_TAGS]
+                            for pk, values in copies.items()
+                            if repository.STUDY_PATIENT_TAGS in values}
     ordered = sorted(rows.values(), key=lambda r: (context_rows[r.pk].series_pk,
                                                    r.index_in_series or 0, r.pk))
-    return [(row, context_rows[row.pk]) for row in ordered]  # type: ignore[misc]
+    answer = []
+    for row in ordered:
+        tags = context_rows[row.pk]
+        copy = None if row.pk in through_patient else study_copies.get(tags.study_pk)
+        answer.append((row, _Tags(copy or tags.patient, tags.study, tags.series)))
+    return answer  # type: ignore[return-value]
 
 
-def archive_layout(context: ServerContext, public_ids: Sequence[str]) -> list[tuple[str, Row]]:
-    """Orthanc's folders: ``PatientID PatientName/Accession StudyDescription/Modality
-    SeriesDescription/MR000000.dcm``."""
+@dataclass
+class _Tags:
+    patient: str | bytes
+    study: str | bytes
+    series: str | bytes
+
+
+def archive_layout(context: ServerContext, public_ids: Sequence[str], *,
+                   utf8: bool = True) -> list[tuple[str, Row]]:
+    """The folders of an archive, as the Orthanc version Pharos answers as names them.
+
+    Orthanc 1.13: ``PatientID - PatientName/AccessionNumber - StudyDescription/SeriesNumber -
+    Modality - SeriesDescription/MR000001.dcm`` (empty parts left out, ``Unknown Series``
+    when all are empty), the file named after the modality's first two letters and the
+    InstanceNumber (eight digits without a modality; the position in the series when the
+    instance has no InstanceNumber or another file has it). Characters that no file
+    system accepts in a name (``/\\:*?"<>|``, control characters) become spaces; other
+    characters are kept, non-ASCII ones only with *utf8* (``"Utf8"``, true by default
+    since Orthanc 1.12.11). Up to 1.12.5 (Orthanc 1.10.1's layout): ``PatientID
+    PatientName/...``, letters, digits, spaces and ``._-`` only, files numbered from 0."""
+    if not orthanc_api_at_least(1, 13, 0):
+        return _layout_before_1_13(context, public_ids)
+    entries: list[tuple[str, Row]] = []
+    used: dict[str, set[str]] = {}
+    for row, tags in _instances_of(context, public_ids):
+        patient = orjson.loads(tags.patient)
+        study = orjson.loads(tags.study)
+        series = orjson.loads(tags.series)
+        modality = series.get("Modality", "")
+        folder = "/".join((
+            _folder(utf8, "Patient", patient.get("PatientID"), patient.get("PatientName")),
+            _folder(utf8, "Study", study.get("AccessionNumber"), study.get("StudyDescription")),
+            _folder(utf8, "Series", series.get("SeriesNumber"), modality,
+                    series.get("SeriesDescription"))))
+        taken = used.setdefault(folder, set())
+        entries.append((f"{folder}/{_file_name(modality, row, taken)}", row))
+    return entries
+
+
+_FORBIDDEN = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+
+
+def _folder(utf8: bool, level: str, *parts: str | None) -> str:
+    cleaned = []
+    for part in parts:
+        text = _FORBIDDEN.sub(" ", part or "")
+        if not utf8:
+            text = text.encode("ascii", "ignore").decode("ascii")
+        text = re.sub(r"\s+", " ", text).strip()
+        if text:
+            cleaned.append(text)
+    name = " - ".join(cleaned)
+    if not name or set(name) <= {"^", " ", "-"}:
+        return f"Unknown {level}"
+    return name
+
+
+def _file_name(modality: str, row: Row, taken: set[str]) -> str:
+    letters = "".join(c for c in modality.upper() if c.isascii() and c.isalnum())[:2]
+    pattern = f"{letters}{{:0{8 - len(letters)}d}}.dcm"
+    number = None
+    try:
+        number = int(str(orjson.loads(row.main_tags or b"{}").get("InstanceNumber", "")).strip())
+    except ValueError:
+        pass
+    if number is None or number < 0 or pattern.format(number) in taken:
+        number = len(taken)
+        while pattern.format(number) in taken:
+            number += 1
+    name = pattern.format(number)
+    taken.add(name)
+    return name
+
+
+def _layout_before_1_13(context: ServerContext,
+                        public_ids: Sequence[str]) -> list[tuple[str, Row]]:
     entries: list[tuple[str, Row]] = []
     counters: dict[str, int] = {}
     for row, tags in _instances_of(context, public_ids):
@@ -124,14 +219,14 @@ class ArchivePlan:
 
 
 def archive_plan(context: ServerContext, public_ids: Sequence[str], *, media: bool,
-                 extended: bool = False) -> ArchivePlan:
+                 extended: bool = False, utf8: bool = True) -> ArchivePlan:
     """The entries of the ZIP of *public_ids*: Orthanc's folders for an archive, its
     ``IMAGES/IM0``, ``IMAGES/IM1``... for a media."""
     if media:
         rows = [row for row, _ in _instances_of(context, public_ids)]
         names = [f"{dicomdir.IMAGES_FOLDER}/{dicomdir.file_name(i)}" for i in range(len(rows))]
         return ArchivePlan(list(zip(names, rows, strict=True)), media=True, extended=extended)
-    return ArchivePlan(archive_layout(context, public_ids))
+    return ArchivePlan(archive_layout(context, public_ids, utf8=utf8))
 
 
 def stream_zip(context: ServerContext, plan: ArchivePlan, *, transcode: str | None = None,

@@ -32,7 +32,8 @@ MEGA_BYTES = 1024 * 1024
 def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: bool,
                        transcode: str | None = None, filename: str | None = None,
                        priority: int = 0, extended: bool = False,
-                       quality: int | None = None, body: Any = None) -> str:
+                       quality: int | None = None, body: Any = None,
+                       utf8: bool = True) -> str:
     """Queue the creation of a ZIP (a DICOM media when *media*); answer the job ID (the
     request *body*'s ``UserData`` goes with the job, Orthanc 1.12.9)."""
     for public_id in public_ids:
@@ -40,7 +41,8 @@ def submit_archive_job(context: ServerContext, public_ids: list[str], *, media: 
             raise UnknownResource(f"Unknown resource {public_id}")
     key = new_key()
     payload = {"Resources": public_ids, "Transcode": transcode, "Filename": filename,
-               "OutputKey": key, "Extended": extended, "LossyQuality": quality}
+               "OutputKey": key, "Extended": extended, "LossyQuality": quality,
+               "Utf8": utf8}
     job_id = queue.submit(context, MEDIA_JOB if media else ARCHIVE_JOB, payload,
                           content=_content(0, 0, 0, transcode), priority=priority,
                           user_data=queue.user_data_of(body))
@@ -70,7 +72,8 @@ def _run(context: ServerContext, payload: dict[str, Any], progress: ProgressCall
          cancel_check: CancelCheck, *, media: bool) -> dict[str, Any]:
     transcode = payload.get("Transcode")
     plan = archive.archive_plan(context, list(payload["Resources"]), media=media,
-                                extended=bool(payload.get("Extended")))
+                                extended=bool(payload.get("Extended")),
+                                utf8=bool(payload.get("Utf8", True)))
     entries = plan.entries
     uncompressed = sum(int(row.file_size or 0) for _, row in entries)
     total = max(1, len(entries))

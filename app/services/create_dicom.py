@@ -62,8 +62,9 @@ def create_dicom(context: ServerContext, request: Any, origin: dict[str, str]) -
     content = request.get("Content")
     if isinstance(content, list) and content:
         return _create_series(context, ds, content, creator, force, origin)
+    encapsulate = _flag(request, "Encapsulate", False)
     if content is not None and not isinstance(content, list):
-        builder.embed_content(ds, content)
+        builder.embed_content(ds, content, encapsulate)
     builder.default_sop_class(ds)
     return ingest_instance(context, encode(ds, None), origin).orthanc_json()
 

@@ -82,10 +82,12 @@ def dataset_until_pixels(context: ServerContext, row: Row) -> Dataset:
 
 
 def tags_json(context: ServerContext, public_id: str, mode: str = "full",
-              ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
-    """``/tags`` in Orthanc's ``full``, ``short`` or ``simplify`` format."""
+              ignore_length: frozenset[int] = frozenset(), whole: bool = False
+              ) -> dict[str, Any]:
+    """``/tags`` in Orthanc's ``full``, ``short`` or ``simplify`` format (*whole*: with the
+    tags after the pixel data)."""
     full = orthanc_json.dataset_to_json(dataset_of(context, public_id),
-                                        ignore_length=ignore_length)
+                                        ignore_length=ignore_length, whole=whole)
     return format_tags(full, mode)
 
 
@@ -275,7 +277,33 @@ def instance_dicomweb(context: ServerContext, public_id: str) -> dict[str, Any]:
         data = b"" if encapsulated else bytes(pixels.value or b"")
         import base64
         document["7FE00010"] = {"vr": vr, "InlineBinary": base64.b64encode(data).decode()}
+    from app import orthanc_api_at_least
+    if orthanc_api_at_least(1, 12, 11):
+        _numbers_of_binary_vrs(document)
     return document
+
+
+# Orthanc 1.12.11 gives OF, OD and OL elements as their numbers ("Value"), not inline bytes.
+_NUMERIC_BINARY_VRS = {"OF": "<f", "OD": "<d", "OL": "<L"}
+
+
+def _numbers_of_binary_vrs(document: dict[str, Any]) -> None:
+    import base64
+    import struct
+    for element in document.values():
+        vr = element.get("vr")
+        if vr == "SQ":
+            for item in element.get("Value") or []:
+                _numbers_of_binary_vrs(item)
+        elif vr in _NUMERIC_BINARY_VRS and "InlineBinary" in element:
+            data = base64.b64decode(element["InlineBinary"])
+            code = _NUMERIC_BINARY_VRS[vr]
+            size = struct.calcsize(code)
+            if not data or len(data) % size:
+                continue
+            values = list(struct.unpack("<" + code[1] * (len(data) // size), data))
+            del element["InlineBinary"]
+            element["Value"] = values
 
 
 def raw_value(element: Any) -> bytes:

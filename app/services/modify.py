@@ -186,6 +186,7 @@ def prepare_payload(context: ServerContext, level: Level, public_id: str, reques
     if not isinstance(keep_source, bool):
         raise BadFileFormat('"KeepSource" must be a Boolean value')
     check_in_place(context, modification, keep_source)
+    _keep_labels(request)  # checked now, not when the job runs
     if level == Level.STUDY and not anonymize:
         check_study_patient_tags(context, modification, public_id)
     return {"Level": level.value, "ID": public_id, "Anonymize": anonymize,
@@ -226,6 +227,7 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
     answer: dict[str, Any] | None = None
     failed = 0
     in_place = InPlaceTracker(context)
+    keep_labels = _keep_labels(payload["Request"])
     for index, (source_id, file) in enumerate(instances):
         if cancel_check is not None and cancel_check():
             raise JobInterrupted()
@@ -237,9 +239,11 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
             continue
         ds = read_dataset(data)
         modification.apply(ds)
+        labels = _source_labels(context, source_id) if keep_labels else {}
         result = ingest_instance(context, encode(ds, payload.get("Transcode"),
                                                  _payload_quality(payload)), origin)
         in_place.stored(source_id, result)
+        _restore_labels(context, result.parsed.ids, labels)
         source = _source_ids(context, source_id)
         _record_origin(context, result.parsed.ids, source, metadata_name)
         if not payload.get("KeepSource", True) and result.parsed.ids.instance != source_id:
@@ -262,6 +266,34 @@ def run_modification(context: ServerContext, payload: dict[str, Any],
     return {"Description": "REST API", "FailedInstancesCount": failed, **answer,
             "InstancesCount": len(instances) - failed, "IsAnonymization": anonymize,
             "ParentResources": [payload["ID"]]}
+
+
+def _keep_labels(request: Any) -> bool:
+    """``"KeepLabels"`` (Orthanc 1.12.3): the modified resources get the labels of the
+    resources they come from (without it, a modification in place loses them with the
+    replaced resources, and new resources start without labels)."""
+    if not isinstance(request, dict) or "KeepLabels" not in request:
+        return False
+    if not isinstance(request["KeepLabels"], bool):
+        raise BadFileFormat('"KeepLabels" must be a Boolean value')
+    return request["KeepLabels"]
+
+
+def _source_labels(context: ServerContext, instance_id: str) -> dict[Level, list[str]]:
+    """The labels of an instance and of its ancestors, read before it is replaced."""
+    from app.services import find
+    return {level: find.labels_of(context, level, public_id)
+            for level, public_id in _source_ids(context, instance_id).items()}
+
+
+def _restore_labels(context: ServerContext, new_ids: Any, labels: dict[Level, list[str]]
+                    ) -> None:
+    from app.services import find
+    new = {Level.PATIENT: new_ids.patient, Level.STUDY: new_ids.study,
+           Level.SERIES: new_ids.series, Level.INSTANCE: new_ids.instance}
+    for level, names in labels.items():
+        for label in names:
+            find.add_label(context, level, new[level], label)
 
 
 def _resource_row(context: ServerContext, public_id: str) -> tuple[Level, Any]:

@@ -20,8 +20,8 @@ produced the event*: the event is queued if and only if the change committed, an
 ingest pays one INSERT, never a network round trip. A deliverer thread in every server
 process sends them: one process at a time per webhook (a lease in ``webhook_endpoints``,
 taken with a conditional UPDATE, so processes and hosts sharing the index cooperate), in
-the order they were queued (on PostgreSQL, two transactions committing at the same moment
-may be sent in either order), each event in its own POST. A 2xx answer deletes the row.
+the order their changes committed (numbered under the lock that orders ``/changes``),
+each event in its own POST. A 2xx answer deletes the row.
 Anything else — refused connection, timeout, any other status — keeps the event and
 the webhook waits 1 s, then 2, 4... up to 5 minutes before the next attempt, starting
 again from the oldest undelivered event, so a receiver that was down gets everything it

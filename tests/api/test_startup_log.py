@@ -38,7 +38,7 @@ def test_the_log_says_where_and_to_whom_and_nothing_else(tmp_path):
     assert str(live.storage) in storage or "s3://" in storage or "bucket" in storage
     assert "Index schema created at" in log  # one line for the migrations
     # No library noise: Alembic's plugin and per-revision lines, uvicorn's start-up lines.
-    for noise in ("alembic", "Running upgrade", "Waiting for application startup",
+    for noise in ("alembic", "Running upgrade", "botocore", "Found credentials", "Waiting for application startup",
                   "Application startup complete", "Uvicorn running", "Started server process",
                   "Traceback"):
         assert noise not in log, noise

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app import orthanc_api_at_least
 from tests.helpers import LiveServer
 from tests.interop.orthanc import RunningOrthanc
 from tests.interop.orthanc import orthanc as real_orthanc  # noqa: F401 — a fixture
@@ -42,7 +43,8 @@ LEVELS = ("patients", "studies", "series", "instances")
 IGNORED_RESOURCE_KEYS = {"LastUpdate", "IsStable", "FileUuid", "Labels"}
 CHILD_LISTS = ("Studies", "Series", "Instances")
 IGNORED_METADATA = {"ReceptionDate", "LastUpdate"}
-NEWER_METADATA = {"MainDicomTagsSignature", "PixelDataVR"}  # Orthanc 1.11+/1.12.1, not 1.10.1
+# Orthanc 1.11+/1.12.1/1.12.5, not 1.10.1
+NEWER_METADATA = {"MainDicomTagsSignature", "PixelDataVR", "MainDicomSequences"}
 MAX_REPORTED = 40
 
 
@@ -64,7 +66,27 @@ def _bad_meta_group_length(where: str, path: str, pharos: Any, orthanc: Any) -> 
     return "TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm" in where and path == "0008,0000"
 
 
+def _yen_separators(where: str, path: str, pharos: Any, orthanc: Any) -> bool:
+    return (orthanc_api_at_least(1, 12, 9) and isinstance(pharos, str)
+            and isinstance(orthanc, str) and ("\u00a5" in orthanc or "\u203e" in orthanc)
+            and orthanc.replace("\u00a5", "\\").replace("\u203e", "~") == pharos)
+
+
+def _patient_protection(where: str, path: str, pharos: Any, orthanc: Any) -> bool:
+    return orthanc_api_at_least(1, 12, 8) and path == "IsProtected" and orthanc is None \
+        and isinstance(pharos, bool)
+
+
 KNOWN_DIFFERENCES: list[KnownDifference] = [
+    *(KnownDifference(
+        kind, _yen_separators,
+        "ISO_IR 13 (Shift_JIS): Orthanc up to 1.12.8 decoded 0x5C as YEN SIGN (so value "
+        "separators became the yen sign); 1.12.9 keeps the backslash, and Pharos answers as "
+        "a later version.") for kind in ("tags", "resource")),
+    KnownDifference(
+        "resource", _patient_protection,
+        "Orthanc 1.12.8 added IsProtected to /patients/{id}; Pharos answers as a later "
+        "version."),
     KnownDifference(
         "post", _missing_uid,
         "An upload without StudyInstanceUID/SeriesInstanceUID/SOPInstanceUID (here the "
