@@ -13,7 +13,7 @@ import httpx
 import orjson
 
 from app.config import Peer
-from app.errors import NetworkProtocol
+from app.errors import BadRequest, NetworkProtocol, PharosError, Unauthorized, UnknownResource
 
 DEFAULT_TIMEOUT = 60.0  # Orthanc's HttpTimeout default
 
@@ -50,9 +50,17 @@ def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> htt
     except httpx.HTTPError as error:
         raise NetworkProtocol(f"HTTP request to the peer failed: {error}") from error
     if response.status_code >= 400:
-        raise NetworkProtocol(f"The peer answered HTTP status {response.status_code} to "
-                              f"{method} {path}: {response.text[:500]}")
+        # As Orthanc's HttpClient::ThrowException: the peer's 400, 401/403 and 404 are
+        # answered as Bad request, Unauthorized and Unknown resource (a body the peer
+        # refuses is the client's error, not ours); any other status is a network error.
+        error_class = _PEER_ERRORS.get(response.status_code, NetworkProtocol)
+        raise error_class(f"The peer answered HTTP status {response.status_code} to "
+                          f"{method} {path}: {response.text[:500]}")
     return response
+
+
+_PEER_ERRORS: dict[int, type[PharosError]] = {
+    400: BadRequest, 401: Unauthorized, 403: Unauthorized, 404: UnknownResource}
 
 
 def system(peer: Peer, default_timeout: float = DEFAULT_TIMEOUT) -> Any:

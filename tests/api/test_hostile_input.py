@@ -323,3 +323,20 @@ def test_resource_answers_match_the_openapi_document(server: LiveServer,
         check("/series/{id}/study", f"/series/{stored['ParentSeries']}/study", {"full": "true"})
         check("/studies/{id}/series", f"/studies/{stored['ParentStudy']}/series",
               {"full": "true"})
+
+
+def test_store_straight_of_a_body_the_peer_refuses_is_a_400(tmp_path: Path) -> None:
+    """A peer's 4xx is the client's error (Orthanc's HttpClient::ThrowException): found by
+    the fuzz campaign (POST /peers/self/store-straight with bytes that are not DICOM)."""
+    from tests.helpers import free_port, live_server
+    port = free_port()
+    config = {"HttpPort": port,
+              "OrthancPeers": {"self": [f"http://127.0.0.1:{port}/"]}}
+    with live_server(tmp_path, config) as server, server.client() as http:
+        answer = http.post("/peers/self/store-straight", content=b"\x00\x10oH\xff",
+                           headers={"Content-Type": "application/octet-stream"})
+        assert answer.status_code == 400, answer.text
+        assert http.get("/instances").json() == []
+        stored = http.post("/peers/self/store-straight", content=make_dicom())
+        assert stored.status_code == 200, stored.text
+        assert len(http.get("/instances").json()) == 1
