@@ -429,6 +429,22 @@ def _identifier(identifier: Dataset, level: str) -> Dataset:
 
 # --- C-MOVE --------------------------------------------------------------------------------
 
+
+def _read_final(report: MoveReport, responses: Any, stop: Any = None,
+                abort: Any = None) -> None:
+    """Skip the pending answers of a C-MOVE or C-GET and note its final one in *report*
+    (0xFFFF when the association ended without one). *stop*, checked before each answer,
+    aborts the association instead (a C-GET whose stored instances failed)."""
+    for status, found in responses:
+        if stop is not None and stop():
+            abort()
+            return
+        if _status_of(status) in PENDING:
+            continue
+        _final_report(report, status, found)
+        return
+    report.status = 0xFFFF
+
 def _final_report(report: MoveReport, status: Dataset | None, found: Dataset | None) -> None:
     code = _status_of(status)
     report.status = 0xFFFF if code is None else code
@@ -469,15 +485,8 @@ def move(modality: Modality, level: str, identifier: Dataset, target_aet: str, *
     _require_context(assoc, modality, model)
     report = MoveReport()
     try:
-        for status, found in assoc.send_c_move(query, target_aet, model,
-                                               priority=PRIORITY_MEDIUM):
-            code = _status_of(status)
-            if code in PENDING:
-                continue
-            _final_report(report, status, found)
-            break
-        else:
-            report.status = 0xFFFF
+        _read_final(report, assoc.send_c_move(query, target_aet, model,
+                                              priority=PRIORITY_MEDIUM))
     finally:
         _release(assoc)
     _check_final(report, "C-MOVE", modality)
@@ -536,17 +545,8 @@ def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
                        handlers=[(evt.EVT_C_STORE, handle_store)])
     _require_context(assoc, modality, model)
     try:
-        for status, found in assoc.send_c_get(query, model, priority=PRIORITY_MEDIUM):
-            if interrupted:
-                assoc.abort()
-                break
-            code = _status_of(status)
-            if code in PENDING:
-                continue
-            _final_report(report, status, found)
-            break
-        else:
-            report.status = 0xFFFF
+        _read_final(report, assoc.send_c_get(query, model, priority=PRIORITY_MEDIUM),
+                    stop=lambda: bool(interrupted), abort=assoc.abort)
     finally:
         _release(assoc)
     if interrupted:
