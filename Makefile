@@ -39,7 +39,7 @@ test: $(TEST_STAMP) ohif
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
-	$(VENV)/bin/python benchmarks/ingest.py
+	$(VENV)/bin/python benchmarks/writes.py
 
 # ruff, then mypy. The import rules (SQL only in app/index, FastAPI only in app/api, no
 # upward imports or cycles: scripts/layers.py) are tests/unit/test_architecture.py.

@@ -777,8 +777,12 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
 
 def _wait_for_committing_changes(conn: Connection) -> None:
     """PostgreSQL: wait until no writer is between inserting changes and committing them
-    (see :func:`add_changes`); the lock is held shared until this read ends."""
+    (see :func:`add_changes`); the lock is held shared until this read ends. Only in a
+    READ COMMITTED transaction (``Database.read_log``): a snapshot taken before the wait
+    would miss what the awaited writers commit."""
     if conn.dialect.name == "postgresql":
+        if conn.get_execution_options().get("isolation_level") == "REPEATABLE READ":
+            raise RuntimeError("the change log is read through Database.read_log()")
         conn.execute(select(func.pg_advisory_xact_lock_shared(_CHANGES_LOCK_KEY)))
 
 

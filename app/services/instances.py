@@ -269,15 +269,16 @@ def instance_dicomweb(context: ServerContext, public_id: str) -> dict[str, Any]:
     pixels = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     if pixels is not None:
         del ds[PIXEL_DATA]
+    from app import orthanc_api_at_least
     document = fast_json.to_json_dict(ds, bulk_data_threshold=2**62,
-                                      bulk_data_element_handler=lambda elem: "")
+                                      bulk_data_element_handler=lambda elem: "",
+                                      decimal_text=orthanc_api_at_least(1, 12, 6))
     document = {k: v for k, v in document.items() if not k.endswith("0000")}  # group lengths
     if pixels is not None:
         vr = "OB" if encapsulated else (pixels.VR if pixels.VR in ("OB", "OW") else "OW")
         data = b"" if encapsulated else bytes(pixels.value or b"")
         import base64
         document["7FE00010"] = {"vr": vr, "InlineBinary": base64.b64encode(data).decode()}
-    from app import orthanc_api_at_least
     if orthanc_api_at_least(1, 12, 11):
         _numbers_of_binary_vrs(document)
     return document
