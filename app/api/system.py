@@ -83,7 +83,7 @@ def list_changes(request: Request) -> JsonResponse:
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
     to = None if request.query_params.get("to") in (None, "-1") else int_param(request, "to")
     types = browse.change_types(request.query_params.get("type", "all"))
-    with get_context(request).db.read() as conn:
+    with get_context(request).db.read_log() as conn:
         return json_answer(browse.changes_json(conn, int_param(request, "since"), limit,
                                                last="last" in request.query_params,
                                                to=to, types=types))

@@ -349,6 +349,23 @@ class Database:
             yield connection
 
     @contextmanager
+    def read_log(self) -> Iterator[Connection]:
+        """A read of the change log (``/changes``, its stream): on PostgreSQL in READ
+        COMMITTED, not in the snapshot of :meth:`read`. The log's readers first wait,
+        under a lock, for the writers that are committing changes
+        (``repository._wait_for_committing_changes``); a REPEATABLE READ snapshot would
+        be taken by that very statement, before the wait, and miss what those writers
+        commit while the sequence (``Last``) already counts it: a poller following
+        ``since=Last`` would skip those changes for good. Every statement after the lock
+        sees every change committed before it, and none can be added until the read ends."""
+        if self.sqlite:
+            with self.read() as connection:
+                yield connection
+        else:
+            with self.engine.connect() as connection:
+                yield connection
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that commits on success and rolls back on error; after a commit,
         the events it noted (:func:`note_events`) go to the listeners. Refused with

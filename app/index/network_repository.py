@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 from app.dicom.levels import Level
 from app.index import models, repository
 from app.index.db import Row
+from app.index.records import InstanceRecord, SeriesRecord, StudyRecord
 from app.index.repository import EXPORTS, get_row, parent_row
 
 MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]
@@ -110,11 +111,11 @@ def log_export(conn: Connection, level: Level, public_id: str, remote: str, date
     identifiers = {"patient_id": "", "study_uid": "", "series_uid": "", "sop_uid": ""}
     current, current_level = row, level
     while True:
-        if current_level == Level.INSTANCE:
+        if isinstance(current, InstanceRecord):
             identifiers["sop_uid"] = current.sop_uid
-        elif current_level == Level.SERIES:
+        elif isinstance(current, SeriesRecord):
             identifiers["series_uid"] = current.series_uid
-        elif current_level == Level.STUDY:
+        elif isinstance(current, StudyRecord):
             identifiers["study_uid"] = current.study_uid
         else:
             identifiers["patient_id"] = current.patient_id

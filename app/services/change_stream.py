@@ -112,12 +112,12 @@ def notifier_of(context: ServerContext) -> ChangeNotifier:
 
 
 def last_seq(context: ServerContext) -> int:
-    with context.db.read() as conn:
+    with context.db.read_log() as conn:
         return repository.last_change_index(conn)
 
 
 def _page(context: ServerContext, since: int, types: Sequence[str]) -> list[dict]:
-    with context.db.read() as conn:
+    with context.db.read_log() as conn:
         return browse.changes_json(conn, since, PAGE, types=types)["Changes"]
 
 

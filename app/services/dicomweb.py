@@ -22,9 +22,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
+from app import orthanc_api_at_least
 from app.context import ServerContext
 from app.dicom import dicomweb_render, render, transcode
-from app.dicom.dicomweb_json import drop_retired, rewrite_bulk_uris
+from app.dicom.dicomweb_json import decimal_values, drop_retired, rewrite_bulk_uris
 from app.dicom.dicomweb_render import Rendering
 from app.dicom.frame_ranges import RANGED_SYNTAXES, FrameLayout, PrefixTooShort, frame_layout
 from app.dicom.levels import Level
@@ -160,7 +161,9 @@ def metadata(context: ServerContext, target: Target, root: str) -> bytes:
     """The DICOM JSON of every instance of the target, as stored at ingest, with absolute
     BulkDataURIs; one array, encoded without ever parsing the stored documents."""
     located = locate(context, target, with_json=True)
-    documents = [rewrite_bulk_uris(drop_retired(item.row.dicom_json), item.url(root))
+    text = orthanc_api_at_least(1, 12, 6)  # DS values as strings (Orthanc 1.12.6+)
+    documents = [rewrite_bulk_uris(decimal_values(drop_retired(item.row.dicom_json), text),
+                                   item.url(root))
                  for item in located]
     return b"[" + b",".join(documents) + b"]"
 

@@ -79,8 +79,9 @@ def prometheus_text(context: ServerContext) -> str:
     with context.db.read() as conn:
         statistics = browse.global_statistics(conn)
         jobs = jobs_repository.count_by_state(conn)
-        last_change = repository.last_change_index(conn)
         counters = metrics_repository.all_counters(conn)
+    with context.db.read_log() as conn:
+        last_change = repository.last_change_index(conn)
     if context.settings.read_only:
         for key, amount in metrics.snapshot().items():
             counters[key] = counters.get(key, 0.0) + amount

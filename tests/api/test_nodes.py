@@ -241,10 +241,6 @@ def test_same_instance_sent_to_three_nodes_at_once_is_stored_once(cluster: Clust
     assert _store_agrees_with_index(cluster) == []
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue 16): under load a poller still misses the 4 changes of one instance "
-    "committed after a later Seq was visible, despite the commit-order lock of "
-    "repository.add_changes (without the lock it fails at once); cause not found yet"))
 def test_changes_from_any_node_are_ordered_and_complete(cluster: Cluster) -> None:
     with cluster.nodes[0].client() as http:
         start = http.get("/changes", params={"last": ""}).json()["Last"]
