@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -118,7 +119,9 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         # One place for every door (REST, STOW-RS, C-STORE, jobs): a race lost to another
         # writer (the same instance or parent created, or deleted, at the same moment; a
         # deadlock) is run again and then sees what the other writer committed.
-        outcome, recycled = context.db.write_retrying(index, integrity_races=True)
+        # Committed with the other ingests of the moment (group commit), and retried
+        # alone when the group fails: acknowledged only once its own commit is done.
+        outcome, recycled = context.db.write_grouped(index, key=parsed.ids.patient)
     except BaseException:
         blob_deletion.discard(context, [key])
         raise
@@ -128,6 +131,33 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
     if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
         context.hooks.instance_stored(context, data, parsed, origin)
     return IngestResult(outcome.status, parsed)
+
+
+# Files of one request (ZIP entries) are ingested by a few threads: the blob fsync of
+# one overlaps the parse of the next, and their index writes commit in groups.
+_INGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pharos-ingest")
+_IN_FLIGHT = 8  # files of one request held in memory at once
+
+
+def ingest_each(context: ServerContext, files: Iterator[Callable[[], bytes]],
+                origin: dict[str, str]) -> list[IngestResult]:
+    """``ingest_instance`` of every file (each read by calling its reader, at most
+    ``_IN_FLIGHT`` held at once), on a few threads; the results in order. The first
+    failure is raised once the files in flight are done; the files before it are stored,
+    as they would be one after the other."""
+    results: list[IngestResult] = []
+    pending: deque[Future[IngestResult]] = deque()
+    try:
+        for read in files:
+            if len(pending) >= _IN_FLIGHT:
+                results.append(pending.popleft().result())
+            pending.append(_INGESTERS.submit(
+                lambda read=read: ingest_instance(context, read(), origin)))
+        while pending:
+            results.append(pending.popleft().result())
+    finally:
+        wait(pending)  # a failure: let the files in flight finish before raising
+    return results
 
 
 def _storage_columns(blob: WrittenContent) -> dict[str, Any]:
@@ -231,8 +261,9 @@ def ingest_zip(context: ServerContext, stream: IO[bytes],
     ingests.
     """
     with _open_zip(stream) as archive:
-        return [ingest_instance(context, _read_member_checked(archive, info), origin)
-                for info in _dicom_members(archive, context)]
+        members = _dicom_members(archive, context)
+        return ingest_each(context, (lambda info=info: _read_member_checked(archive, info)
+                                     for info in members), origin)
 
 
 def check_zip(context: ServerContext, stream: IO[bytes]) -> None:
