@@ -545,7 +545,12 @@ class Settings:
             return 1  # one process: exactly one Lua state, as in Orthanc
         if self.http_workers > 0:
             return self.http_workers
-        return max(1, min(os.cpu_count() or 1, 4))
+        # One process per two cores: a process keeps more than one core busy (its blob
+        # writes and fsyncs, SQLite statements, hashing and zlib run outside the GIL on
+        # other threads), and each process costs ~150 MB. Measured on 2 cores
+        # (benchmarks/writes.py): one process ingests as fast as two, in 185 MB instead
+        # of 511 (two workers plus the supervising parent that had imported everything).
+        return max(1, min((os.cpu_count() or 1) // 2, 4))
 
     def resolve_path(self, path: str) -> Path:
         """A path of the configuration, relative to its folder as Orthanc reads it."""

@@ -286,6 +286,31 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            todo += _children(current)
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of *pid* and its live descendants (threads included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in _tree(pid):
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def memory_mb(pid: int) -> tuple[float, float]:
     """(RSS, PSS) in MB of *pid* and all its descendants."""
     rss = pss = 0
@@ -324,8 +349,14 @@ def run_round(name: str, start: Callable[[], AbstractContextManager[Server]], da
                 continue
             spy = Path(f"{args.py_spy}-{phase}-{round_number}.txt") if args.py_spy else None
             before = set(results)
+            stored_before = server.count_instances() if phase != "reads" else 0
+            cpu_before = cpu_seconds(server.process.pid)
             with py_spy(server, spy):
                 step()
+            if phase != "reads":  # CPU per instance: what the noisy wall clock hides
+                count = server.count_instances() - stored_before
+                results[f"{phase}_cpu_ms"] = \
+                    (cpu_seconds(server.process.pid) - cpu_before) * 1000 / max(count, 1)
             shown = {k: round(v, 2) for k, v in results.items() if k not in before}
             log(f"  round {round_number} {name:8s} {phase:7s} {shown}")
         results["rss_mb"], results["pss_mb"] = memory_mb(server.process.pid)
@@ -341,6 +372,11 @@ ROWS = [  # key, label, unit, higher is better
     ("stow", "STOW-RS, batches", "inst/s", True),
     ("zip", "ZIP upload", "inst/s", True),
     ("cstore", "C-STORE, one association", "inst/s", True),
+    ("rest1_cpu_ms", "  server CPU per instance, REST 1 client", "ms", False),
+    ("rest4_cpu_ms", "  server CPU per instance, REST 4 clients", "ms", False),
+    ("stow_cpu_ms", "  server CPU per instance, STOW-RS", "ms", False),
+    ("zip_cpu_ms", "  server CPU per instance, ZIP", "ms", False),
+    ("cstore_cpu_ms", "  server CPU per instance, C-STORE", "ms", False),
     ("rss_mb", "server RSS after the run", "MB", False),
     ("pss_mb", "server PSS after the run", "MB", False),
     ("instance_ms", "GET /instances/{id}, median", "ms", False),

@@ -176,6 +176,71 @@ def drop_retired(document: bytes) -> bytes:
     return orjson.dumps(_without_retired(orjson.loads(document)))
 
 
+# --- DS values: text (Orthanc 1.12.6+) or numbers (before) -----------------------------------
+# The stored JSON keeps DS values as their text (app.dicom.parse); rows stored by releases
+# before that hold pydicom's numbers. Either is turned into the form the reported Orthanc
+# version answers, on the bytes (no parsing): a DS "Value" array holds only numbers and
+# nulls, or only strings and nulls, and a DS string has no quote nor backslash.
+_DS_NUMBERS = re.compile(rb'"vr":"DS","Value":\[([-+0-9.eE,null]*)\]')
+_DS_TEXTS = re.compile(rb'"vr":"DS","Value":\[((?:null|"[^"\\]*")(?:,(?:null|"[^"\\]*"))*)\]')
+
+
+def _number_as_text(token: bytes) -> bytes:
+    # pydicom made every DS a float ("2800" stored as 2800.0): its text without ".0"
+    return token if token == b"null" else b'"' + token.removesuffix(b".0") + b'"'
+
+
+def _text_as_number(token: bytes) -> bytes:
+    if token == b"null":
+        return token
+    try:
+        return orjson.dumps(float(token[1:-1]))
+    except ValueError:  # not a decimal string: kept as it is
+        return token
+
+
+def _rewrite_ds(match: re.Match[bytes], convert: Any) -> bytes:
+    values = b",".join(convert(token) for token in match.group(1).split(b","))
+    return b'"vr":"DS","Value":[' + values + b"]"
+
+
+def decimal_values(document: bytes, text: bool) -> bytes:
+    """The DS values of a stored DICOM JSON document as text (*text*: Orthanc 1.12.6+,
+    PS3.18 F.2.3 allows a JSON String to keep the value as written) or as numbers."""
+    if b'"vr":"DS","Value":[' not in document:
+        return document
+    if text:
+        return _DS_NUMBERS.sub(lambda m: _rewrite_ds(m, _number_as_text), document)
+    return _DS_TEXTS.sub(lambda m: _rewrite_ds(m, _text_as_number), document)
+
+
+def decimal_values_of(element: dict[str, Any], text: bool) -> dict[str, Any]:
+    """``decimal_values`` for one parsed element (sequences included)."""
+    values = element.get("Value")
+    if not values or element.get("vr") not in ("DS", "SQ"):
+        return element
+    if element["vr"] == "SQ":
+        return {**element, "Value": [
+            {key: decimal_values_of(child, text) for key, child in item.items()}
+            if isinstance(item, dict) else item for item in values]}
+    return {**element, "Value": [_ds_value(value, text) for value in values]}
+
+
+def _ds_value(value: Any, text: bool) -> Any:
+    if value is None:
+        return None
+    if text:
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def find_bulk_element(document: dict[str, Any], key: str) -> dict[str, Any] | None:
     """The element *key* (top level first, then depth-first in sequences)."""
     if key in document:

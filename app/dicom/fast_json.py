@@ -7,6 +7,12 @@ bytes for the frequent, unambiguous cases (explicit VR text, numbers, binary) an
 hands every other element (sequences, implicit VR, AT, unusual character sets,
 anything surprising) to pydicom, so its output is the same as ``to_json_dict``'s:
 ``tests/unit/test_fast_json.py`` checks that on the whole corpus.
+
+With ``decimal_text``, DS values are their text (each value without its padding spaces,
+an empty value ``null``) instead of pydicom's numbers, everywhere in the dataset: PS3.18
+Table F.2.3-1 allows a JSON String for DS "to preserve the original format ... or to
+avoid losing precision", and Orthanc 1.12.6+ writes them so (its suites' reference
+documents have ``"0.0533"``, ``"2800"``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 BulkHandler = Callable[[Any], str]
 
@@ -38,8 +45,10 @@ class _Fallback(Exception):
 
 
 def to_json_dict(ds: Dataset, *, bulk_data_threshold: int,
-                 bulk_data_element_handler: BulkHandler) -> dict[str, Any]:
-    """``ds.to_json_dict(...)``, computed faster where that is safe."""
+                 bulk_data_element_handler: BulkHandler,
+                 decimal_text: bool = False) -> dict[str, Any]:
+    """``ds.to_json_dict(...)``, computed faster where that is safe (DS values as text with
+    *decimal_text*)."""
     charset = ds.get("SpecificCharacterSet")
     if isinstance(charset, str) or charset is None:
         codec = _CODECS.get(charset.strip() if isinstance(charset, str) else None)
@@ -53,16 +62,40 @@ def to_json_dict(ds: Dataset, *, bulk_data_threshold: int,
         if isinstance(elem, RawDataElement) and elem.VR is not None and codec is not None \
                 and elem.is_little_endian == little:
             try:
-                answer[key] = _raw_to_json(elem, codec, bulk_limit, bulk_data_element_handler)
+                answer[key] = _raw_to_json(elem, codec, bulk_limit, bulk_data_element_handler,
+                                           decimal_text)
                 continue
             except _Fallback:
                 pass
-        answer[key] = ds[elem.tag].to_json_dict(bulk_data_element_handler, bulk_data_threshold)
+        element = ds[elem.tag]
+        answer[key] = element.to_json_dict(bulk_data_element_handler, bulk_data_threshold)
+        if decimal_text:
+            _decimal_text(element, answer[key])
     return answer
 
 
+def _decimal_text(element: DataElement, document: dict[str, Any]) -> None:
+    """pydicom's numbers of DS values (in sequences too) replaced by their text: pydicom's
+    DSfloat keeps the text it was read from (``str()`` gives it, stripped)."""
+    if element.VR == "DS" and "Value" in document:
+        values = element.value if isinstance(element.value, MultiValue) else [element.value]
+        document["Value"] = [_ds_text(value) for value in values]
+    elif element.VR == "SQ":
+        for item, item_document in zip(element.value or (), document.get("Value") or (),
+                                       strict=False):
+            for child in item:
+                key = f"{child.tag:08X}"
+                if key in item_document and child.VR in ("DS", "SQ"):
+                    _decimal_text(child, item_document[key])
+
+
+def _ds_text(value: Any) -> str | None:
+    text = "" if value is None else str(value).strip(" \x00")
+    return text or None
+
+
 def _raw_to_json(elem: RawDataElement, codec: str, bulk_limit: int,
-                 handler: BulkHandler) -> dict[str, Any]:
+                 handler: BulkHandler, decimal_text: bool) -> dict[str, Any]:
     vr = elem.VR
     value: bytes | None = elem.value
     if value is None or elem.length == 0xFFFFFFFF:
@@ -86,6 +119,8 @@ def _raw_to_json(elem: RawDataElement, codec: str, bulk_limit: int,
         if vr == "IS":
             return {"vr": vr, "Value": [_number(int, item) for item in items]}
         if vr == "DS":
+            if decimal_text:  # Orthanc's DicomWebJsonVisitor: StripSpaces, empty is null
+                return {"vr": vr, "Value": [item.strip(" ") or None for item in items]}
             return {"vr": vr, "Value": [_number(float, item) for item in items]}
         return {"vr": vr, "Value": items}
     if vr in _CHARSET_TEXT or vr in _SINGLE_TEXT or vr == "PN":

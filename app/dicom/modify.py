@@ -145,9 +145,15 @@ class Modification:
     # -- building (DicomModification::Keep/Remove/Clear/Replace) --
 
     def _mark_not_orthanc_anonymization(self) -> None:
+        """A profile changed by the request is no Orthanc profile any more: its
+        DeidentificationMethod goes (Orthanc up to 1.12.6), or says just ``Orthanc
+        <version>`` (1.12.7+, as Orthanc's suite checks it after a ``Replace``)."""
         value = self.replacements.get(DEIDENTIFICATION_METHOD)
         if isinstance(value, str) and value.startswith("Orthanc ") and " - PS 3.15-" in value:
-            del self.replacements[DEIDENTIFICATION_METHOD]
+            if orthanc_api_at_least(1, 12, 7):
+                self.replacements[DEIDENTIFICATION_METHOD] = f"Orthanc {ORTHANC_API_VERSION}"
+            else:
+                del self.replacements[DEIDENTIFICATION_METHOD]
 
     def keep_tag(self, tag: int) -> None:
         self.keep.add(tag)

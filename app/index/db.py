@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 # Connection is re-exported: the transaction handle the layers above pass to the
 # repositories without importing SQLAlchemy themselves.
@@ -18,17 +18,6 @@ from sqlalchemy import Connection as Connection
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    import sqlalchemy
-
-    # A row of the index, whatever its columns (SQLAlchemy 2.1's Row is generic over
-    # them): what the repositories answer where no dataclass is defined yet.
-    Row: TypeAlias = sqlalchemy.Row[*tuple[Any, ...]]
-else:
-    from sqlalchemy import Row as Row
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +274,35 @@ def is_retryable(error: DBAPIError, integrity_races: bool = False) -> bool:
                 and "UNIQUE constraint failed" in str(error))
 
 
+class _GroupMember:
+    """One ``write_grouped`` call waiting for its group's commit (or its promotion)."""
+
+    __slots__ = ("work", "key", "woken", "promoted", "finished", "value", "error")
+
+    def __init__(self, work: Callable[[Connection], Any], key: str) -> None:
+        self.work = work
+        self.key = key
+        self.woken = threading.Event()
+        self.promoted = False  # woken to lead the next group, not finished
+        self.finished = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error, self.finished = value, error, True
+        self.woken.set()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+# Writes of one group commit at most: a larger group would keep its first members waiting
+# for the statements of the last ones.
+GROUP_LIMIT = 64
+
+
 class Database:
     """The engine plus the write discipline: one writer at a time on SQLite (a thread
     lock within the process, a file lock between processes)."""
@@ -303,6 +321,9 @@ class Database:
             if self.sqlite and path and path != ":memory:" else None
         self._listeners: list[Callable[[list[IndexEvent]], None]] = []
         self._commit_hooks: list[Callable[[Connection, list[IndexEvent]], None]] = []
+        self._group_lock = threading.Lock()
+        self._group_pending: list[_GroupMember] = []
+        self._group_leading = False
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -390,6 +411,68 @@ class Database:
                          _sqlstate(error) or type(error).__name__, attempt + 2, attempts)
                 time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def write_grouped(self, work: Callable[[Connection], T], *, key: str = "") -> T:
+        """``write_retrying(work, integrity_races=True)``, committed together with the
+        writes other threads of this process ask for at the same moment (group commit).
+
+        The first caller with no group in progress leads: it takes every write waiting
+        (its own included, at most GROUP_LIMIT), runs them in one transaction (in the
+        order of their *key*: on PostgreSQL, per-patient locks are then always taken in
+        the same order), commits once, and wakes their callers; whoever arrived
+        meanwhile waits, and the first of them leads the next group. A lone writer pays
+        nothing more; under load, one commit (one WAL append on SQLite, one WAL flush on
+        PostgreSQL) and one lock hand-over serve a whole group. Each caller returns only
+        once the transaction holding its write has committed: as durable as
+        ``write_retrying``. If any write of a group fails, or the commit does, nothing of
+        the group is kept and each of its writes runs again alone (``write_retrying``),
+        so one bad write fails its own caller only. *work* must only touch the database.
+        """
+        member = _GroupMember(work, key)
+        with self._group_lock:
+            self._group_pending.append(member)
+            leading = not self._group_leading
+            self._group_leading = True
+        while not leading:
+            member.woken.wait()
+            if member.finished:
+                return member.outcome()  # type: ignore[no-any-return]
+            member.woken.clear()  # promoted: lead the next group
+            leading = True
+        try:
+            with self._group_lock:
+                group = self._group_pending[:GROUP_LIMIT]
+                del self._group_pending[:GROUP_LIMIT]
+            self._commit_group(group)
+        finally:
+            with self._group_lock:
+                if self._group_pending:  # hand over to the first one waiting
+                    successor = self._group_pending[0]
+                    successor.promoted = True
+                    successor.woken.set()
+                else:
+                    self._group_leading = False
+        return member.outcome()  # type: ignore[no-any-return]
+
+    def _commit_group(self, group: list[_GroupMember]) -> None:
+        if len(group) > 1:
+            values: list[Any] = []
+            try:
+                with self.write() as connection:
+                    for member in sorted(group, key=lambda m: m.key):
+                        values.append((member, member.work(connection)))
+            except BaseException:  # noqa: BLE001 — each write runs again alone below
+                log.debug("A group of %d writes failed; each runs alone", len(group),
+                          exc_info=True)
+            else:
+                for member, value in values:
+                    member.finish(value)
+                return
+        for member in group:
+            try:
+                member.finish(self.write_retrying(member.work, integrity_races=True))
+            except BaseException as error:  # noqa: BLE001 — raised in its caller's thread
+                member.finish(error=error)
 
     def add_commit_hook(self, hook: Callable[[Connection, list[IndexEvent]], None]) -> None:
         """Call *hook* inside every write transaction that noted events, just before it

@@ -17,7 +17,6 @@ import orjson
 from sqlalchemy import (
     Connection,
     Insert,
-    Select,
     Table,
     and_,
     bindparam,
@@ -34,7 +33,20 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
-from app.index.db import TRANSACTION_SCOPED_PREFIX, Row, before_commit, note_events
+from app.index.db import TRANSACTION_SCOPED_PREFIX, before_commit, note_events
+from app.index.records import (
+    RECORD_OF_LEVEL,
+    ChangeRecord,
+    ExportRecord,
+    HierarchyTags,
+    InstanceRecord,
+    LeanInstance,
+    ResourceId,
+    ResourceRecord,
+    StudyRecord,
+    build,
+    field_names,
+)
 from app.timeutil import now_stamp
 
 PATIENTS: Table = models.Patient.__table__  # type: ignore[assignment]
@@ -308,7 +320,7 @@ def metadata_values(conn: Connection, level: Level, pks: Sequence[int],
     return answer
 
 
-def study_patient_tags(conn: Connection, study_rows: Sequence[Row],
+def study_patient_tags(conn: Connection, study_rows: Sequence[StudyRecord],
                        metadata: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
     """For each study pk, the ``PatientMainDicomTags`` Orthanc answers for it.
 
@@ -382,20 +394,24 @@ def _insert_pending_changes(conn: Connection) -> None:
 
 # --- look-ups -----------------------------------------------------------------------------
 
-def _row_query(level: Level) -> Select[*tuple[Any, ...]]:
+def _record_columns(level: Level) -> list[Any]:
+    """The columns of the level's record (``app.index.records``), in its field order."""
     table = TABLE[level]
-    if level != Level.INSTANCE:
-        return select(table)
-    # An instance row also carries ``pixel_data_offset`` (metadata).
-    return select(table, select(METADATA.c.value).where(and_(
-        METADATA.c.level == Level.INSTANCE.value, METADATA.c.resource_pk == table.c.pk,
-        METADATA.c.name == PIXEL_DATA_OFFSET)).scalar_subquery().label("pixel_data_offset"))
+    names = field_names(RECORD_OF_LEVEL[level])
+    columns: list[Any] = [table.c[name] for name in names if name != "pixel_data_offset"]
+    if level == Level.INSTANCE:  # an instance record also carries PixelDataOffset (metadata)
+        columns.append(select(METADATA.c.value).where(and_(
+            METADATA.c.level == Level.INSTANCE.value, METADATA.c.resource_pk == table.c.pk,
+            METADATA.c.name == PIXEL_DATA_OFFSET)).scalar_subquery().label("pixel_data_offset"))
+    return columns
 
 
-_ROW_BY_PUBLIC_ID = {level: _row_query(level).where(
+_RECORD_BY_PUBLIC_ID = {level: select(*_record_columns(level)).where(
     TABLE[level].c.public_id == bindparam("b_public_id")) for level in TABLE}
-_ROWS_BY_PK = {level: select(table).where(table.c.pk.in_(bindparam("b_pks", expanding=True)))
-               for level, table in TABLE.items()}
+_RECORDS_BY_PK = {level: select(*_record_columns(level)).where(
+    TABLE[level].c.pk.in_(bindparam("b_pks", expanding=True))) for level in TABLE}
+_RECORD_BY_PK = {level: select(*_record_columns(level)).where(TABLE[level].c.pk == bindparam("b_pk"))
+                 for level in TABLE}
 _PUBLIC_IDS_BY_PK = {level: select(table.c.pk, table.c.public_id).where(
     table.c.pk.in_(bindparam("b_pks", expanding=True))) for level, table in TABLE.items()}
 _CHILD_IDS = {level: select(TABLE[child].c[PARENT_FK[child]], TABLE[child].c.public_id)
@@ -407,17 +423,20 @@ _LABELS_OF = select(LABELS.c.resource_pk, LABELS.c.label).where(
     LABELS.c.resource_pk.in_(bindparam("b_pks", expanding=True))).order_by(LABELS.c.label)
 
 
-def get_row(conn: Connection, level: Level, public_id: str) -> Row | None:
-    """One resource row; an instance row also carries ``pixel_data_offset`` (metadata)."""
-    return conn.execute(_ROW_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
+def get_row(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None:
+    """One resource; an instance's record also carries ``pixel_data_offset`` (metadata)."""
+    row = conn.execute(_RECORD_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
+    return None if row is None else RECORD_OF_LEVEL[level](*row)
 
 
-def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[Row]:
+def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[ResourceRecord]:
+    """The resources of one level with these pks, in the order of *pks*."""
     if not pks:
         return []
-    rows = conn.execute(_ROWS_BY_PK[level], {"b_pks": list(pks)}).all()
+    record = RECORD_OF_LEVEL[level]
+    rows = conn.execute(_RECORDS_BY_PK[level], {"b_pks": list(pks)}).all()
     order = {pk: i for i, pk in enumerate(pks)}
-    return sorted(rows, key=lambda r: order[r.pk])
+    return [record(*row) for row in sorted(rows, key=lambda r: order[r[0]])]
 
 
 def public_ids_by_pk(conn: Connection, level: Level, pks: Iterable[int]) -> dict[int, str]:
@@ -429,14 +448,14 @@ def public_ids_by_pk(conn: Connection, level: Level, pks: Iterable[int]) -> dict
 
 
 def list_public_ids(conn: Connection, level: Level, *, since: int = 0,
-                    limit: int = 0) -> list[Row]:
+                    limit: int = 0) -> list[ResourceId]:
     table = TABLE[level]
     query = select(table.c.pk, table.c.public_id).order_by(table.c.pk)
     if since:
         query = query.offset(since)
     if limit:
         query = query.limit(limit)
-    return list(conn.execute(query).all())
+    return build(ResourceId, conn.execute(query))
 
 
 def child_ids(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, list[str]]:
@@ -450,12 +469,12 @@ def child_ids(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
     return answer
 
 
-def parent_row(conn: Connection, level: Level, row: Row) -> Row:
+def parent_row(conn: Connection, level: Level, row: ResourceRecord) -> ResourceRecord:
+    """The parent of a resource of *level* (it must have one)."""
     parent = level.parent
-    assert parent is not None
-    table = TABLE[parent]
-    return conn.execute(select(table).where(
-        table.c.pk == getattr(row, PARENT_FK[level]))).one()
+    assert parent is not None and row.parent_pk is not None
+    return RECORD_OF_LEVEL[parent](*conn.execute(_RECORD_BY_PK[parent],
+                                                  {"b_pk": row.parent_pk}).one())
 
 
 def descendant_pks(conn: Connection, level: Level, pk: int, target: Level) -> list[int]:
@@ -475,13 +494,13 @@ def descendant_pks(conn: Connection, level: Level, pk: int, target: Level) -> li
     return pks
 
 
-def instances_below(conn: Connection, level: Level, pk: int) -> list[Row]:
-    """Instance rows below a resource, in hierarchy then pk order."""
+def instances_below(conn: Connection, level: Level, pk: int) -> list[InstanceRecord]:
+    """The instances below a resource, in hierarchy then pk order."""
     instance_pks = descendant_pks(conn, level, pk, Level.INSTANCE)
     if not instance_pks:
         return []
-    return list(conn.execute(select(INSTANCES).where(INSTANCES.c.pk.in_(instance_pks))
-                             .order_by(INSTANCES.c.pk)))
+    return build(InstanceRecord, conn.execute(
+        _RECORDS_BY_PK[Level.INSTANCE].order_by(INSTANCES.c.pk), {"b_pks": instance_pks}))
 
 
 def count_children(conn: Connection, level: Level, pk: int) -> dict[Level, int]:
@@ -623,7 +642,7 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
         parent_row_ = conn.execute(select(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk)).one()
         if still is not None:
             remaining = (parent, parent_row_.public_id)
-            _touch_ancestors(conn, parent, parent_row_)
+            _touch_ancestors(conn, parent, parent_pk)
             break
         doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
@@ -644,12 +663,11 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
     return blob_keys, remaining
 
 
-def _touch_ancestors(conn: Connection, level: Level, row: Row) -> None:
+def _touch_ancestors(conn: Connection, level: Level, pk: int | None) -> None:
     """Orthanc 1.12.1+: a deletion sets LastUpdate of the remaining ancestor and of its own
     ancestors to now (their stability is left as it is)."""
     now = now_stamp()
     current: Level | None = level
-    pk: int | None = row.pk
     while current is not None and pk is not None:
         table = TABLE[current]
         conn.execute(update(table).where(table.c.pk == pk).values(last_update=now))
@@ -716,16 +734,21 @@ def mark_stable(conn: Connection, threshold: str, now: str) -> int:
     return len(entries)
 
 
-def oldest_unprotected_patient(conn: Connection, exclude_public_id: str) -> Row | None:
-    return conn.execute(select(PATIENTS.c.pk, PATIENTS.c.public_id).where(and_(
+def oldest_unprotected_patient(conn: Connection, exclude_public_id: str) -> ResourceId | None:
+    row = conn.execute(select(PATIENTS.c.pk, PATIENTS.c.public_id).where(and_(
         PATIENTS.c.is_protected.is_(False), PATIENTS.c.public_id != exclude_public_id))
         .order_by(PATIENTS.c.recycle_seq).limit(1)).first()
+    return None if row is None else ResourceId(*row)
 
 
 # --- changes and exports ------------------------------------------------------------------
 
+_CHANGE_COLUMNS = select(*(CHANGES.c[name] for name in field_names(ChangeRecord)))
+_EXPORT_COLUMNS = select(*(EXPORTS.c[name] for name in field_names(ExportRecord)))
+
+
 def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = None,
-                 types: Sequence[str] = ()) -> tuple[list[Row], bool, int]:
+                 types: Sequence[str] = ()) -> tuple[list[ChangeRecord], bool, int]:
     """Up to *limit* changes after *since* (and up to *to*, of *types*: Orthanc 1.12.5's
     extended changes), whether no other change is left in that direction, and Orthanc's
     ``Last``: the last change answered, or for an empty page the last sequence number
@@ -736,7 +759,7 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
     (included), in ascending order: a client walks the log backwards with ``to=First-1``
     (``Done`` is then whether none is left before)."""
     _wait_for_committing_changes(conn)
-    statement = select(CHANGES)
+    statement = _CHANGE_COLUMNS
     if since:
         statement = statement.where(CHANGES.c.seq > _seq_bound(conn, since))
     if to is not None:
@@ -745,7 +768,7 @@ def list_changes(conn: Connection, since: int, limit: int, *, to: int | None = N
         statement = statement.where(CHANGES.c.change_type.in_(list(types)))
     backwards = to is not None and not since
     order = CHANGES.c.seq.desc() if backwards else CHANGES.c.seq
-    rows = list(conn.execute(statement.order_by(order).limit(limit + 1)))
+    rows = build(ChangeRecord, conn.execute(statement.order_by(order).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]
     if backwards:
@@ -764,9 +787,10 @@ def _wait_for_committing_changes(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock_shared(_CHANGES_LOCK_KEY)))
 
 
-def newest_change(conn: Connection) -> Row | None:
+def newest_change(conn: Connection) -> ChangeRecord | None:
     _wait_for_committing_changes(conn)
-    return conn.execute(select(CHANGES).order_by(CHANGES.c.seq.desc()).limit(1)).first()
+    row = conn.execute(_CHANGE_COLUMNS.order_by(CHANGES.c.seq.desc()).limit(1)).first()
+    return None if row is None else ChangeRecord(*row)
 
 
 def last_change_index(conn: Connection) -> int:
@@ -796,17 +820,20 @@ def _seq_bound(conn: Connection, value: int) -> int:
     return min(value, 2**31 - 1) if conn.dialect.name == "postgresql" else value
 
 
-def list_exports(conn: Connection, since: int, limit: int) -> tuple[list[Row], bool, int]:
-    rows = list(conn.execute(select(EXPORTS).where(EXPORTS.c.seq > _seq_bound(conn, since))
-                             .order_by(EXPORTS.c.seq).limit(limit + 1)))
+def list_exports(conn: Connection, since: int,
+                 limit: int) -> tuple[list[ExportRecord], bool, int]:
+    rows = build(ExportRecord, conn.execute(
+        _EXPORT_COLUMNS.where(EXPORTS.c.seq > _seq_bound(conn, since))
+        .order_by(EXPORTS.c.seq).limit(limit + 1)))
     done = len(rows) <= limit
     rows = rows[:limit]
     last = conn.execute(select(func.max(EXPORTS.c.seq))).scalar_one() or 0
     return rows, done, int(rows[-1].seq if rows else last)
 
 
-def newest_export(conn: Connection) -> Row | None:
-    return conn.execute(select(EXPORTS).order_by(EXPORTS.c.seq.desc()).limit(1)).first()
+def newest_export(conn: Connection) -> ExportRecord | None:
+    row = conn.execute(_EXPORT_COLUMNS.order_by(EXPORTS.c.seq.desc()).limit(1)).first()
+    return None if row is None else ExportRecord(*row)
 
 
 def clear_exports(conn: Connection) -> None:
@@ -823,29 +850,27 @@ def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
 
 # What retrieval needs of an instance (DICOMweb: UIDs, blob key, size, compression,
 # syntax, order).
-_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
-                 INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
-                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.compression,
-                 INSTANCES.c.index_in_series)
+_LEAN_COLUMNS = tuple(INSTANCES.c[name] for name in field_names(LeanInstance)
+                      if name != "dicom_json")
 
 
-def lean_instance(conn: Connection, pk: int) -> Row:
+def lean_instance(conn: Connection, pk: int) -> LeanInstance:
     """The retrieval columns of one instance (it must exist)."""
-    return conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one()
+    return LeanInstance(*conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one())
 
 
 def lean_instances_of_series(conn: Connection, series_pks: Sequence[int], sop_uid: str | None,
-                             with_json: bool) -> list[Row]:
+                             with_json: bool) -> list[LeanInstance]:
     """The retrieval columns of the instances of the series (only *sop_uid* when given),
     plus the stored DICOM JSON when *with_json*; in no particular order."""
     columns = _LEAN_COLUMNS + ((INSTANCES.c.dicom_json,) if with_json else ())
     statement = select(*columns).where(INSTANCES.c.series_pk.in_(list(series_pks)))
     if sop_uid is not None:
         statement = statement.where(INSTANCES.c.sop_uid == sop_uid)
-    return list(conn.execute(statement).all())
+    return build(LeanInstance, conn.execute(statement))
 
 
-def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, Row]:
+def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, HierarchyTags]:
     """For each instance pk: the main tags of its patient, study and series (``patient``,
     ``study``, ``series``), its ``series_pk`` and ``study_pk`` (archives lay folders out
     with them)."""
@@ -856,7 +881,7 @@ def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, R
                  .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
                  .join(PATIENTS, STUDIES.c.patient_pk == PATIENTS.c.pk)
                  .where(INSTANCES.c.pk.in_(list(instance_pks))))
-    return {r.pk: r for r in conn.execute(statement)}
+    return {r.pk: r for r in build(HierarchyTags, conn.execute(statement))}
 
 
 _INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).where(

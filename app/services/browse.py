@@ -20,12 +20,13 @@ from app.dicom.parse import index_in_series_text
 from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
-from app.index.db import Connection, Row
+from app.index.db import Connection
+from app.index.records import ChangeRecord, InstanceRecord, ResourceId, ResourceRecord, SeriesRecord
 from app.index.repository import series_status, stored_md5, stored_size
 from app.validation import is_digits
 
 
-def get_row_or_404(conn: Connection, level: Level, public_id: str) -> Row:
+def get_row_or_404(conn: Connection, level: Level, public_id: str) -> ResourceRecord:
     row = repository.get_row(conn, level, public_id)
     if row is None:
         raise UnknownResource(f"Unknown {level.value.lower()}: {public_id}")
@@ -74,7 +75,7 @@ def expand_content() -> Content:
 _ORIGIN_METADATA = ("AnonymizedFrom", "ModifiedFrom")
 
 
-def resources_json(conn: Connection, level: Level, rows: Sequence[Row],
+def resources_json(conn: Connection, level: Level, rows: Sequence[ResourceRecord],
                    content: Content | None = None,
                    user_metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The JSON of each row, in the same order: as ``GET /{level}/{id}`` by default, else
@@ -107,7 +108,7 @@ def resources_json(conn: Connection, level: Level, rows: Sequence[Row],
 class _Parts:
     """What the rows' JSON needs beyond the rows themselves, read in a few queries."""
 
-    def __init__(self, conn: Connection, level: Level, rows: Sequence[Row],
+    def __init__(self, conn: Connection, level: Level, rows: Sequence[ResourceRecord],
                  content: Content) -> None:
         pks = [r.pk for r in rows]
         self.labels = repository.labels_of(conn, level, pks) if Content.LABELS in content \
@@ -123,9 +124,8 @@ class _Parts:
         if level != Level.PATIENT and Content.PARENT in content:
             parent = level.parent
             assert parent is not None
-            fk = repository.PARENT_FK[level]
-            self.parents = repository.public_ids_by_pk(conn, parent,
-                                                       {getattr(r, fk) for r in rows})
+            self.parents = repository.public_ids_by_pk(
+                conn, parent, {r.parent_pk for r in rows if r.parent_pk is not None})
         self.patient_tags: dict[int, dict[str, str]] = {}
         if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
             # Orthanc answers the patient tags copied when the study was created, not the
@@ -140,13 +140,13 @@ class _Parts:
             self.attachments = _attachments(conn, level, rows)
 
 
-def _level_parts(answer: dict[str, Any], level: Level, row: Row, content: Content,
+def _level_parts(answer: dict[str, Any], level: Level, row: ResourceRecord, content: Content,
                  parts: _Parts) -> None:
     """The keys of one level: parent, children, stability, status, legacy metadata."""
     if level != Level.PATIENT and Content.PARENT in content:
-        fk = repository.PARENT_FK[level]
+        assert row.parent_pk is not None
         answer[f"Parent{level.parent.value if level.parent else ''}"] = \
-            parts.parents[getattr(row, fk)]
+            parts.parents[row.parent_pk]
     if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
         answer["PatientMainDicomTags"] = parts.patient_tags[row.pk]
     if level != Level.INSTANCE:
@@ -172,7 +172,7 @@ def _level_parts(answer: dict[str, Any], level: Level, row: Row, content: Conten
             answer["IndexInSeries"] = row.index_in_series
 
 
-def _attachments(conn: Connection, level: Level, rows: Sequence[Row]) -> dict[int, list[Any]]:
+def _attachments(conn: Connection, level: Level, rows: Sequence[ResourceRecord]) -> dict[int, list[Any]]:
     """Orthanc's ``Attachments`` list: the DICOM file of an instance (content type 1) and
     the user attachments, in content type order."""
     user = attachments_repository.attachments_of(conn, level, [r.pk for r in rows])
@@ -197,20 +197,21 @@ def resource_json(conn: Connection, level: Level, public_id: str) -> dict[str, A
 
 
 def list_ids(conn: Connection, level: Level, *, since: int = 0,
-             limit: int | None = None) -> list[Row]:
-    """``GET /{level}``: (pk, public_id) rows in index order, paged by since/limit (a
+             limit: int | None = None) -> list[ResourceId]:
+    """``GET /{level}``: the resources' (pk, public_id) in index order, paged by since/limit (a
     limit of 0 answers nothing, as Orthanc 1.12.4; None: no limit)."""
     if limit == 0:
         return []
     return repository.list_public_ids(conn, level, since=since, limit=limit or 0)
 
 
-def full_rows(conn: Connection, level: Level, ids: Sequence[Row]) -> list[Row]:
+def full_rows(conn: Connection, level: Level,
+              ids: Sequence[ResourceId]) -> list[ResourceRecord]:
     """The whole rows of what :func:`list_ids` answered (``GET /{level}?expand``)."""
     return repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
 
 
-def row_or_none(conn: Connection, level: Level, public_id: str) -> Row | None:
+def row_or_none(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None:
     return repository.get_row(conn, level, public_id)
 
 
@@ -226,7 +227,7 @@ def clear_exports(context: ServerContext) -> None:
         repository.clear_exports(conn)
 
 
-def related_rows(conn: Connection, level: Level, public_id: str, target: Level) -> list[Row]:
+def related_rows(conn: Connection, level: Level, public_id: str, target: Level) -> list[ResourceRecord]:
     """``/{level}/{id}/{target}``: the rows of the descendants, or of the one ancestor."""
     row = get_row_or_404(conn, level, public_id)
     if target.depth < level.depth:
@@ -312,7 +313,7 @@ def changes_json(conn: Connection, since: int, limit: int, last: bool = False,
     return answer
 
 
-def _change(row: Row) -> dict[str, Any]:
+def _change(row: ChangeRecord) -> dict[str, Any]:
     level = Level(row.level)
     return {"ChangeType": row.change_type, "Date": row.date, "ID": row.public_id,
             "Path": f"/{level.plural}/{row.public_id}", "ResourceType": row.level,
@@ -343,7 +344,7 @@ def exports_json(conn: Connection, since: int, limit: int, last: bool = False) -
     return {"Exports": exports, "Done": done, "Last": last_seq}
 
 
-def series_metadata(conn: Connection, row: Row) -> dict[str, str]:
+def series_metadata(conn: Connection, row: SeriesRecord) -> dict[str, str]:
     """A series' metadata: LastUpdate, RemoteAET of the instance that created it, and
     ExpectedNumberOfInstances when Orthanc could compute it (set at series creation)."""
     # Listed in the order of Orthanc's MetadataType numbers (3, 4, 7).
@@ -394,14 +395,14 @@ INSTANCE_METADATA = ("IndexInSeries", "ReceptionDate", "RemoteAET", "Origin", "T
                      "SopClassUid", "RemoteIP", "CalledAET", "HttpUsername", "PixelDataOffset")
 
 
-def instance_metadata(row: Row) -> dict[str, str]:
+def instance_metadata(row: InstanceRecord) -> dict[str, str]:
     """Orthanc's automatic metadata of an instance, in Orthanc's listing order.
 
     IndexInSeries is Orthanc's text (InstanceNumber, else ImageIndex, stripped), which may
     be empty or not a number; the integer of ``GET /instances/{id}`` comes from it.
-    PixelDataOffset is present on rows read by ``repository.get_row``.
+    PixelDataOffset is that of the record (``repository.get_row`` reads it).
     """
-    offset = getattr(row, "pixel_data_offset", None)
+    offset = row.pixel_data_offset
     values = {
         "IndexInSeries": index_in_series_text(orjson.loads(row.main_tags)),
         "ReceptionDate": row.received_at, "RemoteAET": row.remote_aet, "Origin": row.origin,
@@ -414,7 +415,7 @@ def instance_metadata(row: Row) -> dict[str, str]:
     return {k: v for k in INSTANCE_METADATA if (v := values[k]) is not None}
 
 
-def automatic_metadata(level: Level, row: Row) -> dict[str, str]:
+def automatic_metadata(level: Level, row: ResourceRecord) -> dict[str, str]:
     """The metadata Orthanc computes (an instance's, or LastUpdate), without stored ones."""
     if level == Level.INSTANCE:
         return instance_metadata(row)
@@ -422,7 +423,7 @@ def automatic_metadata(level: Level, row: Row) -> dict[str, str]:
     return answer
 
 
-def resource_metadata(conn: Connection, level: Level, row: Row,
+def resource_metadata(conn: Connection, level: Level, row: ResourceRecord,
                       user_metadata: dict[str, Any] | None = None) -> dict[str, str]:
     """``/{level}/{id}/metadata?expand`` for any level: automatic and stored metadata,
     in the order of their MetadataType numbers, as Orthanc lists them.

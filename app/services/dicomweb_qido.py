@@ -20,6 +20,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR
 
+from app import orthanc_api_at_least
 from app.context import ServerContext
 from app.dicom.dicomweb_json import (
     COMPUTED,
@@ -28,6 +29,7 @@ from app.dicom.dicomweb_json import (
     RETRIEVE_URL,
     UNIQUE_KEYS,
     computed_element,
+    decimal_values_of,
     keyword_of,
     strip_bulk,
     tag_key,
@@ -193,6 +195,8 @@ def _answer(level: Level, document: dict[str, Any], wanted: list[str],
         else:
             element = document.get(key)
             element = strip_bulk(element) if element is not None else None
+            if element is not None:  # DS values as strings from Orthanc 1.12.6
+                element = decimal_values_of(element, orthanc_api_at_least(1, 12, 6))
         if element is not None:
             answer[key] = element
     return dict(sorted(answer.items()))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,7 +22,7 @@ from app.blobstore.stored import (
     COMPRESSION_NONE,
     COMPRESSION_ZLIB,
     WrittenContent,
-    write_content,
+    describe_bytes,
 )
 from app.context import ServerContext, blob_deletion
 from app.context.metrics import metrics_of
@@ -55,12 +56,21 @@ class IngestResult:
 _BLOB_WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pharos-blob")
 
 
-def _write_blob(context: ServerContext, key: str, data: bytes) -> WrittenContent:
+def _write_blob(context: ServerContext, key: str, data: bytes,
+                described: Future[WrittenContent]) -> WrittenContent:
     """Write durably (temporary name, fsync, rename), zlib-compressed in Orthanc's format
-    with ``StorageCompression``; answer the sizes and MD5s the index keeps."""
+    with ``StorageCompression``; answer the sizes and MD5s the index keeps, and give them
+    to *described* as soon as they are known, before the write (see ``_ingest_instance``)."""
     compression = COMPRESSION_ZLIB if context.settings.storage_compression \
         else COMPRESSION_NONE
-    return write_content(context.blobs, key, data, compression)
+    try:
+        stored, written = describe_bytes(key, data, compression)
+    except BaseException as error:
+        described.set_exception(error)
+        raise
+    described.set_result(written)
+    context.blobs.put(key, stored)
+    return written
 
 
 def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
@@ -88,7 +98,8 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         raise ReadOnlyMode("Pharos runs with \"ReadOnly\": no instance can be stored")
     check_deflated_dataset(data)  # a decompression bomb is refused before any write
     key = new_key()
-    written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
+    described: Future[WrittenContent] = Future()
+    written = _BLOB_WRITERS.submit(_write_blob, context, key, data, described)
     try:
         parsed = parse_instance(data)
         # ReceivedInstanceFilter (Lua, Python hooks), before anything is indexed.
@@ -96,7 +107,7 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         if refusal is not None:
             _discard(context, key, written)
             return IngestResult("FilteredOut", parsed, refusal)
-        blob = written.result()
+        blob = described.result()  # sizes and MD5s: the blob may still be in writing
     except BaseException:
         _discard(context, key, written)
         raise
@@ -112,22 +123,56 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         freed.extend(stored.replaced_blob_keys)
         # Durably queued with the commit: a failed delete is retried, never lost.
         blob_deletion.schedule(conn, freed)
+        # The row is written while the blob is fsynced (the statements overlap the
+        # disk's wait), but commits only once the blob is durable: an index row never
+        # points at a blob a crash could lose. A failed write fails the transaction.
+        if stored.status == "Success":
+            written.result()
         return stored, freed
 
     try:
         # One place for every door (REST, STOW-RS, C-STORE, jobs): a race lost to another
         # writer (the same instance or parent created, or deleted, at the same moment; a
         # deadlock) is run again and then sees what the other writer committed.
-        outcome, recycled = context.db.write_retrying(index, integrity_races=True)
+        # Committed with the other ingests of the moment (group commit), and retried
+        # alone when the group fails: acknowledged only once its own commit is done.
+        outcome, recycled = context.db.write_grouped(index, key=parsed.ids.patient)
     except BaseException:
-        blob_deletion.discard(context, [key])
+        _discard(context, key, written)
         raise
     if outcome.status == "AlreadyStored":
-        blob_deletion.discard(context, [key])
+        _discard(context, key, written)
     blob_deletion.delete_scheduled(context, recycled)
     if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
         context.hooks.instance_stored(context, data, parsed, origin)
     return IngestResult(outcome.status, parsed)
+
+
+# Files of one request (ZIP entries) are ingested by a few threads: the blob fsync of
+# one overlaps the parse of the next, and their index writes commit in groups.
+_INGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pharos-ingest")
+_IN_FLIGHT = 8  # files of one request held in memory at once
+
+
+def ingest_each(context: ServerContext, files: Iterator[Callable[[], bytes]],
+                origin: dict[str, str]) -> list[IngestResult]:
+    """``ingest_instance`` of every file (each read by calling its reader, at most
+    ``_IN_FLIGHT`` held at once), on a few threads; the results in order. The first
+    failure is raised once the files in flight are done; the files before it are stored,
+    as they would be one after the other."""
+    results: list[IngestResult] = []
+    pending: deque[Future[IngestResult]] = deque()
+    try:
+        for read in files:
+            if len(pending) >= _IN_FLIGHT:
+                results.append(pending.popleft().result())
+            pending.append(_INGESTERS.submit(
+                lambda read=read: ingest_instance(context, read(), origin)))
+        while pending:
+            results.append(pending.popleft().result())
+    finally:
+        wait(pending)  # a failure: let the files in flight finish before raising
+    return results
 
 
 def _storage_columns(blob: WrittenContent) -> dict[str, Any]:
@@ -231,8 +276,9 @@ def ingest_zip(context: ServerContext, stream: IO[bytes],
     ingests.
     """
     with _open_zip(stream) as archive:
-        return [ingest_instance(context, _read_member_checked(archive, info), origin)
-                for info in _dicom_members(archive, context)]
+        members = _dicom_members(archive, context)
+        return ingest_each(context, (lambda info=info: _read_member_checked(archive, info)
+                                     for info in members), origin)
 
 
 def check_zip(context: ServerContext, stream: IO[bytes]) -> None:

@@ -17,7 +17,7 @@ from app.dicom.parse import read_dataset
 from app.dicom.tags import parse_tag
 from app.errors import InexistentFile, InexistentItem, UnknownResource
 from app.index import repository
-from app.index.db import Row
+from app.index.records import InstanceRecord
 from app.services.browse import get_row_or_404
 from app.validation import is_digits
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PIXEL_DATA = 0x7FE00010
 
 
-def instance_row(context: ServerContext, public_id: str) -> Row:
+def instance_row(context: ServerContext, public_id: str) -> InstanceRecord:
     with context.db.read() as conn:
         return get_row_or_404(conn, Level.INSTANCE, public_id)
 
@@ -38,14 +38,14 @@ def stored_file(context: ServerContext, row: Any) -> StoredFile:
     return StoredFile(context.blobs, row.blob_key, int(row.file_size), int(row.compression))
 
 
-def read_file(context: ServerContext, row: Row) -> bytes:
+def read_file(context: ServerContext, row: InstanceRecord) -> bytes:
     try:
         return stored_file(context, row).read()
     except FileNotFoundError as error:
         raise missing_file(row) from error
 
 
-def missing_file(row: Row) -> InexistentFile:
+def missing_file(row: InstanceRecord) -> InexistentFile:
     return InexistentFile(f"The file of instance {row.public_id} is missing from the storage")
 
 
@@ -71,7 +71,7 @@ def dataset_of(context: ServerContext, public_id: str, *,
     return read_dataset(read_file(context, row), stop_before_pixels=stop_before_pixels)
 
 
-def dataset_until_pixels(context: ServerContext, row: Row) -> Dataset:
+def dataset_until_pixels(context: ServerContext, row: InstanceRecord) -> Dataset:
     """The dataset up to the pixel data, read from the start of the file only: a large
     file is neither downloaded whole (S3) nor uncompressed whole (StorageCompression)."""
     try:
@@ -91,7 +91,7 @@ def tags_json(context: ServerContext, public_id: str, mode: str = "full",
     return format_tags(full, mode)
 
 
-def _instance_tags_until_pixels(context: ServerContext, row: Row,
+def _instance_tags_until_pixels(context: ServerContext, row: InstanceRecord,
                                 ignore_length: frozenset[int]) -> dict[str, Any]:
     dataset = dataset_until_pixels(context, row)
     return orthanc_json.dataset_to_json(dataset, ignore_length=ignore_length)
@@ -269,15 +269,16 @@ def instance_dicomweb(context: ServerContext, public_id: str) -> dict[str, Any]:
     pixels = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     if pixels is not None:
         del ds[PIXEL_DATA]
+    from app import orthanc_api_at_least
     document = fast_json.to_json_dict(ds, bulk_data_threshold=2**62,
-                                      bulk_data_element_handler=lambda elem: "")
+                                      bulk_data_element_handler=lambda elem: "",
+                                      decimal_text=orthanc_api_at_least(1, 12, 6))
     document = {k: v for k, v in document.items() if not k.endswith("0000")}  # group lengths
     if pixels is not None:
         vr = "OB" if encapsulated else (pixels.VR if pixels.VR in ("OB", "OW") else "OW")
         data = b"" if encapsulated else bytes(pixels.value or b"")
         import base64
         document["7FE00010"] = {"vr": vr, "InlineBinary": base64.b64encode(data).decode()}
-    from app import orthanc_api_at_least
     if orthanc_api_at_least(1, 12, 11):
         _numbers_of_binary_vrs(document)
     return document

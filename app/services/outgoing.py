@@ -17,7 +17,7 @@ from app.errors import (
 )
 from app.index import network_repository as network_index
 from app.index import repository
-from app.index.db import Row
+from app.index.records import InstanceRecord
 from app.services.instances import stored_file
 from app.timeutil import now_stamp
 
@@ -73,7 +73,7 @@ def instance_files(context: ServerContext, instance_ids: list[str],
                     missing: list[str]) -> Iterator[tuple[str, bytes]]:
     for public_id in instance_ids:
         with context.db.read() as conn:
-            row: Row | None = repository.get_row(conn, Level.INSTANCE, public_id)
+            row: InstanceRecord | None = repository.get_row(conn, Level.INSTANCE, public_id)
         if row is None:
             missing.append(public_id)
             continue

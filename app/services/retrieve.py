@@ -20,7 +20,7 @@ from app.dicom.levels import Level
 from app.errors import BadRequest, InexistentFile
 from app.index import find as index_find
 from app.index import repository
-from app.index.db import Row
+from app.index.records import InstanceRecord
 from app.services.dimse_query import element_text, parse_level
 from app.services.find import build_query
 from app.services.instances import stored_file
@@ -47,7 +47,7 @@ class RetrieveItem:
     compression: int
 
 
-def _item(row: Row) -> RetrieveItem:
+def _item(row: InstanceRecord) -> RetrieveItem:
     return RetrieveItem(row.public_id, row.sop_uid, row.sop_class_uid,
                         row.transfer_syntax or "", row.blob_key, row.file_size,
                         row.compression)

@@ -15,6 +15,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
+from app import ORTHANC_API_VERSION, orthanc_api_at_least
+from app.dicom.anonymize import default_version
 from tests.helpers import LiveServer, live_server, make_dicom
 
 SECRETS = ["SECRET^NAME", "SECRETID", "19551231", "SECRET HOSPITAL"]
@@ -95,7 +97,7 @@ def test_anonymized_study_keeps_no_identity_anywhere(server: LiveServer) -> None
         referenced = {d.ReferencedImageSequence[0].ReferencedSOPInstanceUID for d in datasets}
         assert len(referenced) == 1 and referenced <= new_sops
         assert all(d.PatientIdentityRemoved == "YES" for d in datasets)
-        assert all("2021b" in d.DeidentificationMethod for d in datasets)
+        assert all(default_version() in d.DeidentificationMethod for d in datasets)
         assert all(d.PatientName.family_name.startswith("Anonymized") for d in datasets)
         assert all(d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID
                    for d in datasets)
@@ -107,6 +109,31 @@ def test_anonymized_study_keeps_no_identity_anywhere(server: LiveServer) -> None
         assert patient["Studies"] == [new["ID"]]
 
 
+@pytest.mark.skipif(not orthanc_api_at_least(1, 12, 7),
+                    reason="Pharos answers as an Orthanc older than 1.12.7")
+def test_profile_2023b_by_default_and_plain_method_when_changed(server: LiveServer) -> None:
+    """Orthanc 1.12.1+ anonymizes with PS3.15-2023b (InstanceCreationDate goes, which
+    2021b keeps); a Replace makes DeidentificationMethod ``Orthanc <version>`` (1.12.7)."""
+    with server.client() as client:
+        instance = client.post("/instances", content=make_dicom(
+            patient_id="ANON-2023B", InstanceCreationDate="20200101",
+            StationName="ROOM1")).json()["ID"]
+
+        def anonymized(body: dict) -> Dataset:
+            answer = client.post(f"/instances/{instance}/anonymize", json=body)
+            assert answer.status_code == 200, answer.text
+            return pydicom.dcmread(io.BytesIO(answer.content))
+
+        default, older = anonymized({}), anonymized({"DicomVersion": "2021b"})
+        replaced = anonymized({"Replace": {"StationName": "tutu"}})
+    assert default.DeidentificationMethod == \
+        f"Orthanc {ORTHANC_API_VERSION} - PS 3.15-2023b Table E.1-1 Basic Profile"
+    assert "InstanceCreationDate" not in default and older.InstanceCreationDate == "20200101"
+    assert "2021b" in older.DeidentificationMethod
+    assert replaced.DeidentificationMethod == f"Orthanc {ORTHANC_API_VERSION}"
+    assert replaced.StationName == "tutu" and "InstanceCreationDate" not in replaced
+
+
 def test_private_tags_are_kept_when_asked(server: LiveServer) -> None:
     with server.client() as client:
         study, _ = _identified_study(client, 1, 1)
@@ -115,7 +142,11 @@ def test_private_tags_are_kept_when_asked(server: LiveServer) -> None:
         data = _files_of(client, "studies", answer.json()["ID"])[0]
         assert b"SECRETID in a private tag" in data
         ds = pydicom.dcmread(io.BytesIO(data))
-        assert "DeidentificationMethod" not in ds  # Orthanc: not its own profile any more
+        # Orthanc: not its own profile any more (1.12.7+: just "Orthanc <version>")
+        if orthanc_api_at_least(1, 12, 7):
+            assert ds.DeidentificationMethod == f"Orthanc {ORTHANC_API_VERSION}"
+        else:
+            assert "DeidentificationMethod" not in ds
 
 
 def test_modify_study_without_source(server: LiveServer) -> None:

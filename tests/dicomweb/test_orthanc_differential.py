@@ -71,10 +71,13 @@ def _get(base: str, path: str) -> Any:
 
 
 def _normalize(value: Any, base: str) -> Any:
-    """URLs without the server's address; strings without DICOM padding."""
+    """URLs without the server's address; strings without DICOM padding; DS values as
+    numbers (Orthanc 1.10.1 writes numbers, Orthanc 1.12.6+ and Pharos their text)."""
     if isinstance(value, dict):
         if "BulkDataURI" in value or "InlineBinary" in value:
             return "<bulk>"  # host, vr and inline/URI choices differ: presence only
+        if value.get("vr") == "DS" and "Value" in value:
+            return {**value, "Value": [None if v is None else float(v) for v in value["Value"]]}
         return {k: _normalize(v, base) for k, v in value.items()}
     if isinstance(value, list):
         return [_normalize(v, base) for v in value]
