@@ -34,7 +34,7 @@ from app.blobstore.compression import (
 )
 
 __all__ = ["COMPRESSION_NONE", "COMPRESSION_ZLIB", "StoredFile", "WrittenContent",
-           "write_content"]
+           "write_content", "describe_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +147,21 @@ def _md5(data: bytes) -> str:
 
 def _write_bytes(store: BlobStore, key: BlobKey, content: bytes,
                  compression: int) -> WrittenContent:
+    stored, written = describe_bytes(key, content, compression)
+    store.put(key, stored)
+    return written
+
+
+def describe_bytes(key: BlobKey, content: bytes,
+                   compression: int) -> tuple[bytes, WrittenContent]:
+    """(the bytes to put under *key*, what the index will keep of them): the first half
+    of :func:`write_content` for a content held in memory, so that a caller can index
+    the content while its blob is being written (and commit only once it is durable)."""
     md5 = _md5(content)
     if compression == COMPRESSION_NONE:
-        store.put(key, content)
-        return WrittenContent(key, compression, len(content), md5, len(content), md5)
+        return content, WrittenContent(key, compression, len(content), md5, len(content), md5)
     if compression != COMPRESSION_ZLIB:
         raise ValueError(f"unknown compression type {compression}")
     stored = compress(content)
-    store.put(key, stored)
-    return WrittenContent(key, compression, len(content), md5, len(stored), _md5(stored))
+    return stored, WrittenContent(key, compression, len(content), md5, len(stored),
+                                  _md5(stored))

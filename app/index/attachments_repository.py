@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.dicom.levels import Level
 from app.index import models
-from app.index.db import Row
+from app.index.records import AttachmentRecord, build, build_one, columns_of
 
 ATTACHMENTS: Table = models.Attachment.__table__  # type: ignore[assignment]
 
@@ -27,9 +27,13 @@ def _key(level: Level, resource_pk: int, content_type: int) -> Any:
                 ATTACHMENTS.c.content_type == content_type)
 
 
-def get(conn: Connection, level: Level, resource_pk: int, content_type: int) -> Row | None:
-    return conn.execute(select(ATTACHMENTS).where(_key(level, resource_pk,
-                                                       content_type))).first()
+_COLUMNS = columns_of(ATTACHMENTS, AttachmentRecord)
+
+
+def get(conn: Connection, level: Level, resource_pk: int,
+        content_type: int) -> AttachmentRecord | None:
+    return build_one(AttachmentRecord, conn.execute(
+        select(*_COLUMNS).where(_key(level, resource_pk, content_type))).first())
 
 
 def content_types(conn: Connection, level: Level, resource_pk: int) -> list[int]:
@@ -40,14 +44,15 @@ def content_types(conn: Connection, level: Level, resource_pk: int) -> list[int]
         .order_by(ATTACHMENTS.c.content_type))]
 
 
-def attachments_of(conn: Connection, level: Level, pks: list[int]) -> dict[int, list[Row]]:
+def attachments_of(conn: Connection, level: Level,
+                   pks: list[int]) -> dict[int, list[AttachmentRecord]]:
     """The user attachments of many resources of one level, by pk, in numeric order."""
-    answer: dict[int, list[Row]] = {pk: [] for pk in pks}
+    answer: dict[int, list[AttachmentRecord]] = {pk: [] for pk in pks}
     for start in range(0, len(pks), 500):
-        for row in conn.execute(select(ATTACHMENTS).where(
+        for row in build(AttachmentRecord, conn.execute(select(*_COLUMNS).where(
                 ATTACHMENTS.c.level == level.value,
                 ATTACHMENTS.c.resource_pk.in_(pks[start:start + 500]))
-                .order_by(ATTACHMENTS.c.resource_pk, ATTACHMENTS.c.content_type)):
+                .order_by(ATTACHMENTS.c.resource_pk, ATTACHMENTS.c.content_type))):
             answer[row.resource_pk].append(row)
     return answer
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from app.dicom.levels import Level
 from app.index import models, repository
-from app.index.db import Row
+from app.index.records import MetadataValue, build_one
 from app.index.repository import METADATA, PATIENTS
 
 GLOBAL_PROPERTIES: Table = models.GlobalProperty.__table__  # type: ignore[assignment]
@@ -47,11 +47,12 @@ def next_global_sequence(conn: Connection, name: str) -> int:
 
 # --- metadata --------------------------------------------------------------------------------
 
-def get_metadata(conn: Connection, level: Level, pk: int, name: str) -> Row | None:
-    """One stored metadata row (value, revision), or None."""
-    return conn.execute(select(METADATA.c.value, METADATA.c.revision).where(and_(
-        METADATA.c.level == level.value, METADATA.c.resource_pk == pk,
-        METADATA.c.name == name))).first()
+def get_metadata(conn: Connection, level: Level, pk: int, name: str) -> MetadataValue | None:
+    """One stored metadata value and its revision, or None."""
+    return build_one(MetadataValue, conn.execute(select(METADATA.c.value, METADATA.c.revision)
+                                                 .where(and_(METADATA.c.level == level.value,
+                                                             METADATA.c.resource_pk == pk,
+                                                             METADATA.c.name == name))).first())
 
 
 def set_metadata(conn: Connection, level: Level, pk: int, name: str, value: str) -> int | None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 # Connection is re-exported: the transaction handle the layers above pass to the
 # repositories without importing SQLAlchemy themselves.
@@ -18,17 +18,6 @@ from sqlalchemy import Connection as Connection
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    import sqlalchemy
-
-    # A row of the index, whatever its columns (SQLAlchemy 2.1's Row is generic over
-    # them): what the repositories answer where no dataclass is defined yet.
-    Row: TypeAlias = sqlalchemy.Row[*tuple[Any, ...]]
-else:
-    from sqlalchemy import Row as Row
 
 log = logging.getLogger(__name__)
 

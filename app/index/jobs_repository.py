@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from app.index import models
-from app.index.db import Row
+from app.index.records import JobOutput, JobRecord, build, build_one, columns_of
 
 JOBS: Table = models.Job.__table__  # type: ignore[assignment]
 
@@ -64,16 +64,19 @@ def insert_job(conn: Connection, *, job_id: str, job_type: str, priority: int, p
         claimed_by=None, heartbeat=None, output_key=None, user_data=user_data))
 
 
-def get_job(conn: Connection, job_id: str) -> Row | None:
-    return conn.execute(select(JOBS).where(JOBS.c.id == job_id)).first()
+_COLUMNS = columns_of(JOBS, JobRecord)
 
 
-def list_jobs(conn: Connection) -> list[Row]:
+def get_job(conn: Connection, job_id: str) -> JobRecord | None:
+    return build_one(JobRecord, conn.execute(select(*_COLUMNS).where(JOBS.c.id == job_id)).first())
+
+
+def list_jobs(conn: Connection) -> list[JobRecord]:
     """Every job, in submission order."""
-    return list(conn.execute(select(JOBS).order_by(JOBS.c.seq)))
+    return build(JobRecord, conn.execute(select(*_COLUMNS).order_by(JOBS.c.seq)))
 
 
-def claim_next(conn: Connection, worker: str, now: float) -> Row | None:
+def claim_next(conn: Connection, worker: str, now: float) -> JobRecord | None:
     """Take the pending job of highest priority (then oldest) and mark it Running for *worker*.
 
     Must run inside a write transaction. ``FOR UPDATE SKIP LOCKED`` is rendered on
@@ -193,10 +196,10 @@ def count_by_state(conn: Connection) -> dict[str, int]:
         select(JOBS.c.state, func.count()).group_by(JOBS.c.state))}
 
 
-def job_outputs(conn: Connection, job_types: Sequence[str]) -> list[Row]:
-    """(id, output_key) of the finished jobs of *job_types* that still have an output,
-    the most recently completed first."""
-    return list(conn.execute(
+def job_outputs(conn: Connection, job_types: Sequence[str]) -> list[JobOutput]:
+    """The finished jobs of *job_types* that still have an output, the most recently
+    completed first."""
+    return build(JobOutput, conn.execute(
         select(JOBS.c.id, JOBS.c.output_key)
         .where(and_(JOBS.c.type.in_(list(job_types)), JOBS.c.state == SUCCESS,
                     JOBS.c.output_key.is_not(None)))

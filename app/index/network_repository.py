@@ -7,8 +7,17 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from app.dicom.levels import Level
 from app.index import models, repository
-from app.index.db import Row
-from app.index.records import InstanceRecord, SeriesRecord, StudyRecord
+from app.index.records import (
+    CommitmentReport,
+    InstanceRecord,
+    InstanceUid,
+    QueryRecord,
+    SeriesRecord,
+    StudyRecord,
+    build,
+    build_one,
+    columns_of,
+)
 from app.index.repository import EXPORTS, get_row, parent_row
 
 MODALITIES: Table = models.StoredModality.__table__  # type: ignore[assignment]
@@ -43,8 +52,9 @@ def insert_query(conn: Connection, *, query_id: str, modality: str, level: str, 
                                         options=options))
 
 
-def get_query(conn: Connection, query_id: str) -> Row | None:
-    return conn.execute(select(QUERIES).where(QUERIES.c.id == query_id)).first()
+def get_query(conn: Connection, query_id: str) -> QueryRecord | None:
+    return build_one(QueryRecord, conn.execute(
+        select(*columns_of(QUERIES, QueryRecord)).where(QUERIES.c.id == query_id)).first())
 
 
 def list_queries(conn: Connection) -> list[str]:
@@ -72,9 +82,10 @@ def insert_report(conn: Connection, transaction_uid: str, remote_aet: str,
                                         created=created))
 
 
-def get_report(conn: Connection, transaction_uid: str) -> Row | None:
-    return conn.execute(select(REPORTS).where(REPORTS.c.transaction_uid == transaction_uid)
-                        ).first()
+def get_report(conn: Connection, transaction_uid: str) -> CommitmentReport | None:
+    return build_one(CommitmentReport, conn.execute(
+        select(*columns_of(REPORTS, CommitmentReport))
+        .where(REPORTS.c.transaction_uid == transaction_uid)).first())
 
 
 def complete_report(conn: Connection, transaction_uid: str, success: bytes,
@@ -94,10 +105,10 @@ def forget_old_reports(conn: Connection, keep: int) -> None:
         conn.execute(delete(REPORTS).where(REPORTS.c.transaction_uid.in_(old)))
 
 
-def instances_with_sop_uid(conn: Connection, sop_uid: str) -> list[Row]:
-    """(public_id, sop_class_uid) of the instances with this SOPInstanceUID."""
+def instances_with_sop_uid(conn: Connection, sop_uid: str) -> list[InstanceUid]:
+    """The instances with this SOPInstanceUID."""
     table = repository.INSTANCES
-    return list(conn.execute(select(table.c.public_id, table.c.sop_class_uid)
+    return build(InstanceUid, conn.execute(select(table.c.public_id, table.c.sop_class_uid)
                              .where(table.c.sop_uid == sop_uid)))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
-from app.index.db import Row
+from app.index.records import InstanceChain, StoredInstance, build, columns_of
 from app.index.repository import (
     INSTANCES,
     METADATA,
@@ -22,27 +22,25 @@ from app.index.repository import (
 )
 
 
-def instance_chain(conn: Connection, instance_pk: int) -> Row:
-    """(series_pk, study_pk, patient_pk) of an instance."""
-    return conn.execute(
+def instance_chain(conn: Connection, instance_pk: int) -> InstanceChain:
+    """The pks of an instance's series, study and patient."""
+    return InstanceChain(*conn.execute(
         select(INSTANCES.c.series_pk, SERIES.c.study_pk, STUDIES.c.patient_pk)
         .join(SERIES, INSTANCES.c.series_pk == SERIES.c.pk)
         .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
-        .where(INSTANCES.c.pk == instance_pk)).one()
+        .where(INSTANCES.c.pk == instance_pk)).one())
 
 
 def referenced_blob_keys(conn: Connection) -> set[str]:
     return {key for (key,) in conn.execute(select(INSTANCES.c.blob_key))}
 
 
-def instance_rows(conn: Connection, pks: list[int] | None = None) -> list[Row]:
-    """(pk, public_id) and the storage columns of every instance, or of the given ones."""
-    query = select(INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.blob_key,
-                   INSTANCES.c.file_size, INSTANCES.c.compression,
-                   INSTANCES.c.compressed_size, INSTANCES.c.compressed_md5)
+def instance_rows(conn: Connection, pks: list[int] | None = None) -> list[StoredInstance]:
+    """The identifiers and storage columns of every instance, or of the given ones."""
+    query = select(*columns_of(INSTANCES, StoredInstance))
     if pks is not None:
         query = query.where(INSTANCES.c.pk.in_(pks))
-    return list(conn.execute(query.order_by(INSTANCES.c.pk)))
+    return build(StoredInstance, conn.execute(query.order_by(INSTANCES.c.pk)))
 
 
 def _set_metadata(conn: Connection, level: Level, pk: int, name: str,
@@ -60,7 +58,8 @@ def refresh(conn: Connection, instance_pk: int, parsed: ParsedInstance, *, blob_
     """Rewrite the instance's columns, main tags and DICOM JSON, and the main tags and
     matching columns of its series, study and patient, from *parsed* (Orthanc's
     ReconstructInstance: the last instance reconstructed sets its parents' tags)."""
-    series_pk, study_pk, patient_pk = instance_chain(conn, instance_pk)
+    chain = instance_chain(conn, instance_pk)
+    series_pk, study_pk, patient_pk = chain.series_pk, chain.study_pk, chain.patient_pk
     tags = parsed.main_tags
     instance = tags[Level.INSTANCE]
     conn.execute(update(INSTANCES).where(INSTANCES.c.pk == instance_pk).values(

@@ -159,6 +159,160 @@ class ExportRecord:
     sop_uid: str
 
 
+@dataclass(frozen=True, slots=True)
+class LeanInstance:
+    """What retrieval needs of an instance (DICOMweb: UIDs, where its file is, its syntax
+    and place in the series), and its stored DICOM JSON when asked for."""
+
+    pk: int
+    public_id: str
+    series_pk: int
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    blob_key: str
+    file_size: int
+    compression: int
+    index_in_series: int | None
+    dicom_json: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HierarchyTags:
+    """The main tags (JSON) of an instance's patient, study and series, and the pks of
+    its series and study (archives lay their folders out with them)."""
+
+    pk: int  # of the instance
+    patient: bytes
+    study: bytes
+    series: bytes
+    series_pk: int
+    study_pk: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """An instance's identifiers and the storage columns of its blob."""
+
+    pk: int
+    public_id: str
+    blob_key: str
+    file_size: int
+    compression: int
+    compressed_size: int | None
+    compressed_md5: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceChain:
+    """The pks of an instance's series, study and patient."""
+
+    series_pk: int
+    study_pk: int
+    patient_pk: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceUid:
+    """An instance named by its SOPInstanceUID: its Orthanc ID and SOP class."""
+
+    public_id: str
+    sop_class_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    """A user attachment (Orthanc's content types 1024..65535) of a resource."""
+
+    resource_pk: int
+    content_type: int
+    uuid: str  # the blob key
+    compression: int
+    uncompressed_size: int
+    uncompressed_md5: str
+    compressed_size: int
+    compressed_md5: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataValue:
+    """A stored metadata value and its revision."""
+
+    value: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job of the durable queue (Orthanc's ``/jobs/{id}``)."""
+
+    id: str
+    seq: int
+    type: str
+    state: str
+    priority: int
+    payload: bytes  # the job's input (JSON)
+    content: bytes  # Orthanc's "Content" (JSON)
+    progress: int
+    error_code: int
+    error_description: str
+    creation_time: str
+    completion_time: str | None
+    effective_runtime: float
+    claimed_by: str | None
+    heartbeat: float | None
+    output_key: str | None  # a blob the job produced (an archive)
+    user_data: bytes | None  # "UserData" (JSON), Orthanc 1.12.9
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutput:
+    """A finished job that still holds an output blob."""
+
+    id: str
+    output_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """A C-FIND issued through ``/modalities/{name}/query``, kept for ``/queries/{id}``."""
+
+    id: str
+    modality: str
+    level: str
+    query: bytes  # the request (JSON)
+    answers: bytes  # the answers (a JSON list of DICOM JSON datasets)
+    created: float
+    options: bytes | None  # {"Normalize", "LocalAet", "Timeout", "Remote"} (JSON)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentReport:
+    """A storage commitment transaction this server asked a modality for."""
+
+    transaction_uid: str
+    remote_aet: str
+    complete: bool
+    success: bytes  # [[SOPClassUID, SOPInstanceUID]] (JSON)
+    failures: bytes  # [[SOPClassUID, SOPInstanceUID, reason]] (JSON)
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """An event waiting to be POSTed to one webhook."""
+
+    seq: int
+    webhook: str
+    event_id: str
+    event: str
+    body: bytes
+    created: float
+    attempts: int
+    last_error: str | None
+
+
 R = TypeVar("R")
 
 
@@ -170,3 +324,13 @@ def field_names(record: type[Any]) -> tuple[str, ...]:
 def build(record: type[R], rows: Iterable[Any]) -> list[R]:
     """Records from rows that hold their columns in order."""
     return [record(*row) for row in rows]
+
+
+def build_one(record: type[R], row: Any | None) -> R | None:
+    """A record from a row that holds its columns in order, or None without a row."""
+    return None if row is None else record(*row)
+
+
+def columns_of(table: Any, record: type[Any]) -> list[Any]:
+    """The columns of *table* that *record* carries, in its field order."""
+    return [table.c[name] for name in field_names(record)]

@@ -33,12 +33,14 @@ from app.dicom.levels import Level
 from app.dicom.parse import ParsedInstance
 from app.dicom.text import normalize
 from app.index import models
-from app.index.db import TRANSACTION_SCOPED_PREFIX, Row, before_commit, note_events
+from app.index.db import TRANSACTION_SCOPED_PREFIX, before_commit, note_events
 from app.index.records import (
     RECORD_OF_LEVEL,
     ChangeRecord,
     ExportRecord,
+    HierarchyTags,
     InstanceRecord,
+    LeanInstance,
     ResourceId,
     ResourceRecord,
     StudyRecord,
@@ -640,7 +642,7 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
         parent_row_ = conn.execute(select(TABLE[parent]).where(TABLE[parent].c.pk == parent_pk)).one()
         if still is not None:
             remaining = (parent, parent_row_.public_id)
-            _touch_ancestors(conn, parent, parent_row_)
+            _touch_ancestors(conn, parent, parent_pk)
             break
         doomed[parent] = [parent_pk]
         current, current_row = parent, parent_row_
@@ -661,12 +663,11 @@ def delete_resource(conn: Connection, level: Level, pk: int) -> tuple[list[str],
     return blob_keys, remaining
 
 
-def _touch_ancestors(conn: Connection, level: Level, row: Row) -> None:
+def _touch_ancestors(conn: Connection, level: Level, pk: int | None) -> None:
     """Orthanc 1.12.1+: a deletion sets LastUpdate of the remaining ancestor and of its own
     ancestors to now (their stability is left as it is)."""
     now = now_stamp()
     current: Level | None = level
-    pk: int | None = row.pk
     while current is not None and pk is not None:
         table = TABLE[current]
         conn.execute(update(table).where(table.c.pk == pk).values(last_update=now))
@@ -849,29 +850,27 @@ def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
 
 # What retrieval needs of an instance (DICOMweb: UIDs, blob key, size, compression,
 # syntax, order).
-_LEAN_COLUMNS = (INSTANCES.c.pk, INSTANCES.c.public_id, INSTANCES.c.series_pk, INSTANCES.c.sop_uid,
-                 INSTANCES.c.sop_class_uid, INSTANCES.c.transfer_syntax,
-                 INSTANCES.c.blob_key, INSTANCES.c.file_size, INSTANCES.c.compression,
-                 INSTANCES.c.index_in_series)
+_LEAN_COLUMNS = tuple(INSTANCES.c[name] for name in field_names(LeanInstance)
+                      if name != "dicom_json")
 
 
-def lean_instance(conn: Connection, pk: int) -> Row:
+def lean_instance(conn: Connection, pk: int) -> LeanInstance:
     """The retrieval columns of one instance (it must exist)."""
-    return conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one()
+    return LeanInstance(*conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one())
 
 
 def lean_instances_of_series(conn: Connection, series_pks: Sequence[int], sop_uid: str | None,
-                             with_json: bool) -> list[Row]:
+                             with_json: bool) -> list[LeanInstance]:
     """The retrieval columns of the instances of the series (only *sop_uid* when given),
     plus the stored DICOM JSON when *with_json*; in no particular order."""
     columns = _LEAN_COLUMNS + ((INSTANCES.c.dicom_json,) if with_json else ())
     statement = select(*columns).where(INSTANCES.c.series_pk.in_(list(series_pks)))
     if sop_uid is not None:
         statement = statement.where(INSTANCES.c.sop_uid == sop_uid)
-    return list(conn.execute(statement).all())
+    return build(LeanInstance, conn.execute(statement))
 
 
-def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, Row]:
+def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, HierarchyTags]:
     """For each instance pk: the main tags of its patient, study and series (``patient``,
     ``study``, ``series``), its ``series_pk`` and ``study_pk`` (archives lay folders out
     with them)."""
@@ -882,7 +881,7 @@ def hierarchy_tags(conn: Connection, instance_pks: Sequence[int]) -> dict[int, R
                  .join(STUDIES, SERIES.c.study_pk == STUDIES.c.pk)
                  .join(PATIENTS, STUDIES.c.patient_pk == PATIENTS.c.pk)
                  .where(INSTANCES.c.pk.in_(list(instance_pks))))
-    return {r.pk: r for r in conn.execute(statement)}
+    return {r.pk: r for r in build(HierarchyTags, conn.execute(statement))}
 
 
 _INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).where(

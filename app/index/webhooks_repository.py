@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.index import models, repository
-from app.index.db import Row
+from app.index.records import WebhookDelivery, build, columns_of
 
 DELIVERIES: Table = models.WebhookDelivery.__table__  # type: ignore[assignment]
 ENDPOINTS: Table = models.WebhookEndpoint.__table__  # type: ignore[assignment]
@@ -63,9 +63,10 @@ def take_lease(conn: Connection, webhook: str, owner: str, now: float, lease: fl
         .values(lease_owner=owner, lease_until=now + lease)).rowcount == 1
 
 
-def next_deliveries(conn: Connection, webhook: str, limit: int) -> list[Row]:
-    return list(conn.execute(select(DELIVERIES).where(DELIVERIES.c.webhook == webhook)
-                             .order_by(DELIVERIES.c.seq).limit(limit)))
+def next_deliveries(conn: Connection, webhook: str, limit: int) -> list[WebhookDelivery]:
+    return build(WebhookDelivery, conn.execute(
+        select(*columns_of(DELIVERIES, WebhookDelivery)).where(DELIVERIES.c.webhook == webhook)
+        .order_by(DELIVERIES.c.seq).limit(limit)))
 
 
 def delivered(conn: Connection, seqs: Sequence[int]) -> None:

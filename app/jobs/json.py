@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from app import errors
-from app.index.db import Row
 from app.index.jobs_repository import CANCELLING, PAUSING, RUNNING
+from app.index.records import JobRecord
 
 # Orthanc's ErrorCode descriptions beyond those app.errors defines (Enumerations.cpp).
 _EXTRA_DESCRIPTIONS = {
@@ -63,7 +63,7 @@ def public_state(state: str) -> str:
     return RUNNING if state in (PAUSING, CANCELLING) else state
 
 
-def job_json(row: Row) -> dict[str, Any]:
+def job_json(row: JobRecord) -> dict[str, Any]:
     """One job as Orthanc shows it; keys in Orthanc's (alphabetical) order."""
     state = public_state(row.state)
     answer: dict[str, Any] = {}
@@ -83,6 +83,6 @@ def job_json(row: Row) -> dict[str, Any]:
         "Timestamp": job_time(),
         "Type": row.type,
     })
-    if getattr(row, "user_data", None) is not None:  # Orthanc 1.12.9: only when given
+    if row.user_data is not None:  # Orthanc 1.12.9: only when given
         answer["UserData"] = orjson.loads(row.user_data)
     return answer

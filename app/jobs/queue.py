@@ -16,7 +16,8 @@ import orjson
 from app.context import ServerContext
 from app.errors import BadRequest, InexistentItem, ParameterOutOfRange
 from app.index import jobs_repository as jobs
-from app.index.db import Row, note_events
+from app.index.db import note_events
+from app.index.records import JobRecord
 from app.jobs.json import CANCELED_JOB, error_for_code, job_json, job_time
 from app.jobs.kinds import get_kind
 
@@ -61,7 +62,7 @@ def submit(context: ServerContext, job_type: str, payload: dict[str, Any], *,
     return job_id
 
 
-def job_row(context: ServerContext, job_id: str) -> Row:
+def job_row(context: ServerContext, job_id: str) -> JobRecord:
     with context.db.read() as conn:
         row = jobs.get_job(conn, job_id)
     if row is None:
@@ -69,12 +70,12 @@ def job_row(context: ServerContext, job_id: str) -> Row:
     return row
 
 
-def list_jobs(context: ServerContext) -> list[Row]:
+def list_jobs(context: ServerContext) -> list[JobRecord]:
     with context.db.read() as conn:
         return jobs.list_jobs(conn)
 
 
-def wait(context: ServerContext, job_id: str, timeout: float | None = None) -> Row:
+def wait(context: ServerContext, job_id: str, timeout: float | None = None) -> JobRecord:
     """Poll until the job succeeds or fails (synchronous REST calls)."""
     delay = 0.01
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -27,7 +27,8 @@ import orjson
 from app.context import ServerContext, blob_deletion
 from app.errors import PharosError
 from app.index import jobs_repository as jobs
-from app.index.db import Row, note_events
+from app.index.db import note_events
+from app.index.records import JobRecord
 from app.jobs.json import CANCELED_JOB, job_time
 from app.jobs.kinds import JobInterrupted, get_kind
 from app.jobs.queue import wakeup_event
@@ -128,7 +129,7 @@ class Workers:
                 continue
             self._run(row)
 
-    def _claim(self) -> Row | None:
+    def _claim(self) -> JobRecord | None:
         with self.context.db.write() as conn:
             row = jobs.claim_next(conn, self.identity, jobs.database_time(conn))
         if row is not None:
@@ -136,7 +137,7 @@ class Workers:
                 self.running.add(row.id)
         return row
 
-    def _run(self, row: Row) -> None:
+    def _run(self, row: JobRecord) -> None:
         started = time.monotonic()
         runner = _JobRun(self, row)
         outcome: dict[str, Any]
@@ -203,7 +204,7 @@ class Workers:
 class _JobRun:
     """Callbacks given to one run: throttled progress writes and stop checks."""
 
-    def __init__(self, workers: Workers, row: Row) -> None:
+    def __init__(self, workers: Workers, row: JobRecord) -> None:
         self.workers = workers
         self.job_id = row.id
         self.content: bytes | None = None

@@ -31,7 +31,7 @@ from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.errors import UnknownResource
 from app.index import repository
-from app.index.db import Row
+from app.index.records import InstanceRecord
 from app.services.delete import find_level
 from app.services.instances import stored_file
 
@@ -50,13 +50,13 @@ def _label(*parts: str | None) -> str:
     return _clean(" ".join(p for p in parts if p)) or "Unknown"
 
 
-def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Row]:
+def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[InstanceRecord]:
     """Instance rows below the resources (any level), each once, in hierarchy order, with
     the main tags of their patient, study and series. The patient tags are the patient's
     for an instance asked through its patient, else the copy its study keeps (Orthanc
     1.12.2+: a study's archive shows the PatientName of that study, even when another
     study of the same PatientID has another)."""
-    rows: dict[int, Row] = {}
+    rows: dict[int, InstanceRecord] = {}
     through_patient: set[int] = set()
     with context.db.read() as conn:
         for public_id in public_ids:
@@ -98,7 +98,7 @@ class _Tags:
 
 
 def archive_layout(context: ServerContext, public_ids: Sequence[str], *,
-                   utf8: bool = True) -> list[tuple[str, Row]]:
+                   utf8: bool = True) -> list[tuple[str, InstanceRecord]]:
     """The folders of an archive, as the Orthanc version Pharos answers as names them.
 
     Orthanc 1.13: ``PatientID - PatientName/AccessionNumber - StudyDescription/SeriesNumber -
@@ -112,7 +112,7 @@ def archive_layout(context: ServerContext, public_ids: Sequence[str], *,
     PatientName/...``, letters, digits, spaces and ``._-`` only, files numbered from 0."""
     if not orthanc_api_at_least(1, 13, 0):
         return _layout_before_1_13(context, public_ids)
-    entries: list[tuple[str, Row]] = []
+    entries: list[tuple[str, InstanceRecord]] = []
     used: dict[str, set[str]] = {}
     for row, tags in _instances_of(context, public_ids):
         patient = orjson.loads(tags.patient)
@@ -147,7 +147,7 @@ def _folder(utf8: bool, level: str, *parts: str | None) -> str:
     return name
 
 
-def _file_name(modality: str, row: Row, taken: set[str]) -> str:
+def _file_name(modality: str, row: InstanceRecord, taken: set[str]) -> str:
     letters = "".join(c for c in modality.upper() if c.isascii() and c.isalnum())[:2]
     pattern = f"{letters}{{:0{8 - len(letters)}d}}.dcm"
     number = None
@@ -165,8 +165,8 @@ def _file_name(modality: str, row: Row, taken: set[str]) -> str:
 
 
 def _layout_before_1_13(context: ServerContext,
-                        public_ids: Sequence[str]) -> list[tuple[str, Row]]:
-    entries: list[tuple[str, Row]] = []
+                        public_ids: Sequence[str]) -> list[tuple[str, InstanceRecord]]:
+    entries: list[tuple[str, InstanceRecord]] = []
     counters: dict[str, int] = {}
     for row, tags in _instances_of(context, public_ids):
         patient = orjson.loads(tags.patient)

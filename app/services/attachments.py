@@ -44,7 +44,8 @@ from app.errors import (
 )
 from app.index import attachments_repository as repository
 from app.index import repository as index_repository
-from app.index.db import Connection, Row, note_events
+from app.index.db import Connection, note_events
+from app.index.records import AttachmentRecord, InstanceRecord
 from app.index.repository import stored_md5, stored_size
 from app.services.browse import get_row_or_404
 from app.services.instances import instance_row
@@ -94,13 +95,13 @@ class AttachmentInfo:
                 "UncompressedSize": self.uncompressed_size, "Uuid": self.uuid}
 
     @classmethod
-    def of(cls, row: Row) -> AttachmentInfo:
+    def of(cls, row: AttachmentRecord) -> AttachmentInfo:
         return cls(int(row.content_type), row.uuid, int(row.compression),
                    int(row.uncompressed_size), row.uncompressed_md5, int(row.compressed_size),
                    row.compressed_md5, int(row.revision))
 
     @classmethod
-    def of_instance(cls, row: Row) -> AttachmentInfo:
+    def of_instance(cls, row: InstanceRecord) -> AttachmentInfo:
         """The ``dicom`` attachment of an instance row. Its revision is always 0 (Orthanc
         never revises it), so its ETag is ``"0-{md5}"``, as in Orthanc 1.9.2+."""
         return cls(DICOM, row.blob_key, int(row.compression), int(row.file_size), row.md5,
@@ -201,12 +202,6 @@ def _check_revision(current: AttachmentInfo | None, wanted: tuple[int, str] | No
 
 def _resource_pk(conn: Connection, level: Level, public_id: str) -> int:
     return int(get_row_or_404(conn, level, public_id).pk)
-
-
-def list_user_attachments(context: ServerContext, conn: Connection, level: Level,
-                          resource_pk: int) -> list[tuple[str, int]]:
-    """(name, content type) of a resource's user attachments, in numeric order."""
-    return [(name_of(context, t), t) for t in repository.content_types(conn, level, resource_pk)]
 
 
 def is_instance_file(level: Level, content_type: int) -> bool:

@@ -32,7 +32,8 @@ from app.dicom.levels import Level
 from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownResource
 from app.index import find as index_find
 from app.index import repository
-from app.index.db import Connection, Row
+from app.index.db import Connection
+from app.index.records import LeanInstance
 from app.services.find import build_query
 from app.services.instances import stored_file
 from app.validation import is_digits
@@ -70,7 +71,7 @@ class LocatedInstance:
 
     study_uid: str
     series_uid: str
-    row: Row
+    row: LeanInstance
 
     @property
     def sop_uid(self) -> str:
@@ -170,7 +171,7 @@ def metadata(context: ServerContext, target: Target, root: str) -> bytes:
 
 # --- retrieval of instances (PS3.18 10.4.1.1.1) ---------------------------------------------
 
-def open_blob(context: ServerContext, row: Row) -> IO[bytes]:
+def open_blob(context: ServerContext, row: LeanInstance) -> IO[bytes]:
     try:
         return stored_file(context, row).open()
     except FileNotFoundError as error:
@@ -178,14 +179,14 @@ def open_blob(context: ServerContext, row: Row) -> IO[bytes]:
                              "storage") from error
 
 
-def read_blob(context: ServerContext, row: Row) -> bytes:
+def read_blob(context: ServerContext, row: LeanInstance) -> bytes:
     try:
         return stored_file(context, row).read()
     except FileNotFoundError as error:
         raise _missing(row) from error
 
 
-def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[bytes]:
+def instance_bytes(context: ServerContext, row: LeanInstance, syntax: str) -> Iterator[bytes]:
     """The file as stored (streamed), or transcoded when *syntax* differs."""
     if syntax == row.transfer_syntax:
         with open_blob(context, row) as stream:
@@ -198,7 +199,7 @@ def instance_bytes(context: ServerContext, row: Row, syntax: str) -> Iterator[by
 
 # --- frames and bulk data (PS3.18 10.4.1.1.3, 10.4.1.1.5) ------------------------------------
 
-def load_dataset(context: ServerContext, row: Row) -> Dataset:
+def load_dataset(context: ServerContext, row: LeanInstance) -> Dataset:
     data = read_blob(context, row)
     try:
         # force: files without the Part 10 header (stored as received, as Orthanc does)
@@ -219,7 +220,7 @@ RANGED_FRAMES_MIN_SIZE = 1 << 20
 _HEADER_PREFIXES = (64 << 10, 1 << 20, 16 << 20)  # bytes read to find the pixel data
 
 
-def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) -> list[bytes] | None:
+def frames_by_range(context: ServerContext, row: LeanInstance, numbers: Sequence[int]) -> list[bytes] | None:
     """Frames *numbers* of a large uncompressed file, reading only its header and those
     frames (ranged reads: a study on S3 is never downloaded for one frame). None when the
     file is small, compressed or not made of plain frame slices: then decode it whole.
@@ -244,7 +245,7 @@ def frames_by_range(context: ServerContext, row: Row, numbers: Sequence[int]) ->
         raise _missing(row) from error
 
 
-def _ranged_layout(context: ServerContext, row: Row) -> FrameLayout | None:
+def _ranged_layout(context: ServerContext, row: LeanInstance) -> FrameLayout | None:
     for size in _HEADER_PREFIXES:
         try:
             prefix = stored_file(context, row).read_range(0, min(size, row.file_size))
@@ -258,7 +259,7 @@ def _ranged_layout(context: ServerContext, row: Row) -> FrameLayout | None:
     return None  # a header larger than 16 MiB: read the file whole
 
 
-def _missing(row: Row) -> InexistentFile:
+def _missing(row: LeanInstance) -> InexistentFile:
     return InexistentFile(f"The file of instance {row.sop_uid} is missing from the storage")
 
 
@@ -371,7 +372,7 @@ VIDEO_MEDIA_TYPES = {"1.2.840.10008.1.2.4.100": "video/mpeg",
                      "1.2.840.10008.1.2.4.108": "video/H265"}
 
 
-def rendered(context: ServerContext, row: Row, frame: int,
+def rendered(context: ServerContext, row: LeanInstance, frame: int,
              options: RenderOptions) -> tuple[bytes, str]:
     """One frame (from 1) rendered as JPEG or PNG: (bytes, media type). As Orthanc's
     plugin (1.19, 1.23): a video renders as its stream (MPEG-2, MPEG-4, HEVC) and an

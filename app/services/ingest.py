@@ -22,7 +22,7 @@ from app.blobstore.stored import (
     COMPRESSION_NONE,
     COMPRESSION_ZLIB,
     WrittenContent,
-    write_content,
+    describe_bytes,
 )
 from app.context import ServerContext, blob_deletion
 from app.context.metrics import metrics_of
@@ -56,12 +56,21 @@ class IngestResult:
 _BLOB_WRITERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pharos-blob")
 
 
-def _write_blob(context: ServerContext, key: str, data: bytes) -> WrittenContent:
+def _write_blob(context: ServerContext, key: str, data: bytes,
+                described: Future[WrittenContent]) -> WrittenContent:
     """Write durably (temporary name, fsync, rename), zlib-compressed in Orthanc's format
-    with ``StorageCompression``; answer the sizes and MD5s the index keeps."""
+    with ``StorageCompression``; answer the sizes and MD5s the index keeps, and give them
+    to *described* as soon as they are known, before the write (see ``_ingest_instance``)."""
     compression = COMPRESSION_ZLIB if context.settings.storage_compression \
         else COMPRESSION_NONE
-    return write_content(context.blobs, key, data, compression)
+    try:
+        stored, written = describe_bytes(key, data, compression)
+    except BaseException as error:
+        described.set_exception(error)
+        raise
+    described.set_result(written)
+    context.blobs.put(key, stored)
+    return written
 
 
 def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
@@ -89,7 +98,8 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         raise ReadOnlyMode("Pharos runs with \"ReadOnly\": no instance can be stored")
     check_deflated_dataset(data)  # a decompression bomb is refused before any write
     key = new_key()
-    written = _BLOB_WRITERS.submit(_write_blob, context, key, data)
+    described: Future[WrittenContent] = Future()
+    written = _BLOB_WRITERS.submit(_write_blob, context, key, data, described)
     try:
         parsed = parse_instance(data)
         # ReceivedInstanceFilter (Lua, Python hooks), before anything is indexed.
@@ -97,7 +107,7 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         if refusal is not None:
             _discard(context, key, written)
             return IngestResult("FilteredOut", parsed, refusal)
-        blob = written.result()
+        blob = described.result()  # sizes and MD5s: the blob may still be in writing
     except BaseException:
         _discard(context, key, written)
         raise
@@ -113,6 +123,11 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         freed.extend(stored.replaced_blob_keys)
         # Durably queued with the commit: a failed delete is retried, never lost.
         blob_deletion.schedule(conn, freed)
+        # The row is written while the blob is fsynced (the statements overlap the
+        # disk's wait), but commits only once the blob is durable: an index row never
+        # points at a blob a crash could lose. A failed write fails the transaction.
+        if stored.status == "Success":
+            written.result()
         return stored, freed
 
     try:
@@ -123,10 +138,10 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
         # alone when the group fails: acknowledged only once its own commit is done.
         outcome, recycled = context.db.write_grouped(index, key=parsed.ids.patient)
     except BaseException:
-        blob_deletion.discard(context, [key])
+        _discard(context, key, written)
         raise
     if outcome.status == "AlreadyStored":
-        blob_deletion.discard(context, [key])
+        _discard(context, key, written)
     blob_deletion.delete_scheduled(context, recycled)
     if outcome.status == "Success":  # OnStoredInstance, after the commit, asynchronously
         context.hooks.instance_stored(context, data, parsed, origin)

@@ -50,7 +50,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import network_repository as network_index
-from app.index.db import Row
+from app.index.records import QueryRecord
 from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.services import modalities, outgoing, remotes, runtime
@@ -341,9 +341,9 @@ def _key(keyword: str) -> str:
     return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
 
 
-def _settings(context: ServerContext, row: Row) -> dict[str, Any]:
+def _settings(context: ServerContext, row: QueryRecord) -> dict[str, Any]:
     """The options a query was run with (queries of Pharos 0.1 have none stored)."""
-    stored = orjson.loads(row.options) if getattr(row, "options", None) else {}
+    stored = orjson.loads(row.options) if row.options else {}
     settings: dict[str, Any] = {"Normalize": True, "Timeout": None}
     settings.update(stored)
     if "LocalAet" not in settings:
@@ -351,14 +351,14 @@ def _settings(context: ServerContext, row: Row) -> dict[str, Any]:
     return settings
 
 
-def _query_modality(context: ServerContext, row: Row, settings: dict[str, Any]) -> Modality:
+def _query_modality(context: ServerContext, row: QueryRecord, settings: dict[str, Any]) -> Modality:
     remote = settings.get("Remote")
     if isinstance(remote, dict):
         return modalities.remote_of({"Modality": row.modality, "Remote": remote})
     return remotes.get_modality(context, row.modality)
 
 
-def query_row(context: ServerContext, query_id: str) -> Row:
+def query_row(context: ServerContext, query_id: str) -> QueryRecord:
     with context.db.read() as conn:
         row = network_index.get_query(conn, query_id)
     if row is None:
@@ -377,11 +377,11 @@ def delete_query(context: ServerContext, query_id: str) -> None:
             raise UnknownResource(f"Unknown query: {query_id}")
 
 
-def query_answers(row: Row) -> list[dict[str, Any]]:
+def query_answers(row: QueryRecord) -> list[dict[str, Any]]:
     return orjson.loads(row.answers)
 
 
-def query_answer(row: Row, index: str) -> dict[str, Any]:
+def query_answer(row: QueryRecord, index: str) -> dict[str, Any]:
     answers = query_answers(row)
     if not is_digits(index) or int(index) >= len(answers):
         raise ParameterOutOfRange(f"No answer {index} in query {row.id}")
@@ -517,7 +517,7 @@ def get(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
                                user_data=queue.user_data_of(options))
 
 
-def retrieve(context: ServerContext, row: Row, indices: list[int], body: Any) -> dict[str, Any]:
+def retrieve(context: ServerContext, row: QueryRecord, indices: list[int], body: Any) -> dict[str, Any]:
     """``/queries/{id}/retrieve`` and ``/answers/{n}/retrieve``: C-MOVE answers to a
     target AET (the body as text, or ``{"TargetAet", "Timeout", "Synchronous", "Full",
     "Simplify"...}``; DicomAet when missing)."""
