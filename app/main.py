@@ -31,6 +31,7 @@ from app.api import (
     scripting,
     system,
     tools,
+    ui,
     viewer,
 )
 from app.api import runtime as runtime_api
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
         add_routes(app.router, dicomweb.wado_uri_router, wado_root(settings),
                    include_in_schema=wado_root(settings) == "/wado")
     add_routes(app.router, viewer.router)
+    add_routes(app.router, ui.router)  # the explorer at /ui/ (app/ui/: static files)
     add_routes(app.router, docs.router)
     app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)

@@ -182,6 +182,32 @@ def door_index_imports(app: Path = APP) -> list[Import]:
     return [i for i in project_imports(app) if i.package in DOORS and i.target_package == "index"]
 
 
+# The transactions of the index (app.index.db.Database): the services open them, so that
+# one use case is one snapshot (or one atomic write) whatever door calls it.
+TRANSACTION_METHODS = ("read", "read_log", "write", "write_retrying", "write_grouped")
+
+
+@dataclass(frozen=True)
+class Transaction:
+    module: str
+    line: int
+    method: str
+
+
+def door_transactions(app: Path = APP) -> list[Transaction]:
+    """Calls ``<anything>.db.<read|write...>(...)`` in a door: a transaction a door opens."""
+    found: list[Transaction] = []
+    for name, path in modules(app):
+        if package_of(name) not in DOORS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in TRANSACTION_METHODS \
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "db":
+                found.append(Transaction(name, node.lineno, node.func.attr))
+    return found
+
+
 def library_imports(libraries: tuple[str, ...], allowed: tuple[str, ...], app: Path = APP) -> list[Import]:
     return [
         i
@@ -276,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"web     {i.module}:{i.line} -> {i.target}")
     for i in door_index_imports(app):
         print(f"door    {i.module}:{i.line} -> {i.target}")
+    for t in door_transactions(app):
+        print(f"txn     {t.module}:{t.line} opens db.{t.method}()")
     for cycle in package_cycles(app):
         print("cycle   " + " <-> ".join(cycle))
     return 0

@@ -23,9 +23,8 @@ from app.api.schemas import JSON_BODY_ANY, JobAnswer
 from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
 from app.errors import BadFileFormat, BadRequest, UnknownResource
-from app.services import archive
+from app.services import archive, resources
 from app.services.archive_jobs import submit_archive_job
-from app.services.browse import get_row_or_404
 
 router = APIRouter()
 
@@ -140,8 +139,7 @@ def _register(level: Level) -> None:
     plural, singular = level.plural, level.value.lower()
 
     def exists(request: Request, public_id: str) -> None:
-        with get_context(request).db.read() as conn:
-            get_row_or_404(conn, level, public_id)
+        resources.require(get_context(request), level, public_id)
 
     def register_get(suffix: str, media: bool) -> None:
         async def endpoint(id: str, request: Request) -> StreamingResponse:

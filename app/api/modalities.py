@@ -20,9 +20,11 @@ from app.api.schemas import (
     EmptyAnswer,
     JobAnswer,
     ModalityConfiguration,
+    ModalityQueryRequest,
     RetrieveResult,
     StoreResult,
     StoreStraightResult,
+    json_body_of,
 )
 from app.dicom import orthanc_json
 from app.dicom.levels import Level
@@ -182,7 +184,7 @@ async def get(name: str, request: Request) -> JsonResponse:
 
 @router.post("/modalities/{name}/query", operation_id="query_modality",
              response_model=CreatedQuery,
-             openapi_extra=JSON_BODY_ANY)
+             openapi_extra=json_body_of(ModalityQueryRequest))
 async def query(name: str, request: Request) -> JsonResponse:
     """C-FIND ``{Level, Query: {tag: value}, Normalize, LocalAet, Timeout}``; answers
     ``{"ID", "Path"}`` of the ``/queries/{id}`` keeping the answers."""

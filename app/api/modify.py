@@ -11,7 +11,15 @@ from starlette.responses import Response
 
 from app.api.deps import get_context, json_body, rest_origin
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY, CreatedResource, JobAnswer, ModificationResult
+from app.api.schemas import (
+    JSON_BODY_ANY,
+    AnonymizeRequest,
+    CreatedResource,
+    JobAnswer,
+    ModificationResult,
+    ModifyRequest,
+    json_body_of,
+)
 from app.dicom.levels import Level
 from app.errors import BadFileFormat
 from app.services import create_dicom
@@ -79,17 +87,18 @@ def _priority(body: dict[str, Any]) -> int:
 
 for _anonymize in (False, True):
     _verb = "anonymize" if _anonymize else "modify"
+    _body = json_body_of(AnonymizeRequest if _anonymize else ModifyRequest)
     router.add_api_route(
         f"/instances/{{id}}/{_verb}", _instance_route(_anonymize), methods=["POST"],
         operation_id=f"{_verb}_instance", tags=["Instances"], response_model=None,
-        response_class=Response, responses=_DICOM_ANSWER, openapi_extra=JSON_BODY_ANY,
+        response_class=Response, responses=_DICOM_ANSWER, openapi_extra=_body,
         summary=f"{_verb.capitalize()} an instance: the new file is answered, not stored")
     for _level in (Level.PATIENT, Level.STUDY, Level.SERIES):
         router.add_api_route(
             f"/{_level.plural}/{{id}}/{_verb}", _resource_route(_level, _anonymize),
             methods=["POST"], operation_id=f"{_verb}_{_level.value.lower()}",
             tags=[_level.plural.capitalize()], response_model=None, responses=_JOB_ANSWER,
-            openapi_extra=JSON_BODY_ANY,
+            openapi_extra=_body,
             summary=f"{_verb.capitalize()} every instance of the {_level.value.lower()} "
                     "into a new one")
 

@@ -12,9 +12,11 @@ still does, and why:
 * Errors: Pharos answers every error with Orthanc's error JSON (``OrthancError``) and
   validation errors with 400, never FastAPI's 422; every operation documents 400, 401, 403,
   404 (when it has path parameters) and a ``default`` for the rest (409, 413, 5xx).
-* Raw bodies: Orthanc reads raw bodies whatever their Content-Type; each raw body also
-  lists ``application/octet-stream`` so generators that only know that binary type can
-  send bytes.
+* Raw bodies: Orthanc reads raw bodies whatever their Content-Type; each raw body is
+  declared with one media type (the one its content is: application/dicom, text/plain...).
+  Code generators map such types to bytes (openapi/openapi-python-client.yaml), and
+  openapi-python-client 0.29 generates code that cannot be imported for a body with
+  several media types.
 * Authentication (HTTP Basic, optional), servers and tag descriptions.
 
 The output is deterministic: ``pharos openapi`` sorts keys; lists are built sorted here.
@@ -97,7 +99,6 @@ def build_document(document: Document) -> Document:
 
     for operation in _operations(document):
         _add_error_responses(operation)
-        _add_octet_stream(operation)
 
     document["tags"] = _tags(document)
     _prune_unreferenced(document)
@@ -141,16 +142,6 @@ def _is_plain_error(response: Document) -> bool:
     schema = response.get("content", {}).get(_JSON, {}).get("schema", {})
     return schema.get("$ref") == _SCHEMAS + "OrthancError" and \
         response.get("description") in (None, "Additional Response")
-
-
-def _add_octet_stream(operation: Document) -> None:
-    """Raw bodies (no JSON, no form) also accept ``application/octet-stream``."""
-    content = operation.get("requestBody", {}).get("content")
-    if not content or "application/octet-stream" in content:
-        return
-    structured = ("json", "form", "multipart")
-    if not any(word in media_type for media_type in content for word in structured):
-        content["application/octet-stream"] = copy.deepcopy(_BINARY)
 
 
 def _tags(document: Document) -> list[Document]:

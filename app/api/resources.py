@@ -33,9 +33,9 @@ from app.api.schemas import (
 from app.dicom.levels import LEVELS, Level
 from app.errors import InexistentItem
 from app.services import attachments as attachment_service
-from app.services import browse, delete, find
+from app.services import browse, delete, find, resources
 from app.services import instances as instance_service
-from app.services.browse import get_row_or_404
+from app.services import metadata as metadata_service
 
 router = APIRouter()
 
@@ -57,17 +57,11 @@ def _register(level: Level) -> None:
     singular = level.value.lower()
 
     def list_resources(request: Request) -> JsonResponse:
-        context = get_context(request)
-        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
         since, limit = _since_limit(request)
-        content = _list_content(request)
-        with context.db.read() as conn:
-            ids = browse.list_ids(conn, level, since=since, limit=limit)
-            if content is None:
-                return json_answer([r.public_id for r in ids])
-            rows = browse.full_rows(conn, level, ids)
-            return json_answer(find.expanded(conn, level, rows, requested, fmt, content,
-                                             context.settings.user_metadata))
+        return json_answer(resources.list_resources(
+            get_context(request), level, since=since, limit=limit,
+            content=_list_content(request), requested=_requested_tags(request),
+            fmt=dicom_format(request, "simplify")))
 
     _add(f"/{plural}", list_resources, operation_id=f"list_{plural}", tag=tag,
          summary=f"List the {plural} (IDs, or full JSON with ?expand; ?since and ?limit page)",
@@ -80,12 +74,9 @@ def _register(level: Level) -> None:
                              *BROWSE_TAGS))
 
     def get_resource(id: str, request: Request) -> JsonResponse:
-        context = get_context(request)
-        requested = _requested_tags(request)
-        with context.db.read() as conn:
-            row = get_row_or_404(conn, level, id)
-            return json_answer(find.expanded(conn, level, [row], requested,
-                                             dicom_format(request, "simplify"))[0])
+        return json_answer(resources.resource(get_context(request), level, id,
+                                              _requested_tags(request),
+                                              dicom_format(request, "simplify")))
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
          summary=f"One {singular}", responses={200: {"model": model}},
@@ -101,9 +92,7 @@ def _register(level: Level) -> None:
          responses={200: {"model": DeleteAnswer}})
 
     def statistics(id: str, request: Request) -> JsonResponse:
-        context = get_context(request)
-        with context.db.read() as conn:
-            return json_answer(browse.resource_statistics(conn, level, id))
+        return json_answer(resources.statistics(get_context(request), level, id))
 
     _add(f"/{plural}/{{id}}/statistics", statistics, operation_id=f"get_{singular}_statistics",
          tag=tag, summary="Counts and sizes", responses={200: {"model": ResourceStatistics}})
@@ -175,8 +164,6 @@ def _register(level: Level) -> None:
     def get_metadata(id: str, name: str, request: Request) -> Response:
         """The value, with its ETag ``"{revision}-{md5}"``; 304 when ``If-None-Match``
         names it (Orthanc 1.9.2)."""
-        from app.services import attachments as attachment_service
-        from app.services import metadata as metadata_service
         context = get_context(request)
         values = _metadata(request, level, id)
         name = browse.metadata_name(name, context.settings.user_metadata)
@@ -201,11 +188,7 @@ def _register(level: Level) -> None:
                     304: {"description": "Not modified (If-None-Match names the value)"}})
 
     def list_attachments(id: str, request: Request) -> JsonResponse:
-        context = get_context(request)
-        with context.db.read() as conn:
-            row = get_row_or_404(conn, level, id)
-            user = attachment_service.list_user_attachments(context, conn, level, row.pk)
-        entries = ([("dicom", 1)] if level == Level.INSTANCE else []) + user
+        entries = resources.attachments(get_context(request), level, id)
         if flag(request, "full"):
             return json_answer(dict(sorted(entries)))
         return json_answer([name for name, _ in entries])
@@ -252,17 +235,11 @@ def _list_content(request: Request) -> browse.Content | None:
 
 def _relatives(level: Level, target: Level) -> Callable[..., JsonResponse]:
     def relatives(id: str, request: Request) -> JsonResponse:
-        context = get_context(request)
-        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
         # Orthanc: children are expanded unless ?expand=false; the parent always is.
         expand = request.query_params.get("expand") is None or flag(request, "expand")
-        with context.db.read() as conn:
-            rows = browse.related_rows(conn, level, id, target)
-            if target.depth < level.depth:
-                return json_answer(find.expanded(conn, target, rows, requested, fmt)[0])
-            if not expand:
-                return json_answer([r.public_id for r in rows])
-            return json_answer(find.expanded(conn, target, rows, requested, fmt))
+        return json_answer(resources.relatives(
+            get_context(request), level, id, target, expand=expand,
+            requested=_requested_tags(request), fmt=dicom_format(request, "simplify")))
     return relatives
 
 
@@ -275,10 +252,7 @@ def _module(level: Level, module: str) -> Callable[..., JsonResponse]:
 
 
 def _metadata(request: Request, level: Level, public_id: str) -> dict[str, str]:
-    context = get_context(request)
-    with context.db.read() as conn:
-        row = get_row_or_404(conn, level, public_id)
-        return browse.resource_metadata(conn, level, row, context.settings.user_metadata)
+    return resources.metadata(get_context(request), level, public_id)
 
 
 for _level in LEVELS:

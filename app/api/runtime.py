@@ -21,10 +21,12 @@ router = APIRouter(tags=["System"])
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _TEXT_BODY = {"requestBody": {"required": True, "content": _TEXT}}
 _TEXT_ANSWER = {200: {"description": "Plain text", "content": _TEXT}}
+# One media type (app/api/openapi.py says why); a bare UID as text is read too.
 _SYNTAXES_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"oneOf": [
-        {"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
-    **_TEXT}}}
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}},
+    "description": "Transfer syntax UIDs (wildcards allowed), as JSON; a bare UID as "
+                   "text/plain is accepted too"}}
 
 
 async def _text(request: Request) -> str:

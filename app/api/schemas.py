@@ -14,15 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Orthanc reads raw bodies whatever their Content-Type. application/octet-stream is listed
-# so that code generators which only know that binary type (openapi-python-client) can send
-# the bytes; app/api/openapi.py adds it to any raw body that lacks it.
+# Orthanc reads raw bodies whatever their Content-Type; each is declared with the one media
+# type its content is (app/api/openapi.py says why only one).
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 RAW_DICOM_BODY = {"requestBody": {
     "required": True,
-    "description": "A DICOM file (Part 10), or a ZIP archive of DICOM files",
-    "content": {"application/dicom": _BINARY, "application/zip": _BINARY,
-                "application/octet-stream": _BINARY}}}
+    "description": "A DICOM file (Part 10), or a ZIP archive of DICOM files (read the same "
+                   "whatever the Content-Type: application/zip, application/octet-stream...)",
+    "content": {"application/dicom": _BINARY}}}
 JSON_BODY_ANY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {}}}}}
 
@@ -186,9 +185,10 @@ class SystemInfo(_Model):
     HttpPort: int
     Name: str
     Version: str = Field(description="The Orthanc version whose REST API Pharos answers as")
-    PharosVersion: str
-    Capabilities: dict[str, bool] = Field(
-        description="The optional features of Orthanc's database back-ends (1.12.5+)")
+    PharosVersion: str | None = Field(default=None, description="Pharos' own version "
+                                      "(absent from Orthanc's answer)")
+    Capabilities: dict[str, bool] | None = Field(
+        default=None, description="The optional features of Orthanc's database back-ends (1.12.5+)")
 
 
 class EmptyAnswer(_Model):
@@ -370,3 +370,98 @@ class AttachmentInfo(_Model):
 RESOURCE_MODEL = {"Patient": PatientResource, "Study": StudyResource, "Series": SeriesResource,
                   "Instance": InstanceResource}
 ERROR_RESPONSES = {400: {"model": OrthancError}, 404: {"model": OrthancError}}
+
+
+# --- request bodies ------------------------------------------------------------------------
+# Documentation only: the routes read their bodies themselves, with Orthanc's rules (keys
+# are case-sensitive, levels case-insensitive, unknown keys ignored), so these models
+# never refuse a request Orthanc accepts. Flat on purpose: a generated client gets one
+# typed class per body, with no nested definitions to resolve.
+
+_LEVEL = Literal["Patient", "Study", "Series", "Instance"]
+_TAGS = "DICOM tags by keyword or gggg,eeee"
+
+
+def json_body_of(model: type[BaseModel], description: str = "") -> dict[str, Any]:
+    """``openapi_extra`` declaring a JSON request body described by *model*."""
+    body: dict[str, Any] = {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}
+    if description:
+        body["description"] = description
+    return {"requestBody": body}
+
+
+class FindRequest(_Model):
+    """``/tools/find`` (and ``/tools/count-resources``): Orthanc's find, with Orthanc
+    1.12.5's extended find (OrderBy, ResponseContent, MetadataQuery, Parent*)."""
+
+    Level: _LEVEL
+    Query: dict[str, str | list[str]] = Field(
+        default_factory=dict, description=f"{_TAGS} to the value to match (wildcards, "
+        "date ranges, backslash-separated lists)")
+    Expand: bool = Field(default=False, description="Answer resources, not identifiers")
+    Limit: int | None = Field(default=None, ge=0, description="At most this many (0: all)")
+    Since: int | None = Field(default=None, ge=0, description="Skip this many first")
+    CaseSensitive: bool = Field(default=True, description="PatientName etc. case-sensitive")
+    RequestedTags: list[str] | None = Field(default=None, description=f"{_TAGS} to add")
+    Labels: list[str] | None = Field(default=None, description="Labels to match")
+    LabelsConstraint: Literal["All", "Any", "None"] = "All"
+    OrderBy: list[dict[str, str]] | None = Field(
+        default=None, description='[{"Type": "DicomTag"|"Metadata", "Key": ..., '
+        '"Direction": "ASC"|"DESC"}], first key first')
+    ResponseContent: list[str] | None = Field(
+        default=None, description="MainDicomTags, Metadata, Children, Parent, Labels, "
+        "Status, IsStable, IsProtected, Attachments, RequestedTags...")
+    MetadataQuery: dict[str, str] | None = Field(default=None,
+                                                 description="Metadata to the value to match")
+    ParentPatient: str | None = Field(default=None, description=_PUBLIC_ID)
+    ParentStudy: str | None = Field(default=None, description=_PUBLIC_ID)
+    ParentSeries: str | None = Field(default=None, description=_PUBLIC_ID)
+    Full: bool = Field(default=False, description="Tags as {gggg,eeee: {Name, Type, Value}}")
+    Short: bool = Field(default=False, description="Tags as {gggg,eeee: value}")
+
+
+class ModifyRequest(_Model):
+    """``/{level}/{id}/modify``: Orthanc's modification."""
+
+    Replace: dict[str, Any] = Field(default_factory=dict, description=f"{_TAGS} to new values")
+    Remove: list[str] = Field(default_factory=list, description=f"{_TAGS} to remove")
+    Keep: list[str] = Field(default_factory=list, description="Tags kept (e.g. UIDs)")
+    RemovePrivateTags: bool = False
+    Force: bool = Field(default=False, description="Allow changing identifiers")
+    KeepSource: bool = Field(default=True, description="Keep the original resources")
+    KeepLabels: bool = Field(default=False, description="Copy the labels (Orthanc 1.13)")
+    Transcode: str | None = Field(default=None, description="Transfer syntax UID")
+    PrivateCreator: str | None = None
+    Asynchronous: bool = Field(default=False, description="Answer a job at once")
+    Synchronous: bool = Field(default=True, description="Wait for the result")
+    Priority: int = 0
+
+
+class AnonymizeRequest(_Model):
+    """``/{level}/{id}/anonymize``: Orthanc's anonymization (PS3.15 basic profile)."""
+
+    Replace: dict[str, Any] = Field(default_factory=dict, description=f"{_TAGS} to new values")
+    Remove: list[str] = Field(default_factory=list, description=f"{_TAGS} to remove")
+    Keep: list[str] = Field(default_factory=list, description=f"{_TAGS} to keep as they are")
+    KeepPrivateTags: bool = False
+    DicomVersion: str | None = Field(default=None,
+                                     description="2008, 2017c or 2021b (the profile)")
+    Force: bool = False
+    KeepSource: bool = True
+    KeepLabels: bool = False
+    Transcode: str | None = None
+    PrivateCreator: str | None = None
+    Asynchronous: bool = False
+    Synchronous: bool = True
+    Priority: int = 0
+
+
+class ModalityQueryRequest(_Model):
+    """``/modalities/{id}/query``: a C-FIND whose answers are kept at ``/queries/{id}``."""
+
+    Level: _LEVEL
+    Query: dict[str, str] = Field(default_factory=dict,
+                                  description=f"{_TAGS} to match (C-FIND identifier)")
+    Normalize: bool = Field(default=True, description="Keep only the level's keys")
+    Timeout: int | None = Field(default=None, description="Seconds (DicomScuTimeout)")

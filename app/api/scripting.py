@@ -14,9 +14,9 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-_LUA_BODY = {"requestBody": {"required": True, "content": {
-    "text/plain": {"schema": {"type": "string"}},
-    "application/lua": {"schema": {"type": "string"}}}}}
+# One media type (app/api/openapi.py says why); application/lua is read the same.
+_LUA_BODY = {"requestBody": {"required": True, "description": "A Lua script", "content": {
+    "text/plain": {"schema": {"type": "string"}}}}}
 
 
 @router.post("/tools/execute-script", tags=["System"], operation_id="execute_script",

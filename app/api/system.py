@@ -25,6 +25,7 @@ from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
 from app.services import browse, change_stream, delete
 from app.services import bulk_content as bulk_content_service
+from app.timeutil import now_stamp
 
 router = APIRouter()
 
@@ -67,8 +68,7 @@ def get_system(request: Request) -> JsonResponse:
 @router.get("/statistics", tags=["System"], operation_id="get_statistics", response_model=None,
             responses={200: {"model": GlobalStatistics}})
 def get_statistics(request: Request) -> JsonResponse:
-    with get_context(request).db.read() as conn:
-        return json_answer(browse.global_statistics(conn))
+    return json_answer(browse.statistics(get_context(request)))
 
 
 @router.get("/changes", tags=["Tracking changes"], operation_id="list_changes",
@@ -83,10 +83,8 @@ def list_changes(request: Request) -> JsonResponse:
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
     to = None if request.query_params.get("to") in (None, "-1") else int_param(request, "to")
     types = browse.change_types(request.query_params.get("type", "all"))
-    with get_context(request).db.read_log() as conn:
-        return json_answer(browse.changes_json(conn, int_param(request, "since"), limit,
-                                               last="last" in request.query_params,
-                                               to=to, types=types))
+    return json_answer(browse.changes(get_context(request), int_param(request, "since"), limit,
+                                      last="last" in request.query_params, to=to, types=types))
 
 
 @router.get("/changes/stream", tags=["Tracking changes"], operation_id="stream_changes",
@@ -132,9 +130,8 @@ def clear_changes(request: Request) -> JsonResponse:
 def list_exports(request: Request) -> JsonResponse:
     """The exports log: ``?since=SEQ&limit=N`` pages, ``?last`` the latest."""
     limit = min(int_param(request, "limit", 100) or 100, 10_000)
-    with get_context(request).db.read() as conn:
-        return json_answer(browse.exports_json(conn, int_param(request, "since"), limit,
-                                               last="last" in request.query_params))
+    return json_answer(browse.exports(get_context(request), int_param(request, "since"), limit,
+                                      last="last" in request.query_params))
 
 
 @router.delete("/exports", tags=["Tracking changes"], operation_id="clear_exports",
@@ -181,6 +178,5 @@ def get_now(request: Request) -> JsonResponse:
 @router.get("/tools/now-local", tags=["System"], operation_id="get_now_local",
             response_model=str)
 def get_now_local(request: Request) -> JsonResponse:
-    from app.timeutil import now_stamp
     return json_answer(now_stamp())
 

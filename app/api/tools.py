@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse
 
 from app.api.deps import get_context, json_body, read_body
 from app.api.responses import JsonResponse, json_answer
-from app.api.schemas import JSON_BODY_ANY, ResourceRef
+from app.api.schemas import FindRequest, ResourceRef, json_body_of
 from app.dicom.levels import LEVELS, Level
 from app.errors import UnknownResource
 from app.services import find
@@ -24,7 +24,8 @@ _TEXT_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/tools/find", tags=["System"], operation_id="tools_find",
-             response_model=list[str] | list[dict[str, Any]], openapi_extra=JSON_BODY_ANY,
+             response_model=list[str] | list[dict[str, Any]],
+             openapi_extra=json_body_of(FindRequest),
              responses={200: {"description": "IDs, or resources with Expand"}})
 async def tools_find(request: Request) -> JsonResponse:
     """Orthanc's find: ``{"Level", "Query", "Expand", "Limit", "Since", "CaseSensitive",
@@ -37,7 +38,7 @@ async def tools_find(request: Request) -> JsonResponse:
 
 
 @router.post("/tools/count-resources", tags=["System"], operation_id="count_resources",
-             response_model=dict[str, int], openapi_extra=JSON_BODY_ANY)
+             response_model=dict[str, int], openapi_extra=json_body_of(FindRequest))
 async def count_resources(request: Request) -> JsonResponse:
     """Orthanc 1.12.5: ``{"Count": N}``, the number of resources ``/tools/find`` matches
     for the same ``Level``, ``Query``, ``Labels``, ``LabelsConstraint``, ``MetadataQuery``

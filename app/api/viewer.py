@@ -63,6 +63,8 @@ def landing_page(request: Request) -> HTMLResponse:
               if dist.is_installed(_viewer_directory(request))
               else "not installed (<code>make ohif</code>)")
     rows = [
+        ("Explorer", f'<a href="{root}/ui/">{root}/ui/</a>',
+         "browse, search, upload, edit, send and retrieve the archive's content"),
         ("OHIF viewer", viewer, "browse and view the studies (OHIF v3 over DICOMweb)"),
         ("DICOMweb", f'<a href="{root}/dicom-web/studies">{root}/dicom-web/</a>',
          "QIDO-RS, WADO-RS, STOW-RS (also at <code>/rs/</code>); WADO-URI at <code>/wado</code>"),

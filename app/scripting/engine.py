@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import lupa.lua53 as lua
-import orjson
 
 from app.context.hooks import NO_HOOKS
 from app.dicom.levels import Level
@@ -38,7 +37,7 @@ from app.scripting.hooks import PythonHooks, load_hooks
 from app.scripting.internal_http import ASGIApp, InternalHttp
 from app.scripting.lua_state import LuaState, load_toolbox
 from app.scripting.lua_values import LuaConversionError, from_lua
-from app.services import browse
+from app.services import resources
 from app.services.lua_operations import submit_operations
 
 if TYPE_CHECKING:
@@ -218,18 +217,15 @@ class ScriptingEngine:
     def _stable(self, kind: str, level: Level, public_id: str) -> None:
         """OnStable*(id, tags, metadata): main DICOM tags (a study's without the patient's)
         and metadata, read when the event is applied; skipped if the resource is gone."""
-        with self.context.db.read() as conn:
-            row = browse.row_or_none(conn, level, public_id)
-            if row is None:
-                return
-            tags = orjson.loads(row.main_tags)
-            metadata = browse.resource_metadata(conn, level, row)
+        read = resources.tags_and_metadata(self.context, level, public_id)
+        if read is None:
+            return
+        tags, metadata = read
         self.call_everywhere(_STABLE[kind], public_id, tags, metadata, with_job=True)
 
     def _metadata(self, level: Level, public_id: str) -> dict[str, str]:
-        with self.context.db.read() as conn:
-            row = browse.row_or_none(conn, level, public_id)
-            return browse.resource_metadata(conn, level, row) if row is not None else {}
+        read = resources.tags_and_metadata(self.context, level, public_id)
+        return {} if read is None else read[1]
 
     # --- filters ---------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import (
     CorruptedFile,
+    InexistentFile,
     InexistentItem,
     ParameterOutOfRange,
     PharosError,
@@ -204,12 +205,6 @@ def _resource_pk(conn: Connection, level: Level, public_id: str) -> int:
     return int(get_row_or_404(conn, level, public_id).pk)
 
 
-def list_user_attachments(context: ServerContext, conn: Connection, level: Level,
-                          resource_pk: int) -> list[tuple[str, int]]:
-    """(name, content type) of a resource's user attachments, in numeric order."""
-    return [(name_of(context, t), t) for t in repository.content_types(conn, level, resource_pk)]
-
-
 def is_instance_file(level: Level, content_type: int) -> bool:
     """The built-in DICOM file of an instance (the other built-in types are never stored:
     Pharos keeps no ``dicom-as-json`` and no ``dicom-until-pixel-data``)."""
@@ -238,7 +233,6 @@ def stored_blob(context: ServerContext, info: AttachmentInfo) -> StoredFile:
 
 
 def missing_content(info: AttachmentInfo) -> Exception:
-    from app.errors import InexistentFile
     return InexistentFile(f"The content of attachment {info.uuid} is missing from the storage")
 
 

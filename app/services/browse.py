@@ -21,7 +21,7 @@ from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
 from app.index.db import Connection
-from app.index.records import ChangeRecord, InstanceRecord, ResourceId, ResourceRecord, SeriesRecord
+from app.index.records import ChangeRecord, InstanceRecord, ResourceRecord, SeriesRecord
 from app.index.repository import series_status, stored_md5, stored_size
 from app.validation import is_digits
 
@@ -192,29 +192,6 @@ def _attachments(conn: Connection, level: Level, rows: Sequence[ResourceRecord])
     return answer
 
 
-def resource_json(conn: Connection, level: Level, public_id: str) -> dict[str, Any]:
-    return resources_json(conn, level, [get_row_or_404(conn, level, public_id)])[0]
-
-
-def list_ids(conn: Connection, level: Level, *, since: int = 0,
-             limit: int | None = None) -> list[ResourceId]:
-    """``GET /{level}``: the resources' (pk, public_id) in index order, paged by since/limit (a
-    limit of 0 answers nothing, as Orthanc 1.12.4; None: no limit)."""
-    if limit == 0:
-        return []
-    return repository.list_public_ids(conn, level, since=since, limit=limit or 0)
-
-
-def full_rows(conn: Connection, level: Level,
-              ids: Sequence[ResourceId]) -> list[ResourceRecord]:
-    """The whole rows of what :func:`list_ids` answered (``GET /{level}?expand``)."""
-    return repository.get_rows_by_pk(conn, level, [r.pk for r in ids])
-
-
-def row_or_none(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None:
-    return repository.get_row(conn, level, public_id)
-
-
 def clear_changes(context: ServerContext) -> None:
     """``DELETE /changes``."""
     with context.db.write() as conn:
@@ -225,19 +202,6 @@ def clear_exports(context: ServerContext) -> None:
     """``DELETE /exports``."""
     with context.db.write() as conn:
         repository.clear_exports(conn)
-
-
-def related_rows(conn: Connection, level: Level, public_id: str, target: Level) -> list[ResourceRecord]:
-    """``/{level}/{id}/{target}``: the rows of the descendants, or of the one ancestor."""
-    row = get_row_or_404(conn, level, public_id)
-    if target.depth < level.depth:
-        current_level, current = level, row
-        while current_level != target:
-            current = repository.parent_row(conn, current_level, current)
-            current_level = current_level.parent  # type: ignore[assignment]
-        return [current]
-    pks = repository.descendant_pks(conn, level, row.pk, target)
-    return repository.get_rows_by_pk(conn, target, pks)
 
 
 def _megabytes(size: int) -> int:
@@ -264,6 +228,12 @@ def resource_statistics(conn: Connection, level: Level, public_id: str) -> dict[
         total, disk = row.file_size, stored_size(row)
     answer.update(_sizes(total, disk))
     return answer
+
+
+def statistics(context: ServerContext) -> dict[str, Any]:
+    """``GET /statistics``."""
+    with context.db.read() as conn:
+        return global_statistics(conn)
 
 
 def global_statistics(conn: Connection) -> dict[str, Any]:
@@ -296,6 +266,13 @@ def change_types(text: str) -> list[str]:
     return names
 
 
+def changes(context: ServerContext, since: int, limit: int, last: bool = False,
+            to: int | None = None, types: Sequence[str] = ()) -> dict[str, Any]:
+    """``GET /changes``, read through the change log's transaction (``read_log``)."""
+    with context.db.read_log() as conn:
+        return changes_json(conn, since, limit, last, to, types)
+
+
 def changes_json(conn: Connection, since: int, limit: int, last: bool = False,
                  to: int | None = None, types: Sequence[str] = ()) -> dict[str, Any]:
     """Orthanc's ``/changes`` answer: ``Changes``, ``Done``, ``Last`` and (when a change
@@ -318,6 +295,12 @@ def _change(row: ChangeRecord) -> dict[str, Any]:
     return {"ChangeType": row.change_type, "Date": row.date, "ID": row.public_id,
             "Path": f"/{level.plural}/{row.public_id}", "ResourceType": row.level,
             "Seq": row.seq}
+
+
+def exports(context: ServerContext, since: int, limit: int, last: bool = False) -> dict[str, Any]:
+    """``GET /exports``."""
+    with context.db.read() as conn:
+        return exports_json(conn, since, limit, last)
 
 
 def exports_json(conn: Connection, since: int, limit: int, last: bool = False) -> dict[str, Any]:

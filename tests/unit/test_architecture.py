@@ -1,6 +1,6 @@
 """The shape of app/ holds (issue 18): SQL only in app/index, FastAPI/Starlette only in the
 HTTP door, no package importing a package of a higher layer, no door importing the index
-(doors ask the services), no import cycle between packages. The import graph is drawn from the source by scripts/layers.py (every import,
+or opening a transaction (doors ask the services), no import cycle between packages. The import graph is drawn from the source by scripts/layers.py (every import,
 including the ones inside functions); its ``LAYERS`` table is the rule.
 
 The allow-lists below hold known violations, each with what removes it (issue 18 emptied
@@ -77,6 +77,27 @@ def test_fastapi_only_in_the_http_door() -> None:
 def test_doors_ask_the_services_not_the_index() -> None:
     found = {(i.module, i.target) for i in layers.door_index_imports()}
     _check(found, ALLOWED_DOOR_INDEX, "imports of app/index by a door")
+
+
+def test_doors_open_no_transactions() -> None:
+    """The services open the index's transactions (one use case, one snapshot or one
+    atomic write); a door calls a service and never ``context.db.read()`` itself."""
+    found = [f"{t.module}:{t.line} db.{t.method}()" for t in layers.door_transactions()]
+    assert found == []
+
+
+def test_a_door_transaction_is_caught(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    for package in ("", "api", "services"):
+        (app / package).mkdir(parents=True, exist_ok=True)
+        (app / package / "__init__.py").write_text("")
+    (app / "services" / "browse.py").write_text(
+        "def f(context):\n    with context.db.read() as conn:\n        return conn\n")
+    (app / "api" / "system.py").write_text(
+        "def g(request):\n    with get_context(request).db.read_log() as conn:\n"
+        "        return conn\n")
+    assert [(t.module, t.method) for t in layers.door_transactions(app)] == [
+        ("app.api.system", "read_log")]
 
 
 def test_no_cycles_between_packages() -> None:

@@ -22,7 +22,7 @@ from app.services import dicomweb_remote as remote
 from app.services import dicomweb_servers as registry
 from app.services.dicomweb_plugin import dicomweb_root
 
-router = APIRouter(tags=["DICOMweb client"])
+router = APIRouter(tags=["DICOM web servers"])
 
 SERVER = "/servers/{name}"
 

@@ -20,7 +20,7 @@ from app.protocols.multipart import MalformedMultipart, parse_media_type, spool_
 from app.services.dicomweb import Target, check_uids
 from app.services.dicomweb_stow import StoreReport, store_dicom_parts, store_json_parts
 
-router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb STOW-RS"])
+router = APIRouter(route_class=DicomWebRoute, tags=["STOW-RS"])
 
 SUPPORTED = ("application/dicom", "application/dicom+json", "application/json")
 

@@ -43,7 +43,7 @@ from app.services import dicomweb as service
 from app.services.dicomweb import RenderOptions, Target
 from app.validation import is_digits
 
-router = APIRouter(route_class=DicomWebRoute, tags=["DICOMweb WADO-RS"])
+router = APIRouter(route_class=DicomWebRoute, tags=["WADO-RS"])
 
 PIXEL_DATA = 0x7FE00010
 
