@@ -27,6 +27,8 @@ from app.api.params import (
 from app.api.responses import JsonResponse, content_disposition, json_answer
 from app.api.schemas import RAW_DICOM_BODY, InstanceStored
 from app.context import ServerContext
+from app.dicom import transcode as transcoding
+from app.dicom.dicomweb_json import to_xml
 from app.dicom.levels import Level
 from app.errors import BadFileFormat
 from app.protocols.multipart import parse_media_type, spool_multipart
@@ -96,7 +98,6 @@ def get_instance_file(id: str, request: Request) -> Response:
         return JsonResponse(instance_service.instance_dicomweb(context, id),
                             media_type="application/dicom+json")
     if accept == "application/dicom+xml":
-        from app.dicom.dicomweb_json import to_xml
         return Response(to_xml(instance_service.instance_dicomweb(context, id)),
                         media_type="application/dicom+xml")
     row = instance_service.instance_row(context, id)
@@ -105,7 +106,6 @@ def get_instance_file(id: str, request: Request) -> Response:
                else f'filename="{row.blob_key}.dcm"'}
     target = request.query_params.get("transcode")
     if target is not None:  # Orthanc 1.12.2 (?lossy-quality= 1.12.7): the file re-encoded
-        from app.dicom import transcode as transcoding
         syntax = transcoding.check_target(target)
         value = request.query_params.get("lossy-quality")
         quality = transcoding.lossy_quality({} if value is None else {"lossy-quality": value},

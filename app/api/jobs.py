@@ -5,12 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from app.api.blob_responses import blob_answer
 from app.api.deps import flag, get_context
 from app.api.params import EXPAND, query_parameters
-from app.api.responses import JsonResponse, json_answer
+from app.api.responses import JsonResponse, content_disposition, json_answer
 from app.api.schemas import EmptyAnswer, Job
+from app.blobstore.stored import StoredFile
+from app.errors import InexistentItem
 from app.jobs import queue
 from app.jobs.json import job_json
+from app.services.archive_jobs import delete_job_output, job_output
 
 router = APIRouter(tags=["Jobs"])
 
@@ -70,12 +74,8 @@ for _action in ("cancel", "pause", "resume", "resubmit"):
 def get_job_archive(id: str, request: Request) -> Response:
     """The output of an asynchronous archive or media job (404 until it succeeded);
     ``Range`` reads one byte range of it (a resumed download)."""
-    from app.api.blob_responses import blob_answer
-    from app.errors import InexistentItem
-    from app.services.archive_jobs import job_output
     context = get_context(request)
     key, filename = job_output(context, id)
-    from app.api.responses import content_disposition
     headers = {"Content-Disposition": content_disposition(filename)}
 
     def missing() -> Exception:
@@ -84,7 +84,6 @@ def get_job_archive(id: str, request: Request) -> Response:
         size = context.blobs.size(key)
     except FileNotFoundError as error:
         raise missing() from error
-    from app.blobstore.stored import StoredFile  # a job's output is stored uncompressed
     return blob_answer(request, StoredFile(context.blobs, key, size), "application/zip",
                        headers, missing)
 
@@ -95,6 +94,5 @@ def get_job_archive(id: str, request: Request) -> Response:
                                 "description": "The output is deleted (an empty answer)"}})
 def delete_job_archive(id: str, request: Request) -> Response:
     """Delete the ZIP of a finished archive or media job (Orthanc 1.12.1); the job stays."""
-    from app.services.archive_jobs import delete_job_output
     delete_job_output(get_context(request), id)
     return Response(b"", headers={"Content-Type": "text/plain"})

@@ -25,6 +25,7 @@ from app.dicom.tags import main_tags_signature
 from app.errors import BadRequest
 from app.services import browse, change_stream, delete
 from app.services import bulk_content as bulk_content_service
+from app.timeutil import now_stamp
 
 router = APIRouter()
 
@@ -177,6 +178,5 @@ def get_now(request: Request) -> JsonResponse:
 @router.get("/tools/now-local", tags=["System"], operation_id="get_now_local",
             response_model=str)
 def get_now_local(request: Request) -> JsonResponse:
-    from app.timeutil import now_stamp
     return json_answer(now_stamp())
 

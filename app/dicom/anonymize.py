@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app import orthanc_api_at_least
 from app.errors import ParameterOutOfRange
 
 _2008_CLEAR: frozenset[int] = frozenset()
@@ -279,7 +280,6 @@ PROFILES: dict[str, Profile] = {
 def default_version() -> str:
     """The profile without ``DicomVersion``: 2021b from Orthanc 1.9.4 (1.10.1 included),
     2023b from 1.12.1 (as the reported version says)."""
-    from app import orthanc_api_at_least
     return "2023b" if orthanc_api_at_least(1, 12, 1) else "2021b"
 
 

@@ -19,11 +19,12 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from app import orthanc_api_at_least
 from app.dicom import fast_json
 from app.dicom.identifiers import ResourceIds
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
-from app.dicom.orthanc_json import dataset_charset, decode_value
+from app.dicom.orthanc_json import dataset_charset, dataset_to_json, decode_value
 from app.dicom.tags import MAIN_TAGS
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 
@@ -150,11 +151,9 @@ _SERIES_MAIN_SEQUENCES = (0x00400275,)  # RequestAttributesSequence
 
 def series_main_sequences(ds: Dataset) -> str | None:
     """The serialized ``MainDicomSequences`` metadata of the series of *ds*, or None."""
-    from app import orthanc_api_at_least
     present = [tag for tag in _SERIES_MAIN_SEQUENCES if tag in ds]
     if not present or not orthanc_api_at_least(1, 12, 5):
         return None
-    from app.dicom.orthanc_json import dataset_to_json
     subset = Dataset()
     if "SpecificCharacterSet" in ds:
         subset.SpecificCharacterSet = ds.SpecificCharacterSet

@@ -37,6 +37,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from app.dicom import decode, jpeg_lossless
 from app.dicom.limits import check_pixel_decode
 from app.dicom.render import UnsupportedImage
+from app.errors import BadRequest, ParameterOutOfRange
 from app.validation import is_digits
 
 IMPLICIT, EXPLICIT = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
@@ -79,7 +80,6 @@ def configure(quality: int) -> None:
 
 def lossy_quality(request: object, key: str = "LossyQuality") -> int:
     """``LossyQuality`` of a request body (Orthanc 1.12.7), else the configured quality."""
-    from app.errors import BadRequest
     if not isinstance(request, dict) or key not in request:
         return _configured_quality
     value = request[key]
@@ -93,7 +93,6 @@ def lossy_quality(request: object, key: str = "LossyQuality") -> int:
 def check_target(syntax: object) -> str:
     """The transfer syntax UID to transcode to (Orthanc's ``GetTransferSyntax``): 400 when
     it is not a transfer syntax Pharos can write."""
-    from app.errors import BadRequest, ParameterOutOfRange
     if not isinstance(syntax, str) or not syntax.strip():
         raise BadRequest("Transcode must be a transfer syntax UID")
     uid = UID(syntax.strip())

@@ -19,6 +19,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from app.errors import BadRequest, ReadOnlyMode
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -74,7 +76,6 @@ def make_engine(url: str) -> Engine:
         # The client's error, answered 400 (nothing was written: the transaction rolls
         # back), not a database failure.
         if "cannot contain NUL (0x00)" in str(context.original_exception):
-            from app.errors import BadRequest
             raise BadRequest("A text value holds a NUL character (0x00), which the "
                              "PostgreSQL index cannot store nor search for")
 
@@ -361,7 +362,6 @@ class Database:
         ``ReadOnlyMode`` when the server runs with ``ReadOnly`` (Orthanc 1.12.5 refuses
         read-write transactions the same way), whatever the door."""
         if self.read_only:
-            from app.errors import ReadOnlyMode
             raise ReadOnlyMode("Pharos runs with \"ReadOnly\": the index cannot be modified")
         events: list[IndexEvent] = []
         if self._write_lock is None:

@@ -67,7 +67,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from app.dicom.levels import Level
 from app.dicom.matching import Constraint, Kind
 from app.dicom.tag_values import TagValue, from_dicom_json
-from app.dicom.tags import MAIN_TAG_KEYWORDS
+from app.dicom.tags import MAIN_TAG_KEYWORDS, main_tags_signature
 from app.dicom.text import normalize
 from app.index.repository import (
     INSTANCES,
@@ -634,7 +634,6 @@ def _metadata_source(name: str, level: Level, alias_name: str) -> _OrderSource:
                             "number" if column_name in _NUMERIC_COLUMNS else "text",
                             not_null=column_name in _NOT_NULL_COLUMNS)
     if name == "MainDicomTagsSignature":
-        from app.dicom.tags import main_tags_signature
         return _OrderSource(literal(main_tags_signature(level)), level, constant=True)
     alias = METADATA.alias(alias_name)
     on = and_(alias.c.level == level.value, alias.c.resource_pk == table.c.pk,

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from app.context import ServerContext
+from app.context import ServerContext, blob_deletion
 from app.errors import BadRequest, InexistentItem, ParameterOutOfRange
 from app.index import jobs_repository as jobs
 from app.index.db import note_events
@@ -133,7 +133,6 @@ def delete(context: ServerContext, job_id: str) -> None:
     """``DELETE /jobs/{id}`` (Orthanc 1.12.2): forget a completed job and delete its
     outputs. Unknown jobs and jobs that have not completed (cancel them first) answer
     Orthanc's 404 "No job found with this id"."""
-    from app.context import blob_deletion
     with context.db.write() as conn:
         deleted, output = jobs.delete_done_job(conn, job_id)
         if output is not None:

@@ -29,7 +29,7 @@ from app.dicom import dicomdir
 from app.dicom import transcode as transcoding
 from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
-from app.errors import UnknownResource
+from app.errors import BadRequest, UnknownResource
 from app.index import repository
 from app.index.records import InstanceRecord
 from app.services.delete import find_level
@@ -288,7 +288,6 @@ def _transcoded(context: ServerContext, row: Any, syntax: str, quality: int | No
 
 
 def resources_of(body: Any) -> list[str]:
-    from app.errors import BadRequest
     if isinstance(body, list):
         resources = body
     elif isinstance(body, dict) and isinstance(body.get("Resources"), list):

@@ -37,6 +37,7 @@ from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
 from app.errors import (
     CorruptedFile,
+    InexistentFile,
     InexistentItem,
     ParameterOutOfRange,
     PharosError,
@@ -232,7 +233,6 @@ def stored_blob(context: ServerContext, info: AttachmentInfo) -> StoredFile:
 
 
 def missing_content(info: AttachmentInfo) -> Exception:
-    from app.errors import InexistentFile
     return InexistentFile(f"The content of attachment {info.uuid} is missing from the storage")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from app.context import ServerContext, blob_deletion
 from app.dicom.levels import Level
-from app.errors import UnknownResource
+from app.errors import BadRequest, ParameterOutOfRange, UnknownResource
 from app.index import repository
 from app.index.db import Connection
 
@@ -43,7 +43,6 @@ def parse_bulk_resources(items: list[Any]) -> list[tuple[Level | None, str]]:
     """The ``Resources`` of ``/tools/bulk-delete``: IDs of any level, or (Orthanc 1.13)
     ``{"Level", "ID"}`` objects. Checked whole before anything is deleted (Orthanc
     stops at the first bad item, after deleting the ones before)."""
-    from app.errors import BadRequest, ParameterOutOfRange
     parsed: list[tuple[Level | None, str]] = []
     for item in items:
         if isinstance(item, str):

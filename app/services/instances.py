@@ -9,9 +9,10 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from app import orthanc_api_at_least
 from app.blobstore.stored import StoredFile
 from app.context import ServerContext
-from app.dicom import orthanc_json
+from app.dicom import fast_json, orthanc_json
 from app.dicom.levels import Level
 from app.dicom.parse import read_dataset
 from app.dicom.tags import parse_tag
@@ -262,14 +263,12 @@ def instance_dicomweb(context: ServerContext, public_id: str) -> dict[str, Any]:
     PixelData carries the VR the file has: OW in implicit VR, OB when encapsulated (its
     fragments are not inlined: an empty InlineBinary, as Orthanc up to 1.12.5).
     """
-    from app.dicom import fast_json
     ds = dataset_of(context, public_id)
     encapsulated = ds.file_meta.get("TransferSyntaxUID") is not None and \
         ds.file_meta.TransferSyntaxUID.is_encapsulated
     pixels = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     if pixels is not None:
         del ds[PIXEL_DATA]
-    from app import orthanc_api_at_least
     document = fast_json.to_json_dict(ds, bulk_data_threshold=2**62,
                                       bulk_data_element_handler=lambda elem: "",
                                       decimal_text=orthanc_api_at_least(1, 12, 6))

@@ -26,6 +26,7 @@ from app.errors import (
 )
 from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
+from app.protocols import dimse_scu
 from app.services.outgoing import (
     DESCRIPTION,
     instance_files,
@@ -39,16 +40,6 @@ from app.services.outgoing import (
 from app.services.remotes import get_modality, modality_json
 
 STORE_JOB = "DicomModalityStore"
-
-
-def scu() -> Any:
-    """The DIMSE SCU (app.protocols.dimse_scu), imported when first needed."""
-    try:
-        from app.protocols import dimse_scu as scu
-    except ImportError as error:  # pragma: no cover - until the DIMSE area lands
-        raise NetworkProtocol("The DICOM SCU is not available in this build") from error
-    return scu
-
 
 
 # --- parameters common to the DIMSE operations -----------------------------------------
@@ -91,14 +82,14 @@ def _echo(context: ServerContext, modality: Modality, options: dict[str, Any]) -
     if not isinstance(check_find, bool):
         raise BadFileFormat("CheckFind must be a Boolean")
     aet, timeout = local_aet(context, modality, options), scu_timeout(context, modality, options)
-    scu().echo(modality, local_aet=aet, timeout=timeout)
+    dimse_scu.echo(modality, local_aet=aet, timeout=timeout)
     if check_find:
         from pydicom.uid import generate_uid
 
         from app.services import query_retrieve, runtime
         identifier = query_retrieve.encode_identifier(
             Level.STUDY, {0x0020000D: generate_uid()}, runtime.current(context).default_encoding)
-        scu().find(modality, Level.STUDY.value, identifier, local_aet=aet, timeout=timeout)
+        dimse_scu.find(modality, Level.STUDY.value, identifier, local_aet=aet, timeout=timeout)
 
 
 # --- C-STORE to a modality ---------------------------------------------------------------
@@ -199,7 +190,7 @@ def run_store(context: ServerContext, payload: dict[str, Any], progress: Progres
             yield data
 
     if instances:
-        report = scu().store(modality, files(), local_aet=payload["LocalAet"],
+        report = dimse_scu.store(modality, files(), local_aet=payload["LocalAet"],
                               timeout=payload["Timeout"],
                               move_originator_aet=payload.get("MoveOriginatorAet"),
                               move_originator_id=payload.get("MoveOriginatorID"))
@@ -251,7 +242,7 @@ def store_straight(context: ServerContext, name: str, data: bytes) -> dict[str, 
         sop_class, sop_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
     except Exception as error:  # noqa: BLE001 - any unreadable body
         raise BadFileFormat(f"The body is not a DICOM file: {error}") from error
-    report = scu().store(modality, [data], local_aet=local_aet(context, modality, {}),
+    report = dimse_scu.store(modality, [data], local_aet=local_aet(context, modality, {}),
                           timeout=scu_timeout(context, modality, {}))
     if _count(report, "failed"):
         raise NetworkProtocol(f"{modality.aet} refused the instance {sop_instance}")

@@ -24,6 +24,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from app.context import ServerContext
+from app.dicom import transcode as transcoding
 from app.dicom.identifiers import orthanc_hash
 from app.dicom.levels import Level
 from app.dicom.modify import (
@@ -48,8 +49,11 @@ from app.index import curation_repository, repository
 from app.jobs import queue
 from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
+from app.services import find
 from app.services.ingest import ingest_instance
 from app.services.instances import instance_row, read_file, stored_file
+from app.services.reconstruct import refresh_instances
+from app.timeutil import now_stamp
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +143,6 @@ def _complete_file_meta(ds: Dataset) -> None:
 def _transcode(ds: Dataset, syntax: str, quality: int | None = None) -> None:
     """Orthanc's ``Transcode``: :func:`app.dicom.transcode.transcode_dataset` (a lossy
     target gives a new SOP Instance UID, as Orthanc's DCMTK transcoder does)."""
-    from app.dicom import transcode as transcoding
     target = transcoding.check_target(syntax)
     current = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if current == target:
@@ -156,8 +159,7 @@ def modify_instance(context: ServerContext, public_id: str, request: Any, *,
     row = instance_row(context, public_id)
     modification = build_modification(context, request, anonymize=anonymize, level=None)
     syntax = None if anonymize else transcode_syntax(request)
-    from app.dicom.transcode import lossy_quality
-    quality = lossy_quality(request) if syntax else None
+    quality = transcoding.lossy_quality(request) if syntax else None
     ds = read_dataset(read_file(context, row))
     modification.apply(ds)
     return encode(ds, syntax, quality)
@@ -196,14 +198,12 @@ def prepare_payload(context: ServerContext, level: Level, public_id: str, reques
 
 
 def _checked_quality(request: Any) -> int | None:
-    from app.dicom.transcode import lossy_quality
-    return lossy_quality(request) if transcode_syntax(request) else None
+    return transcoding.lossy_quality(request) if transcode_syntax(request) else None
 
 
 def _payload_quality(payload: dict[str, Any]) -> int | None:
     """The LossyQuality of the request a modification job replays (checked at submission)."""
-    from app.dicom.transcode import lossy_quality
-    return lossy_quality(payload.get("Request")) if payload.get("Transcode") else None
+    return transcoding.lossy_quality(payload.get("Request")) if payload.get("Transcode") else None
 
 
 def run_modification(context: ServerContext, payload: dict[str, Any],
@@ -281,14 +281,12 @@ def _keep_labels(request: Any) -> bool:
 
 def _source_labels(context: ServerContext, instance_id: str) -> dict[Level, list[str]]:
     """The labels of an instance and of its ancestors, read before it is replaced."""
-    from app.services import find
     return {level: find.labels_of(context, level, public_id)
             for level, public_id in _source_ids(context, instance_id).items()}
 
 
 def _restore_labels(context: ServerContext, new_ids: Any, labels: dict[Level, list[str]]
                     ) -> None:
-    from app.services import find
     new = {Level.PATIENT: new_ids.patient, Level.STUDY: new_ids.study,
            Level.SERIES: new_ids.series, Level.INSTANCE: new_ids.instance}
     for level, names in labels.items():
@@ -394,7 +392,6 @@ def _record_origin(context: ServerContext, new_ids: Any, source: dict[Level, str
 def _log_change(context: ServerContext, level: Level, public_id: str, anonymize: bool) -> None:
     if level == Level.INSTANCE:
         return
-    from app.timeutil import now_stamp
     kind = f"{'Anonymized' if anonymize else 'Modified'}{level.value}"
     with context.db.write() as conn:
         repository.add_changes(conn, [(kind, level, public_id)], now_stamp())
@@ -463,7 +460,6 @@ class InPlaceTracker:
     def finish(self) -> None:
         if not self.by_series:
             return
-        from app.services.reconstruct import refresh_instances  # it imports this layer
         with self.context.db.read() as conn:
             pks = [row.pk for public_id in self.by_series.values()
                    if (row := repository.get_row(conn, Level.INSTANCE, public_id)) is not None]

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.config import Peer
 from app.context import ServerContext
+from app.dicom import transcode as transcoding
 from app.errors import (
     InexistentItem,
 )
@@ -57,7 +58,6 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
 def _transcoded_for_peer(data: bytes, syntax: str) -> bytes:
     """Orthanc's ``OrthancPeerStoreJob``: the instance in *syntax*, sent as stored when it
     cannot be transcoded (a lossy target gives a new SOP Instance UID)."""
-    from app.dicom import transcode as transcoding
     try:
         return transcoding.transcode_file(data, syntax)
     except Exception as error:  # noqa: BLE001 — a codec failing on one instance
@@ -89,7 +89,6 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     payload = {"Peer": name, "Remote": peer_document(peer), "Instances": instances,
                "ParentResources": [public_id for _, public_id in resources]}
     if "Transcode" in options:
-        from app.dicom import transcode as transcoding
         payload["Transcode"] = transcoding.check_target(options["Transcode"])
     return queue.submit_or_run(context, PEER_STORE_JOB, payload,
                                synchronous=outgoing.synchronous(options),

@@ -53,7 +53,9 @@ from app.index import network_repository as network_index
 from app.index.records import QueryRecord
 from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
+from app.protocols import dimse_scu
 from app.services import modalities, outgoing, remotes, runtime
+from app.services.ingest import ingest_instance
 from app.validation import is_digits
 
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's QueryRetrieveSize default
@@ -279,7 +281,7 @@ def find_answers(context: ServerContext, modality: Modality, level: Level,
     identifier = context.hooks.outgoing_find_identifier(  # OutgoingFindRequestFilter
         context, identifier, modality.aet)
     timeout = settings["Timeout"]
-    found = modalities.scu().find(
+    found = dimse_scu.find(
         modality, level.value, identifier, local_aet=settings["LocalAet"],
         timeout=timeout if timeout is not None else modalities.scu_timeout(context, modality, {}))
     return [_answer_json(level, answer) for answer in found]
@@ -581,7 +583,7 @@ def run_move(context: ServerContext, payload: dict[str, Any], progress: Progress
         progress(index / max(1, len(resources)))
         current = _level_of(resource, level)
         identifier = _identifier_of(current, resource, runtime.current(context).default_encoding)
-        report = modalities.scu().move(modality, current.value, identifier,
+        report = dimse_scu.move(modality, current.value, identifier,
                                     payload["TargetAet"], local_aet=payload["LocalAet"],
                                     timeout=payload["Timeout"])
         failed = int(getattr(report, "failed", 0) or 0)
@@ -596,7 +598,6 @@ def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressC
     """C-GET: the remote sends the instances back on the same association; each one is
     ingested as it arrives. ``Details`` lists, per resource, the DIMSE status and the
     IDs of the instances received (Orthanc 1.12.10's DicomGetScuJob)."""
-    from app.services.ingest import ingest_instance
     modality = modalities.remote_of(payload)
     level = Level(payload["Level"])
     origin = {"Origin": "DicomProtocol", "RemoteAET": modality.aet, "RemoteIP": modality.host,
@@ -618,7 +619,7 @@ def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressC
 
         current = _level_of(resource, level)
         identifier = _identifier_of(current, resource, runtime.current(context).default_encoding)
-        report = modalities.scu().get(modality, current.value, identifier,
+        report = dimse_scu.get(modality, current.value, identifier,
                                    local_aet=payload["LocalAet"], timeout=payload["Timeout"],
                                    on_instance=on_instance)
         total += len(received)

@@ -36,6 +36,7 @@ import orjson
 
 from app.config import Settings
 from app.context import ServerContext
+from app.context.metrics import metrics_of
 from app.dicom import encodings, orthanc_json
 from app.dicom import transfer_syntaxes as syntaxes
 from app.errors import BadFileFormat, ParameterOutOfRange
@@ -340,7 +341,6 @@ def set_unknown_sop_class_accepted(context: ServerContext, accepted: bool) -> No
 def set_metrics_enabled(context: ServerContext, enabled: bool) -> None:
     """Every process follows within a flush period (``app.services.metrics``); this one
     at once."""
-    from app.context.metrics import metrics_of
     _write(context, {_METRICS: "1" if enabled else "0"})
     metrics_of(context).enabled = enabled
 

@@ -30,8 +30,9 @@ from app.index import network_repository as network_index
 from app.index import repository
 from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
+from app.protocols import dimse_scu
 from app.protocols.dimse_common import same_aet
-from app.services import modalities, outgoing, remotes
+from app.services import delete, modalities, outgoing, remotes
 
 SCP_JOB = "StorageCommitmentScp"
 REPORTS_SIZE = 100  # Orthanc's StorageCommitmentReportsSize default
@@ -115,7 +116,7 @@ def ask(context: ServerContext, modality: Modality, transaction: str,
     with context.db.write() as conn:
         network_index.insert_report(conn, transaction, modality.aet, time.time())
         network_index.forget_old_reports(conn, REPORTS_SIZE)
-    modalities.scu().request_storage_commitment(modality, local_aet=local_aet, timeout=timeout,
+    dimse_scu.request_storage_commitment(modality, local_aet=local_aet, timeout=timeout,
                                              transaction_uid=transaction, instances=pairs)
 
 
@@ -149,7 +150,6 @@ def report_json(context: ServerContext, transaction: str) -> dict[str, Any]:
 def remove(context: ServerContext, transaction: str) -> None:
     """``POST /storage-commitment/{transaction}/remove``: delete here the instances the
     modality committed to; only after a successful transaction."""
-    from app.services import delete
     row = _report_row(context, transaction)
     if _status(row) != "Success":
         raise BadRequest("Cannot remove the instances of a storage commitment transaction "
@@ -233,7 +233,7 @@ def run_scp(context: ServerContext, payload: dict[str, Any], progress: ProgressC
             failures.append((sop_class, sop_instance, reason))
         else:
             success.append((sop_class, sop_instance))
-    modalities.scu().report_storage_commitment(
+    dimse_scu.report_storage_commitment(
         modality, local_aet=payload["CalledAet"] or context.settings.dicom_aet,
         timeout=modalities.scu_timeout(context, modality, {}),
         transaction_uid=payload["TransactionUid"], success=success, failures=failures)
