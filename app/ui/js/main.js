@@ -109,8 +109,8 @@ async function start() {
   try {
     [server.system, server.plugins] = await Promise.all([get('/system'), get('/plugins').catch(() => [])]);
     document.getElementById('server-name').textContent = server.system.Name ?? '';
-    document.getElementById('nav-footer').textContent =
-      `Pharos ${server.system.PharosVersion ?? ''} · AET ${server.system.DicomAet} · port ${server.system.DicomPort}`;
+    fill(document.getElementById('nav-footer'), h('span', {}, `Pharos ${server.system.PharosVersion ?? ''}`),
+      h('span', {}, `AET ${server.system.DicomAet}, port ${server.system.DicomPort}`));
   } catch (failure) {
     fill(main, errorBox(failure));
     return;
