@@ -35,8 +35,14 @@ $(OHIF_DIR)/.pharos-ohif.json: scripts/fetch_ohif.py
 serve: $(SERVE_STAMP) ohif
 	$(VENV)/bin/pharos serve $(if $(CONFIG),--config $(CONFIG))
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), one test file per process at a
+# time (--dist loadfile: a module's shared server stays in one process). Most tests wait
+# on servers they start (a live server per module or per test, each on its own ports,
+# storage and database), so one more process than cores keeps the cores busy.
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(8, (os.cpu_count() or 1) + 1))')
 test: $(TEST_STAMP) ohif
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	$(VENV)/bin/python benchmarks/writes.py

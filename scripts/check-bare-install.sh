@@ -6,7 +6,8 @@
 # Alembic migrations, the DICOM dictionaries, the Lua toolbox) is inside the package.
 #
 # Installs into a temporary venv, starts `pharos serve` on free ports with a temporary
-# storage folder, checks that GET /system answers 200 with Orthanc's JSON, stops it.
+# storage folder, checks that GET /system answers 200 with Orthanc's JSON and that the
+# explorer's files (/ui/, package data) are served, stops it.
 # Exit status 0 when all went well; the server's log is printed otherwise.
 #
 #   scripts/check-bare-install.sh            (from the repository root; ~1-2 min)
@@ -62,9 +63,13 @@ import json, sys, urllib.request
 with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/system", timeout=2) as answer:
     document = json.load(answer)
 assert answer.status == 200 and "Version" in document and "DicomAet" in document, document
+# The explorer's files are package data: shipped by `pip install .`, not read from a checkout.
+for path in ("/ui/", "/ui/ui.css", "/ui/js/main.js", "/ui/js/views/lists.js", "/ui/favicon.svg"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}{path}", timeout=2) as answer:
+        assert answer.status == 200 and answer.read(), path
 EOF
   then
-    echo "bare install: GET /system answered 200; stopping the server"
+    echo "bare install: GET /system and the explorer's files answered 200; stopping the server"
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""

@@ -155,7 +155,7 @@ def pinned_database(tmp_path: Path) -> Iterator[dict]:
 
 @contextmanager
 def live_server(tmp_path: Path, config: dict | None = None,
-                host: str = "127.0.0.1", startup_timeout: float = 60) -> Iterator[LiveServer]:
+                host: str = "127.0.0.1", startup_timeout: float = 120) -> Iterator[LiveServer]:
     """Run ``pharos serve`` in a subprocess on free ports, on fresh storage and index
     (*startup_timeout*: seconds it may take to answer, for tests starting several)."""
     storage = tmp_path / "storage"

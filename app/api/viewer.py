@@ -1,4 +1,5 @@
-"""The landing page ``/`` and the OHIF v3 viewer at ``/ohif/``.
+"""The landing page ``/`` (links to the explorer at ``/ui/``, app/api/ui.py) and the OHIF v3
+viewer at ``/ohif/``.
 
 The viewer is a prebuilt single-page app fetched at set-up time (``make ohif``); this
 router only serves its files, the ``app-config.js`` that points it at this server's own

@@ -29,11 +29,10 @@ class FileSystemBlobStore(BlobStore):
 
     def put(self, key: BlobKey, chunks: Iterable[bytes] | bytes) -> int:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + _TMP_SUFFIX)
         size = 0
         try:
-            with open(temporary, "wb") as stream:
+            with self._create(temporary) as stream:
                 if isinstance(chunks, bytes | bytearray | memoryview):
                     stream.write(chunks)
                     size = len(chunks)
@@ -48,6 +47,18 @@ class FileSystemBlobStore(BlobStore):
             temporary.unlink(missing_ok=True)
             raise
         return size
+
+    @staticmethod
+    def _create(temporary: Path) -> BinaryIO:
+        """Open a new file, creating its folders only when they are missing (most exist:
+        no mkdir on every put). A folder emptied and removed by a concurrent delete
+        between the two steps is created again."""
+        for _ in range(3):
+            try:
+                return open(temporary, "wb")
+            except FileNotFoundError:
+                temporary.parent.mkdir(parents=True, exist_ok=True)
+        return open(temporary, "wb")
 
     def open(self, key: BlobKey) -> BinaryIO:
         return open(self._path(key), "rb")

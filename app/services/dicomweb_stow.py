@@ -26,6 +26,7 @@ from app.context import ServerContext
 from app.dicom.dicomweb_json import sequence, url_element
 from app.dicom.instance_from_json import BulkPart, build_instance
 from app.dicom.limits import check_deflated_dataset
+from app.dicom.parse import ParsedInstance
 from app.errors import BadFileFormat, MissingRequiredTag, PharosError
 from app.protocols.multipart import Part, SpooledBody, parse_media_type
 from app.services.dicomweb import instance_url, study_url
@@ -163,27 +164,53 @@ _IN_FLIGHT = 8  # parts held in memory at once per request, at most...
 _IN_FLIGHT_BYTES = 32 << 20  # ... and at most this many bytes of them (one part always)
 
 
+class _Refused(PharosError):
+    """A part that is a DICOM file but not one STOW-RS stores here (see ``_store_one``)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _stow_rules(study: str | None) -> Callable[[ParsedInstance], None]:
+    """What STOW-RS asks of a part beyond what every door asks, checked on the one parse
+    of the ingest path (``ingest_instance(check=...)``)."""
+    def check(parsed: ParsedInstance) -> None:
+        if not parsed.sop_class_uid:
+            # PS3.18 10.5.1 stores SOP Instances: without these it is not one (Orthanc's
+            # plugin refuses it too, "Cannot understand" when the SOP UIDs are known).
+            raise _Refused(Failure(CANNOT_UNDERSTAND, _NOT_AN_INSTANCE, None,
+                                   parsed.sop_uid or None, malformed=True))
+        if study is not None and parsed.study_uid != study:
+            raise _Refused(Failure(
+                PROCESSING_FAILURE, f"the instance belongs to study {parsed.study_uid}, "
+                f"not to the study {study} of the request", parsed.sop_class_uid,
+                parsed.sop_uid))
+    return check
+
+
+_NOT_AN_INSTANCE = ("not a DICOM instance with SOPClassUID, SOPInstanceUID, "
+                    "StudyInstanceUID and SeriesInstanceUID")
+
+
 def _store_one(context: ServerContext, data: bytes, study: str | None,
                origin: dict[str, str]) -> Stored | Failure:
     try:
         check_deflated_dataset(data)  # before any parse: a bomb is refused unread
     except PharosError as error:
         return Failure(CANNOT_UNDERSTAND, str(error), *_meta_uids(data), malformed=True)
-    sop_class, sop, study_uid, series_uid = _peek_uids(data)
-    if not (sop_class and sop and study_uid and series_uid):
-        # PS3.18 10.5.1 stores SOP Instances: without these it is not one (Orthanc's plugin
-        # refuses it too, "Cannot understand" when the SOP UIDs are known).
-        return Failure(CANNOT_UNDERSTAND, "not a DICOM instance with SOPClassUID, "
-                       "SOPInstanceUID, StudyInstanceUID and SeriesInstanceUID",
-                       sop_class, sop, malformed=True)
-    if study is not None and study_uid != study:
-        return Failure(PROCESSING_FAILURE, f"the instance belongs to study {study_uid}, "
-                       f"not to the study {study} of the request", sop_class, sop)
     try:
-        # Races with concurrent writers are retried inside (app.services.ingest).
-        result = ingest_instance(context, data, origin)
+        # Parsed once, by the ingest path; races with concurrent writers are retried there.
+        result = ingest_instance(context, data, origin, check=_stow_rules(study))
+    except _Refused as refused:
+        return refused.failure
     except PharosError as error:
+        # The part's UIDs, read again only for the answer's Failed SOP Sequence.
+        sop_class, sop, study_uid, series_uid = _peek_uids(data)
         if isinstance(error, BadFileFormat | MissingRequiredTag):
+            if not (sop_class and sop and study_uid and series_uid):
+                return Failure(CANNOT_UNDERSTAND, _NOT_AN_INSTANCE, sop_class, sop,
+                               malformed=True)
             return Failure(CANNOT_UNDERSTAND, str(error), sop_class, sop, malformed=True)
         reason = OUT_OF_RESOURCES if error.dimse_status == 0xA700 else PROCESSING_FAILURE
         return Failure(reason, str(error), sop_class, sop)

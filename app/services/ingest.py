@@ -74,13 +74,16 @@ def _write_blob(context: ServerContext, key: str, data: bytes,
     return written
 
 
-def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
+def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str], *,
+                    check: Callable[[ParsedInstance], None] | None = None) -> IngestResult:
     """Store one DICOM file held in memory. Raises a PharosError for bad input or full storage.
 
-    Counted for ``/tools/metrics-prometheus`` by origin and outcome."""
+    *check* (a door's own rule, e.g. STOW-RS's study of the URL) sees the parsed file
+    before anything is indexed and refuses it by raising a PharosError: the file is
+    parsed once. Counted for ``/tools/metrics-prometheus`` by origin and outcome."""
     counted = metrics_of(context)
     try:
-        result = _ingest_instance(context, data, origin)
+        result = _ingest_instance(context, data, origin, check)
     except Exception:
         counted.ingest(origin.get("Origin", "Unknown"), "Failure", len(data))
         raise
@@ -88,7 +91,8 @@ def ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str])
     return result
 
 
-def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]) -> IngestResult:
+def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str],
+                     check: Callable[[ParsedInstance], None] | None) -> IngestResult:
     """Store one DICOM file held in memory.
 
     The blob is written (and fsynced) while the file is parsed; it is indexed only once
@@ -103,6 +107,8 @@ def _ingest_instance(context: ServerContext, data: bytes, origin: dict[str, str]
     written = _BLOB_WRITERS.submit(_write_blob, context, key, data, described)
     try:
         parsed = parse_instance(data)
+        if check is not None:
+            check(parsed)
         # ReceivedInstanceFilter (Lua, Python hooks), before anything is indexed.
         refusal = context.hooks.filter_incoming_instance(context, data, parsed, origin)
         if refusal is not None:

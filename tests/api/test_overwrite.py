@@ -79,8 +79,9 @@ def test_overwrite_updates_index_and_removes_old_file(overwriting: LiveServer) -
         # The changes of the replaced resources went with them; the new ones are logged.
         changes = http.get("/changes").json()["Changes"]
         assert not old_seqs & {c["Seq"] for c in changes}
-        assert [c["ChangeType"] for c in changes] == [
-            "NewInstance", "NewSeries", "NewStudy", "NewPatient"]
+        # (Stable* changes follow when the run is slower than StableAge: not checked.)
+        assert [c["ChangeType"] for c in changes if not c["ChangeType"].startswith(
+            "Stable")] == ["NewInstance", "NewSeries", "NewStudy", "NewPatient"]
         assert http.get("/statistics").json()["CountInstances"] == 1
 
 

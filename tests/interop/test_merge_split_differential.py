@@ -17,9 +17,10 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from app import orthanc_api_at_least
 from tests.helpers import CORPUS, live_server
 from tests.interop.orthanc import running_orthanc, skip_unless_orthanc
-from tests.interop.test_modify_differential import normalized
+from tests.interop.test_modify_differential import normalized, without_plain_method
 
 SAMPLES = ("Brainix", "Knix")
 
@@ -92,7 +93,7 @@ def _same_tags(ours: list[Dataset], theirs: list[Dataset]) -> None:
     our_tags = sorted((normalized(d, uids, patient_id) for d in ours), key=repr)
     their_tags = sorted((normalized(d, uids, patient_id) for d in theirs), key=repr)
     for a, b in zip(our_tags, their_tags, strict=True):
-        assert a == b
+        assert without_plain_method(a, b) == b
 
 
 def _consistent_uids(datasets: list[Dataset], series_count: int) -> None:
@@ -201,11 +202,16 @@ def test_bulk_same_resources_and_tags(route: str, body: dict[str, Any],
     results = []
     with both_servers(tmp_path) as clients:
         for client in clients:
+            sent = body
+            if client is clients[0] and route == "bulk-anonymize" and "DicomVersion" not in body \
+                    and orthanc_api_at_least(1, 12, 1):
+                # The oracle's default profile (Orthanc 1.10.1: 2021b); Pharos' is 2023b.
+                sent = {**body, "DicomVersion": "2021b"}
             brainix = _study_of(client, "Brainix")
             knix = _study_of(client, "Knix")
             lone = client.get(f"/series/{_series_by_description(client, knix)[0]}"
                               ).json()["Instances"][0]
-            request = {**body, "Resources": [brainix["Series"][0], lone]}
+            request = {**sent, "Resources": [brainix["Series"][0], lone]}
             answer = client.post(f"/tools/{route}", json=request)
             assert answer.status_code == 200, answer.text
             content = answer.json()

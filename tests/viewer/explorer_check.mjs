@@ -422,6 +422,7 @@ async function authScenario() {
     await page.locator('#upload-files').setInputFiles(spec.upload.files);
     const stats = await uploadFinished();
     check(stats.stored === spec.upload.files.length, `stored ${stats.stored}`);
+    await shot('upload');
   });
   await step('browse and preview behind authentication', async () => {
     await page.goto(`${ui}#/studies?PatientName=${encodeURIComponent(expect.browseName)}`);
@@ -441,6 +442,18 @@ async function authScenario() {
     const path = join(artifacts, 'study.zip');
     await download.saveAs(path);
     check((await readFile(path)).subarray(0, 2).toString('latin1') === 'PK', 'a ZIP');
+  });
+  await step('values are text, never markup', async () => {
+    // 2017-06-27-XSSInjection.dcm: <script> in PatientName, StudyDescription, SeriesDescription.
+    await page.goto(`${ui}#/studies?PatientName=HelloWorld`);
+    await waitList({ rows: 1 });
+    check((await rows().first().innerText()).includes('<script>alert('), 'the name is shown as it is');
+    await rows().first().locator('a').first().click();
+    await page.getByRole('heading', { level: 1, name: /MyStudy<script>/ }).waitFor();
+    await page.locator('.card[data-series]').first().click();
+    await page.getByRole('heading', { level: 1, name: /MySeries<script>/ }).waitFor();
+    check(await page.locator('main script').count() === 0, 'no script element in the page');
+    await shot('markup-as-text');
   });
   await step('system behind authentication', async () => {
     await page.goto(`${ui}#/system`);
@@ -580,4 +593,9 @@ function watch(target) {
     report.consoleErrors.push(`${message.text().slice(0, 1000)} (${location.url}:${location.lineNumber})`);
   });
   target.on('pageerror', error => report.pageErrors.push(String(error?.stack ?? error).slice(0, 1000)));
+  // The page never calls alert/confirm: one would be a value run as code.
+  target.on('dialog', dialog => {
+    report.pageErrors.push(`a JavaScript dialog opened: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
 }

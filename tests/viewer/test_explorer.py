@@ -159,7 +159,8 @@ def test_explorer_behind_basic_authentication(tmp_path: Path, corpus: Path) -> N
         _run_check({
             "url": server.url, "artifacts": str(ARTIFACTS / "ui-auth"), "scenario": "auth",
             "credentials": "alice:wonderland",
-            "upload": {"files": [str(p) for p in _dicom_files(corpus / "Brainix" / "Flair")[:5]]},
+            "upload": {"files": [str(p) for p in _dicom_files(corpus / "Brainix" / "Flair")[:5]]
+                       + [str(corpus / "2017-06-27-XSSInjection.dcm")]},
             "expect": {"browseName": "BRAINIX"},
         })
         with server.client(auth=("alice", "wonderland")) as http:
@@ -198,14 +199,27 @@ def test_ui_files_are_served_from_the_package(server: LiveServer) -> None:
         assert http.get("/ui/../app/api/ui.py").status_code == 404
 
 
+def _exports(module: Path) -> set[str]:
+    text = module.read_text()
+    names = set(re.findall(r"^export (?:async )?(?:function|class|const|let) (\w+)", text, re.M))
+    for group in re.findall(r"^export \{([^}]*)\}", text, re.M):
+        names |= {name.split(" as ")[-1].strip() for name in group.split(",") if name.strip()}
+    return names
+
+
 def test_every_ui_module_is_shipped_and_names_no_other_origin() -> None:
+    """What a broken page would show only in a browser: a module or a name it imports
+    that does not exist (the whole page fails to load), an address on another origin."""
     files = sorted(p for p in UI_DIRECTORY.rglob("*") if p.is_file())
     assert {p.suffix for p in files} <= {".html", ".css", ".js", ".svg"}
     for path in files:
         text = path.read_text()
-        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path  # no CDN, no remote
-        for module in re.findall(r"from '(\.{1,2}/[^']+)'", text):
-            assert (path.parent / module).resolve().is_file(), f"{path}: {module}"
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path  # no CDN
+        for names, module in re.findall(r"import \{([^}]*)\} from '(\.{1,2}/[^']+)'", text):
+            target = (path.parent / module).resolve()
+            assert target.is_file(), f"{path}: {module}"
+            for name in (n.split(" as ")[0].strip() for n in names.split(",") if n.strip()):
+                assert name in _exports(target), f"{path} imports {name} that {module} lacks"
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"ui/*.html"' in pyproject and '"ui/js/*.js"' in pyproject and '"ui/js/views/*.js"' in pyproject
 

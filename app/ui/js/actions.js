@@ -70,6 +70,9 @@ export function actionBar(resource, { onChanged } = {}) {
   items.push(...downloadLinks(resource));
   items.push(h('span', { class: 'sep' }));
   items.push(button('Send…', { icon: 'send', onclick: () => sendDialog([resource]), 'data-action': 'send' }));
+  if (server.system?.ReadOnly) {  // ReadOnly: the server refuses every change (403)
+    return h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': `Actions on this ${LEVELS[resource.level].name}` }, items);
+  }
   items.push(button('Modify…', { icon: 'edit', onclick: () => modifyDialog(resource), 'data-action': 'modify' }));
   items.push(button('Anonymize…', { icon: 'mask', onclick: () => anonymizeDialog(resource), 'data-action': 'anonymize' }));
   if (resource.level === 'Patient') items.push(protectButton(resource, onChanged));
@@ -299,7 +302,7 @@ export function labelsEditor(resource, labels, { onChange } = {}) {
         h('button', { type: 'button', 'aria-label': `Remove the label ${label}`, title: 'Remove',
           onclick: () => change('DELETE', label) }, icon('x'))))
         : h('span', { class: 'faint' }, 'No label'),
-      h('form', {
+      server.system?.ReadOnly ? null : h('form', {
         onsubmit: event => {
           event.preventDefault();
           const label = input.value.trim();

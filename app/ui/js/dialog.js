@@ -78,6 +78,10 @@ export function toast({ title, text = '', kind = '', progress = null, timeout = 
       button('Dismiss', { icon: 'x', kind: 'ghost small', iconOnly: true, onclick: () => handle.close() })),
     textLine, meter);
   region.append(element);
+  // At most four at once: the oldest finished ones go first.
+  const finished = [...region.children].filter(t => t !== element
+    && (t.classList.contains('ok') || t.classList.contains('bad') || t.querySelector('.progress[hidden]')));
+  while (region.children.length > 4 && finished.length) finished.shift().remove();
   let timer = null;
   const handle = {
     element,

@@ -98,7 +98,7 @@ function describe(job) {
   if (content.Peer) parts.push([content.Peer].flat().join(', '));
   if (content.InstancesCount !== undefined) parts.push(`${content.InstancesCount} instance(s)`);
   if (content.FailedInstancesCount) parts.push(`${content.FailedInstancesCount} failed`);
-  if (content.Description) parts.push(content.Description);
+  if (content.Description && content.Description !== 'REST API') parts.push(content.Description);
   if (job.State === 'Failure') parts.push([job.ErrorDescription, job.ErrorDetails].filter(Boolean).join(': '));
   return parts.join(' · ');
 }

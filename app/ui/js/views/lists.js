@@ -58,12 +58,21 @@ class ListView {
     events.removeEventListener('changes', this.onChanges);
     events.removeEventListener('remote-changes', this.onChanges);
     clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
-  /** The archive changed: reload this page soon (once for a burst of changes). */
+  /**
+   * The archive changed: reload this page soon, at most every two seconds whatever the
+   * rate of changes, and not under the user's hands (rows selected, focus in the table).
+   */
   refreshSoon() {
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => this.list.reload(), 800);
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      const busy = this.list.selected.size || this.list.element.contains(document.activeElement);
+      if (busy) this.refreshSoon();
+      else this.list.reload();
+    }, 2000);
   }
 
   buildForm() {
@@ -279,7 +288,7 @@ export class PatientsView extends ListView {
       fields: [
         { name: 'PatientName', label: 'Patient name', class: 'w-name', kind: 'text', placeholder: 'DOE^J or *smith*' },
         { name: 'PatientID', label: 'Patient ID', class: 'w-id', kind: 'text' },
-        { name: 'PatientBirthDate', label: 'Birth date', class: 'w-id', kind: 'text', placeholder: 'YYYYMMDD' },
+        { name: 'PatientBirthDate', label: 'Birth date', class: 'w-id', kind: 'exact', placeholder: 'YYYYMMDD' },
       ],
     });
     this.defaultDir = 'asc';

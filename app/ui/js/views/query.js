@@ -73,6 +73,8 @@ export class QueryView {
     for (const key of ['PatientName', 'PatientID', 'AccessionNumber', 'ModalitiesInStudy']) {
       query[key] = elements[key].value.trim();
     }
+    // A name is a prefix unless it has wildcards (as in the archive's own lists).
+    if (query.PatientName && !/[*?]/.test(query.PatientName)) query.PatientName += '*';
     const from = toDicomDate(elements.from.value);
     const to = toDicomDate(elements.to.value);
     if (from || to) query.StudyDate = `${from}-${to}`;

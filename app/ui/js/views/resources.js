@@ -182,14 +182,30 @@ function seriesCard(series, studyUid) {
     h('div', { class: 'card-title', title }, title),
     h('div', { class: 'muted' }, tags.Modality ? h('span', { class: 'chip mod' }, tags.Modality) : null, ' ',
       `#${tags.SeriesNumber ?? '?'} · ${integer(series.RequestedTags?.NumberOfSeriesRelatedInstances)} inst.`)));
-  // The first instance (by InstanceNumber) stands for the series.
-  find({ Level: 'Instance', Query: {}, ParentSeries: series.ID, Limit: 1, ResponseContent: ['MainDicomTags', 'Metadata'],
+  // The first instance (by InstanceNumber) stands for the series, looked up once the
+  // card is about to be seen (a study may have hundreds of series).
+  whenVisible(card, () => find({ Level: 'Instance', Query: {}, ParentSeries: series.ID, Limit: 1,
+    ResponseContent: ['MainDicomTags', 'Metadata'],
     OrderBy: [{ Type: 'DicomTagAsInt', Key: 'InstanceNumber', Direction: 'ASC' }] })
     .then(([first]) => thumb.replaceWith(first
       ? thumbnail(previewOf(first, { study: studyUid, series: tags.SeriesInstanceUID }), `First image of ${title}`)
       : h('div', { class: 'thumb' }, 'Empty')))
-    .catch(() => thumb.replaceWith(h('div', { class: 'thumb' }, '')));
+    .catch(() => thumb.replaceWith(h('div', { class: 'thumb' }, ''))));
   return card;
+}
+
+const visibility = 'IntersectionObserver' in window ? new IntersectionObserver(entries => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    visibility.unobserve(entry.target);
+    entry.target.onVisible?.();
+  }
+}, { rootMargin: '300px' }) : null;
+
+function whenVisible(element, callback) {
+  if (!visibility) { callback(); return; }
+  element.onVisible = callback;
+  visibility.observe(element);
 }
 
 // ---- series ------------------------------------------------------------------------
@@ -283,13 +299,17 @@ export class InstanceView extends ResourceView {
           image.src = previewOf(described, uids, frame).src;
         }, 120) }), frameLabel) : null;
     this.tagsBody = h('tbody');
+    const stepper = h('div', { class: 'toolbar stepper' });
+    const pdf = metadata.SopClassUid === '1.2.840.10008.5.1.4.1.1.104.1'
+      ? h('a', { class: 'button', href: url(`/instances/${id}/content/0042-0011`), download: `${id}.pdf`,
+        'data-action': 'download-pdf' }, icon('download'), 'The PDF document') : null;
     const filter = h('input', { type: 'search', placeholder: 'Filter tags', 'aria-label': 'Filter the tags',
       oninput: debounce(event => this.filterTags(event.target.value), 150) });
     fill(this.main,
       crumbs([['Studies', '#/studies'], [patientName, `#/patients/${study.ParentPatient}`],
         [studyTags.StudyDescription || 'Study', `#/studies/${series.ParentStudy}`],
         [seriesTitle, `#/series/${instance.ParentSeries}`], [title]]),
-      head('Instance', title,
+      head('Instance', h('span', { class: 'title-row' }, h('span', {}, title), stepper),
         facts([
           ['SOP class', h('span', { title: metadata.SopClassUid ?? '' }, sopClassName(metadata.SopClassUid))],
           ['Transfer syntax', h('span', { title: metadata.TransferSyntax ?? '' }, transferSyntaxName(metadata.TransferSyntax))],
@@ -300,16 +320,42 @@ export class InstanceView extends ResourceView {
         labelsRow(resource, instance.Labels ?? []),
         actionBar(resource)),
       h('div', { class: 'instance-layout' },
-        h('div', {}, h('div', { class: 'preview-box' }, image ?? preview.reason), frameControl),
+        h('div', {}, h('div', { class: 'preview-box' }, image ?? pdf ?? preview.reason), frameControl),
         h('section', { class: 'panel', 'aria-labelledby': 'tags-title' },
           h('div', { class: 'tags-head' }, h('h2', { id: 'tags-title' }, 'DICOM tags'), filter),
           h('div', { class: 'table-wrap' }, h('table', { class: 'list tags-table' },
             h('thead', {}, h('tr', {}, ['Tag', 'Name', 'Value'].map(n => h('th', { scope: 'col' }, n)))),
             this.tagsBody)))));
+    this.neighbours(id, instance.ParentSeries, stepper);
     const dump = await get(`/instances/${id}/tags`);
     this.tagRows = [];
     this.addTagRows(dump, 0, []);
     fill(this.tagsBody, this.tagRows.map(row => row.element));
+  }
+
+  /** Previous / next instance of the series (by InstanceNumber), also on ← and →. */
+  async neighbours(id, seriesId, container) {
+    const order = await find({ Level: 'Instance', Query: {}, ParentSeries: seriesId,
+      OrderBy: [{ Type: 'DicomTagAsInt', Key: 'InstanceNumber', Direction: 'ASC' }] }).catch(() => []);
+    const at = order.indexOf(id);
+    if (at < 0 || order.length < 2 || this.id !== id) return;
+    const goTo = index => { if (index >= 0 && index < order.length) location.hash = `#/instances/${order[index]}`; };
+    fill(container,
+      button('Previous instance', { icon: 'prev', iconOnly: true, kind: 'small', disabled: at === 0,
+        onclick: () => goTo(at - 1), title: 'Previous instance (←)' }),
+      h('span', { class: 'muted nowrap' }, `${integer(at + 1)} / ${integer(order.length)}`),
+      button('Next instance', { icon: 'next', iconOnly: true, kind: 'small', disabled: at === order.length - 1,
+        onclick: () => goTo(at + 1), title: 'Next instance (→)' }));
+    this.onKey = event => {
+      if (event.target.closest?.('input, textarea, select, dialog') || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === 'ArrowLeft') goTo(at - 1);
+      if (event.key === 'ArrowRight') goTo(at + 1);
+    };
+    document.addEventListener('keydown', this.onKey);
+  }
+
+  destroy() {
+    if (this.onKey) document.removeEventListener('keydown', this.onKey);
   }
 
   addTagRows(dataset, depth, ancestors) {

@@ -6,7 +6,7 @@
 
 import { get, uploadFile } from '../api.js';
 import { bytes, button, dicomDate, fill, h, icon, integer, personName } from '../dom.js';
-import { emit } from '../state.js';
+import { emit, server } from '../state.js';
 
 const PARALLEL = 3;
 
@@ -76,6 +76,7 @@ export class UploadView {
     this.root = h('div', { class: 'upload-view' },
       h('div', { class: 'page-head' }, h('h1', {}, 'Upload'),
         h('span', { class: 'sub' }, 'Files go to POST /instances, three at a time; uploads go on while you browse.')),
+      server.system?.ReadOnly ? h('p', { class: 'note' }, 'This server is read-only (ReadOnly): it refuses uploads.') : null,
       this.zone, this.report);
     fill(main, this.root);
     this.queue = [];
@@ -118,6 +119,7 @@ export class UploadView {
         batch.totalBytes += entry.file.size;
         this.queue.push({ ...entry, isZip: kind === 'zip', loaded: 0, batch });
         batch.files += 1;
+        this.pump(); // the first files go while the next ones are looked at
       }
     }
     if (batch.sent === batch.files && batch.pending === 0 && !batch.done) this.finish(batch);
