@@ -53,7 +53,7 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check app tests benchmarks scripts
 	$(MAKE) typecheck
 
-# mypy --strict on the layers below the services ([tool.mypy] in pyproject.toml).
+# mypy --strict on every layer up to the services ([tool.mypy] in pyproject.toml).
 typecheck: $(TEST_STAMP)
 	$(VENV)/bin/python -m mypy
 

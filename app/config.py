@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -253,7 +254,9 @@ class Peer:
         if isinstance(value, list):
             if len(value) not in (1, 3) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"peer {name}: expected [URL] or [URL, username, password]")
-            return cls(name, _peer_url(name, value[0]), *(v or None for v in value[1:]))
+            if len(value) == 1:
+                return cls(name, _peer_url(name, value[0]))
+            return cls(name, _peer_url(name, value[0]), value[1] or None, value[2] or None)
         if not isinstance(value, dict):
             raise ValueError(f"peer {name}: expected a list or an object")
         url = _peer_string(name, value, "Url") or _peer_string(name, value, "URL")
@@ -590,7 +593,7 @@ class Settings:
         return settings
 
     @classmethod
-    def from_document(cls, document: dict[str, Any], environ: dict[str, str] | None = None,
+    def from_document(cls, document: dict[str, Any], environ: Mapping[str, str] | None = None,
                       overrides: dict[str, Any] | None = None) -> Settings:
         """Settings from a configuration document, ``PHAROS_*`` variables and overrides;
         ConfigurationError (one line naming the option and where it came from) for any

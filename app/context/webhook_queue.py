@@ -56,7 +56,7 @@ class WebhookQueue:
         return any(self.wanted.get(EVENT_OF.get(kind, "")) for kind, _, _ in events)
 
     def __call__(self, conn: Connection, events: list[IndexEvent]) -> None:
-        rows = []
+        rows: list[dict[str, Any]] = []
         now, date = time.time(), now_stamp()
         for kind, level, public_id in events:
             keys = self.wanted.get(EVENT_OF.get(kind, ""))

@@ -31,6 +31,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -388,7 +389,8 @@ def _clamp(values: np.ndarray, fmt: PixelFormat) -> np.ndarray:
     if dtype.kind == "f":
         return values.astype(dtype)
     limits = np.iinfo(dtype)
-    return np.clip(values, limits.min, limits.max).astype(dtype)
+    clamped: np.ndarray = np.clip(values, limits.min, limits.max).astype(dtype)
+    return clamped
 
 
 def _shape(values: np.ndarray, fmt: PixelFormat) -> np.ndarray:
@@ -504,8 +506,8 @@ def _gdcm_frame(ds: Dataset, frame: int) -> np.ndarray:
     return values.reshape((rows, columns) if samples == 1 else (rows, columns, samples))
 
 
-def _pydicom_frame(ds: Dataset, frame: int, **options: object) -> np.ndarray:
-    from pydicom.pixels import pixel_array
+def _pydicom_frame(ds: Dataset, frame: int, **options: Any) -> np.ndarray:
+    from pydicom.pixels.utils import pixel_array
     try:
         return pixel_array(ds, index=frame, **options)
     except NotImplementedError as error:
@@ -523,7 +525,8 @@ def ybr_full_to_rgb(pixels: np.ndarray) -> np.ndarray:
     rgb = np.stack([y + np.float32(1.402) * cr,
                     y - np.float32(0.344136) * cb - np.float32(0.714136) * cr,
                     y + np.float32(1.772) * cb], axis=-1)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+    clamped: np.ndarray = np.clip(rgb, 0, 255).astype(np.uint8)
+    return clamped
 
 
 def _codec_samples(ds: Dataset, info: ImageInfo, frame: int, syntax: str) -> np.ndarray:
@@ -571,7 +574,7 @@ def _decode_codec(ds: Dataset, info: ImageInfo, frame: int, syntax: str) -> Deco
 
 def _decode_generic(ds: Dataset, frame: int) -> DecodedImage:
     """Whatever pydicom's codecs decode, colour converted to RGB, palettes applied."""
-    from pydicom.pixels import apply_color_lut
+    from pydicom.pixels.processing import apply_color_lut
     for keyword, default in (("PixelRepresentation", 0), ("SamplesPerPixel", 1)):
         if keyword not in ds:  # Type 1, absent from some real files: DCMTK's assumptions
             setattr(ds, keyword, default)

@@ -166,10 +166,12 @@ def _apply_window(values: np.ndarray, center: float, width: float,
     if function == WindowFunction.WHOLE:
         low, high = values.min(), values.max()
         scale = top / (high - low) if high != low else np.float32(0)
-        return (values - low) * scale
+        stretched: np.ndarray = (values - low) * scale
+        return stretched
     if function == WindowFunction.SIGMOID:
         with np.errstate(over="ignore"):
-            return top / (one + np.exp(np.float32(-4) * (values - c) / w))
+            sigmoid: np.ndarray = top / (one + np.exp(np.float32(-4) * (values - c) / w))
+            return sigmoid
     if function == WindowFunction.LINEAR_EXACT:
         low, high = c - w / np.float32(2), c + w / np.float32(2)
         scaling, offset = top / w, (-c * top) / w
@@ -185,7 +187,8 @@ def _apply_window(values: np.ndarray, center: float, width: float,
 def _to_uint8(values: np.ndarray) -> np.ndarray:
     """Orthanc's ``FloatToPixel`` for 8-bit pixels: +0.5, saturated, truncated."""
     shifted = values.astype(np.float32) + np.float32(0.5)
-    return np.clip(np.nan_to_num(shifted, nan=0.0), 0, 255).astype(np.uint8)
+    saturated: np.ndarray = np.clip(np.nan_to_num(shifted, nan=0.0), 0, 255).astype(np.uint8)
+    return saturated
 
 
 def _region(pixels: np.ndarray, viewport: Viewport) -> np.ndarray:
@@ -215,7 +218,8 @@ def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     ys = np.floor((np.arange(height, dtype=np.float32) + np.float32(0.5)) * scale_y)
     xs = np.clip(xs.astype(np.int64), 0, source_width - 1)
     ys = np.clip(ys.astype(np.int64), 0, source_height - 1)
-    return pixels[ys][:, xs]
+    resized: np.ndarray = pixels[ys][:, xs]
+    return resized
 
 
 def _fit(pixels: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -58,8 +58,10 @@ def frame_layout(prefix: bytes, file_size: int) -> FrameLayout | None:
     if str(syntax) not in RANGED_SYNTAXES:
         return None
     element = dataset.get_item(_PIXEL_DATA, keep_deferred=True)
+    # A deferred element is read raw: its value's offset and length in the file.
     value_offset = getattr(element, "value_tell", None)
-    if value_offset is None or element.length in (None, _UNDEFINED_LENGTH):
+    length = getattr(element, "length", None)
+    if value_offset is None or length in (None, _UNDEFINED_LENGTH):
         return None
     try:
         bits = int(dataset.BitsAllocated)
@@ -71,6 +73,6 @@ def frame_layout(prefix: bytes, file_size: int) -> FrameLayout | None:
     if bits == 1 or frame_bits == 0 or frame_bits % 8:
         return None  # bit-packed frames do not start on byte boundaries
     frame_size = frame_bits // 8
-    if element.length < count * frame_size or value_offset + count * frame_size > file_size:
+    if length < count * frame_size or value_offset + count * frame_size > file_size:
         return None  # inconsistent header: let the whole-file path report it
     return FrameLayout(value_offset, frame_size, count)

@@ -62,7 +62,7 @@ def inflated_size(compressed: bytes | memoryview, limit: int, *, wbits: int = -1
     view = memoryview(compressed)
     try:
         for start in range(0, len(view), _STEP):
-            pending = view[start:start + _STEP]
+            pending: bytes | memoryview = view[start:start + _STEP]
             while pending:
                 total += len(inflater.decompress(pending, _STEP))
                 if total > limit:
@@ -187,7 +187,7 @@ def _first_fragments(ds: object, index: int | None) -> Iterator[bytes]:
     from pydicom.uid import UID
     if not syntax or not UID(syntax).is_encapsulated:
         return
-    value = ds.get("PixelData") if hasattr(ds, "get") else None  # type: ignore[attr-defined]
+    value = ds.get("PixelData") if hasattr(ds, "get") else None
     if not isinstance(value, bytes | bytearray) or len(value) < 16:
         return
     from pydicom.encaps import generate_fragments
@@ -230,8 +230,8 @@ def _jpeg_size(head: bytes) -> int | None:
         if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
             if position + 10 > len(head):
                 return None
-            precision, height, width, components = struct.unpack_from(">BHHB", head,
-                                                                      position + 4)
+            precision, height, width, components = (
+                int(value) for value in struct.unpack_from(">BHHB", head, position + 4))
             return height * width * components * max((precision + 7) // 8, 1)
         position += 2 + length
     return None
@@ -242,8 +242,8 @@ def _j2k_size(head: bytes) -> int | None:
     # then Ssiz (bit depth - 1, sign bit) per component (ITU-T T.800 A.5.1).
     if len(head) < 4 + 2 + 2 + 32 + 2:
         return None
-    xsiz, ysiz, xosiz, yosiz = struct.unpack_from(">IIII", head, 8)
-    components = struct.unpack_from(">H", head, 40)[0]
+    xsiz, ysiz, xosiz, yosiz = (int(value) for value in struct.unpack_from(">IIII", head, 8))
+    components = int(struct.unpack_from(">H", head, 40)[0])
     depth = 1
     if len(head) >= 43:
         depth = ((head[42] & 0x7F) + 1 + 7) // 8

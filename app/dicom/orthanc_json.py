@@ -563,7 +563,7 @@ def decode_value(elem: DataElement | RawDataElement, *,
         return None
     if _too_long(value, max_length):
         return None
-    return value
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -605,8 +605,8 @@ def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
                   ignore_length: frozenset[int] = frozenset()) -> dict[str, Any]:
     out: dict[str, Any] = {}
     creators: dict[int, str | None] = {}
-    for tag in sorted(item.keys()):
-        tag = int(tag)
+    for item_tag in sorted(item.keys()):
+        tag = int(item_tag)
         if stop_after_pixels and tag > PIXEL_DATA:
             break  # DicomToJsonFlags_StopAfterPixelData
         if tag == TRAILING_PADDING:
@@ -625,7 +625,7 @@ def _item_to_json(item: Dataset, charset: tuple[str, bool], max_length: int,
             continue
         if header and (vr in BINARY_VRS or dict_vr is None and name == UNKNOWN_NAME):
             continue  # /header uses DicomToJsonFlags_None: no binary, no unknown tags
-        value = NULL if tag == PIXEL_DATA else _leaf(elem, vr, creator, charset)
+        value: Any = NULL if tag == PIXEL_DATA else _leaf(elem, vr, creator, charset)
         if value is NULL:
             out[key] = _leaf_node(name, creator, "Null", None)
         elif tag not in ignore_length and _too_long(value, max_length):
@@ -650,7 +650,7 @@ def _pixel_representation(item: Dataset) -> int | None:
         if len(value) < 2:
             return None
         little = elem.is_little_endian if isinstance(elem, RawDataElement) else True
-        return struct.unpack("<H" if little else ">H", value[:2])[0]
+        return int(struct.unpack("<H" if little else ">H", value[:2])[0])
     try:
         return int(value)
     except (TypeError, ValueError):

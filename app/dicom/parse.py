@@ -11,7 +11,7 @@ import io
 import re
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pydicom
@@ -62,7 +62,8 @@ class ParsedInstance:
         return self.main_tags[level].get(keyword)
 
 
-def read_dataset(data: bytes | io.BufferedIOBase, *, stop_before_pixels: bool = False) -> Dataset:
+def read_dataset(data: bytes | io.BufferedIOBase | BinaryIO, *,
+                 stop_before_pixels: bool = False) -> Dataset:
     """Read a DICOM Part 10 stream, or a bare dataset as DCMTK does; BadFileFormat otherwise.
 
     A deflated dataset is first measured against ``MaxInflatedSize`` (app.dicom.limits):
@@ -188,7 +189,9 @@ def nonstandard_pixel_data_vr(ds: Dataset, transfer_syntax: str) -> str | None:
 
 def _required(ds: Dataset, keyword: str, charset: tuple[str, bool] | None,
               allow_empty: bool = False) -> str:
-    elem = ds.get_item(tag_for_keyword(keyword))
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword  # the callers name DICOM keywords
+    elem = ds.get_item(tag)
     if elem is None and not allow_empty:
         # Orthanc's DicomInstanceHasher reads the three UIDs with DicomMap::GetValue(),
         # which throws InexistentTag (code 21, HTTP 404) when the tag is absent; Pharos
@@ -298,7 +301,9 @@ def _charset_without_leading_empty(document: dict[str, Any]) -> None:
     r"""``\ISO 2022 IR 149`` (code extensions, the default repertoire first) is written
     ``["ISO 2022 IR 149"]``, as Orthanc writes it (DicomWebJsonVisitor)."""
     element = document.get("00080005")
-    values = element.get("Value") if isinstance(element, dict) else None
+    if not isinstance(element, dict):
+        return
+    values = element.get("Value")
     if isinstance(values, list) and len(values) > 1 and values[0] in ("", None):
         element["Value"] = values[1:]
 

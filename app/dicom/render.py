@@ -19,6 +19,7 @@ import io
 import math
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -43,10 +44,12 @@ MODES = ("preview", "uint8", "uint16", "int16")
 # --- Orthanc's arithmetic ------------------------------------------------------------------
 
 
-def _iround(values: np.ndarray) -> np.ndarray:
-    """boost::math::iround for non-negative values: halves away from zero, exactly."""
+def _iround(values: np.ndarray | np.floating[Any]) -> np.ndarray:
+    """boost::math::iround for non-negative values: halves away from zero, exactly (of an
+    array, or of one float32: then a 0-d array)."""
     floor = np.floor(values)
-    return floor + (values - floor >= np.float32(0.5))
+    rounded: np.ndarray = floor + (values - floor >= np.float32(0.5))
+    return rounded
 
 
 def _shift_scale(values: np.ndarray, a: np.float32, b: np.float32, low: float, high: float,
@@ -60,7 +63,8 @@ def _shift_scale(values: np.ndarray, a: np.float32, b: np.float32, low: float, h
 
 def _saturate(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     limits = np.iinfo(dtype)
-    return np.clip(values, limits.min, limits.max).astype(dtype)
+    saturated: np.ndarray = np.clip(values, limits.min, limits.max).astype(dtype)
+    return saturated
 
 
 # --- extraction modes (preview, uint8, uint16, int16) --------------------------------------
@@ -102,8 +106,10 @@ def extract(image: DecodedImage, mode: str, invert: bool) -> np.ndarray:
     if mode == "preview":
         pixels = _preview(image)
     else:
-        target = {"uint8": np.dtype(np.uint8), "uint16": np.dtype(np.uint16),
-                  "int16": np.dtype(np.int16)}.get(mode)
+        targets: dict[str, np.dtype[Any]] = {
+            "uint8": np.dtype(np.uint8), "uint16": np.dtype(np.uint16),
+            "int16": np.dtype(np.int16)}
+        target = targets.get(mode)
         if target is None:
             raise ParameterOutOfRange(f"Unknown extraction mode {mode}")
         if image.is_color:
@@ -213,12 +219,12 @@ def _smooth(pixels: np.ndarray) -> np.ndarray:
     height, width = source.shape[:2]
     padded = np.concatenate([np.repeat(source[:, :1], 2, axis=1), source,
                              np.repeat(source[:, -1:], 2, axis=1)], axis=1)
-    horizontal = np.zeros_like(source)
+    horizontal: np.ndarray = np.zeros_like(source)
     for k in range(5):
         horizontal = horizontal + padded[:, k:k + width] * kernel[k]
     padded = np.concatenate([np.repeat(horizontal[:1], 2, axis=0), horizontal,
                              np.repeat(horizontal[-1:], 2, axis=0)], axis=0)
-    vertical = np.zeros_like(source)
+    vertical: np.ndarray = np.zeros_like(source)
     for k in range(5):
         vertical = vertical + padded[k:k + height] * kernel[k]
     vertical = vertical * normalization
@@ -240,7 +246,8 @@ def _resize(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     ys = np.floor((np.arange(height, dtype=np.float32) + np.float32(0.5)) * scale_y)
     xs = np.clip(xs.astype(np.int64), 0, source_width - 1)
     ys = np.clip(ys.astype(np.int64), 0, source_height - 1)
-    return pixels[ys][:, xs]
+    resized: np.ndarray = pixels[ys][:, xs]
+    return resized
 
 
 def _target_size(image: DecodedImage, options: RenderOptions) -> tuple[int, int]:
@@ -361,10 +368,8 @@ def matlab(image: DecodedImage) -> str:
                 + f"], [ 3 {height} {width} ]), [ 3 2 1 ]))")
     if image.format == PixelFormat.RGB48:
         raise NotDecodable("Matlab export is not available for RGB48 images")
-    rows = []
-    for row in image.pixels:
-        rows.append(" ".join(format(float(v), ".17g") for v in row) + " ")
-    return "double([ " + "; ".join(rows) + "])"
+    lines = [" ".join(format(float(v), ".17g") for v in row) + " " for row in image.pixels]
+    return "double([ " + "; ".join(lines) + "])"
 
 
 # --- encoding ------------------------------------------------------------------------------

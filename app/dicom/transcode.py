@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pydicom
@@ -35,8 +36,8 @@ from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from app.dicom import decode, jpeg_lossless
+from app.dicom.decode import UnsupportedImage
 from app.dicom.limits import check_pixel_decode
-from app.dicom.render import UnsupportedImage
 from app.errors import BadRequest, ParameterOutOfRange
 from app.validation import is_digits
 
@@ -124,7 +125,7 @@ def frame_samples(ds: Dataset, index: int) -> np.ndarray:
     try:
         if syntax in NATIVE_SYNTAXES:
             check_pixel_decode(ds, index)
-            return pydicom.pixels.pixel_array(ds, index=index)
+            return pydicom.pixels.utils.pixel_array(ds, index=index)
         return decode.codec_samples(ds, index)
     except UnsupportedImage:
         raise
@@ -219,7 +220,7 @@ def _jpeg_lossy(samples: np.ndarray, ds: Dataset, photometric: str, target: str,
     if pixels.ndim == 3 and photometric != "RGB":
         if not photometric.startswith("YBR"):
             raise CannotTranscode(f"Lossy JPEG cannot hold {photometric} pixels")
-        from pydicom.pixels import convert_color_space
+        from pydicom.pixels.processing import convert_color_space
         pixels = convert_color_space(pixels, photometric, "RGB")
     if pixels.ndim == 3 and pixels.shape[2] != 3:
         raise CannotTranscode("Lossy JPEG holds grey or RGB pixels")
@@ -238,7 +239,7 @@ def _through_a_dataset(samples: np.ndarray, ds: Dataset, photometric: str, targe
     """RLE, JPEG 2000 and JPEG-LS of one frame, through a one-frame dataset."""
     one = Dataset()
     one.file_meta = pydicom.dataset.FileMetaDataset()
-    one.file_meta.TransferSyntaxUID = EXPLICIT
+    one.file_meta.TransferSyntaxUID = UID(EXPLICIT)
     one.Rows, one.Columns = samples.shape[:2]
     one.SamplesPerPixel = 1 if samples.ndim == 2 else samples.shape[2]
     one.PhotometricInterpretation = photometric
@@ -300,7 +301,7 @@ def transcode_dataset(ds: Dataset, syntax: str, *, quality: int | None = None,
         if target in LOSSY and new_uid_when_lossy:
             ds.SOPInstanceUID = generate_uid()
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = target
+    ds.file_meta.TransferSyntaxUID = UID(target)
 
 
 def transcode_file(data: bytes, syntax: str, *, quality: int | None = None,
@@ -309,7 +310,7 @@ def transcode_file(data: bytes, syntax: str, *, quality: int | None = None,
     is the syntax of a file without Part 10 header (kept as received)."""
     ds = pydicom.dcmread(io.BytesIO(data), force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
-        ds.file_meta.TransferSyntaxUID = stored or IMPLICIT
+        ds.file_meta.TransferSyntaxUID = UID(stored or IMPLICIT)
     if str(ds.file_meta.TransferSyntaxUID) == syntax and ds.preamble is not None:
         return data
     transcode_dataset(ds, syntax, quality=quality, new_uid_when_lossy=new_uid_when_lossy)
@@ -341,7 +342,7 @@ def _native_order(ds: Dataset, source: str, target: str) -> None:
     if (source == BIG_ENDIAN) != (target == BIG_ENDIAN):
         _complete(ds)
         array = ds.pixel_array
-        order = ">" if target == BIG_ENDIAN else "<"
+        order: Literal[">", "<"] = ">" if target == BIG_ENDIAN else "<"
         ds.PixelData = array.astype(array.dtype.newbyteorder(order)).tobytes()
         ds["PixelData"].VR = "OW"
         if "PlanarConfiguration" in ds:
@@ -452,7 +453,7 @@ def _gdcm_compress(ds: Dataset, target: str, quality: int) -> None:
     for keyword in ("PhotometricInterpretation", "PlanarConfiguration"):
         if keyword in encoded:
             setattr(ds, keyword, encoded.get(keyword))
-    ds.file_meta.TransferSyntaxUID = target
+    ds.file_meta.TransferSyntaxUID = UID(target)
 
 
 def _mark_lossy(ds: Dataset, method: str, ratio: float) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 from sqlalchemy import (
@@ -41,8 +41,10 @@ from app.index.records import (
     HierarchyTags,
     InstanceRecord,
     LeanInstance,
+    PatientRecord,
     ResourceId,
     ResourceRecord,
+    SeriesRecord,
     StudyRecord,
     build,
     field_names,
@@ -423,13 +425,33 @@ _LABELS_OF = select(LABELS.c.resource_pk, LABELS.c.label).where(
     LABELS.c.resource_pk.in_(bindparam("b_pks", expanding=True))).order_by(LABELS.c.label)
 
 
+@overload
+def get_row(conn: Connection, level: Literal[Level.PATIENT], public_id: str) -> PatientRecord | None: ...
+@overload
+def get_row(conn: Connection, level: Literal[Level.STUDY], public_id: str) -> StudyRecord | None: ...
+@overload
+def get_row(conn: Connection, level: Literal[Level.SERIES], public_id: str) -> SeriesRecord | None: ...
+@overload
+def get_row(conn: Connection, level: Literal[Level.INSTANCE], public_id: str) -> InstanceRecord | None: ...
+@overload
+def get_row(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None: ...
 def get_row(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None:
     """One resource; an instance's record also carries ``pixel_data_offset`` (metadata)."""
     row = conn.execute(_RECORD_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
     return None if row is None else RECORD_OF_LEVEL[level](*row)
 
 
-def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[ResourceRecord]:
+@overload
+def get_rows_by_pk(conn: Connection, level: Literal[Level.PATIENT], pks: Sequence[int]) -> list[PatientRecord]: ...
+@overload
+def get_rows_by_pk(conn: Connection, level: Literal[Level.STUDY], pks: Sequence[int]) -> list[StudyRecord]: ...
+@overload
+def get_rows_by_pk(conn: Connection, level: Literal[Level.SERIES], pks: Sequence[int]) -> list[SeriesRecord]: ...
+@overload
+def get_rows_by_pk(conn: Connection, level: Literal[Level.INSTANCE], pks: Sequence[int]) -> list[InstanceRecord]: ...
+@overload
+def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[ResourceRecord]: ...
+def get_rows_by_pk(conn: Connection, level: Level, pks: Sequence[int]) -> list[Any]:
     """The resources of one level with these pks, in the order of *pks*."""
     if not pks:
         return []
@@ -469,6 +491,14 @@ def child_ids(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
     return answer
 
 
+@overload
+def parent_row(conn: Connection, level: Literal[Level.STUDY], row: ResourceRecord) -> PatientRecord: ...
+@overload
+def parent_row(conn: Connection, level: Literal[Level.SERIES], row: ResourceRecord) -> StudyRecord: ...
+@overload
+def parent_row(conn: Connection, level: Literal[Level.INSTANCE], row: ResourceRecord) -> SeriesRecord: ...
+@overload
+def parent_row(conn: Connection, level: Level, row: ResourceRecord) -> ResourceRecord: ...
 def parent_row(conn: Connection, level: Level, row: ResourceRecord) -> ResourceRecord:
     """The parent of a resource of *level* (it must have one)."""
     parent = level.parent

@@ -92,7 +92,7 @@ class DicomWebConnection:
         verify: Any = settings.https_verify_peers
         if verify and settings.https_ca_certificates:
             verify = settings.https_ca_certificates
-        cert = None
+        cert: Any = None  # (file, key file, key password), None where not given
         if server.certificate_file:
             cert = (server.certificate_file, server.certificate_key_file or None,
                     server.certificate_key_password or None)

@@ -18,6 +18,7 @@ from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -131,10 +132,10 @@ def _pydicom_file_meta_bytes(sop_class_uid: str, sop_instance_uid: str,
                              transfer_syntax_uid: str) -> bytes:
     meta = FileMetaDataset()
     meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = transfer_syntax_uid
-    meta.ImplementationClassUID = FILE_META_IMPLEMENTATION_UID
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    meta.ImplementationClassUID = UID(FILE_META_IMPLEMENTATION_UID)
     meta.ImplementationVersionName = FILE_META_VERSION_NAME
     buffer = io.BytesIO()
     write_file_meta_info(buffer, meta, enforce_standard=True)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -140,9 +140,9 @@ def _application_entity(local_aet: str, timeout: float) -> AE:
     ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
     ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
     limit = seconds(timeout)
-    ae.acse_timeout = limit  # type: ignore[assignment]
-    ae.dimse_timeout = limit  # type: ignore[assignment]
-    ae.network_timeout = limit  # type: ignore[assignment]
+    ae.acse_timeout = limit
+    ae.dimse_timeout = limit
+    ae.network_timeout = limit
     ae.connection_timeout = limit
     return ae
 
@@ -501,7 +501,7 @@ _GET_TRANSFER_SYNTAXES = [str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
 def _get_contexts(model: UID) -> tuple[list[PresentationContext], list[Any]]:
     """The Q/R Get context plus up to 127 storage contexts with SCP role selection
     (PS3.4 C.4.3.1: the C-STORE sub-operations come back on the same association)."""
-    storage = [cx.abstract_syntax for cx in StoragePresentationContexts][:MAX_CONTEXTS - 1]
+    storage = [cast(UID, cx.abstract_syntax) for cx in StoragePresentationContexts][:MAX_CONTEXTS - 1]
     contexts = [build_context(model)]
     contexts += [build_context(uid, _GET_TRANSFER_SYNTAXES) for uid in storage]
     roles = [build_role(uid, scp_role=True) for uid in storage]
@@ -523,7 +523,7 @@ def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
         if interrupted:
             return 0xA700
         try:
-            request = event.request
+            request = cast(C_STORE, event.request)
             data = part10_bytes(
                 received_dataset_bytes(request),
                 sop_class_uid=str(request.AffectedSOPClassUID),

@@ -17,7 +17,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, cast
 
 from app.errors import BadRequest, PayloadTooLarge
 
@@ -249,11 +249,11 @@ def iter_parts(chunks: Iterable[bytes], boundary: str, *, memory_threshold: int,
         for chunk in chunks:
             for kind, value in reader.feed(chunk):
                 if kind == "part":
-                    headers = value  # type: ignore[assignment]
+                    headers = cast(dict[str, str], value)
                     content = tempfile.SpooledTemporaryFile(max_size=memory_threshold)
                 elif kind == "data":
                     assert content is not None
-                    content.write(value)  # type: ignore[arg-type]
+                    content.write(cast(bytes, value))
                 elif kind == "end":
                     assert headers is not None and content is not None
                     content.seek(0)
@@ -328,7 +328,7 @@ def multipart_stream(boundary: str, parts: Iterable[OutgoingPart]) -> Iterator[b
     size]); a part given as one ``bytes`` chunk in a list has its size known too."""
     for part in parts:
         content_type, location, content = part[0], part[1], part[2]
-        size = part[3] if len(part) > 3 else None  # type: ignore[misc]
+        size = part[3] if len(part) > 3 else None
         if size is None and isinstance(content, list) and len(content) == 1:
             size = len(content[0])
         yield part_header(boundary, content_type, location, size)

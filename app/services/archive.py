@@ -19,7 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -32,6 +32,7 @@ from app.dicom.parse import read_dataset
 from app.errors import BadRequest, UnknownResource
 from app.index import repository
 from app.index.records import InstanceRecord
+from app.services.browse import get_row_or_404
 from app.services.delete import find_level
 from app.services.instances import stored_file
 
@@ -50,7 +51,8 @@ def _label(*parts: str | None) -> str:
     return _clean(" ".join(p for p in parts if p)) or "Unknown"
 
 
-def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[InstanceRecord]:
+def _instances_of(context: ServerContext,
+                  public_ids: Sequence[str]) -> list[tuple[InstanceRecord, _Tags]]:
     """Instance rows below the resources (any level), each once, in hierarchy order, with
     the main tags of their patient, study and series. The patient tags are the patient's
     for an instance asked through its patient, else the copy its study keeps (Orthanc
@@ -63,7 +65,7 @@ def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Ins
             level = find_level(context, public_id)
             if level is None:
                 raise UnknownResource(f"Unknown resource {public_id}")
-            row = repository.get_row(conn, level, public_id)
+            row = get_row_or_404(conn, level, public_id)
             for instance in repository.instances_below(conn, level, row.pk):
                 rows.setdefault(instance.pk, instance)
                 if level == Level.PATIENT:
@@ -87,7 +89,7 @@ def _instances_of(context: ServerContext, public_ids: Sequence[str]) -> list[Ins
         tags = context_rows[row.pk]
         copy = None if row.pk in through_patient else study_copies.get(tags.study_pk)
         answer.append((row, _Tags(copy or tags.patient, tags.study, tags.series)))
-    return answer  # type: ignore[return-value]
+    return answer
 
 
 @dataclass
@@ -237,7 +239,8 @@ def stream_zip(context: ServerContext, plan: ArchivePlan, *, transcode: str | No
     *after_entry(count)* is called after each instance (job progress, cancellation)."""
     sink = _Sink()
     directory = dicomdir.DicomDir(extended=plan.extended) if plan.media else None
-    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(cast(IO[bytes], sink), "w", zipfile.ZIP_STORED,
+                         allowZip64=True) as archive:
         for count, (name, row) in enumerate(plan.entries, 1):
             info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
             info.compress_type = zipfile.ZIP_STORED

@@ -278,7 +278,8 @@ def _write(context: ServerContext, level: Level, public_id: str, content_type: i
     """Store *content* in a new blob, then point the row at it (create or replace)."""
     key = new_key()
     written = write_content(context.blobs, key, content, compression)
-    values = {"uuid": key, "compression": compression, "uncompressed_size": written.size,
+    values: dict[str, Any] = {"uuid": key, "compression": compression,
+                              "uncompressed_size": written.size,
               "uncompressed_md5": written.md5, "compressed_size": written.stored_size,
               "compressed_md5": written.stored_md5}
     old_key: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from enum import Flag, auto
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 import orjson
 
@@ -21,11 +21,28 @@ from app.dicom.tags import main_tags_signature
 from app.errors import ParameterOutOfRange, UnknownResource
 from app.index import attachments_repository, repository
 from app.index.db import Connection
-from app.index.records import ChangeRecord, InstanceRecord, ResourceRecord, SeriesRecord
-from app.index.repository import series_status, stored_md5, stored_size
+from app.index.records import (
+    ChangeRecord,
+    InstanceRecord,
+    PatientRecord,
+    ResourceRecord,
+    SeriesRecord,
+    StudyRecord,
+)
+from app.index.repository import series_status
 from app.validation import is_digits
 
 
+@overload
+def get_row_or_404(conn: Connection, level: Literal[Level.PATIENT], public_id: str) -> PatientRecord: ...
+@overload
+def get_row_or_404(conn: Connection, level: Literal[Level.STUDY], public_id: str) -> StudyRecord: ...
+@overload
+def get_row_or_404(conn: Connection, level: Literal[Level.SERIES], public_id: str) -> SeriesRecord: ...
+@overload
+def get_row_or_404(conn: Connection, level: Literal[Level.INSTANCE], public_id: str) -> InstanceRecord: ...
+@overload
+def get_row_or_404(conn: Connection, level: Level, public_id: str) -> ResourceRecord: ...
 def get_row_or_404(conn: Connection, level: Level, public_id: str) -> ResourceRecord:
     row = repository.get_row(conn, level, public_id)
     if row is None:
@@ -130,7 +147,8 @@ class _Parts:
         if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
             # Orthanc answers the patient tags copied when the study was created, not the
             # patient's: they differ when instances of one PatientID disagree.
-            self.patient_tags = repository.study_patient_tags(conn, rows, self.metadata)
+            self.patient_tags = repository.study_patient_tags(
+                conn, cast(Sequence[StudyRecord], rows), self.metadata)
         self.indices: dict[int, list[int | None]] = defaultdict(list)
         if level == Level.SERIES and content & (Content.STATUS | Content.METADATA_LEGACY):
             for series_pk, index in repository.indices_in_series(conn, pks):
@@ -149,7 +167,7 @@ def _level_parts(answer: dict[str, Any], level: Level, row: ResourceRecord, cont
             parts.parents[row.parent_pk]
     if level == Level.STUDY and Content.MAIN_DICOM_TAGS in content:
         answer["PatientMainDicomTags"] = parts.patient_tags[row.pk]
-    if level != Level.INSTANCE:
+    if not isinstance(row, InstanceRecord):
         if Content.CHILDREN in content:
             child = level.child
             assert child is not None
@@ -158,14 +176,14 @@ def _level_parts(answer: dict[str, Any], level: Level, row: ResourceRecord, cont
             answer["IsStable"] = bool(row.is_stable)
         if Content.METADATA_LEGACY in content:
             answer["LastUpdate"] = row.last_update
-    if level == Level.PATIENT and Content.IS_PROTECTED in content:
+    if isinstance(row, PatientRecord) and Content.IS_PROTECTED in content:
         answer["IsProtected"] = bool(row.is_protected)
-    if level == Level.SERIES:
+    if isinstance(row, SeriesRecord):
         if Content.METADATA_LEGACY in content:
             answer["ExpectedNumberOfInstances"] = row.expected_instances
         if Content.STATUS in content:
             answer["Status"] = series_status(row.expected_instances, parts.indices[row.pk])
-    if level == Level.INSTANCE:
+    if isinstance(row, InstanceRecord):
         if Content.ATTACHMENTS_LEGACY in content:
             answer.update(FileSize=row.file_size, FileUuid=row.blob_key)
         if Content.METADATA_LEGACY in content:
@@ -179,10 +197,10 @@ def _attachments(conn: Connection, level: Level, rows: Sequence[ResourceRecord])
     answer: dict[int, list[Any]] = {}
     for row in rows:
         items = []
-        if level == Level.INSTANCE:
+        if isinstance(row, InstanceRecord):
             items.append({"Uuid": row.blob_key, "ContentType": 1,
-                          "UncompressedSize": row.file_size, "CompressedSize": stored_size(row),
-                          "UncompressedMD5": row.md5, "CompressedMD5": stored_md5(row)})
+                          "UncompressedSize": row.file_size, "CompressedSize": row.stored_size,
+                          "UncompressedMD5": row.md5, "CompressedMD5": row.stored_md5})
         items += [{"Uuid": a.uuid, "ContentType": a.content_type,
                    "UncompressedSize": a.uncompressed_size,
                    "CompressedSize": a.compressed_size,
@@ -219,13 +237,13 @@ def _sizes(total: int, disk: int) -> dict[str, Any]:
 def resource_statistics(conn: Connection, level: Level, public_id: str) -> dict[str, Any]:
     row = get_row_or_404(conn, level, public_id)
     answer: dict[str, Any] = {}
-    if level != Level.INSTANCE:
+    if isinstance(row, InstanceRecord):
+        total, disk = row.file_size, row.stored_size
+    else:
         for child, count in repository.count_children(conn, level, row.pk).items():
             answer[f"Count{'Series' if child == Level.SERIES else child.plural.capitalize()}"] = count
         pks = repository.descendant_pks(conn, level, row.pk, Level.INSTANCE)
         _, total, disk = repository.storage_totals(conn, pks) if pks else (0, 0, 0)
-    else:
-        total, disk = row.file_size, stored_size(row)
     answer.update(_sizes(total, disk))
     return answer
 
@@ -400,10 +418,9 @@ def instance_metadata(row: InstanceRecord) -> dict[str, str]:
 
 def automatic_metadata(level: Level, row: ResourceRecord) -> dict[str, str]:
     """The metadata Orthanc computes (an instance's, or LastUpdate), without stored ones."""
-    if level == Level.INSTANCE:
+    if isinstance(row, InstanceRecord):
         return instance_metadata(row)
-    answer = {"LastUpdate": row.last_update}
-    return answer
+    return {"LastUpdate": row.last_update}
 
 
 def resource_metadata(conn: Connection, level: Level, row: ResourceRecord,
@@ -414,7 +431,7 @@ def resource_metadata(conn: Connection, level: Level, row: ResourceRecord,
     The routes call this one (inside their read transaction): :func:`automatic_metadata`
     cannot see stored metadata.
     """
-    if level == Level.SERIES:
+    if isinstance(row, SeriesRecord):
         values = series_metadata(conn, row)
     else:
         values = {**automatic_metadata(level, row),

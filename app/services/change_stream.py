@@ -116,9 +116,11 @@ def last_seq(context: ServerContext) -> int:
         return repository.last_change_index(conn)
 
 
-def _page(context: ServerContext, since: int, types: Sequence[str]) -> list[dict]:
+def _page(context: ServerContext, since: int, types: Sequence[str]) -> list[dict[str, Any]]:
     with context.db.read_log() as conn:
-        return browse.changes_json(conn, since, PAGE, types=types)["Changes"]
+        changes: list[dict[str, Any]] = browse.changes_json(conn, since, PAGE,
+                                                            types=types)["Changes"]
+        return changes
 
 
 async def events(context: ServerContext, since: int, types: Sequence[str]) -> AsyncIterator[bytes]:

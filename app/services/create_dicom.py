@@ -3,9 +3,9 @@ one ingest path (Origin ``RestApi``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import generate_uid
 
 from app.context import ServerContext
@@ -102,7 +102,7 @@ def _create_series(context: ServerContext, base: Dataset, content: list[Any], cr
     series_id = None
     for index, item in enumerate(content):
         ds = base.copy()
-        ds.file_meta = base.file_meta.copy()
+        ds.file_meta = cast(FileMetaDataset, base.file_meta.copy())
         ds.SOPInstanceUID = generate_uid()
         payload = item
         if isinstance(item, dict):

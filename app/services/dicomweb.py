@@ -21,10 +21,11 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.uid import UID
 
 from app import orthanc_api_at_least
 from app.context import ServerContext
-from app.dicom import dicomweb_render, render, transcode
+from app.dicom import decode, dicomweb_render, render, transcode
 from app.dicom.dicomweb_json import decimal_values, drop_retired, rewrite_bulk_uris
 from app.dicom.dicomweb_render import Rendering
 from app.dicom.frame_ranges import RANGED_SYNTAXES, FrameLayout, PrefixTooShort, frame_layout
@@ -33,7 +34,7 @@ from app.errors import BadRequest, InexistentFile, ParameterOutOfRange, UnknownR
 from app.index import find as index_find
 from app.index import repository
 from app.index.db import Connection
-from app.index.records import LeanInstance
+from app.index.records import InstanceRecord, LeanInstance
 from app.services.find import build_query
 from app.services.instances import stored_file
 from app.validation import is_digits
@@ -76,6 +77,12 @@ class LocatedInstance:
     @property
     def sop_uid(self) -> str:
         return self.row.sop_uid
+
+    @property
+    def dicom_json(self) -> bytes:
+        """The stored DICOM JSON (located ``with_json``)."""
+        assert self.row.dicom_json is not None
+        return self.row.dicom_json
 
     def url(self, root: str) -> str:
         return instance_url(root, self.study_uid, self.series_uid, self.row.sop_uid)
@@ -163,7 +170,7 @@ def metadata(context: ServerContext, target: Target, root: str) -> bytes:
     BulkDataURIs; one array, encoded without ever parsing the stored documents."""
     located = locate(context, target, with_json=True)
     text = orthanc_api_at_least(1, 12, 6)  # DS values as strings (Orthanc 1.12.6+)
-    documents = [rewrite_bulk_uris(decimal_values(drop_retired(item.row.dicom_json), text),
+    documents = [rewrite_bulk_uris(decimal_values(drop_retired(item.dicom_json), text),
                                    item.url(root))
                  for item in located]
     return b"[" + b",".join(documents) + b"]"
@@ -171,7 +178,7 @@ def metadata(context: ServerContext, target: Target, root: str) -> bytes:
 
 # --- retrieval of instances (PS3.18 10.4.1.1.1) ---------------------------------------------
 
-def open_blob(context: ServerContext, row: LeanInstance) -> IO[bytes]:
+def open_blob(context: ServerContext, row: LeanInstance | InstanceRecord) -> IO[bytes]:
     try:
         return stored_file(context, row).open()
     except FileNotFoundError as error:
@@ -205,14 +212,14 @@ def load_dataset(context: ServerContext, row: LeanInstance) -> Dataset:
         # force: files without the Part 10 header (stored as received, as Orthanc does)
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as error:  # noqa: BLE001 — a stored file pydicom cannot read
-        raise render.UnsupportedImage(f"Cannot read the stored file: {error}") from error
+        raise decode.UnsupportedImage(f"Cannot read the stored file: {error}") from error
     if "TransferSyntaxUID" not in ds.file_meta:
-        ds.file_meta.TransferSyntaxUID = row.transfer_syntax
+        ds.file_meta.TransferSyntaxUID = UID(row.transfer_syntax)
     return ds
 
 
 def frame_count(ds: Dataset) -> int:
-    return render.frame_count(ds)
+    return decode.frame_count(ds)
 
 
 # Files above this size have their frames read by byte ranges when they are uncompressed.
@@ -391,7 +398,7 @@ def rendered(context: ServerContext, row: LeanInstance, frame: int,
         return (document[:-1] if document.endswith(b"\0") else document), "application/pdf"
     count = frame_count(ds)
     if count == 0:
-        raise render.UnsupportedImage("This instance has no pixel data to render")
+        raise decode.UnsupportedImage("This instance has no pixel data to render")
     if not 1 <= frame <= count:
         raise ParameterOutOfRange(f"Frame {frame} does not exist: the instance has {count} "
                                   "frame(s)")
@@ -417,7 +424,7 @@ def representative(located: Sequence[LocatedInstance]) -> LocatedInstance:
     """The instance a study or series is rendered by: the first one (in instance order)
     of the first series that has images, as Orthanc's plugin (1.20) renders it."""
     with_pixels = [item for item in located
-                   if b'"7FE00010"' in item.row.dicom_json]
+                   if b'"7FE00010"' in item.dicom_json]
     candidates = with_pixels or list(located)
     first_series = candidates[0].series_uid
     series = [item for item in candidates if item.series_uid == first_series]

@@ -317,7 +317,7 @@ def _spooled(chunks: Iterator[bytes]) -> IO[bytes]:
     for chunk in chunks:
         spool.write(chunk)
     spool.seek(0)
-    return spool  # type: ignore[return-value]
+    return spool
 
 
 def _sequence_size(answer: dict[str, Any], key: str, server: str, mandatory: bool) -> int | None:
@@ -376,7 +376,7 @@ def _wado_path(resource: Any) -> str:
         raise BadFileFormat('"Series" and "Instance" must be strings')
     if instance and not series:
         raise BadFileFormat('Missing "Series" field in the body, as "Instance" is present')
-    path = "/studies/" + resource["Study"]
+    path: str = "/studies/" + resource["Study"]
     if series:
         path += "/series/" + series
     if instance:

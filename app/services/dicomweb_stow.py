@@ -294,8 +294,8 @@ def store_json_parts(context: ServerContext, body: SpooledBody, *, study: str | 
     """``multipart/related; type="application/dicom+json"``: metadata parts holding DICOM
     JSON datasets, bulk-data parts referenced by BulkDataURI = their Content-Location."""
     report = StoreReport(root)
-    metadata_parts = []
-    bulk_parts = []
+    metadata_parts: list[Part] = []
+    bulk_parts: list[Part] = []
     for part in body.parts:
         media_type, _ = parse_media_type(part.content_type)
         (metadata_parts if media_type in JSON_PART_TYPES else bulk_parts).append(part)

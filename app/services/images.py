@@ -32,7 +32,7 @@ def _extended(context: ServerContext) -> bool:
 
 
 def decoded_frame(context: ServerContext, public_id: str,
-                  frame: int) -> tuple[Dataset, render.DecodedImage]:
+                  frame: int) -> tuple[Dataset, decode.DecodedImage]:
     ds = dataset_of(context, public_id)
     return ds, decode.decode_frame(ds, frame, extended=_extended(context))
 

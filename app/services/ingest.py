@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Any
 
 from app.blobstore.base import new_key
@@ -172,13 +173,17 @@ def ingest_each(context: ServerContext, files: Iterator[Callable[[], bytes]],
         for read in files:
             if len(pending) >= _IN_FLIGHT:
                 results.append(pending.popleft().result())
-            pending.append(_INGESTERS.submit(
-                lambda read=read: ingest_instance(context, read(), origin)))
+            pending.append(_INGESTERS.submit(_ingest_read, context, read, origin))
         while pending:
             results.append(pending.popleft().result())
     finally:
         wait(pending)  # a failure: let the files in flight finish before raising
     return results
+
+
+def _ingest_read(context: ServerContext, read: Callable[[], bytes],
+                 origin: dict[str, str]) -> IngestResult:
+    return ingest_instance(context, read(), origin)
 
 
 def _storage_columns(blob: WrittenContent) -> dict[str, Any]:
@@ -283,7 +288,7 @@ def ingest_zip(context: ServerContext, stream: IO[bytes],
     """
     with _open_zip(stream) as archive:
         members = _dicom_members(archive, context)
-        return ingest_each(context, (lambda info=info: _read_member_checked(archive, info)
+        return ingest_each(context, (partial(_read_member_checked, archive, info)
                                      for info in members), origin)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -32,7 +32,18 @@ def instance_row(context: ServerContext, public_id: str) -> InstanceRecord:
         return get_row_or_404(conn, Level.INSTANCE, public_id)
 
 
-def stored_file(context: ServerContext, row: Any) -> StoredFile:
+class FileColumns(Protocol):
+    """Where an instance's file is (what records and retrieve items carry)."""
+
+    @property
+    def blob_key(self) -> str: ...
+    @property
+    def file_size(self) -> int: ...
+    @property
+    def compression(self) -> int: ...
+
+
+def stored_file(context: ServerContext, row: FileColumns) -> StoredFile:
     """The DICOM file of an instance row (``blob_key``, ``file_size``, ``compression``):
     every reader of instance files goes through it, so that files stored compressed
     (``StorageCompression``) read as received."""
@@ -139,7 +150,7 @@ def module_json(context: ServerContext, level: Level, public_id: str, module: st
     module, read from the first instance of the resource (Orthanc's ``GetModule``)."""
     with context.db.read() as conn:
         row = get_row_or_404(conn, level, public_id)
-        instances = [row] if level == Level.INSTANCE else \
+        instances = [row] if isinstance(row, InstanceRecord) else \
             repository.instances_below(conn, level, row.pk)
     if not instances:
         return {}

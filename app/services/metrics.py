@@ -43,11 +43,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any, cast
 
 import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from app.context import ServerContext
 from app.context import metrics as process_metrics
@@ -87,13 +88,13 @@ def prometheus_text(context: ServerContext) -> str:
             counters[key] = counters.get(key, 0.0) + amount
     orthanc = _orthanc_lines(statistics, jobs, last_change, time.time() - metrics.started)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(counters, jobs, int(statistics["TotalDiskSize"]),
-                                 webhooks.pending(context) if context.settings.webhooks
-                                 else {}))
+    registry.register(cast(Collector, _Collector(
+        counters, jobs, int(statistics["TotalDiskSize"]),
+        webhooks.pending(context) if context.settings.webhooks else {})))
     return orthanc + generate_latest(registry).decode()
 
 
-def _orthanc_lines(statistics: dict, jobs: dict[str, int], last_change: int,
+def _orthanc_lines(statistics: dict[str, Any], jobs: dict[str, int], last_change: int,
                    up_time: float) -> str:
     size_mb = int(statistics["TotalDiskSize"]) / _MEGA_BYTES
     success, failed = jobs.get(jobs_repository.SUCCESS, 0), jobs.get(jobs_repository.FAILURE, 0)

@@ -156,7 +156,7 @@ def _redirected(modality: Modality, options: dict[str, Any]) -> Modality:
         if value is None:
             continue
         if not isinstance(value, kind) or isinstance(value, bool) or (
-                kind is int and not 0 < value < 65536):
+                isinstance(value, int) and not 0 < value < 65536):
             raise BadFileFormat(f"{key} must be {'a port number' if kind is int else 'a string'}")
         changes[attribute] = value
     return replace(modality, **changes) if changes else modality

@@ -46,6 +46,7 @@ from app.errors import (
     UnknownResource,
 )
 from app.index import curation_repository, repository
+from app.index.records import ResourceRecord
 from app.jobs import queue
 from app.jobs.kinds import JobInterrupted
 from app.services import delete as delete_service
@@ -362,8 +363,8 @@ def _source_ids(context: ServerContext, instance_id: str) -> dict[Level, str]:
     """Public IDs of an instance and its ancestors (still there when KeepSource is true)."""
     ids = {Level.INSTANCE: instance_id}
     with context.db.read() as conn:
-        current_level, current = Level.INSTANCE, repository.get_row(conn, Level.INSTANCE,
-                                                                    instance_id)
+        current_level = Level.INSTANCE
+        current: ResourceRecord | None = repository.get_row(conn, Level.INSTANCE, instance_id)
         while current is not None and current_level.parent is not None:
             current = repository.parent_row(conn, current_level, current)
             current_level = current_level.parent

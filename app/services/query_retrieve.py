@@ -380,7 +380,8 @@ def delete_query(context: ServerContext, query_id: str) -> None:
 
 
 def query_answers(row: QueryRecord) -> list[dict[str, Any]]:
-    return orjson.loads(row.answers)
+    answers: list[dict[str, Any]] = orjson.loads(row.answers)
+    return answers
 
 
 def query_answer(row: QueryRecord, index: str) -> dict[str, Any]:
