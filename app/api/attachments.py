@@ -54,12 +54,12 @@ def _not_modified(request: Request, info: service.AttachmentInfo) -> Response | 
     wanted = service.parse_revision_header(request.headers.get("if-none-match"),
                                            "If-None-Match")
     if wanted is not None and wanted == (info.revision, info.uncompressed_md5):
-        return Response(status_code=304, headers={"ETag": info.etag})
+        return Response(status_code=304, headers={"ETag": service.etag(info)})
     return None
 
 
 def _with_etag(response: Response, info: service.AttachmentInfo) -> Response:
-    response.headers["ETag"] = info.etag
+    response.headers["ETag"] = service.etag(info)
     return response
 
 
@@ -98,7 +98,7 @@ def _routes(level: Level) -> None:
                                  "application/octet-stream", {},
                                  lambda: service.missing_content(info))
         elif operation == "info":
-            answer = json_answer(info.orthanc_json())
+            answer = json_answer(service.info_json(info))
         else:
             texts = {"size": str(info.uncompressed_size), "md5": info.uncompressed_md5,
                      "compressed-size": str(info.compressed_size),

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.dicom.levels import Level
 from app.index import models
-from app.index.records import AttachmentRecord, build, build_one, columns_of
+from app.index.records import AttachmentRecord, build_one, columns_of
 
 ATTACHMENTS: Table = models.Attachment.__table__  # type: ignore[assignment]
 
@@ -49,11 +49,11 @@ def attachments_of(conn: Connection, level: Level,
     """The user attachments of many resources of one level, by pk, in numeric order."""
     answer: dict[int, list[AttachmentRecord]] = {pk: [] for pk in pks}
     for start in range(0, len(pks), 500):
-        for row in build(AttachmentRecord, conn.execute(select(*_COLUMNS).where(
+        for row in conn.execute(select(ATTACHMENTS.c.resource_pk, *_COLUMNS).where(
                 ATTACHMENTS.c.level == level.value,
                 ATTACHMENTS.c.resource_pk.in_(pks[start:start + 500]))
-                .order_by(ATTACHMENTS.c.resource_pk, ATTACHMENTS.c.content_type))):
-            answer[row.resource_pk].append(row)
+                .order_by(ATTACHMENTS.c.resource_pk, ATTACHMENTS.c.content_type)):
+            answer[row[0]].append(AttachmentRecord(*row[1:]))
     return answer
 
 

@@ -222,9 +222,9 @@ class InstanceUid:
 
 @dataclass(frozen=True, slots=True)
 class AttachmentRecord:
-    """A user attachment (Orthanc's content types 1024..65535) of a resource."""
+    """What the index knows of one attachment (Orthanc's FileInfo plus its revision): a
+    user attachment (content types 1024..65535), or an instance's DICOM file (1)."""
 
-    resource_pk: int
     content_type: int
     uuid: str  # the blob key
     compression: int

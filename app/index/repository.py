@@ -547,16 +547,6 @@ def count_children(conn: Connection, level: Level, pk: int) -> dict[Level, int]:
     return counts
 
 
-def stored_size(row: Any) -> int:
-    """The size of an instance's blob as stored: its file's when not compressed."""
-    return int(row.file_size if row.compressed_size is None else row.compressed_size)
-
-
-def stored_md5(row: Any) -> str:
-    """The MD5 of an instance's blob as stored: its file's when not compressed."""
-    return str(row.md5 if row.compressed_md5 is None else row.compressed_md5)
-
-
 def storage_totals(conn: Connection,
                    instance_pks: Iterable[int] | None = None) -> tuple[int, int, int]:
     """(count, bytes of the files, bytes on disk) of instances, all or the given ones: the

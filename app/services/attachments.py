@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from app.blobstore.base import new_key
@@ -47,7 +46,6 @@ from app.index import attachments_repository as repository
 from app.index import repository as index_repository
 from app.index.db import Connection, note_events
 from app.index.records import AttachmentRecord, InstanceRecord
-from app.index.repository import stored_md5, stored_size
 from app.services.browse import get_row_or_404
 from app.services.instances import instance_row
 from app.validation import is_digits
@@ -72,41 +70,27 @@ class RevisionConflict(PharosError):
         "which might indicate conflict between multiple writers", 409
 
 
-@dataclass(frozen=True, slots=True)
-class AttachmentInfo:
-    """What the index knows of one attachment (Orthanc's FileInfo plus its revision)."""
+# What the index knows of one attachment; the doors name it so.
+AttachmentInfo = AttachmentRecord
 
-    content_type: int
-    uuid: str
-    compression: int
-    uncompressed_size: int
-    uncompressed_md5: str
-    compressed_size: int
-    compressed_md5: str
-    revision: int
 
-    @property
-    def etag(self) -> str:
-        return f'"{self.revision}-{self.uncompressed_md5}"'
+def etag(info: AttachmentInfo) -> str:
+    """``"{revision}-{md5}"``, Orthanc's ETag of an attachment (1.9.2+)."""
+    return f'"{info.revision}-{info.uncompressed_md5}"'
 
-    def orthanc_json(self) -> dict[str, Any]:
-        """The answer of ``.../attachments/{name}/info``."""
-        return {"CompressedMD5": self.compressed_md5, "CompressedSize": self.compressed_size,
-                "ContentType": self.content_type, "UncompressedMD5": self.uncompressed_md5,
-                "UncompressedSize": self.uncompressed_size, "Uuid": self.uuid}
 
-    @classmethod
-    def of(cls, row: AttachmentRecord) -> AttachmentInfo:
-        return cls(int(row.content_type), row.uuid, int(row.compression),
-                   int(row.uncompressed_size), row.uncompressed_md5, int(row.compressed_size),
-                   row.compressed_md5, int(row.revision))
+def info_json(info: AttachmentInfo) -> dict[str, Any]:
+    """The answer of ``.../attachments/{name}/info``."""
+    return {"CompressedMD5": info.compressed_md5, "CompressedSize": info.compressed_size,
+            "ContentType": info.content_type, "UncompressedMD5": info.uncompressed_md5,
+            "UncompressedSize": info.uncompressed_size, "Uuid": info.uuid}
 
-    @classmethod
-    def of_instance(cls, row: InstanceRecord) -> AttachmentInfo:
-        """The ``dicom`` attachment of an instance row. Its revision is always 0 (Orthanc
-        never revises it), so its ETag is ``"0-{md5}"``, as in Orthanc 1.9.2+."""
-        return cls(DICOM, row.blob_key, int(row.compression), int(row.file_size), row.md5,
-                   stored_size(row), stored_md5(row), 0)
+
+def dicom_attachment(row: InstanceRecord) -> AttachmentInfo:
+    """The ``dicom`` attachment of an instance. Its revision is always 0 (Orthanc never
+    revises it), so its ETag is ``"0-{md5}"``, as in Orthanc 1.9.2+."""
+    return AttachmentInfo(DICOM, row.blob_key, row.compression, row.file_size, row.md5,
+                          row.stored_size, row.stored_md5, 0)
 
 
 # --- names and content types ----------------------------------------------------------------
@@ -195,7 +179,7 @@ def _check_revision(current: AttachmentInfo | None, wanted: tuple[int, str] | No
                                    f'"true": cannot {action} an existing attachment')
         return
     if current is not None and (current.revision, current.uncompressed_md5) != wanted:
-        raise RevisionConflict(f"The attachment is at revision {current.etag}, not "
+        raise RevisionConflict(f"The attachment is at revision {etag(current)}, not "
                                f'"{wanted[0]}-{wanted[1]}"')
 
 
@@ -214,12 +198,12 @@ def is_instance_file(level: Level, content_type: int) -> bool:
 def get_info(context: ServerContext, level: Level, public_id: str, name: str) -> AttachmentInfo:
     content_type = content_type_of(context, name)
     if is_instance_file(level, content_type):
-        return AttachmentInfo.of_instance(instance_row(context, public_id))
+        return dicom_attachment(instance_row(context, public_id))
     with context.db.read() as conn:
         row = repository.get(conn, level, _resource_pk(conn, level, public_id), content_type)
     if row is None:
         raise UnknownResource(f"No attachment {name!r} on this {level.value.lower()}")
-    return AttachmentInfo.of(row)
+    return row
 
 
 def content_file(context: ServerContext, info: AttachmentInfo) -> StoredFile:
@@ -287,7 +271,7 @@ def _write(context: ServerContext, level: Level, public_id: str, content_type: i
         with context.db.write() as conn:
             resource_pk = _resource_pk(conn, level, public_id)
             row = repository.get(conn, level, resource_pk, content_type)
-            current = AttachmentInfo.of(row) if row is not None else None
+            current = row
             if expect is not None and (current is None or current.uuid != expect.uuid):
                 raise RevisionConflict("The attachment changed while it was being rewritten")
             _check_revision(current, if_match, check_revisions, "replace")
@@ -334,7 +318,7 @@ def delete_attachment(context: ServerContext, level: Level, public_id: str, name
         row = repository.get(conn, level, resource_pk, content_type)
         if row is None:
             raise UnknownResource(f"No attachment {name!r} on this {level.value.lower()}")
-        current = AttachmentInfo.of(row)
+        current = row
         _check_revision(current, wanted, context.settings.check_revisions, "delete")
         if not repository.delete_attachment(conn, level, resource_pk, content_type,
                                             current.revision):
