@@ -37,6 +37,11 @@ class RunningOrthanc:
     process: subprocess.Popen
 
     def client(self, **kwargs: object) -> httpx.Client:
+        """A client opening a connection per request: Orthanc 1.10.1 closes an idle
+        keep-alive connection after about a second (``KeepAliveTimeout`` only came in
+        1.11.3), and a request sent on it as it closes fails with "Server disconnected
+        without sending a response" (seen on a loaded machine, between two uploads)."""
+        kwargs.setdefault("limits", httpx.Limits(max_keepalive_connections=0))
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)
 
 
