@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -337,18 +337,24 @@ def test_generated_modules_have_readable_names(generated: tuple[ModuleType, str]
     assert not [n for n in names if "dico_m" in n], names
 
 
+def _generated_client(generated: tuple[ModuleType, str], server: LiveServer) -> tuple[
+        Any, ModuleType, ModuleType, Callable[[str, str], ModuleType]]:
+    """The generated package's client on *server*, its models and types modules, and a
+    look-up of its operation modules by tag and operation name."""
+    package, _ = generated
+
+    def module(tag: str, operation: str) -> ModuleType:
+        return importlib.import_module(f"{package.__name__}.api.{tag}.{operation}")
+
+    client = package.Client(base_url=server.url, timeout=60, raise_on_unexpected_status=True)
+    return (client, importlib.import_module(f"{package.__name__}.models"),
+            importlib.import_module(f"{package.__name__}.types"), module)
+
+
 def test_generated_client_finds_searches_and_downloads(
         generated: tuple[ModuleType, str], server: LiveServer) -> None:
     """Typed find body, QIDO-RS filters as arguments, a DICOM file and a ZIP as bytes."""
-    client_package, _ = generated
-    models = importlib.import_module(f"{client_package.__name__}.models")
-    types = importlib.import_module(f"{client_package.__name__}.types")
-
-    def module(tag: str, operation: str) -> ModuleType:
-        return importlib.import_module(f"{client_package.__name__}.api.{tag}.{operation}")
-
-    client = client_package.Client(base_url=server.url, timeout=60,
-                                   raise_on_unexpected_status=True)
+    client, models, types, module = _generated_client(generated, server)
     files = [make_dicom(patient_id="OPENAPI-2", patient_name="CLIENT^FIND", study_uid=uid,
                         StudyDescription=description)
              for uid, description in ((generate_uid(), "HEAD"), (generate_uid(), "KNEE"))]
@@ -388,15 +394,7 @@ def test_generated_client_finds_searches_and_downloads(
 
 def test_generated_client_uploads_browses_and_deletes(
         generated: tuple[ModuleType, str], server: LiveServer) -> None:
-    client_package, _ = generated
-    models = importlib.import_module(f"{client_package.__name__}.models")
-    types = importlib.import_module(f"{client_package.__name__}.types")
-
-    def module(tag: str, operation: str) -> ModuleType:
-        return importlib.import_module(f"{client_package.__name__}.api.{tag}.{operation}")
-
-    client = client_package.Client(base_url=server.url, timeout=60,
-                                   raise_on_unexpected_status=True)
+    client, models, types, module = _generated_client(generated, server)
     data = make_dicom(patient_id="OPENAPI-1", patient_name="CLIENT^GENERATED")
     body = types.File(payload=io.BytesIO(data), file_name="ct.dcm",
                       mime_type="application/dicom")
