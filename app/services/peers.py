@@ -18,7 +18,7 @@ from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.protocols import orthanc_peers as peer_client
 from app.services import outgoing
-from app.services.remotes import get_peer, peer_document
+from app.services.remotes import get_peer, peer_document, peer_job_json
 
 PEER_STORE_JOB = "OrthancPeerStore"
 
@@ -67,12 +67,9 @@ def _transcoded_for_peer(data: bytes, syntax: str) -> bytes:
 
 
 def _peer_content(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
-    url = [peer_client.normalized_url(peer.url)]
-    if peer.username:
-        url.append(peer.username)
     content = {"Compress": False, "Description": outgoing.DESCRIPTION, "FailedInstancesCount": 0,
                "InstancesCount": len(payload["Instances"]),
-               "ParentResources": payload["ParentResources"], "Peer": url,
+               "ParentResources": payload["ParentResources"], "Peer": peer_job_json(peer),
                "Size": "0", "SizeMB": 0}
     if payload.get("Transcode"):
         content["Transcode"] = payload["Transcode"]
