@@ -87,8 +87,9 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     resources = outgoing.resolve_resources(context, ids)
     instances = outgoing.instances_of(context, resources)
     outgoing.log_exports(context, resources, name)
-    payload = {"Peer": name, "Remote": peer_document(peer), "Instances": instances,
-               "ParentResources": [public_id for _, public_id in resources]}
+    payload: dict[str, Any] = {
+        "Peer": name, "Remote": peer_document(peer), "Instances": instances,
+        "ParentResources": [public_id for _, public_id in resources]}
     if "Transcode" in options:
         payload["Transcode"] = transcoding.check_target(options["Transcode"])
     if options.get("Compress") is not None:  # Orthanc 1.6: gzip the bodies sent
