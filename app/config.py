@@ -415,6 +415,9 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "DicomEchoChecksFind": "dicom_echo_checks_find",
     "SynchronousCMove": "synchronous_cmove",
     "ReadOnly": "read_only",
+    "WebDavEnabled": "web_dav_enabled",
+    "WebDavDeleteAllowed": "web_dav_delete_allowed",
+    "WebDavUploadAllowed": "web_dav_upload_allowed",
     "MaximumRequestBodySizeMB": "maximum_request_body_size_mb",
     "DicomDefaultRetrieveMethod": "dicom_default_retrieve_method",
     "AcceptedSopClasses": "accepted_sop_classes",
@@ -428,7 +431,7 @@ _TRANSFER_SYNTAX_OPTIONS = {"AcceptedTransferSyntaxes", *GROUP_OPTIONS}
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
 _ACCEPTED_WITHOUT_EFFECT = {
     "Plugins", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
-    "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
+    "HttpCompressionEnabled",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
     "HttpVerbose", "StorageAccessOnFind",
     "DicomAssociationCloseDelay", "QueryRetrieveSize",
@@ -484,6 +487,10 @@ class Settings:
     synchronous_cmove: bool = True
     # Orthanc 1.12.5: no change to the index or the storage (see app/blobstore/read_only.py)
     read_only: bool = False
+    # Orthanc 1.8.0: the WebDAV share at /webdav/ (app/services/webdav.py)
+    web_dav_enabled: bool = True
+    web_dav_delete_allowed: bool = False
+    web_dav_upload_allowed: bool = True
     # Orthanc 1.13: the largest HTTP request body, in MB (0: Pharos' MaxUploadSize)
     maximum_request_body_size_mb: int = 0
     # Orthanc 1.12.6: how /queries/{id}/retrieve fetches ("C-MOVE" or "C-GET"), unless the

@@ -396,7 +396,7 @@ def _insert_pending_changes(conn: Connection) -> None:
 
 # --- look-ups -----------------------------------------------------------------------------
 
-def _record_columns(level: Level) -> list[Any]:
+def record_columns(level: Level) -> list[Any]:
     """The columns of the level's record (``app.index.records``), in its field order."""
     table = TABLE[level]
     names = field_names(RECORD_OF_LEVEL[level])
@@ -408,11 +408,11 @@ def _record_columns(level: Level) -> list[Any]:
     return columns
 
 
-_RECORD_BY_PUBLIC_ID = {level: select(*_record_columns(level)).where(
+_RECORD_BY_PUBLIC_ID = {level: select(*record_columns(level)).where(
     TABLE[level].c.public_id == bindparam("b_public_id")) for level in TABLE}
-_RECORDS_BY_PK = {level: select(*_record_columns(level)).where(
+_RECORDS_BY_PK = {level: select(*record_columns(level)).where(
     TABLE[level].c.pk.in_(bindparam("b_pks", expanding=True))) for level in TABLE}
-_RECORD_BY_PK = {level: select(*_record_columns(level)).where(TABLE[level].c.pk == bindparam("b_pk"))
+_RECORD_BY_PK = {level: select(*record_columns(level)).where(TABLE[level].c.pk == bindparam("b_pk"))
                  for level in TABLE}
 _PUBLIC_IDS_BY_PK = {level: select(table.c.pk, table.c.public_id).where(
     table.c.pk.in_(bindparam("b_pks", expanding=True))) for level, table in TABLE.items()}

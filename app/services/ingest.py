@@ -352,6 +352,25 @@ def ingest_zip(context: ServerContext, stream: IO[bytes],
                                      for info in members), origin)
 
 
+def ingest_zip_members(context: ServerContext, stream: IO[bytes],
+                       origin: dict[str, str]) -> list[IngestResult]:
+    """Store each DICOM file of a ZIP, skipping the members that are not DICOM (logged):
+    Orthanc's WebDAV upload of a ZIP (1.8.2+), where a folder dropped by a file manager
+    may hold anything. The ZIP bomb limits apply as to ``ingest_zip``."""
+    results = []
+    with _open_zip(stream) as archive:
+        for info in _zip_members(archive, context):
+            try:
+                data = _read_member_checked(archive, info)
+                if not check_instance(data, f"ZIP entry {info.filename!r}"):
+                    continue
+                results.append(ingest_instance(context, data, origin))
+            except BadFileFormat as error:
+                log.warning("Cannot import non-DICOM file from ZIP archive: %s (%s)",
+                            info.filename, error)
+    return results
+
+
 def check_zip(context: ServerContext, stream: IO[bytes]) -> None:
     """Raise what ``ingest_zip`` would raise for this archive before storing anything."""
     with _open_zip(stream) as archive:
