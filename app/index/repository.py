@@ -879,6 +879,14 @@ def lean_instance(conn: Connection, pk: int) -> LeanInstance:
     return LeanInstance(*conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one())
 
 
+def has_identical_instance(conn: Connection, sop_uid: str, md5: str) -> bool:
+    """Whether an instance with this SOPInstanceUID was stored from a file with this MD5
+    (``pharos import`` skips such files without parsing them: resuming an import)."""
+    statement = select(INSTANCES.c.pk).where(INSTANCES.c.sop_uid == sop_uid,
+                                             INSTANCES.c.md5 == md5).limit(1)
+    return conn.execute(statement).first() is not None
+
+
 def lean_instances_of_series(conn: Connection, series_pks: Sequence[int], sop_uid: str | None,
                              with_json: bool) -> list[LeanInstance]:
     """The retrieval columns of the instances of the series (only *sop_uid* when given),

@@ -9,6 +9,7 @@ refusing, as Orthanc does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import zipfile
@@ -30,7 +31,7 @@ from app.context import ServerContext, blob_deletion
 from app.context.metrics import metrics_of
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
-from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
+from app.dicom.parse import ParsedInstance, parse_instance, read_dataset, sop_instance_uid_of
 from app.errors import BadFileFormat, FullStorage, PharosError, ReadOnlyMode, ZipBomb
 from app.index import repository
 from app.index.db import Connection
@@ -205,6 +206,19 @@ def _ingest_started(context: ServerContext, data: bytes, origin: dict[str, str],
 # one overlaps the parse of the next, and their index writes commit in groups.
 _INGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pharos-ingest")
 _IN_FLIGHT = 8  # files of one request held in memory at once
+
+
+def stored_identically(context: ServerContext, data: bytes) -> bool:
+    """Whether these very bytes are stored already: an instance with the file's
+    SOPInstanceUID was stored from a file with the same MD5. Reads only up to that tag
+    (no full parse); any doubt (unreadable header, no UID) answers False, and the file
+    then takes the ingest path, which decides."""
+    sop_uid = sop_instance_uid_of(data)
+    if sop_uid is None:
+        return False
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    with context.db.read() as conn:
+        return repository.has_identical_instance(conn, sop_uid, md5)
 
 
 def ingest_each(context: ServerContext, files: Iterator[Callable[[], bytes]],
