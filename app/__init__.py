@@ -2,11 +2,12 @@
 
 __version__ = "0.1.0"
 
-# The Orthanc REST API level Pharos answers as (`/system` "Version"): the shapes of
-# Orthanc 1.12.1, whose labels and RequestedTags Pharos implements; the JSON of the
-# routes is checked against Debian's Orthanc 1.10.1 by the differential tests.
-ORTHANC_API_VERSION = "1.12.1"
-ORTHANC_API_LEVEL = 22
+# The Orthanc REST API level Pharos answers as (`/system` "Version" and "ApiVersion"):
+# Orthanc 1.13.0, whose suites (core and DICOMweb) pass at this version; the JSON of the
+# routes is checked against Debian's Orthanc 1.10.1 by the differential tests. 1.12.11
+# reports ApiVersion 30 (the Book's OpenAPI); 31 for 1.13.0 is the next one.
+ORTHANC_API_VERSION = "1.13.0"
+ORTHANC_API_LEVEL = 31
 
 
 def orthanc_api_at_least(major: int, minor: int, revision: int) -> bool:

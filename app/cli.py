@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
                               "folders or files, with a progress bar")
     imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.add_argument("--config")
+    imp.add_argument("--workers", type=int, default=None,
+                     help="processes importing side by side (default: one per core)")
     mig = commands.add_parser("migrate", help="apply the index migrations and exit")
     mig.add_argument("--config")
     commands.add_parser("openapi", help="print the OpenAPI document (JSON)")
@@ -68,7 +70,7 @@ def _run(args: argparse.Namespace, settings: Settings, overrides: dict) -> int:
         migrate(settings.effective_database_url)
         return 0
     if args.command == "import":
-        return import_paths(settings, [Path(p) for p in args.paths])
+        return import_paths(settings, [Path(p) for p in args.paths], args.workers)
     if args.command == "reconstruct":
         return reconstruct_storage(settings)
     return 2
@@ -139,8 +141,10 @@ def _reset_runtime_settings(settings: Settings) -> None:
         db.dispose()
 
 
-def import_paths(settings: Settings, paths: list[Path]) -> int:
-    """``pharos import``: 0 when something was stored or nothing was refused."""
+def import_paths(settings: Settings, paths: list[Path], workers: int | None = None) -> int:
+    """``pharos import``: 0 when no file was refused, else 1 (what could be stored is)."""
+    import os
+
     from app import importer
     from app.context import ServerContext
     missing = [str(p) for p in paths if not p.exists()]
@@ -153,14 +157,14 @@ def import_paths(settings: Settings, paths: list[Path]) -> int:
     from app.context import metrics
     context = ServerContext.open(settings)
     try:
-        report = importer.run(context, paths)
+        report = importer.run(context, paths, workers=workers or os.cpu_count() or 1)
     finally:
         try:  # its ingests count in the archive's metrics (pharos_ingest_total, Unknown)
             metrics.flush(context)
         except Exception:  # noqa: BLE001 — metrics never fail an import
             logging.getLogger(__name__).warning("Import counts not added to the metrics")
         context.close()
-    return 0 if report.stored or report.already or not report.refused else 1
+    return 1 if report.refused else 0
 
 
 def reconstruct_storage(settings: Settings) -> int:

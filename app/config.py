@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from app.dicom import storage_classes
 from app.dicom.encodings import parse as parse_encoding
 from app.dicom.transfer_syntaxes import ALL as ALL_SYNTAXES
 from app.dicom.transfer_syntaxes import GROUP_OPTIONS
@@ -132,6 +133,9 @@ class Modality:
     use_dicom_tls: bool = False
     local_aet: str | None = None
     timeout: int = 0
+    # Orthanc 1.12.6: "C-MOVE" or "C-GET" for /queries/{id}/retrieve; None: the server's
+    # DicomDefaultRetrieveMethod ("SystemDefault")
+    retrieve_method: str | None = None
     properties: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -189,6 +193,7 @@ class Modality:
             use_dicom_tls=_flag(name, value, "UseDicomTls", False),
             local_aet=local_aet or None,
             timeout=timeout,
+            retrieve_method=_modality_retrieve_method(name, value.get("RetrieveMethod")),
             properties=properties,
         )
 
@@ -206,7 +211,31 @@ class Modality:
         }
         if self.local_aet:
             answer["LocalAet"] = self.local_aet
+        if self.retrieve_method:
+            answer["RetrieveMethod"] = self.retrieve_method
         return answer
+
+
+RETRIEVE_METHODS = ("C-MOVE", "C-GET")
+
+
+def retrieve_method(value: object) -> str:
+    """``DicomDefaultRetrieveMethod`` or a request's ``RetrieveMethod`` (Orthanc 1.12.6):
+    "C-MOVE" or "C-GET" (any case); ValueError otherwise."""
+    text = value.strip().upper() if isinstance(value, str) else None
+    if text not in RETRIEVE_METHODS:
+        raise ValueError(f'must be "C-MOVE" or "C-GET", not {_shown(value)}')
+    return text
+
+
+def _modality_retrieve_method(name: str, value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "systemdefault"):
+        return None
+    try:
+        return retrieve_method(value)
+    except ValueError as error:
+        raise ValueError(f"modality {name}: RetrieveMethod {error} (or \"SystemDefault\")") \
+            from None
 
 
 _PEER_RESERVED = {"CertificateFile", "CertificateKeyFile", "CertificateKeyPassword",
@@ -386,7 +415,14 @@ _ORTHANC_OPTIONS: dict[str, str] = {
     "DicomEchoChecksFind": "dicom_echo_checks_find",
     "SynchronousCMove": "synchronous_cmove",
     "ReadOnly": "read_only",
+    "WebDavEnabled": "web_dav_enabled",
+    "WebDavDeleteAllowed": "web_dav_delete_allowed",
+    "WebDavUploadAllowed": "web_dav_upload_allowed",
     "MaximumRequestBodySizeMB": "maximum_request_body_size_mb",
+    "DicomDefaultRetrieveMethod": "dicom_default_retrieve_method",
+    "AcceptedSopClasses": "accepted_sop_classes",
+    "RejectedSopClasses": "rejected_sop_classes",
+    "DatabaseServerIdentifier": "database_server_identifier",
 }
 
 # Options read as a whole by a dedicated parser (app.dicom.transfer_syntaxes).
@@ -395,7 +431,7 @@ _TRANSFER_SYNTAX_OPTIONS = {"AcceptedTransferSyntaxes", *GROUP_OPTIONS}
 # Options Orthanc knows that Pharos deliberately accepts without effect (no warning).
 _ACCEPTED_WITHOUT_EFFECT = {
     "Plugins", "MaximumStorageCacheSize", "OrthancExplorerEnabled",
-    "HttpCompressionEnabled", "WebDavEnabled", "WebDavDeleteAllowed", "WebDavUploadAllowed",
+    "HttpCompressionEnabled",
     "SslEnabled", "SslCertificate", "SslMinimumProtocolVersion", "HttpThreadsCount",
     "HttpVerbose", "StorageAccessOnFind",
     "DicomAssociationCloseDelay", "QueryRetrieveSize",
@@ -404,6 +440,7 @@ _ACCEPTED_WITHOUT_EFFECT = {
     "TranscodeDicomProtocol", "BuiltinDecoderTranscoderOrder", "OverwriteInstances_",
     "ExtraMainDicomTags", "Warnings", "ZipLoaderThreads", "StrictAetComparison", "DicomModalities", "OrthancPeers",
     "Pharos", "DicomTlsEnabled", "TcpNoDelay",
+    "RejectSopClasses",  # Orthanc 1.12.6's spelling of RejectedSopClasses, read below
 }
 
 
@@ -450,8 +487,22 @@ class Settings:
     synchronous_cmove: bool = True
     # Orthanc 1.12.5: no change to the index or the storage (see app/blobstore/read_only.py)
     read_only: bool = False
+    # Orthanc 1.8.0: the WebDAV share at /webdav/ (app/services/webdav.py)
+    web_dav_enabled: bool = True
+    web_dav_delete_allowed: bool = False
+    web_dav_upload_allowed: bool = True
     # Orthanc 1.13: the largest HTTP request body, in MB (0: Pharos' MaxUploadSize)
     maximum_request_body_size_mb: int = 0
+    # Orthanc 1.12.6: how /queries/{id}/retrieve fetches ("C-MOVE" or "C-GET"), unless the
+    # request or the modality ("RetrieveMethod") says
+    dicom_default_retrieve_method: str = "C-MOVE"
+    # Orthanc 1.12.6: the storage SOP classes the C-STORE SCP (and the C-GET SCU) accepts,
+    # UIDs or patterns with * and ? (app/dicom/storage_classes.py); empty: all known ones
+    accepted_sop_classes: list[str] = field(default_factory=list)
+    rejected_sop_classes: list[str] = field(default_factory=list)
+    # /system's DatabaseServerIdentifier (Orthanc: this option, else a hash of the host's
+    # MAC addresses, DicomAet, DicomPort and HttpPort)
+    database_server_identifier: str | None = None
     log_exported_resources: bool = False
     keep_alive: bool = True
     default_encoding: str = "Latin1"
@@ -531,6 +582,13 @@ class Settings:
     # folder relative paths of LuaScripts / Hooks are read from (Orthanc's rule).
     document: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     configuration_directory: str | None = None
+
+    @property
+    def storage_sop_classes(self) -> tuple[str, ...]:
+        """The accepted storage SOP classes, in order (``AcceptedSopClasses`` minus
+        ``RejectedSopClasses``, app/dicom/storage_classes.py)."""
+        return storage_classes.accepted(tuple(self.accepted_sop_classes),
+                                        tuple(self.rejected_sop_classes))
 
     @property
     def overwrite_mode(self) -> str:
@@ -661,6 +719,24 @@ class Settings:
                 overwrite_mode(values["overwrite_instances"])
             except ValueError as error:
                 raise ConfigurationError(sources["overwrite_instances"], str(error)) from None
+        if "RejectSopClasses" in document and "RejectedSopClasses" not in document:
+            # Orthanc 1.12.6 spelled it so; later releases read it when the right one is absent
+            values["rejected_sop_classes"] = document["RejectSopClasses"]
+            sources["rejected_sop_classes"] = "RejectSopClasses"
+        for attribute, option in (("accepted_sop_classes", "AcceptedSopClasses"),
+                                  ("rejected_sop_classes", "RejectedSopClasses")):
+            if attribute in sources:
+                try:
+                    values[attribute] = list(storage_classes.entries(values[attribute], option))
+                except ValueError as error:
+                    raise ConfigurationError(sources[attribute], str(error)) from None
+        if "dicom_default_retrieve_method" in sources:
+            try:
+                values["dicom_default_retrieve_method"] = retrieve_method(
+                    values["dicom_default_retrieve_method"])
+            except ValueError as error:
+                raise ConfigurationError(sources["dicom_default_retrieve_method"],
+                                         str(error)) from None
         if "job_lease" in sources and values["job_lease"] < 1:
             raise ConfigurationError(sources["job_lease"], "must be at least 1 (seconds), "
                                      f"not {values['job_lease']}")

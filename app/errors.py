@@ -52,6 +52,14 @@ class UnprocessableQuery(NetworkProtocol):
     http_status = 422
 
 
+class NoPresentationContext(PharosError):
+    """No storage SOP class is left to propose (``AcceptedSopClasses`` and
+    ``RejectedSopClasses`` exclude them all): Orthanc's code 2015."""
+
+    orthanc_code, http_status = 2015, 500
+    orthanc_message = "DicomUserConnection: No acceptable presentation context for modality"
+
+
 class Database(PharosError):
     orthanc_code, orthanc_message, http_status = 11, "Error with the database engine", 500
 

@@ -33,6 +33,7 @@ from app.api import (
     tools,
     ui,
     viewer,
+    webdav,
 )
 from app.api import runtime as runtime_api
 from app.api.errors import install_error_handlers
@@ -171,6 +172,8 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     if wado_enabled(settings):
         add_routes(app.router, dicomweb.wado_uri_router, wado_root(settings),
                    include_in_schema=wado_root(settings) == "/wado")
+    if settings.web_dav_enabled:  # Orthanc 1.8.0's share; no OpenAPI (see app/api/webdav.py)
+        add_routes(app.router, webdav.router, include_in_schema=False)
     add_routes(app.router, viewer.router)
     add_routes(app.router, ui.router)  # the explorer at /ui/ (app/ui/: static files)
     add_routes(app.router, docs.router)

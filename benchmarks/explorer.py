@@ -48,7 +48,7 @@ from benchmarks.find import Measure, _bulk_load, _pharos_document, _schema_key  
 
 PAGE = 25
 STUDY_COLUMNS = {
-    "ResponseContent": ["MainDicomTags", "Labels", "Metadata", "RequestedTags"],
+    "ResponseContent": ["MainDicomTags", "Labels", "Metadata", "RequestedTags", "Parent"],
     "RequestedTags": ["ModalitiesInStudy", "NumberOfStudyRelatedSeries",
                       "NumberOfStudyRelatedInstances"],
 }

@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CORPUS, LiveServer, live_server
+from tests.helpers import CORPUS, LiveServer, close_fork_server, live_server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_fork_server()  # waits for it: its servers' CPU time counts in this process's
 
 
 @pytest.fixture(scope="module")

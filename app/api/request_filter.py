@@ -1,8 +1,9 @@
 """``IncomingHttpRequestFilter``: scripts decide whether an HTTP request is served.
 
 Orthanc calls the Lua function (and Pharos also the Python hook) after authentication
-and before routing, with the method (GET, POST, PUT or DELETE, after method faking; other
-methods are not filtered), the URI path, the client's IP address, the authenticated user
+and before routing, with the method (GET, POST, PUT or DELETE, after method faking;
+WebDAV's methods as the one of these Orthanc maps them to; other methods are not
+filtered), the URI path, the client's IP address, the authenticated user
 name ("" without authentication) and the headers (lower-case names). ``false`` answers
 403 with an empty body. Requests a script sends to the server's own REST API are not
 filtered. A failing filter answers 500 with the Lua error, as Orthanc.
@@ -22,6 +23,23 @@ from app.scripting import events
 from app.scripting.internal_http import internal_origin
 
 _FILTERED_METHODS = ("GET", "POST", "PUT", "DELETE")
+# WebDAV's methods are filtered as the one Orthanc maps them to (HttpServer.cpp): reads
+# as GET, the writes that are no PUT or DELETE as PUT; HEAD and OPTIONS only under
+# /webdav, where Orthanc's WebDAV server answers them.
+_WEBDAV_METHODS = {"PROPFIND": "GET", "PROPPATCH": "PUT", "LOCK": "PUT", "UNLOCK": "PUT",
+                   "MKCOL": "PUT", "MOVE": "PUT", "COPY": "PUT"}
+_WEBDAV_READS = {"HEAD": "GET", "OPTIONS": "GET"}
+
+
+def filtered_method(method: str, path: str) -> str | None:
+    """The method a request filter is shown, None for a request that is not filtered."""
+    if method in _FILTERED_METHODS:
+        return method
+    if method in _WEBDAV_METHODS:
+        return _WEBDAV_METHODS[method]
+    if path == "/webdav" or path.startswith("/webdav/"):
+        return _WEBDAV_READS.get(method)
+    return None
 
 
 class ScriptRequestFilter:
@@ -29,8 +47,9 @@ class ScriptRequestFilter:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or internal_origin(scope) \
-                or scope["method"] not in _FILTERED_METHODS:
+        method = filtered_method(scope["method"], scope["path"]) \
+            if scope["type"] == "http" else None
+        if method is None or internal_origin(scope):
             await self.app(scope, receive, send)
             return
         context = scope["app"].state.context
@@ -43,7 +62,7 @@ class ScriptRequestFilter:
         username = (scope.get("state") or {}).get("username", "")
         try:
             allowed = await events.run_waiting_for_lua(
-                events.http_request_allowed, context, scope["method"], scope["path"],
+                events.http_request_allowed, context, method, scope["path"],
                 client[0] if client else "", username, headers)
         except PharosError as error:
             await _error(scope, send, error)

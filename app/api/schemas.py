@@ -189,6 +189,11 @@ class SystemInfo(_Model):
                                       "(absent from Orthanc's answer)")
     Capabilities: dict[str, bool] | None = Field(
         default=None, description="The optional features of Orthanc's database back-ends (1.12.5+)")
+    DatabaseServerIdentifier: str | None = Field(
+        default=None, description="This node among those sharing the index: the option of that "
+        "name, else a hash of the host's MAC addresses, DicomAet and the ports (1.12.0+)")
+    DicomDefaultRetrieveMethod: str | None = Field(
+        default=None, description="C-MOVE or C-GET: how /queries/{id}/retrieve fetches (1.12.6+)")
 
 
 class EmptyAnswer(_Model):

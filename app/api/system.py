@@ -44,7 +44,10 @@ def get_system(request: Request) -> JsonResponse:
     return json_answer({
         "ApiVersion": ORTHANC_API_LEVEL, "CheckRevisions": settings.check_revisions,
         "DatabaseBackendPlugin": None, "DatabaseVersion": 6,
+        "DatabaseServerIdentifier": browse.database_server_identifier(settings),
         "DicomAet": settings.dicom_aet, "DicomPort": settings.dicom_port,
+        "DicomDefaultRetrieveMethod": settings.dicom_default_retrieve_method,  # 1.12.6
+        "IngestTranscoding": "",  # Pharos keeps files as received (1.11's option: none)
         "HasLabels": True, "HttpPort": settings.http_port, "IsHttpServerSecure": False,
         # Orthanc 1.11+: the main tags each level keeps (its MainDicomTagsSignature).
         "MainDicomTags": {level.value: main_tags_signature(level) for level in LEVELS},
@@ -55,6 +58,7 @@ def get_system(request: Request) -> JsonResponse:
         # a Boolean as in Orthanc <= 1.12, "IfChanged" for the mode that has no Boolean
         "OverwriteInstances": {"Never": False, "Always": True}.get(
             settings.overwrite_mode, settings.overwrite_mode),
+        "PatientLevelEnabled": True,  # Orthanc 1.12.11: the patient routes exist
         "PluginsEnabled": True,  # DICOMweb is described as a plugin (/plugins)
         "ReadOnly": settings.read_only,  # Orthanc 1.12.5
         "StorageAreaPlugin": None,

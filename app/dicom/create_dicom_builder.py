@@ -207,6 +207,8 @@ def embed_image(ds: Dataset, data: bytes) -> None:
         image.load()
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise BadRequest(f"The content is not a valid PNG or JPEG image: {error}") from error
+    except Image.DecompressionBombError as error:  # a few bytes declaring gigapixels
+        raise BadRequest(f"The image is too large to embed: {error}") from error
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         pixels = np.asarray(image).astype(np.uint16)
         samples, bits = 1, 16

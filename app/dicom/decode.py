@@ -533,9 +533,10 @@ def _codec_samples(ds: Dataset, info: ImageInfo, frame: int, syntax: str) -> np.
     """One encapsulated frame decoded by the maintained codec closest to DCMTK's."""
     if syntax in JPEG_LOSSY:
         if info.bits_stored <= 8:
+            from PIL.Image import DecompressionBombError
             try:
                 return _pillow_jpeg(encapsulated_frame(ds, frame), info)
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError, DecompressionBombError) as error:
                 raise NotDecodable(f"Cannot decode the JPEG frame: {error}") from error
         try:
             return _gdcm_frame(ds, frame)

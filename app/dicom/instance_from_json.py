@@ -160,7 +160,7 @@ def _image_attributes(ds: Dataset, data: bytes, media: str) -> None:
     try:
         image = Image.open(io.BytesIO(data))
         width, height, mode = image.width, image.height, image.mode
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         if {"Rows", "Columns", "SamplesPerPixel", "BitsAllocated"} <= set(ds.dir()):
             return
         raise BadRequest(f"The {media} bulk data cannot be read as an image: {error}") \

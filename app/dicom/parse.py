@@ -150,6 +150,18 @@ def parse_instance(data: bytes) -> ParsedInstance:
 _SERIES_MAIN_SEQUENCES = (0x00400275,)  # RequestAttributesSequence
 
 
+def sop_instance_uid_of(data: bytes) -> str | None:
+    """The SOPInstanceUID of a file, read up to that tag only (no full parse); None when
+    the header cannot be read or has none. A quick look, not a validation."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
+                             specific_tags=["SOPInstanceUID"])
+        uid = str(ds.get("SOPInstanceUID", "") or "").strip()
+    except Exception:  # noqa: BLE001 — a quick look: any failure is "unknown"
+        return None
+    return uid or None
+
+
 def series_main_sequences(ds: Dataset) -> str | None:
     """The serialized ``MainDicomSequences`` metadata of the series of *ds*, or None."""
     present = [tag for tag in _SERIES_MAIN_SEQUENCES if tag in ds]

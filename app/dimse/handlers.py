@@ -123,7 +123,8 @@ def handle_requested(event: evt.Event, context: ServerContext, policy: Policy,
         assoc.acceptor.supported_contexts = negotiation.supported_contexts(
             proposed, SERVICE_OF_SOP_CLASS, allowed,
             negotiation.network_syntaxes(acceptance.transfer_syntaxes),
-            acceptance.unknown_sop_class)
+            acceptance.unknown_sop_class, acceptance.storage_classes,
+            acceptance.rejected_classes)
         log.info("Association from %s (%s) to %s: %s", calling, ip, called,
                  ", ".join(sorted(allowed)) or "no service")
     except Exception:  # noqa: BLE001 - fail closed, never raise

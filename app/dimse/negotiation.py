@@ -24,9 +24,8 @@ from pydicom._uid_dict import UID_dictionary
 from pydicom.uid import UID
 from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import _STORAGE_CLASSES
 
-from app.dicom import transfer_syntaxes
+from app.dicom import storage_classes, transfer_syntaxes
 from app.dimse.security import Service
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"  # Push Model SOP Class (PS3.4 J)
@@ -37,16 +36,7 @@ GENERIC_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008
 _NOT_NETWORK = {"1.2.840.10008.1.2.6.1", "1.2.840.10008.1.2.6.2"}
 
 
-def _known_storage_classes() -> frozenset[str]:
-    """pynetdicom's storage SOP classes plus the dictionary's retired ones (DCMTK's
-    ``dcmAllStorageSOPClassUIDs`` has them too)."""
-    retired = {uid for uid, entry in UID_dictionary.items()
-               if entry[1] == "SOP Class" and "Storage" in entry[0]
-               and "Commitment" not in entry[0] and "Directory" not in entry[0]}
-    return frozenset(set(_STORAGE_CLASSES.values()) | retired)
-
-
-STORAGE_CLASSES = _known_storage_classes()
+STORAGE_CLASSES = storage_classes.KNOWN_SET
 
 
 def is_unknown(abstract_syntax: str) -> bool:
@@ -73,11 +63,17 @@ def _context(abstract_syntax: str, syntaxes: tuple[str, ...], roles: bool) -> Pr
 
 def supported_contexts(proposed: Iterable[str], services: dict[str, Service],
                        allowed: set[Service], storage_syntaxes: tuple[str, ...],
-                       unknown_accepted: bool) -> list[PresentationContext]:
+                       unknown_accepted: bool,
+                       accepted_classes: frozenset[str] = STORAGE_CLASSES,
+                       rejected_classes: frozenset[str] = frozenset(),
+                       ) -> list[PresentationContext]:
     """The contexts to support for the proposed abstract syntaxes.
 
     *services* maps the non-storage abstract syntaxes the SCP serves to their service;
-    *storage_syntaxes* are :func:`network_syntaxes` of the association's acceptance.
+    *storage_syntaxes* are :func:`network_syntaxes` of the association's acceptance;
+    *accepted_classes* the storage SOP classes accepted (Orthanc 1.12.6's
+    ``AcceptedSopClasses``: a class left out, known or not, is refused, as Orthanc
+    refuses it); a class in *rejected_classes* is refused even in promiscuous mode.
     """
     answer: list[PresentationContext] = []
     storage = bool(storage_syntaxes) and bool({Service.STORE, Service.GET} & allowed)
@@ -89,8 +85,10 @@ def supported_contexts(proposed: Iterable[str], services: dict[str, Service],
             wanted = (GENERIC_SYNTAXES, True) if commitment else None
         elif service is not None:
             wanted = (GENERIC_SYNTAXES, False) if service in allowed else None
-        elif abstract_syntax in STORAGE_CLASSES:
+        elif abstract_syntax in accepted_classes:
             wanted = (storage_syntaxes, True) if storage else None
+        elif abstract_syntax in STORAGE_CLASSES or abstract_syntax in rejected_classes:
+            wanted = None  # a known storage class that AcceptedSopClasses leaves out
         elif unknown_accepted and is_unknown(abstract_syntax) and storage_syntaxes \
                 and Service.STORE in allowed:
             wanted = (storage_syntaxes, False)

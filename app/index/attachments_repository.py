@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, insert, select, update
+from sqlalchemy import Connection, Table, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.dicom.levels import Level
@@ -55,6 +55,25 @@ def attachments_of(conn: Connection, level: Level,
                 .order_by(ATTACHMENTS.c.resource_pk, ATTACHMENTS.c.content_type)):
             answer[row[0]].append(AttachmentRecord(*row[1:]))
     return answer
+
+
+def size_totals(conn: Connection,
+                owners: dict[Level, list[int]] | None = None) -> tuple[int, int]:
+    """(uncompressed, stored) bytes of the user attachments of the given resources (by
+    level), or of all of them."""
+    sums = select(func.coalesce(func.sum(ATTACHMENTS.c.uncompressed_size), 0),
+                  func.coalesce(func.sum(ATTACHMENTS.c.compressed_size), 0))
+    if owners is None:
+        total, stored = conn.execute(sums).one()
+        return int(total), int(stored)
+    total = stored = 0
+    for level, pks in owners.items():
+        for start in range(0, len(pks), 500):
+            part, part_stored = conn.execute(sums.where(
+                ATTACHMENTS.c.level == level.value,
+                ATTACHMENTS.c.resource_pk.in_(pks[start:start + 500]))).one()
+            total, stored = total + int(part), stored + int(part_stored)
+    return total, stored
 
 
 class AttachmentExists(Exception):

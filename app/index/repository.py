@@ -400,7 +400,7 @@ def _insert_pending_changes(conn: Connection) -> None:
 
 # --- look-ups -----------------------------------------------------------------------------
 
-def _record_columns(level: Level) -> list[Any]:
+def record_columns(level: Level) -> list[Any]:
     """The columns of the level's record (``app.index.records``), in its field order."""
     table = TABLE[level]
     names = field_names(RECORD_OF_LEVEL[level])
@@ -412,11 +412,11 @@ def _record_columns(level: Level) -> list[Any]:
     return columns
 
 
-_RECORD_BY_PUBLIC_ID = {level: select(*_record_columns(level)).where(
+_RECORD_BY_PUBLIC_ID = {level: select(*record_columns(level)).where(
     TABLE[level].c.public_id == bindparam("b_public_id")) for level in TABLE}
-_RECORDS_BY_PK = {level: select(*_record_columns(level)).where(
+_RECORDS_BY_PK = {level: select(*record_columns(level)).where(
     TABLE[level].c.pk.in_(bindparam("b_pks", expanding=True))) for level in TABLE}
-_RECORD_BY_PK = {level: select(*_record_columns(level)).where(TABLE[level].c.pk == bindparam("b_pk"))
+_RECORD_BY_PK = {level: select(*record_columns(level)).where(TABLE[level].c.pk == bindparam("b_pk"))
                  for level in TABLE}
 _PUBLIC_IDS_BY_PK = {level: select(table.c.pk, table.c.public_id).where(
     table.c.pk.in_(bindparam("b_pks", expanding=True))) for level, table in TABLE.items()}
@@ -962,6 +962,14 @@ _LEAN_COLUMNS = tuple(INSTANCES.c[name] for name in field_names(LeanInstance)
 def lean_instance(conn: Connection, pk: int) -> LeanInstance:
     """The retrieval columns of one instance (it must exist)."""
     return LeanInstance(*conn.execute(select(*_LEAN_COLUMNS).where(INSTANCES.c.pk == pk)).one())
+
+
+def has_identical_instance(conn: Connection, sop_uid: str, md5: str) -> bool:
+    """Whether an instance with this SOPInstanceUID was stored from a file with this MD5
+    (``pharos import`` skips such files without parsing them: resuming an import)."""
+    statement = select(INSTANCES.c.pk).where(INSTANCES.c.sop_uid == sop_uid,
+                                             INSTANCES.c.md5 == md5).limit(1)
+    return conn.execute(statement).first() is not None
 
 
 def lean_instances_of_series(conn: Connection, series_pks: Sequence[int], sop_uid: str | None,

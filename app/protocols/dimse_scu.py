@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -498,10 +498,14 @@ def move(modality: Modality, level: str, identifier: Dataset, target_aet: str, *
 _GET_TRANSFER_SYNTAXES = [str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
 
 
-def _get_contexts(model: UID) -> tuple[list[PresentationContext], list[Any]]:
+def _get_contexts(model: UID, storage_classes: Sequence[str] | None = None,
+                  ) -> tuple[list[PresentationContext], list[Any]]:
     """The Q/R Get context plus up to 127 storage contexts with SCP role selection
-    (PS3.4 C.4.3.1: the C-STORE sub-operations come back on the same association)."""
-    storage = [cast(UID, cx.abstract_syntax) for cx in StoragePresentationContexts][:MAX_CONTEXTS - 1]
+    (PS3.4 C.4.3.1: the C-STORE sub-operations come back on the same association): the
+    *storage_classes* given, else pynetdicom's common ones."""
+    storage = list(storage_classes) if storage_classes is not None else \
+        [cast(UID, cx.abstract_syntax) for cx in StoragePresentationContexts]
+    storage = storage[:MAX_CONTEXTS - 1]
     contexts = [build_context(model)]
     contexts += [build_context(uid, _GET_TRANSFER_SYNTAXES) for uid in storage]
     roles = [build_role(uid, scp_role=True) for uid in storage]
@@ -509,7 +513,8 @@ def _get_contexts(model: UID) -> tuple[list[PresentationContext], list[Any]]:
 
 
 def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
-        timeout: float, on_instance: Callable[[bytes], None]) -> GetReport:
+        timeout: float, on_instance: Callable[[bytes], None],
+        storage_classes: Sequence[str] | None = None) -> GetReport:
     """C-GET (PS3.4 C.4.3): each instance received is handed to *on_instance* as a Part 10
     file holding the data set exactly as sent. An exception of *on_instance* answers the
     sub-operation with a failure status; a non-Pharos exception (a cancelled job) also
@@ -540,7 +545,7 @@ def get(modality: Modality, level: str, identifier: Dataset, *, local_aet: str,
         report.received += 1
         return SUCCESS
 
-    contexts, roles = _get_contexts(model)
+    contexts, roles = _get_contexts(model, storage_classes)
     assoc = _associate(modality, local_aet, timeout, contexts, ext_neg=roles,
                        handlers=[(evt.EVT_C_STORE, handle_store)])
     _require_context(assoc, modality, model)

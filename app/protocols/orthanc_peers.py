@@ -69,10 +69,14 @@ def system(peer: Peer, default_timeout: float = DEFAULT_TIMEOUT) -> Any:
         return _decode(_request(client, "GET", "system"))
 
 
-def post_instance(client: httpx.Client, data: bytes) -> Any:
-    """Upload one DICOM file to the peer (``POST /instances``); answer the peer's JSON."""
-    return _decode(_request(client, "POST", "instances", content=data,
-                            headers={"Content-Type": "application/dicom"}))
+def post_instance(client: httpx.Client, data: bytes, gzipped: bool = False) -> Any:
+    """Upload one DICOM file to the peer (``POST /instances``; *gzipped*: *data* is the
+    file compressed with gzip, sent with ``Content-Encoding: gzip`` as Orthanc 1.6+'s
+    ``Compress``); answer the peer's JSON."""
+    headers = {"Content-Type": "application/dicom"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return _decode(_request(client, "POST", "instances", content=data, headers=headers))
 
 
 def _decode(response: httpx.Response) -> Any:

@@ -6,14 +6,17 @@ queries, whatever their count (``/studies?expand`` on 100,000 studies stays line
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from enum import Flag, auto
+from pathlib import Path
 from typing import Any, Literal, cast, overload
 
 import orjson
 
 from app import orthanc_api_at_least
+from app.config import Settings
 from app.context import ServerContext
 from app.dicom.levels import Level
 from app.dicom.parse import index_in_series_text
@@ -226,25 +229,33 @@ def _megabytes(size: int) -> int:
     return size // (1024 * 1024)
 
 
-def _sizes(total: int, disk: int) -> dict[str, Any]:
-    """The sizes of the DICOM files below a resource: as files, and as stored."""
+def _sizes(total: int, disk: int, attached: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """The sizes below a resource: of its DICOM files (``Dicom*``), and of everything it
+    stores, user attachments included (Orthanc's ``GetResourceStatistics`` adds every
+    attachment of the resource and of its descendants); as files, and as stored."""
+    everything, everything_disk = total + attached[0], disk + attached[1]
     return {"DicomDiskSize": str(disk), "DicomDiskSizeMB": _megabytes(disk),
             "DicomUncompressedSize": str(total), "DicomUncompressedSizeMB": _megabytes(total),
-            "DiskSize": str(disk), "DiskSizeMB": _megabytes(disk),
-            "UncompressedSize": str(total), "UncompressedSizeMB": _megabytes(total)}
+            "DiskSize": str(everything_disk), "DiskSizeMB": _megabytes(everything_disk),
+            "UncompressedSize": str(everything), "UncompressedSizeMB": _megabytes(everything)}
 
 
 def resource_statistics(conn: Connection, level: Level, public_id: str) -> dict[str, Any]:
     row = get_row_or_404(conn, level, public_id)
     answer: dict[str, Any] = {}
-    if isinstance(row, InstanceRecord):
-        total, disk = row.file_size, row.stored_size
-    else:
+    owners: dict[Level, list[int]] = {level: [row.pk]}
+    if not isinstance(row, InstanceRecord):
         for child, count in repository.count_children(conn, level, row.pk).items():
             answer[f"Count{'Series' if child == Level.SERIES else child.plural.capitalize()}"] = count
-        pks = repository.descendant_pks(conn, level, row.pk, Level.INSTANCE)
+        current = level
+        while current.child is not None:
+            current = current.child
+            owners[current] = repository.descendant_pks(conn, level, row.pk, current)
+        pks = owners[Level.INSTANCE]
         _, total, disk = repository.storage_totals(conn, pks) if pks else (0, 0, 0)
-    answer.update(_sizes(total, disk))
+    else:
+        total, disk = row.file_size, row.stored_size
+    answer.update(_sizes(total, disk, attachments_repository.size_totals(conn, owners)))
     return answer
 
 
@@ -254,8 +265,39 @@ def statistics(context: ServerContext) -> dict[str, Any]:
         return global_statistics(conn)
 
 
+def database_server_identifier(settings: Settings) -> str:
+    """``/system``'s DatabaseServerIdentifier (Orthanc's
+    ``OrthancConfiguration::GetDatabaseServerIdentifier``): the option when given, else
+    the SHA-1 of this host's MAC addresses, DicomAet, DicomPort and HttpPort, so that
+    each node sharing one index tells itself apart."""
+    if settings.database_server_identifier:
+        return settings.database_server_identifier
+    items = {f"aet={settings.dicom_aet}", f"dicom-port={settings.dicom_port}",
+             f"http-port={settings.http_port}"}
+    items |= {f"mac={mac}" for mac in _mac_addresses()}
+    digest = hashlib.sha1("|".join(sorted(items)).encode(), usedforsecurity=False).hexdigest()
+    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
+
+
+def _mac_addresses() -> set[str]:
+    """The hardware addresses of this host's network interfaces (Linux sysfs; none
+    elsewhere), loopback and all-zero addresses left out."""
+    found: set[str] = set()
+    root = Path("/sys/class/net")
+    for interface in root.iterdir() if root.is_dir() else ():
+        try:
+            address = (interface / "address").read_text().strip().lower()
+        except OSError:
+            continue
+        if address and address.strip("0:"):
+            found.add(address)
+    return found
+
+
 def global_statistics(conn: Connection) -> dict[str, Any]:
     count, total, disk = repository.storage_totals(conn)
+    attached, attached_disk = attachments_repository.size_totals(conn)
+    total, disk = total + attached, disk + attached_disk
     return {"CountInstances": count,
             "CountPatients": repository.count_level(conn, Level.PATIENT),
             "CountSeries": repository.count_level(conn, Level.SERIES),

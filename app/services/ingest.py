@@ -9,6 +9,7 @@ refusing, as Orthanc does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import zipfile
@@ -30,7 +31,7 @@ from app.context import ServerContext, blob_deletion
 from app.context.metrics import metrics_of
 from app.dicom.levels import Level
 from app.dicom.limits import check_deflated_dataset
-from app.dicom.parse import ParsedInstance, parse_instance, read_dataset
+from app.dicom.parse import ParsedInstance, parse_instance, read_dataset, sop_instance_uid_of
 from app.errors import BadFileFormat, FullStorage, PharosError, ReadOnlyMode, ZipBomb
 from app.index import repository
 from app.index.db import Connection
@@ -207,6 +208,19 @@ _INGESTERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pharos-ingest
 _IN_FLIGHT = 8  # files of one request held in memory at once
 
 
+def stored_identically(context: ServerContext, data: bytes) -> bool:
+    """Whether these very bytes are stored already: an instance with the file's
+    SOPInstanceUID was stored from a file with the same MD5. Reads only up to that tag
+    (no full parse); any doubt (unreadable header, no UID) answers False, and the file
+    then takes the ingest path, which decides."""
+    sop_uid = sop_instance_uid_of(data)
+    if sop_uid is None:
+        return False
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    with context.db.read() as conn:
+        return repository.has_identical_instance(conn, sop_uid, md5)
+
+
 def ingest_each(context: ServerContext, files: Iterator[Callable[[], bytes]],
                 origin: dict[str, str]) -> list[IngestResult]:
     """``ingest_instance`` of every file (each read by calling its reader, at most
@@ -336,6 +350,25 @@ def ingest_zip(context: ServerContext, stream: IO[bytes],
         members = _dicom_members(archive, context)
         return ingest_each(context, (partial(_read_member_checked, archive, info)
                                      for info in members), origin)
+
+
+def ingest_zip_members(context: ServerContext, stream: IO[bytes],
+                       origin: dict[str, str]) -> list[IngestResult]:
+    """Store each DICOM file of a ZIP, skipping the members that are not DICOM (logged):
+    Orthanc's WebDAV upload of a ZIP (1.8.2+), where a folder dropped by a file manager
+    may hold anything. The ZIP bomb limits apply as to ``ingest_zip``."""
+    results = []
+    with _open_zip(stream) as archive:
+        for info in _zip_members(archive, context):
+            try:
+                data = _read_member_checked(archive, info)
+                if not check_instance(data, f"ZIP entry {info.filename!r}"):
+                    continue
+                results.append(ingest_instance(context, data, origin))
+            except BadFileFormat as error:
+                log.warning("Cannot import non-DICOM file from ZIP archive: %s (%s)",
+                            info.filename, error)
+    return results
 
 
 def check_zip(context: ServerContext, stream: IO[bytes]) -> None:

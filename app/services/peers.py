@@ -5,6 +5,7 @@ connection of :mod:`app.protocols.orthanc_peers`).
 
 from __future__ import annotations
 
+import gzip
 import logging
 from typing import Any
 
@@ -12,13 +13,14 @@ from app.config import Peer
 from app.context import ServerContext
 from app.dicom import transcode as transcoding
 from app.errors import (
+    BadFileFormat,
     InexistentItem,
 )
 from app.jobs import queue
 from app.jobs.kinds import CancelCheck, JobInterrupted, ProgressCallback
 from app.protocols import orthanc_peers as peer_client
 from app.services import outgoing
-from app.services.remotes import get_peer, peer_document
+from app.services.remotes import get_peer, peer_document, peer_job_json
 
 PEER_STORE_JOB = "OrthancPeerStore"
 
@@ -43,7 +45,9 @@ def run_peer_store(context: ServerContext, payload: dict[str, Any], progress: Pr
                 raise JobInterrupted()
             if payload.get("Transcode"):
                 data = _transcoded_for_peer(data, payload["Transcode"])
-            peer_client.post_instance(client, data)
+            if payload.get("Compress"):  # Orthanc's gzip level 9; Size counts what is sent
+                data = gzip.compress(data, compresslevel=9)
+            peer_client.post_instance(client, data, gzipped=bool(payload.get("Compress")))
             size += len(data)
             content["Size"] = str(size)
             content["SizeMB"] = size // (1024 * 1024)
@@ -67,12 +71,9 @@ def _transcoded_for_peer(data: bytes, syntax: str) -> bytes:
 
 
 def _peer_content(payload: dict[str, Any], peer: Peer) -> dict[str, Any]:
-    url = [peer_client.normalized_url(peer.url)]
-    if peer.username:
-        url.append(peer.username)
-    content = {"Compress": False, "Description": outgoing.DESCRIPTION, "FailedInstancesCount": 0,
+    content = {"Compress": bool(payload.get("Compress")), "Description": outgoing.DESCRIPTION, "FailedInstancesCount": 0,
                "InstancesCount": len(payload["Instances"]),
-               "ParentResources": payload["ParentResources"], "Peer": url,
+               "ParentResources": payload["ParentResources"], "Peer": peer_job_json(peer),
                "Size": "0", "SizeMB": 0}
     if payload.get("Transcode"):
         content["Transcode"] = payload["Transcode"]
@@ -86,10 +87,15 @@ def peer_store(context: ServerContext, name: str, body: Any) -> dict[str, Any]:
     resources = outgoing.resolve_resources(context, ids)
     instances = outgoing.instances_of(context, resources)
     outgoing.log_exports(context, resources, name)
-    payload = {"Peer": name, "Remote": peer_document(peer), "Instances": instances,
-               "ParentResources": [public_id for _, public_id in resources]}
+    payload: dict[str, Any] = {
+        "Peer": name, "Remote": peer_document(peer), "Instances": instances,
+        "ParentResources": [public_id for _, public_id in resources]}
     if "Transcode" in options:
         payload["Transcode"] = transcoding.check_target(options["Transcode"])
+    if options.get("Compress") is not None:  # Orthanc 1.6: gzip the bodies sent
+        if not isinstance(options["Compress"], bool):
+            raise BadFileFormat("Compress must be a Boolean")
+        payload["Compress"] = options["Compress"]
     return queue.submit_or_run(context, PEER_STORE_JOB, payload,
                                synchronous=outgoing.synchronous(options),
                                content=_peer_content(payload, peer), priority=outgoing.priority(options),

@@ -36,9 +36,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
-from app.config import Modality
+from app.config import Modality, retrieve_method
 from app.context import ServerContext
-from app.dicom import orthanc_json
+from app.dicom import orthanc_json, storage_classes
 from app.dicom.encodings import ENCODINGS, Encoding
 from app.dicom.levels import Level
 from app.dicom.tags import MAIN_TAG_KEYWORDS, parse_tag, tag_name
@@ -46,6 +46,7 @@ from app.errors import (
     BadFileFormat,
     BadRequest,
     NetworkProtocol,
+    NoPresentationContext,
     ParameterOutOfRange,
     UnknownResource,
 )
@@ -82,6 +83,11 @@ _MOVE_KEYS: dict[Level, tuple[str, ...]] = {
     Level.SERIES: ("StudyInstanceUID", "SeriesInstanceUID"),
     Level.INSTANCE: ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
 }
+# A C-GET resource may name the SOP classes it holds: they choose the storage contexts the
+# C-GET proposes (Orthanc 1.12.6); they are not sent in the identifier.
+SOP_CLASSES_IN_STUDY = "SOPClassesInStudy"
+# PS3.8 9.3.2.2: 128 presentation contexts, one of them for the Q/R Get model.
+MAX_GET_STORAGE_CONTEXTS = 127
 # Keys of a C-FIND answer a retrieve keeps (Orthanc's DicomMoveScuJob::AddFindAnswer).
 _ANSWER_KEYS = ("QueryRetrieveLevel", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
                 "SOPInstanceUID", "AccessionNumber")
@@ -234,7 +240,7 @@ def move_keys(level: Level, keys: dict[str, str]) -> dict[str, str]:
     wanted = _MOVE_KEYS[level]
     if all(keys.get(k) for k in wanted):
         return {k: keys[k] for k in wanted}
-    return {k: v for k, v in keys.items() if k != "QueryRetrieveLevel"}
+    return {k: v for k, v in keys.items() if k not in ("QueryRetrieveLevel", SOP_CLASSES_IN_STUDY)}
 
 
 # --- C-FIND --------------------------------------------------------------------------
@@ -430,7 +436,8 @@ def retrieve_content(payload: dict[str, Any], modality: Modality) -> dict[str, A
 
 
 def _resource_keys(level: Level, resource: dict[str, Any]) -> dict[str, str]:
-    keys = {_keyword(k): str(v) for k, v in resource.items() if v is not None}
+    keys = {_keyword(k): str(v) for k, v in resource.items()
+            if v is not None and k != SOP_CLASSES_IN_STUDY}
     keys.setdefault("QueryRetrieveLevel", _LEVEL_NAMES[level])
     return keys
 
@@ -537,27 +544,45 @@ def retrieve(context: ServerContext, row: QueryRecord, indices: list[int], body:
     level = Level(row.level)
     settings = _settings(context, row)
     modality = _query_modality(context, row, settings)
+    method = retrieve_method_of(context, modality, options)
     answers = query_answers(row)
-    resources = [_answer_keys(answers[i]) for i in indices]
+    resources = [_answer_keys(answers[i], method == "C-GET") for i in indices]
     timeout = _timeout(options)
     if timeout is None:
         timeout = settings["Timeout"] if settings["Timeout"] is not None \
             else modalities.scu_timeout(context, modality, {})
     payload = _retrieve_payload(context, modality, row.modality, level, resources,
                                 local_aet=settings["LocalAet"], timeout=timeout,
-                                target=target, query_format=_query_format(options))
-    return queue.submit_or_run(context, MOVE_JOB, payload,
-                               synchronous=outgoing.synchronous(options),
-                               content=retrieve_content(payload, modality),
+                                target=target if method == "C-MOVE" else None,
+                                query_format=_query_format(options))
+    content = retrieve_content(payload, modality)
+    if method == "C-GET":
+        content |= {"Details": []}
+    return queue.submit_or_run(context, MOVE_JOB if method == "C-MOVE" else GET_JOB, payload,
+                               synchronous=outgoing.synchronous(options), content=content,
                                priority=outgoing.priority(options),
                                user_data=queue.user_data_of(options))
 
 
-def _answer_keys(answer: dict[str, Any]) -> dict[str, str]:
-    """The keys of a C-FIND answer a retrieve keeps (Orthanc's AddFindAnswer)."""
+def retrieve_method_of(context: ServerContext, modality: Modality,
+                       options: dict[str, Any]) -> str:
+    """How ``/queries/{id}/retrieve`` fetches (Orthanc 1.12.6): the request's
+    ``RetrieveMethod``, else the modality's, else ``DicomDefaultRetrieveMethod``."""
+    asked = options.get("RetrieveMethod")
+    if asked is not None:
+        try:
+            return retrieve_method(asked)
+        except ValueError as error:
+            raise BadFileFormat(f"RetrieveMethod {error}") from None
+    return modality.retrieve_method or context.settings.dicom_default_retrieve_method
+
+
+def _answer_keys(answer: dict[str, Any], get: bool = False) -> dict[str, str]:
+    """The keys of a C-FIND answer a retrieve keeps (Orthanc's AddFindAnswer); for a
+    C-GET, also its SOPClassesInStudy (they choose the storage contexts proposed)."""
     short = orthanc_json.to_short(answer)
     keys: dict[str, str] = {}
-    for keyword in _ANSWER_KEYS:
+    for keyword in _ANSWER_KEYS + ((SOP_CLASSES_IN_STUDY,) if get else ()):
         value = short.get(_key(keyword))
         if isinstance(value, str):
             keys[keyword] = value
@@ -594,6 +619,20 @@ def run_move(context: ServerContext, payload: dict[str, Any], progress: Progress
     return retrieve_content(payload, modality)
 
 
+def _proposed_classes(context: ServerContext, resource: dict[str, Any]) -> list[str]:
+    """The storage classes a C-GET proposes (Orthanc's ``DicomGetScuJob::Retrieve``): the
+    resource's SOPClassesInStudy that are accepted, else the first accepted ones; none
+    answers Orthanc's "no SOPClassUID have been accepted" error."""
+    in_study = resource.get(SOP_CLASSES_IN_STUDY)
+    proposed = storage_classes.proposed_for_get(
+        context.settings.storage_sop_classes,
+        str(in_study).split("\\") if in_study else None, MAX_GET_STORAGE_CONTEXTS)
+    if not proposed:
+        raise NoPresentationContext("Cannot perform C-Get, no SOPClassUID have been accepted "
+                                    "by Orthanc.")
+    return proposed
+
+
 def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressCallback,
             cancel_check: CancelCheck) -> dict[str, Any]:
     """C-GET: the remote sends the instances back on the same association; each one is
@@ -622,7 +661,8 @@ def run_get(context: ServerContext, payload: dict[str, Any], progress: ProgressC
         identifier = _identifier_of(current, resource, runtime.current(context).default_encoding)
         report = dimse_scu.get(modality, current.value, identifier,
                                    local_aet=payload["LocalAet"], timeout=payload["Timeout"],
-                                   on_instance=on_instance)
+                                   on_instance=on_instance,
+                                   storage_classes=_proposed_classes(context, resource))
         total += len(received)
         details.append({"DimseErrorStatus": 0 if report.status in (0, 0xFE00) else report.status,
                         "Query": content["Query"][index] if payload.get("QueryFormat") == "Short"

@@ -34,7 +34,8 @@ def modality_json(modality: Modality) -> dict[str, Any]:
     """A modality as ``/modalities?expand`` shows it (Orthanc's long form,
     ``RemoteModalityParameters::Serialize``)."""
     props = modality.properties or {}
-    return {
+    extra = {"RetrieveMethod": modality.retrieve_method} if modality.retrieve_method else {}
+    return extra | {
         "AET": modality.aet,
         "AllowEcho": modality.allow_echo,
         "AllowEventReport": bool(props.get("AllowEventReport", True)),
@@ -73,6 +74,30 @@ def peer_json(peer: Peer) -> dict[str, Any]:
         answer["CertificateFile"] = props["CertificateFile"]
         answer["CertificateKeyFile"] = None
         answer["CertificateKeyPassword"] = None
+    return answer
+
+
+def peer_job_json(peer: Peer) -> list[str] | dict[str, Any]:
+    """A peer as a job's content names it (``WebServiceParameters::Serialize`` without
+    passwords): ``[URL]``, ``[URL, username, ""]`` (the password blanked), or the long
+    form when the short one cannot say everything (headers, certificate, PKCS#11, timeout,
+    user properties), its header values kept and no password."""
+    props = peer.properties or {}
+    headers = props.get("HttpHeaders")
+    timeout = int(props.get("Timeout", 0) or 0)
+    pkcs11 = bool(props.get("Pkcs11", False))
+    url = peer_client.normalized_url(peer.url)
+    if not (headers or timeout or pkcs11 or props.get("CertificateFile")
+            or peer.user_properties()):
+        return [url, peer.username or "", ""] if peer.username or peer.password else [url]
+    answer: dict[str, Any] = dict(peer.user_properties())
+    answer.update({"HttpHeaders": dict(headers) if isinstance(headers, dict) else {},
+                   "Pkcs11": pkcs11, "Timeout": timeout, "Url": url})
+    if peer.username or peer.password:
+        answer["Username"] = peer.username or ""
+    for key in ("CertificateFile", "CertificateKeyFile"):
+        if props.get(key):
+            answer[key] = props[key]
     return answer
 
 

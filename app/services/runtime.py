@@ -37,7 +37,7 @@ import orjson
 from app.config import Settings
 from app.context import ServerContext
 from app.context.metrics import metrics_of
-from app.dicom import encodings, orthanc_json
+from app.dicom import encodings, orthanc_json, storage_classes
 from app.dicom import transfer_syntaxes as syntaxes
 from app.errors import BadFileFormat, ParameterOutOfRange
 from app.index import runtime_repository
@@ -369,10 +369,14 @@ def set_log_level(context: ServerContext, verbosity: str, category: str | None =
 @dataclass(frozen=True)
 class Acceptance:
     """What the SCP accepts from one calling AE: storage transfer syntaxes (Orthanc's
-    order) and whether storage SOP classes it does not know are accepted."""
+    order), whether storage SOP classes it does not know are accepted, and the storage
+    SOP classes accepted (``AcceptedSopClasses`` minus ``RejectedSopClasses``; a class
+    named there is accepted even when unknown, a rejected one never is)."""
 
     transfer_syntaxes: tuple[str, ...]
     unknown_sop_class: bool
+    storage_classes: frozenset[str] = storage_classes.KNOWN_SET
+    rejected_classes: frozenset[str] = frozenset()
 
 
 # Extension point (Lua's ``Is<Group>TransferSyntaxAccepted(aet, ip)`` and
@@ -388,8 +392,11 @@ def presentation_acceptance(context: ServerContext, calling_aet: str,
     send (Orthanc's ``IApplicationEntityFilter::GetAcceptedTransferSyntaxes`` and
     ``IsUnknownSopClassAccepted``): the runtime settings, then the filters."""
     values = current(context)
+    settings = context.settings
+    accepted = settings.storage_sop_classes
     acceptance = Acceptance(values.accepted_transfer_syntaxes,
-                            values.unknown_sop_class_accepted)
+                            values.unknown_sop_class_accepted, frozenset(accepted),
+                            storage_classes.rejected(tuple(settings.rejected_sop_classes)))
     for accept in ACCEPTANCE_FILTERS:
         acceptance = accept(context, calling_aet, remote_ip, acceptance)
     return acceptance

@@ -68,6 +68,35 @@ def test_put_get_delete_every_level(server: LiveServer, level: str) -> None:
             assert client.get(f"{base}/dicom").status_code == 200
 
 
+def test_statistics_count_the_attachments(tmp_path: Path) -> None:
+    """As Orthanc's ``GetResourceStatistics``: ``DiskSize``/``UncompressedSize`` of a
+    resource add the attachments of the resource and of everything below it (``Dicom*``
+    only the DICOM files); ``/statistics`` adds every attachment."""
+    with live_server(tmp_path, CONFIG) as live, live.client() as client:
+        ids = client.post("/instances", content=make_dicom(patient_id="ATT-STATS")).json()
+        other = client.post("/instances", content=make_dicom(patient_id="ATT-OTHER")).json()
+        before = {level: client.get(f"/{level}/{ids[key]}/statistics").json()
+                  for level, key in (("patients", "ParentPatient"), ("studies", "ParentStudy"),
+                                     ("instances", "ID"))}
+        total = int(client.get("/statistics").json()["TotalDiskSize"])
+        assert client.put(f"/patients/{ids['ParentPatient']}/attachments/sample",
+                          content=b"p" * 45).status_code == 200
+        assert client.put(f"/series/{ids['ParentSeries']}/attachments/sample",
+                          content=b"s" * 10).status_code == 200
+        assert client.put(f"/studies/{other['ParentStudy']}/attachments/sample",
+                          content=b"o" * 7).status_code == 200
+        after = {level: client.get(f"/{level}/{ids[key]}/statistics").json()
+                 for level, key in (("patients", "ParentPatient"), ("studies", "ParentStudy"),
+                                    ("instances", "ID"))}
+        everything = client.get("/statistics").json()
+    grown = {"patients": 55, "studies": 10, "instances": 0}
+    for level, size in grown.items():
+        for key in ("DiskSize", "UncompressedSize"):
+            assert int(after[level][key]) == int(before[level][key]) + size, (level, key)
+        assert after[level]["DicomDiskSize"] == before[level]["DicomDiskSize"]
+    assert int(everything["TotalDiskSize"]) == total + 62
+
+
 def test_compress_uncompress_orthanc_format(server: LiveServer) -> None:
     patient = _upload(server, "ATT-ZLIB")["ParentPatient"]
     base = f"/patients/{patient}/attachments/1030"

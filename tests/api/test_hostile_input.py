@@ -129,6 +129,33 @@ def test_recursion_depth(server: LiveServer, stored: dict[str, str]) -> None:
         assert ok.status_code == 200, ok.text
 
 
+def _png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header (signature, IHDR with its CRC) claiming *width* x *height* pixels,
+    followed by one tiny IDAT: a few dozen bytes announcing gigapixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+def test_image_declaring_gigapixels(server: LiveServer) -> None:
+    """Orthanc's suite sends such a PNG to /tools/create-dicom: Pillow refuses it as a
+    decompression bomb, which is the client's error (400), not the server's."""
+    import base64
+    content = "data:image/png;base64," + base64.b64encode(_png_claiming(40000, 40000)).decode()
+    with server.client() as http:
+        answer = _not_5xx(http.post("/tools/create-dicom", json={
+            "Tags": {"PatientName": "BOMB"}, "Content": content}))
+        assert answer.status_code == 400, answer.text
+        assert "too large" in answer.json()["Message"] + answer.json().get("Details", "")
+        assert http.get("/system").status_code == 200
+
+
 def test_peer_and_modality_definitions(server: LiveServer) -> None:
     with server.client() as http:
         for url in ("localhost:8042", "ftp://host/", "http://", "http://host:99999/", "x" * 500):

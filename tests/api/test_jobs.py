@@ -151,6 +151,26 @@ def peers_config(recorder: RecordingPeer, hanging: HangingPeer | None = None) ->
     return {"OrthancPeers": peers, "ConcurrentJobs": 1}
 
 
+def test_peer_of_store_jobs_hides_the_password(tmp_path: Path, recorder: RecordingPeer) -> None:
+    """``Content.Peer`` as Orthanc's ``WebServiceParameters::Serialize`` without passwords:
+    ``[URL, user, ""]``, or the long form (no password) when it has more to say."""
+    config = peers_config(recorder)
+    config["OrthancPeers"]["auth"] = [recorder.url, "alice", "secret"]
+    config["OrthancPeers"]["long"] = {"Url": recorder.url, "Username": "bob",
+                                      "Password": "hidden", "Timeout": 30}
+    with live_server(tmp_path, config) as server, server.client() as client:
+        patient = upload(client, 1)[0]["ParentPatient"]
+        peers = {}
+        for name in ("auth", "long"):
+            job = client.post(f"/peers/{name}/store",
+                              json={"Resources": [patient], "Synchronous": False}).json()
+            peers[name] = wait_job(client, job["ID"])["Content"]["Peer"]
+    assert peers["auth"] == [recorder.url, "alice", ""]
+    assert peers["long"]["Url"] == recorder.url and peers["long"]["Username"] == "bob"
+    assert peers["long"]["Timeout"] == 30 and "Password" not in peers["long"]
+    assert "secret" not in str(peers) and "hidden" not in str(peers)
+
+
 def test_async_store_answers_id_and_path_and_job_json(tmp_path: Path,
                                                       recorder: RecordingPeer) -> None:
     with live_server(tmp_path, peers_config(recorder)) as server, server.client() as client:

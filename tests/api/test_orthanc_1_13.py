@@ -40,7 +40,25 @@ def test_system_reports_orthanc_1_13(server):
         system = http.get("/system").json()
     assert system["Version"] == "1.13.0"
     assert system["ApiVersion"] >= 30
-    assert system["Capabilities"]["HasExtendedFind"] is True
+    assert system["Capabilities"] == {
+        "HasExtendedChanges": True, "HasExtendedFind": True, "HasKeyValueStores": False,
+        "HasQueues": False, "HasReserveQueueValue": False}
+    # Orthanc 1.12.6-1.12.11's fields (the Book's OpenAPI of 1.12.11)
+    assert system["DicomDefaultRetrieveMethod"] == "C-MOVE"
+    assert system["PatientLevelEnabled"] is True and system["IngestTranscoding"] == ""
+    identifier = system["DatabaseServerIdentifier"]
+    assert len(identifier) == 44 and identifier.count("-") == 4
+
+
+@since(1, 13, 0)
+def test_database_server_identifier_option(tmp_path):
+    """``DatabaseServerIdentifier`` given in the configuration is what /system shows;
+    without it each node (host, ports, AET) gets its own."""
+    with live_server(tmp_path / "a", {"DatabaseServerIdentifier": "node-a"}) as a, \
+            live_server(tmp_path / "b") as b, live_server(tmp_path / "c") as c:
+        shown = [server.client().get("/system").json()["DatabaseServerIdentifier"]
+                 for server in (a, b, c)]
+    assert shown[0] == "node-a" and shown[1] != shown[2]  # other HTTP/DICOM ports
 
 
 @since(1, 13, 0)

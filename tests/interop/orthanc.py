@@ -98,16 +98,17 @@ def running_orthanc(directory: Path, *, dicomweb: bool = False, aet: str = "ORTH
 
 def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Orthanc exited ({process.returncode}): "
-                               f"{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/system", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    with httpx.Client(timeout=1) as client:  # one client: httpx.get() builds one per call
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited ({process.returncode}): "
+                                   f"{log.read_text(errors='replace')[-3000:]}")
+            try:
+                if client.get(f"{url}/system").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
     raise RuntimeError(f"Orthanc did not start: {log.read_text(errors='replace')[-3000:]}")
 
 

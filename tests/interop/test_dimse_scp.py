@@ -419,3 +419,50 @@ def test_many_instances_over_one_association_then_release(tmp_path: Path,
     result = dcmtk("storescu", pharos, files=files)
     assert result.returncode == 0, result.stderr
     assert _count(pharos) == 40
+
+
+def test_accepted_and_rejected_sop_classes(tmp_path: Path) -> None:
+    """Orthanc 1.12.6's ``AcceptedSopClasses``/``RejectedSopClasses``: dcmtk's storescu
+    gets no presentation context for a class left out or rejected (nothing stored), and
+    stores the accepted ones; an unknown UID named in the list is accepted too."""
+    mr, ct, us = ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2",
+                  "1.2.840.10008.5.1.4.1.1.6.1")
+    config = {"DicomAet": AET, "AcceptedSopClasses": ["1.2.840.10008.5.1.4.1.1.?", "1.2.3.4"],
+              "RejectedSopClasses": [mr]}
+    folder = tmp_path / "files"
+    files = {name: _write(folder, f"{name}.dcm", make_dicom(patient_id=f"SOP-{name}",
+                                                           SOPClassUID=uid))
+             for name, uid in (("ct", ct), ("mr", mr), ("us", us), ("private", "1.2.3.4"))}
+    with live_server(tmp_path / "pharos", config) as server, server.client() as client:
+        assert dcmtk("storescu", server, files=[files["ct"]]).returncode == 0
+        _store_with_pynetdicom(server, files["private"])  # storescu refuses unknown classes
+        for refused in ("mr", "us"):  # rejected; not matched by the one-character pattern
+            result = dcmtk("storescu", server, "-R", files=[files[refused]])
+            assert result.returncode != 0, result.stdout + result.stderr
+            assert "presentation context" in (result.stdout + result.stderr).lower()
+        stored = {client.get(f"/patients/{p}").json()["MainDicomTags"]["PatientID"]
+                  for p in client.get("/patients").json()}
+    assert stored == {"SOP-ct", "SOP-private"}
+
+
+def _store_with_pynetdicom(server: LiveServer, path: Path) -> None:
+    from pynetdicom import AE
+    ds = pydicom.dcmread(path)
+    ae = AE(ae_title=SCU)
+    ae.add_requested_context(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=AET)
+    assert assoc.is_established
+    try:
+        assert assoc.send_c_store(ds).Status == 0
+    finally:
+        assoc.release()
+
+
+def test_rejected_sop_classes_old_spelling(tmp_path: Path) -> None:
+    """``RejectSopClasses`` (Orthanc 1.12.6's spelling) is read when ``RejectedSopClasses``
+    is absent."""
+    config = {"DicomAet": AET, "RejectSopClasses": ["1.2.840.10008.5.1.4.1.1.2"]}
+    path = _write(tmp_path / "files", "ct.dcm", make_dicom(patient_id="OLD-SPELLING"))
+    with live_server(tmp_path / "pharos", config) as server, server.client() as client:
+        assert dcmtk("storescu", server, files=[path]).returncode != 0
+        assert client.get("/instances").json() == []

@@ -214,3 +214,153 @@ def test_get_series_from_orthanc(pair: tuple[LiveServer, RunningOrthanc]) -> Non
         assert got.json()["InstancesCount"] == 3
         assert _series_files(client, second["SeriesInstanceUID"]) == _series_files(
             remote, second["SeriesInstanceUID"])
+
+
+def test_store_to_another_called_aet_host_and_port(tmp_path: Path) -> None:
+    """``CalledAet``, ``Host`` and ``Port`` in the body of ``/modalities/{id}/store``
+    override the modality's for that call only: dcmtk's storescp sees the called AET."""
+    if shutil.which("storescp") is None:
+        pytest.skip("dcmtk's storescp is not installed (Debian package dcmtk)")
+    received = tmp_path / "received"
+    received.mkdir()
+    port = free_port()
+    scp = subprocess.Popen(
+        ["storescp", "--aetitle", "REALSCP", "--output-directory", str(received),
+         "--exec-on-reception", f"sh -c 'echo #c >> {tmp_path}/called.txt'", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port)
+        config = {"DicomAet": PHAROS_AET, "DicomModalities": {
+            "nowhere": ["NOWHERE", "127.0.0.1", free_port()]}}
+        with live_server(tmp_path / "pharos", config) as pharos, pharos.client() as client:
+            series = _upload_series(client, "CALLED", 2)
+            body = {"Resources": [series["Series"]], "CalledAet": "OVERRIDDEN",
+                    "Host": "127.0.0.1", "Port": port}
+            sync = client.post("/modalities/nowhere/store", json=body)
+            assert sync.status_code == 200, sync.text
+            assert sync.json()["InstancesCount"] == 2
+            assert sync.json()["RemoteAet"] == "OVERRIDDEN"
+            job = client.post("/modalities/nowhere/store",
+                              json=body | {"CalledAet": "ASYNCAET", "Asynchronous": True})
+            assert wait_job(client, job.json()["ID"])["State"] == "Success"
+            # the modality itself is unchanged: without the overrides, nothing listens
+            failed = client.post("/modalities/nowhere/store", json={
+                "Resources": [series["Series"]]})
+            assert failed.status_code == 500
+            bad = client.post("/modalities/nowhere/store", json=body | {"Port": "4242"})
+            assert bad.status_code == 400
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(
+                (tmp_path / "called.txt").read_text().split() if
+                (tmp_path / "called.txt").exists() else []) < 4:
+            time.sleep(0.1)
+        assert (tmp_path / "called.txt").read_text().split() == ["OVERRIDDEN"] * 2 + \
+            ["ASYNCAET"] * 2
+    finally:
+        scp.terminate()
+        scp.wait(timeout=10)
+
+
+def test_asynchronous_move_from_orthanc(pair: tuple[LiveServer, RunningOrthanc]) -> None:
+    """``"Asynchronous": true`` on ``/modalities/{id}/move`` answers a job at once; the
+    job moves the series from a real Orthanc into Pharos."""
+    pharos, orthanc = pair
+    with pharos.client() as client, orthanc.client() as remote:
+        wanted = _upload_series(remote, "ASYNCMOVE", 2)
+        answer = client.post("/modalities/orthanc/move", json={
+            "Level": "Series", "TargetAet": PHAROS_AET, "Asynchronous": True,
+            "Resources": [{"StudyInstanceUID": wanted["StudyInstanceUID"],
+                           "SeriesInstanceUID": wanted["SeriesInstanceUID"]}]})
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()) == {"ID", "Path"}
+        job = wait_job(client, answer.json()["ID"])
+        assert job["State"] == "Success" and job["Type"] == "DicomMoveScu"
+        assert len(_series_files(client, wanted["SeriesInstanceUID"])) == 2
+
+
+@pytest.fixture()
+def get_pair(tmp_path: Path, request: pytest.FixtureRequest,
+             ) -> Iterator[tuple[LiveServer, RunningOrthanc]]:
+    """A Pharos (its configuration and its modality's extra keys, ``"Modality"``, given
+    by indirect parametrization) and an Orthanc that knows it as a modality."""
+    skip_unless_orthanc()
+    extra = dict(getattr(request, "param", {}))
+    pharos_dicom_port = free_port()
+    orthanc_dir = tmp_path / "orthanc"
+    orthanc_dir.mkdir()
+    with running_orthanc(orthanc_dir, config={"DicomModalities": {
+            "pharos": [PHAROS_AET, "127.0.0.1", pharos_dicom_port]}}) as orthanc:
+        modality = {"AET": orthanc.aet, "Host": "127.0.0.1", "Port": orthanc.dicom_port,
+                    **extra.pop("Modality", {})}
+        config = {"DicomAet": PHAROS_AET, "DicomPort": pharos_dicom_port,
+                  "DicomModalities": {"orthanc": modality}, **extra}
+        with live_server(tmp_path / "pharos", config) as pharos:
+            yield pharos, orthanc
+
+
+@pytest.mark.parametrize("get_pair", [{"DicomDefaultRetrieveMethod": "C-GET"}], indirect=True)
+def test_retrieve_answers_by_c_get_by_default(get_pair: tuple[LiveServer, RunningOrthanc],
+                                              ) -> None:
+    """``DicomDefaultRetrieveMethod: "C-GET"`` (Orthanc 1.12.6): ``/queries/{id}/retrieve``
+    gets the answers on the query's association (no TargetAet); a request's
+    ``RetrieveMethod`` still chooses C-MOVE."""
+    pharos, orthanc = get_pair
+    with pharos.client() as client, orthanc.client() as remote:
+        assert client.get("/system").json()["DicomDefaultRetrieveMethod"] == "C-GET"
+        first = _upload_series(remote, "BYGET", 2)
+        query = client.post("/modalities/orthanc/query", json={
+            "Level": "Study", "Query": {"PatientID": "BYGET"}}).json()["ID"]
+        got = client.post(f"/queries/{query}/retrieve", content=b"")
+        assert got.status_code == 200, got.text
+        assert got.json()["InstancesCount"] == 2 and "TargetAet" not in got.json()
+        assert len(got.json()["Details"][0]["ReceivedInstancesIds"]) == 2
+        assert len(_series_files(client, first["SeriesInstanceUID"])) == 2
+        client.delete(f"/studies/{first['Study']}")
+        job = client.post(f"/queries/{query}/answers/0/retrieve", json={
+            "RetrieveMethod": "C-MOVE", "TargetAet": PHAROS_AET, "Asynchronous": True}).json()
+        done = wait_job(client, job["ID"])
+        assert done["State"] == "Success" and done["Type"] == "DicomMoveScu"
+        assert len(_series_files(client, first["SeriesInstanceUID"])) == 2
+        assert client.post(f"/queries/{query}/retrieve",
+                           json={"RetrieveMethod": "C-STORE"}).status_code == 400
+
+
+@pytest.mark.parametrize("get_pair", [{"Modality": {"RetrieveMethod": "C-GET"}}], indirect=True)
+def test_retrieve_method_of_the_modality(get_pair: tuple[LiveServer, RunningOrthanc]) -> None:
+    """A modality's ``RetrieveMethod`` wins over ``DicomDefaultRetrieveMethod`` (C-MOVE)."""
+    pharos, orthanc = get_pair
+    with pharos.client() as client, orthanc.client() as remote:
+        assert client.get("/modalities/orthanc/configuration").json()["RetrieveMethod"] == \
+            "C-GET"
+        wanted = _upload_series(remote, "MODGET", 1)
+        query = client.post("/modalities/orthanc/query", json={
+            "Level": "Series", "Query": {"PatientID": "MODGET"}}).json()["ID"]
+        job = client.post(f"/queries/{query}/retrieve", json={"Asynchronous": True}).json()
+        done = wait_job(client, job["ID"])
+        assert done["State"] == "Success" and done["Type"] == "DicomGetScu", done
+        assert len(_series_files(client, wanted["SeriesInstanceUID"])) == 1
+
+
+@pytest.mark.parametrize("get_pair", [{"RejectedSopClasses": ["1.2.840.10008.5.1.4.1.1.*"]}],
+                         indirect=True)
+def test_c_get_proposes_only_accepted_classes(get_pair: tuple[LiveServer, RunningOrthanc],
+                                              ) -> None:
+    """The C-GET SCU proposes the accepted storage classes (Orthanc 1.12.6): with every
+    image class rejected, the CT series cannot come back; naming a class in
+    ``SOPClassesInStudy`` that is not accepted leaves nothing to propose (Orthanc's
+    error 2015)."""
+    pharos, orthanc = get_pair
+    with pharos.client() as client, orthanc.client() as remote:
+        wanted = _upload_series(remote, "NOCT", 1)
+        resource = {"StudyInstanceUID": wanted["StudyInstanceUID"],
+                    "SeriesInstanceUID": wanted["SeriesInstanceUID"]}
+        refused = client.post("/modalities/orthanc/get", json={
+            "Level": "Series", "Resources": [resource]})
+        assert refused.status_code == 500
+        assert "C-GET" in refused.json()["Details"] and refused.json()["OrthancStatus"] == 9
+        assert _series_files(client, wanted["SeriesInstanceUID"]) == {}
+        none_left = client.post("/modalities/orthanc/get", json={
+            "Level": "Series", "Resources": [
+                resource | {"SOPClassesInStudy": "1.2.840.10008.5.1.4.1.1.2"}]})
+        assert none_left.status_code == 500
+        assert none_left.json()["OrthancStatus"] == 2015

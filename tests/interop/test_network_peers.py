@@ -102,3 +102,26 @@ def test_pharos_to_pharos(tmp_path: Path) -> None:
             assert remote.get(f"/instances/{instances[0]}/file").content == ours
 
 
+
+
+def test_compressed_store_to_orthanc(tmp_path: Path, orthanc: RunningOrthanc) -> None:
+    """``"Compress": true`` (Orthanc 1.6+) sends each file gzip-compressed with
+    ``Content-Encoding: gzip``: the real Orthanc stores the same instances, and the job
+    counts the compressed bytes."""
+    config = {"OrthancPeers": {"orthanc": [orthanc.url]}}
+    with live_server(tmp_path / "pharos", config) as pharos, pharos.client() as client, \
+            orthanc.client() as remote:
+        study, instances = _study(client, "GZIP", 2)
+        sizes = sum(len(client.get(f"/instances/{i}/file").content) for i in instances)
+        job = client.post("/peers/orthanc/store", json={
+            "Resources": [study], "Compress": True, "Asynchronous": True}).json()
+        done = wait_job(client, job["ID"])
+        assert done["State"] == "Success", done
+        assert done["Content"]["Compress"] is True
+        assert 0 < int(done["Content"]["Size"]) < sizes / 2  # the synthetic ramp compresses
+        assert sorted(remote.get("/instances").json()) == sorted(instances)
+        for instance in instances:
+            assert remote.get(f"/instances/{instance}/file").content == \
+                client.get(f"/instances/{instance}/file").content
+        assert client.post("/peers/orthanc/store", json={
+            "Resources": [study], "Compress": "yes"}).status_code == 400

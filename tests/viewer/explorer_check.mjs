@@ -320,7 +320,7 @@ async function fullScenario() {
     check(await page.locator(`tr[data-id="${anonymized}"]`).count() === 0, 'the study left the list');
   });
 
-  for (const [kind, name] of [['peer', expect.peer], ['modality', expect.modality]]) {
+  for (const [kind, name] of [['peer', expect.peer], ['modality', expect.modality], ['dicomweb', expect.dicomweb]]) {
     await step(`send to a ${kind}`, async () => {
       await page.goto(`${ui}#/studies/${study}`);
       await page.locator('[data-action=send]').click();

@@ -4,8 +4,9 @@
 harness) through every action of the page on a live server: upload by file input,
 folder, ZIP and drop, with progress; search, sort, page; browse patient, study, series,
 instance (tags, preview); label, protect, modify, anonymize, download ZIP and DICOMDIR,
-delete; send to an Orthanc peer and to a DICOM modality (a second Pharos), query and
-retrieve from it; jobs with live progress; system statistics; the keyboard path. It fails
+delete; send to an Orthanc peer, a DICOM modality and a DICOMweb server (a second
+Pharos), query and retrieve from it; jobs with live progress; system statistics; the
+keyboard path. It fails
 on any answer >= 400, failed load, request to another origin, console error or control
 without an accessible name; screenshots land in ``test-artifacts/ui*/``. Then this file
 checks on the servers that the actions happened (the label, the protection, the copy
@@ -85,7 +86,8 @@ def test_explorer_does_every_action_through_the_page(tmp_path: Path, corpus: Pat
     explorer = {"Name": "Explorer test", "HttpPort": ports["a_http"], "DicomPort": ports["a_dicom"],
                 "DicomAet": "PHAROSUI",
                 "DicomModalities": {"target": ["PHAROSB", "127.0.0.1", ports["b_dicom"]]},
-                "OrthancPeers": {"target-peer": {"Url": f"http://127.0.0.1:{ports['b_http']}/"}}}
+                "OrthancPeers": {"target-peer": {"Url": f"http://127.0.0.1:{ports['b_http']}/"}},
+                "DicomWeb": {"Servers": {"target-web": [f"http://127.0.0.1:{ports['b_http']}/dicom-web/"]}}}
     uploads = {
         "files": _dicom_files(corpus / "Phenix") + _dicom_files(corpus / "Comunix"),
         "folder": corpus / "Brainix",
@@ -115,7 +117,8 @@ def test_explorer_does_every_action_through_the_page(tmp_path: Path, corpus: Pat
                 "zipInstances": len(_dicom_files(corpus / "Knee")),
                 "searchName": "KNIX", "browseName": "BRAINIX",
                 "modifiedDescription": "Modified through the explorer",
-                "peer": "target-peer", "modality": "target", "remoteName": "REMOTE*",
+                "peer": "target-peer", "modality": "target", "dicomweb": "target-web",
+                "remoteName": "REMOTE*",
                 "instancesAtEnd": PAGING_STUDIES + uploaded + 1,
             },
         })
@@ -133,12 +136,13 @@ def test_explorer_does_every_action_through_the_page(tmp_path: Path, corpus: Pat
             assert http.post("/tools/find", json={"Level": "Study", "Query": {"PatientName": "REMOTE^ONLY"}}).json()
             jobs = http.get("/jobs?expand").json()
             assert {job["Type"] for job in jobs} >= {
-                "ResourceModification", "OrthancPeerStore", "DicomModalityStore", "DicomMoveScu", "Archive"}
+                "ResourceModification", "OrthancPeerStore", "DicomModalityStore", "DicomWebStowClient",
+                "DicomMoveScu", "Archive"}
         with remote.client() as http:
             copies = http.post("/tools/find", json={
                 "Level": "Study", "Query": {"StudyDescription": "Modified through the explorer"},
                 "Expand": True}).json()
-            assert len(copies) == 1  # sent twice (peer, then modality): one study
+            assert len(copies) == 1  # sent three times (peer, modality, STOW-RS): one study
         with zipfile.ZipFile(steps["download ZIP and DICOMDIR"]["download-media"]) as media:
             assert "DICOMDIR" in media.namelist()
         with zipfile.ZipFile(steps["download ZIP and DICOMDIR"]["download-zip"]) as archive:

@@ -179,6 +179,11 @@ export class JobsView {
     if (job.State === 'Paused') buttons.push(act('Resume', 'play', 'resume'));
     if (!FINAL.has(job.State)) buttons.push(act('Cancel', 'stop', 'cancel'));
     if (job.State === 'Failure') buttons.push(act('Resubmit', 'refresh', 'resubmit'));
+    const result = job.Content?.Path;
+    if (job.State === 'Success' && job.Type === 'ResourceModification' && /^\/(patients|studies|series|instances)\//.test(result ?? '')) {
+      buttons.push(h('a', { class: 'button ghost small', href: `#${result}`, title: 'The modified or anonymized resource' },
+        h('span', {}, 'Open')));
+    }
     if (job.State === 'Success' && job.Type === 'Archive' && job.Content?.ArchiveSizeMB !== undefined) {
       buttons.push(h('a', { class: 'button ghost small', href: url(`/jobs/${job.ID}/archive`), download: '' },
         h('span', {}, 'Download')));

@@ -5,7 +5,8 @@
 // a next page exists), and ResponseContent asking exactly what the columns show. The
 // total comes from /tools/count-resources in parallel and is shown when it arrives, so
 // the page never waits for a count. Both stay fast on a large archive: the sort keys
-// are indexed columns of the index, and only one page of resources is read.
+// are indexed columns (but the description), and only one page of resources is read
+// (benchmarks/explorer.py times these requests at 100,000 studies).
 
 import { count, find } from './api.js';
 import { emptyState, errorBox } from './dialog.js';

@@ -201,7 +201,7 @@ export class StudiesView extends ListView {
     const list = new FindList({
       level: 'Study', caption: 'Studies',
       request: {
-        ResponseContent: ['MainDicomTags', 'Labels', 'Metadata', 'RequestedTags'],
+        ResponseContent: ['MainDicomTags', 'Labels', 'Metadata', 'RequestedTags', 'Parent'],
         RequestedTags: ['ModalitiesInStudy', 'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances'],
       },
       columns: [
@@ -209,7 +209,8 @@ export class StudiesView extends ListView {
           render: s => h('a', { href: `#/studies/${s.ID}`, title: s.PatientMainDicomTags?.PatientName ?? '' },
             personName(s.PatientMainDicomTags?.PatientName) || '(no name)') },
         { key: 'id', label: 'Patient ID', sort: [{ Type: 'DicomTag', Key: 'PatientID' }], class: 'clip id',
-          render: s => h('span', { title: s.PatientMainDicomTags?.PatientID ?? '' }, s.PatientMainDicomTags?.PatientID ?? '') },
+          render: s => h('a', { href: `#/patients/${s.ParentPatient}`, class: 'quiet',
+            title: `${s.PatientMainDicomTags?.PatientID ?? ''}: the patient's page` }, s.PatientMainDicomTags?.PatientID ?? '') },
         { key: 'date', label: 'Study date', firstDir: 'desc', class: 'nowrap',
           sort: [{ Type: 'DicomTag', Key: 'StudyDate' }, { Type: 'DicomTag', Key: 'StudyTime' }],
           render: s => dicomDate(s.MainDicomTags?.StudyDate) },
