@@ -41,7 +41,7 @@ from app.api.openapi import customize_openapi
 from app.api.request_filter import ScriptRequestFilter
 from app.api.request_metrics import RequestMetrics
 from app.api.responses import JsonResponse
-from app.api.routing import add_routes
+from app.api.routing import add_routes, index_routes
 from app.api.security import SecurityMiddleware
 from app.api.uri import UriNormalizer
 from app.api.xml_answers import XmlAnswers
@@ -177,6 +177,7 @@ def create_app(settings: Settings | None = None, *, context: ServerContext | Non
     add_routes(app.router, viewer.router)
     add_routes(app.router, ui.router)  # the explorer at /ui/ (app/ui/: static files)
     add_routes(app.router, docs.router)
+    index_routes(app.router)  # a request is matched against its first segment's routes
     app.add_middleware(ScriptRequestFilter)  # IncomingHttpRequestFilter, after security
     app.add_middleware(SecurityMiddleware, settings=settings)
     app.add_middleware(XmlAnswers)  # JSON answers as XML on Accept: application/xml

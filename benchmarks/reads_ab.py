@@ -9,7 +9,7 @@ viewers and scripts hammer slower. This fills one storage folder through ``POST
 venv: only the ``app/`` package differs), both at once, and sends batches of each
 request to one then the other (the order alternating):
 
-* ``GET /instances/{id}`` (one instance's JSON), ``GET /studies/{id}``;
+* ``GET /instances/{id}`` (one instance's JSON), ``GET /series/{id}``, ``GET /studies/{id}``;
 * ``POST /tools/find``: one patient's instances with ``Expand``, every study with
   ``Expand`` and ``RequestedTags``;
 * QIDO-RS: every study (with computed attributes), the instances of one study;
@@ -92,6 +92,7 @@ def _requests(http: httpx.Client) -> dict[str, Callable[[], httpx.Response]]:
     one = instances[len(instances) // 2]
     return {
         "GET /instances/{id}": lambda: http.get(f"/instances/{one}"),
+        "GET /series/{id}": lambda: http.get(f"/series/{study['Series'][0]}"),
         "GET /studies/{id}": lambda: http.get(f"/studies/{studies[0]}"),
         "find instances of a patient, Expand": lambda: http.post("/tools/find", json={
             "Level": "Instance", "Query": {"PatientID": patient_id}, "Expand": True}),

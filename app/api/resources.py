@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from app import orthanc_api_at_least
-from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param
+from app.api.deps import dicom_format, flag, get_context, ignore_length, int_param, small_read
 from app.api.params import (
     BROWSE_TAGS,
     EXPAND,
@@ -73,10 +73,12 @@ def _register(level: Level) -> None:
                                    "before Orthanc 1.12.5, no limit from 1.12.5)"),
                              *BROWSE_TAGS))
 
-    def get_resource(id: str, request: Request) -> JsonResponse:
-        return json_answer(resources.resource(get_context(request), level, id,
-                                              _requested_tags(request),
-                                              dicom_format(request, "simplify")))
+    async def get_resource(id: str, request: Request) -> JsonResponse:
+        requested, fmt = _requested_tags(request), dicom_format(request, "simplify")
+        if requested:  # (computed tags may count many rows: on a thread)
+            return json_answer(await run_in_threadpool(
+                resources.resource, get_context(request), level, id, requested, fmt))
+        return json_answer(await small_read(request, resources.resource, level, id, [], fmt))
 
     _add(f"/{plural}/{{id}}", get_resource, operation_id=f"get_{singular}", tag=tag,
          summary=f"One {singular}", responses={200: {"model": model}},

@@ -10,9 +10,11 @@ Orthanc does, for the clients that will not write without them (Windows, macOS, 
 
 Where Pharos answers differently, on purpose: ``Depth: infinity`` is refused with 403
 and RFC 4918's ``propfind-finite-depth`` condition, a Depth that is not 0 or 1 with 400,
-and no Depth at all is read as 1 (as SabreDAV does; Orthanc answers 500 to all three); PROPFIND of a file answers that file alone (Orthanc adds its folder first);
-OPTIONS answers on every path of the share (Orthanc: its root only); MOVE and COPY answer
-403 (the tree is derived from the archive; Orthanc does not know the methods: 400).
+and no Depth at all is read as 1 (as SabreDAV does; Orthanc answers 400 to infinity, 500
+to another number or no Depth); PROPFIND of a file answers that file alone (Orthanc adds
+its folder first); OPTIONS answers on every path of the share (Orthanc: its root only);
+MOVE and COPY answer 403 (the tree is derived from the archive; Orthanc does not know
+the methods: 400).
 
 These routes are left out of the OpenAPI document: its generated clients and fuzzers
 know HTTP's standard methods only, and WebDAV has its own clients.

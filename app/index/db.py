@@ -325,6 +325,43 @@ class Database:
         self._group_lock = threading.Lock()
         self._group_pending: list[_GroupMember] = []
         self._group_leading = False
+        # SQLite reads run on the event loop (see inline_reads): the connection each such
+        # thread keeps, and all of them (closed with the engine).
+        self._inline = threading.local()
+        self._inline_connections: list[Connection] = []
+
+    @contextmanager
+    def inline_reads(self) -> Iterator[None]:
+        """Within this block, :meth:`read` on this thread uses a connection the thread
+        keeps for itself instead of one of the pool.
+
+        For a short read run on the event loop (SQLite only): it never waits for a
+        pooled connection, which threads blocked on the loop might hold (a streamed
+        answer), and it skips the pool's check-out and reset. A read nested in another
+        one gets a pooled connection as usual."""
+        if not self.sqlite:
+            raise RuntimeError("inline reads are for a local SQLite index")
+        previous = getattr(self._inline, "enabled", False)
+        self._inline.enabled = True
+        try:
+            yield
+        finally:
+            self._inline.enabled = previous
+
+    @contextmanager
+    def _inline_read(self) -> Iterator[Connection]:
+        local = self._inline
+        connection = getattr(local, "connection", None)
+        if connection is None or connection.closed:
+            connection = local.connection = self.engine.connect()
+            with self._group_lock:
+                self._inline_connections.append(connection)
+        local.busy = True
+        try:
+            with connection.begin():  # BEGIN (a snapshot), then COMMIT of nothing
+                yield connection
+        finally:
+            local.busy = False
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -335,6 +372,11 @@ class Database:
         gives that in WAL mode (a read transaction keeps its snapshot); PostgreSQL's
         default, READ COMMITTED, takes a new snapshot per statement, hence REPEATABLE
         READ (a read-only transaction there never fails to serialize)."""
+        local = self._inline
+        if getattr(local, "enabled", False) and not getattr(local, "busy", False):
+            with self._inline_read() as connection:
+                yield connection
+            return
         with self._reader.connect() as connection:
             yield connection
 
@@ -506,4 +548,8 @@ class Database:
                 log.exception("Index event listener failed")
 
     def dispose(self) -> None:
+        with self._group_lock:
+            inline, self._inline_connections = self._inline_connections, []
+        for connection in inline:
+            connection.close()
         self.engine.dispose()

@@ -315,7 +315,11 @@ def metadata_values(conn: Connection, level: Level, pks: Sequence[int],
                     names: Sequence[str]) -> dict[int, dict[str, str]]:
     """Chosen metadata of many resources of one level, in one query."""
     answer: dict[int, dict[str, str]] = {pk: {} for pk in pks}
-    if pks and names:
+    if len(pks) == 1 and names:  # a resource has a few metadata: all read, some kept
+        answer[pks[0]] = {name: value for name, value in _driver_rows(
+            conn, _METADATA_OF_ONE, {"b_level": level.value, "b_pk": pks[0]})
+            if name in names}
+    elif pks and names:
         for pk, name, value in conn.execute(_METADATA_VALUES, {
                 "b_level": level.value, "b_pks": list(pks), "b_names": list(names)}):
             answer[pk][name] = value
@@ -425,6 +429,76 @@ _LABELS_OF = select(LABELS.c.resource_pk, LABELS.c.label).where(
     LABELS.c.resource_pk.in_(bindparam("b_pks", expanding=True))).order_by(LABELS.c.label)
 
 
+# --- one resource, through the driver -------------------------------------------------------
+# The JSON of one resource (GET /{level}/{id}, its parent, its children...) takes 4 to 6
+# statements on a handful of rows; through SQLAlchemy's execution (parameter processing,
+# expanding IN lists, result set-up, events) each cost ~60 us of CPU where the driver
+# needs ~10 (benchmarks/README.md, small reads). These selects are compiled once per
+# dialect and run on the connection's DBAPI cursor, in its transaction.
+
+class _DriverStatement:
+    """A select (without expanding parameters) compiled for one dialect: its SQL, the
+    order of its positional parameters, its constant parameters and the result
+    processors of its columns (booleans on SQLite...), as SQLAlchemy would apply them."""
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.names: tuple[str, ...] | None = tuple(compiled.positiontup or ()) \
+            if compiled.positional else None
+        self.defaults: dict[str, Any] = {name: bind.value for name, bind in compiled.binds.items()
+                                         if not bind.required}
+        processors = [column.type._cached_result_processor(dialect, None)
+                      for column in statement.selected_columns]
+        self.processors = processors if any(processors) else None
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> Sequence[Any]:
+        values = {**self.defaults, **params}
+        arguments: Any = tuple(values[name] for name in self.names) \
+            if self.names is not None else values
+        if not conn.in_transaction():
+            conn.begin()  # the read's transaction (SQLite: BEGIN), as an execute would
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, arguments)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if self.processors is None:
+            return rows
+        processors = self.processors
+        return [tuple(p(v) if p else v for p, v in zip(processors, row, strict=True))
+                for row in rows]
+
+
+_DRIVER_STATEMENTS: dict[tuple[str, int], _DriverStatement] = {}
+
+
+def _driver_rows(conn: Connection, statement: Any,
+                 params: dict[str, Any]) -> Sequence[Any]:
+    """Run *statement* (a module constant) through the driver, compiled once per dialect."""
+    key = (conn.dialect.name, id(statement))
+    compiled = _DRIVER_STATEMENTS.get(key)
+    if compiled is None:
+        compiled = _DRIVER_STATEMENTS[key] = _DriverStatement(statement, conn.dialect)
+    return compiled.rows(conn, params)
+
+
+_LABELS_OF_ONE = select(LABELS.c.label).where(
+    LABELS.c.level == bindparam("b_level"),
+    LABELS.c.resource_pk == bindparam("b_pk")).order_by(LABELS.c.label)
+_METADATA_OF_ONE = select(METADATA.c.name, METADATA.c.value).where(
+    METADATA.c.level == bindparam("b_level"), METADATA.c.resource_pk == bindparam("b_pk"))
+_PUBLIC_ID_BY_PK = {level: select(table.c.public_id).where(table.c.pk == bindparam("b_pk"))
+                    for level, table in TABLE.items()}
+_CHILD_IDS_OF_ONE = {level: select(TABLE[child].c.public_id)
+                     .where(TABLE[child].c[PARENT_FK[child]] == bindparam("b_pk"))
+                     .order_by(TABLE[child].c.pk)
+                     for level in TABLE if (child := level.child) is not None}
+_INDICES_IN_ONE_SERIES = select(INSTANCES.c.index_in_series).where(
+    INSTANCES.c.series_pk == bindparam("b_pk"))
+
+
 @overload
 def get_row(conn: Connection, level: Literal[Level.PATIENT], public_id: str) -> PatientRecord | None: ...
 @overload
@@ -437,8 +511,10 @@ def get_row(conn: Connection, level: Literal[Level.INSTANCE], public_id: str) ->
 def get_row(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None: ...
 def get_row(conn: Connection, level: Level, public_id: str) -> ResourceRecord | None:
     """One resource; an instance's record also carries ``pixel_data_offset`` (metadata)."""
-    row = conn.execute(_RECORD_BY_PUBLIC_ID[level], {"b_public_id": public_id}).first()
-    return None if row is None else RECORD_OF_LEVEL[level](*row)
+    if "\x00" in public_id:  # no ID holds one (and PostgreSQL's text cannot)
+        return None
+    rows = _driver_rows(conn, _RECORD_BY_PUBLIC_ID[level], {"b_public_id": public_id})
+    return RECORD_OF_LEVEL[level](*rows[0]) if rows else None
 
 
 @overload
@@ -466,6 +542,9 @@ def public_ids_by_pk(conn: Connection, level: Level, pks: Iterable[int]) -> dict
     wanted = list(pks)
     if not wanted:
         return {}
+    if len(wanted) == 1:
+        rows = _driver_rows(conn, _PUBLIC_ID_BY_PK[level], {"b_pk": wanted[0]})
+        return {wanted[0]: rows[0][0]} if rows else {}
     return dict(conn.execute(_PUBLIC_IDS_BY_PK[level], {"b_pks": wanted}).all())
 
 
@@ -485,6 +564,9 @@ def child_ids(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, l
     child = level.child
     if child is None or not pks:
         return {}
+    if len(pks) == 1:
+        return {pks[0]: [public_id for public_id, in
+                         _driver_rows(conn, _CHILD_IDS_OF_ONE[level], {"b_pk": pks[0]})]}
     answer: dict[int, list[str]] = {pk: [] for pk in pks}
     for parent_pk, public_id in conn.execute(_CHILD_IDS[level], {"b_pks": list(pks)}):
         answer[parent_pk].append(public_id)
@@ -861,6 +943,9 @@ def clear_exports(conn: Connection) -> None:
 
 
 def labels_of(conn: Connection, level: Level, pks: Sequence[int]) -> dict[int, list[str]]:
+    if len(pks) == 1:
+        return {pks[0]: [label for label, in _driver_rows(
+            conn, _LABELS_OF_ONE, {"b_level": level.value, "b_pk": pks[0]})]}
     answer: dict[int, list[str]] = {pk: [] for pk in pks}
     if pks:
         for pk, label in conn.execute(_LABELS_OF, {"b_level": level.value, "b_pks": list(pks)}):
@@ -918,6 +1003,9 @@ _INDICES_IN_SERIES = select(INSTANCES.c.series_pk, INSTANCES.c.index_in_series).
 
 def indices_in_series(conn: Connection, series_pks: Sequence[int]) -> list[tuple[int, int | None]]:
     """(series pk, IndexInSeries) of every instance of the series."""
+    if len(series_pks) == 1:
+        return [(series_pks[0], index) for index, in _driver_rows(
+            conn, _INDICES_IN_ONE_SERIES, {"b_pk": series_pks[0]})]
     return [(series_pk, index) for series_pk, index in
             conn.execute(_INDICES_IN_SERIES, {"b_pks": list(series_pks)})]
 

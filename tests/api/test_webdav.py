@@ -268,6 +268,17 @@ def test_uploads(fresh_server: LiveServer) -> None:
                         "two.dcm": make_dicom(sop_uid="1.2.9.3")})
         assert http.put("/webdav/uploads/batch.zip", content=archive).status_code == 201
         assert len(http.get("/instances").json()) == 3
+        # a file larger than what is answered in one read: streamed from the store
+        large = make_dicom(study_uid="1.2.9.9", series_uid="1.2.9.9.1", sop_uid="1.2.9.9.1.1",
+                           size=1500)
+        assert len(large) > 4 * 1024 * 1024
+        assert http.put("/webdav/uploads/large.dcm", content=large).status_code == 201
+        path = "/webdav/by-uids/1.2.9.9/1.2.9.9.1/1.2.9.9.1.1.dcm"
+        assert children(http, "/webdav/by-uids/1.2.9.9/1.2.9.9.1")["1.2.9.9.1.1.dcm"]["size"] \
+            == len(large)
+        with http.stream("GET", path) as answer:
+            assert answer.status_code == 200
+            assert b"".join(answer.iter_bytes()) == large
         # into a folder that does not exist, or over a folder: refused
         assert http.put("/webdav/uploads/none/a.dcm", content=data).status_code == 403
         assert http.put("/webdav/uploads/scans", content=data).status_code == 403

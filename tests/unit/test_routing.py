@@ -4,16 +4,18 @@ same behaviour-relevant attributes as the original routes."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from app.api import dicomweb, images
 from app.api.responses import JsonResponse
-from app.api.routing import add_routes
+from app.api.routing import add_routes, index_routes
 from app.config import Settings
 from app.main import create_app
 
@@ -65,3 +67,55 @@ def test_add_routes_refuses_nested_routers():
     outer.include_router(inner)
     with pytest.raises(TypeError, match="add_routes"):
         add_routes(APIRouter(), outer)
+
+
+def _first_match(routes: list, scope: dict) -> object:
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return route
+        if match == Match.PARTIAL and partial is None:
+            partial = route
+    return partial
+
+
+def test_the_route_index_picks_the_route_the_full_scan_picks():
+    """For a path of every route (and the same path with a trailing slash, another
+    method, an unknown first segment), the routes the index tries give the route the
+    scan of the whole table gives."""
+    app = create_app(Settings())
+    index = app.router.middleware_stack
+    index._build()
+    routes = list(app.router.routes)
+    paths = {re.sub(r"\{[^}]*:path\}", "a/b", re.sub(r"\{[^}:]*\}", "x1", route.path))
+             for route in routes}
+    paths |= {path + "/" for path in paths} | {"/", "/nowhere", "/nowhere/x", ""}
+    for path in sorted(paths):
+        segment = path[1:].split("/", 1)[0]
+        candidates = index.by_segment.get(segment, index.others).routes
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            scope = {"type": "http", "path": path, "root_path": "", "method": method}
+            assert _first_match(candidates, scope) is _first_match(routes, scope), \
+                (method, path)
+
+
+def test_routes_added_later_are_indexed():
+    app = FastAPI(default_response_class=JsonResponse)
+
+    @app.get("/first/{x}")
+    def first(x: str) -> dict:
+        return {"first": x}
+
+    index_routes(app.router)
+    with TestClient(app) as client:
+        assert client.get("/first/1").json() == {"first": "1"}
+        assert client.get("/later/1").status_code == 404
+
+        @app.get("/later/{x}")
+        def later(x: str) -> dict:
+            return {"later": x}
+
+        assert client.get("/later/2").json() == {"later": "2"}
+        assert client.get("/first/3").json() == {"first": "3"}
+        assert client.post("/first/3").status_code == 405
