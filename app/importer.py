@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import queue
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -216,7 +217,7 @@ def _in_processes(context: ServerContext, paths: list[Path],
     for path in paths:
         tasks.put(str(path))
     count = min(workers, len(paths))
-    for _ in range(count):
+    for _ in range(count * _THREADS):
         tasks.put(None)
     settings = dataclasses.replace(context.settings, sweep_orphans_at_start=False)
     processes = [spawn.Process(target=_worker, args=(settings, tasks, results), daemon=True)
@@ -243,14 +244,26 @@ def _in_processes(context: ServerContext, paths: list[Path],
                 process.join(5)
 
 
+# Files in flight per worker process: while one waits for its blob's fsync or the index
+# commit, the others parse, and concurrent commits are grouped (Database.write_grouped).
+_THREADS = 4
+
+
 def _worker(settings: Settings, tasks: Any, results: Any) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
     context = ServerContext.open(settings)
-    try:
+
+    def work() -> None:
         for path in iter(tasks.get, None):
             results.put(import_one(context, Path(path)))
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(_THREADS)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     finally:
         try:
             metrics.flush(context)
