@@ -257,7 +257,13 @@ def _worker(settings: Settings, tasks: Any, results: Any) -> None:
 
     def work() -> None:
         for path in iter(tasks.get, None):
-            results.put(import_one(context, Path(path)))
+            try:
+                outcome = import_one(context, Path(path))
+            except Exception as error:  # noqa: BLE001 — a bug or a store outage: say it, go on
+                log.exception("Unexpected error importing %s", path)
+                outcome = FileOutcome(Path(path), _size(Path(path)),
+                                      refused=f"unexpected error: {error!r}")
+            results.put(outcome)
     threads = [threading.Thread(target=work, daemon=True) for _ in range(_THREADS)]
     try:
         for thread in threads:
