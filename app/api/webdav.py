@@ -34,6 +34,7 @@ from starlette.responses import Response
 
 from app.api.blob_responses import blob_answer
 from app.api.deps import get_context, rest_origin, spool_body
+from app.errors import BadRequest
 from app.services import instances as instance_service
 from app.services import webdav
 from app.services.webdav import Entry, WebDavFile
@@ -50,8 +51,14 @@ _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 def _components(request: Request) -> list[str]:
-    """The request's path below ``/webdav`` (percent-decoded), as components."""
-    return [part for part in request.scope["path"][len(ROOT):].split("/") if part]
+    """The request's path below ``/webdav`` (percent-decoded), as components. ``.``,
+    ``..``, backslashes and NUL are refused (400): ``uploads/`` is a real folder, and
+    ``uploads/../x`` (or ``%2e%2e``, which the scope's path holds decoded) would reach
+    files outside it."""
+    parts = [part for part in request.scope["path"][len(ROOT):].split("/") if part]
+    if any(part in (".", "..") or "\\" in part or "\0" in part for part in parts):
+        raise BadRequest("WebDAV paths cannot hold '.', '..', backslashes or NUL")
+    return parts
 
 
 def _time(value: datetime) -> str:

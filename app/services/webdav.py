@@ -387,7 +387,13 @@ def uploads_root(context: ServerContext) -> Path:
 
 
 def _upload_path(context: ServerContext, path: Sequence[str]) -> Path:
-    return uploads_root(context).joinpath(*path)
+    """The file or folder of ``uploads/`` at *path*; never outside that folder (the door
+    refuses ``..``; a symbolic link planted inside would be refused here)."""
+    root = uploads_root(context)
+    target = root.joinpath(*path)
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise UnknownResource("outside uploads/")
+    return target
 
 
 def _file_time(seconds: float) -> datetime:

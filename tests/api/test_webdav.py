@@ -417,3 +417,39 @@ def test_corpus_file_through_webdav(client: httpx.Client) -> None:
     path = (f"/webdav/by-uids/{tags['StudyInstanceUID']}/{tags['SeriesInstanceUID']}/"
             f"{tags['SOPInstanceUID']}.dcm")
     assert client.get(path).content == data
+
+
+def _raw(server: LiveServer, method: str, path: str, body: bytes = b"") -> int:
+    """One request sent as written (an HTTP client would normalize ``..`` away)."""
+    import socket
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: "
+                     f"{len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_dot_dot_never_leaves_uploads(tmp_path: Path) -> None:
+    """``uploads/`` is a real folder: ``..`` (plain or percent-encoded) must not reach the
+    files beside it (found in review: DELETE removed a file outside, MKCOL made one)."""
+    with live_server(tmp_path, {"WebDavDeleteAllowed": True}) as server:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.request("MKCOL", "/webdav/uploads/inside").status_code == 201
+        root = tmp_path / "outside-root"
+        root.mkdir()
+        victim = root / "victim.txt"
+        victim.write_text("precious")
+        # However deep uploads/ is, enough '..' reach '/', then the victim's absolute path.
+        up = "/".join([".."] * 40) + str(victim)
+        encoded = "/".join(["%2e%2e"] * 40) + quote(str(victim))
+        for method, path in [("DELETE", f"/webdav/uploads/{up}"),
+                             ("DELETE", f"/webdav/uploads/{encoded}"),
+                             ("DELETE", f"/webdav/uploads/inside/{encoded}"),
+                             ("PUT", f"/webdav/uploads/{encoded}.new"),
+                             ("MKCOL", f"/webdav/uploads/{encoded}.dir")]:
+            assert _raw(server, method, path, b"x" if method == "PUT" else b"") == 400, path
+        assert victim.read_text() == "precious"
+        assert sorted(p.name for p in root.iterdir()) == ["victim.txt"]
