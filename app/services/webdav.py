@@ -507,12 +507,8 @@ def store_file(context: ServerContext, path: Sequence[str], body: IO[bytes], siz
     (clients create one before writing it); any other is stored, a ZIP as its DICOM
     files, then leaves the folder whatever the outcome, as in Orthanc: a file that is
     not DICOM is dropped with a warning in the log, not refused."""
-    check_writable(context)
-    if len(path) < 2 or path[0] != UPLOADS or not WebDavOptions.of(context).upload_allowed \
-            or not all(_valid_name(p) for p in path):
-        return False
-    target = _upload_path(context, path[1:])
-    if not target.parent.is_dir() or target.is_dir():
+    target = _new_upload_target(context, path)
+    if target is None or target.is_dir():
         return False
     try:
         if size == 0:
@@ -539,14 +535,21 @@ def store_file(context: ServerContext, path: Sequence[str], body: IO[bytes], siz
     return True
 
 
-def create_folder(context: ServerContext, path: Sequence[str]) -> bool:
-    """MKCOL: only in ``uploads/``, in an existing folder, under a new name."""
+def _new_upload_target(context: ServerContext, path: Sequence[str]) -> Path | None:
+    """Where PUT or MKCOL writes *path* (``uploads/...``), in an existing folder; None
+    when refused (not in uploads/, uploads off, a bad name, no such folder)."""
     check_writable(context)
     if len(path) < 2 or path[0] != UPLOADS or not WebDavOptions.of(context).upload_allowed \
             or not all(_valid_name(p) for p in path):
-        return False
+        return None
     target = _upload_path(context, path[1:])
-    if not target.parent.is_dir() or target.exists():
+    return target if target.parent.is_dir() else None
+
+
+def create_folder(context: ServerContext, path: Sequence[str]) -> bool:
+    """MKCOL: only in ``uploads/``, in an existing folder, under a new name."""
+    target = _new_upload_target(context, path)
+    if target is None or target.exists():
         return False
     target.mkdir()
     return True
